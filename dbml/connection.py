@@ -1,0 +1,235 @@
+"""The dbml connection: a DuckDB connection that also runs ML statements.
+
+``sql`` splits a script into statements; dbml's own go to their handlers, queries
+with PREDICT are rewritten, and everything else reaches DuckDB exactly as typed.
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import Any
+
+import duckdb
+
+from dbml import statements
+from dbml.dialect import parse_statement
+from dbml.errors import DbmlError
+from dbml.features import FeatureSpec
+from dbml.pipeline import TrainRequest, label_types, train
+from dbml.registry import Registry, check_model_name, parse_reference
+from dbml.rewrite import ModelSignature, Statement, rewrite_predict, split_statements
+from dbml.runtime import session_for
+from dbml.training import Callback
+from dbml.udfs import function_names, register_version
+
+__all__ = ["Connection", "connect", "install"]
+
+_installed: "weakref.WeakKeyDictionary[duckdb.DuckDBPyConnection, Connection]" = weakref.WeakKeyDictionary()
+
+
+class Connection:
+    """A DuckDB connection with dbml's statements, functions and registry.
+
+    Attributes:
+        duckdb: the underlying ``duckdb.DuckDBPyConnection``.
+        registry: the registry of this database.
+    """
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, user: str | None = None):
+        self._con = con
+        self.registry = Registry(con, user)
+        self.registry.ensure()
+        self._functions: dict[str, str] = {}  # UDF name -> sha256 it was built from
+
+    @property
+    def duckdb(self) -> duckdb.DuckDBPyConnection:
+        return self._con
+
+    # -- SQL -------------------------------------------------------------------------
+
+    def sql(self, text: str, params: list[Any] | dict[str, Any] | None = None) -> duckdb.DuckDBPyRelation | None:
+        """Run a script of ML statements and plain SQL separated by ``;``.
+
+        Returns a relation for the last statement that yields rows, else None.
+        """
+        parts = split_statements(text)
+        if params is not None and len(parts) > 1:
+            raise DbmlError("parameters can be bound to one statement at a time; split the script")
+        result = None
+        for part in parts:
+            rel = self._run(part, params)
+            if rel is not None:
+                result = rel
+        return result
+
+    def execute(self, text: str, params: list[Any] | dict[str, Any] | None = None):
+        """Run one statement with bound parameters (``?`` or ``$name``).
+
+        Plain SQL and queries with PREDICT behave as ``duckdb.execute`` (the result is
+        read with ``fetchall()``, ``df()``, ``arrow()``); ML statements return a relation.
+        """
+        parts = split_statements(text)
+        if len(parts) != 1:
+            if params is not None:
+                raise DbmlError("parameters can be bound to one statement at a time; split the script")
+            return self.sql(text)
+        part = parts[0]
+        if part.kind == "ml":
+            return statements.run_statement(self, parse_statement(part.text), params)
+        sql = self.rewrite(part.text) if part.kind == "predict" else part.text
+        return self._con.execute(sql, params)
+
+    def _run(self, part: Statement, params) -> duckdb.DuckDBPyRelation | None:
+        if part.kind == "ml":
+            return statements.run_statement(self, parse_statement(part.text), params)
+        sql = self.rewrite(part.text) if part.kind == "predict" else part.text
+        return self._con.sql(sql, params=params)
+
+    def rewrite(self, sql: str) -> str:
+        """The SQL DuckDB runs for ``sql``: PREDICT calls become per-version UDF calls
+        (registered here on first use); other text is unchanged."""
+        return rewrite_predict(sql, self.signature)
+
+    def signature(self, reference: str) -> ModelSignature:
+        """Resolve 'model', 'model:3' or 'model@alias' and make sure its UDFs exist."""
+        model, version, alias = parse_reference(reference)
+        rec = self.registry.get(model, version, alias)
+        return self._ensure_functions(rec)
+
+    def _ensure_functions(self, rec: dict[str, Any]) -> ModelSignature:
+        model, version = rec["model"], rec["version"]
+        features = tuple(FeatureSpec(**f) for f in rec["features"])
+        task = rec["task"]
+        predict_type = label_types(rec["target_type"])[1] if task == "classification" else "DOUBLE"
+        predict_name, proba_name = function_names(model, version)
+        if self._functions.get(predict_name) != rec["onnx_sha256"]:
+            what = f"model '{model}' version {version}"
+            session = session_for(
+                rec["onnx_sha256"], rec["onnx_size"], lambda: self.registry.blob(model, version), what
+            )
+            register_version(self._con, model, version, features, task, rec["labels"], predict_type, session)
+            self._functions[predict_name] = rec["onnx_sha256"]
+        return ModelSignature(
+            model=model,
+            version=version,
+            features=features,
+            predict_function=predict_name,
+            predict_type=predict_type,
+            label_type=rec["target_type"] if task == "classification" else "DOUBLE",
+            proba_function=proba_name if task == "classification" else None,
+        )
+
+    def _forget_functions(self, model: str, versions: list[int]) -> None:
+        for version in versions:
+            for name in function_names(model, version):
+                self._functions.pop(name, None)
+                try:
+                    self._con.remove_function(name)
+                except duckdb.Error:
+                    pass  # never registered on this connection
+
+    # -- Python twins of the statements ---------------------------------------------------
+
+    def train(
+        self,
+        model: str,
+        source: str,
+        target: str | list[str] | None = None,
+        *,
+        using: str | None = None,
+        if_not_exists: bool = False,
+        params: list[Any] | None = None,
+        callbacks: list[Callback] | None = None,
+        **options: Any,
+    ) -> duckdb.DuckDBPyRelation:
+        """``TRAIN MODEL model [USING using] FROM source TARGET target WITH (options)``.
+
+        Args:
+            model: the model name.
+            source: a table or view name, a file path, or a query.
+            target: the target column.
+            using: the architecture (default chosen from the data).
+            if_not_exists: skip training when the model has a version.
+            params: values for ``?`` parameters of a source query.
+            callbacks: training-loop callbacks (see :class:`dbml.training.Callback`).
+            **options: training and architecture options, e.g. ``epochs=30``.
+        """
+        source_sql, label = statements.source_query(source)
+        targets = [target] if isinstance(target, str) else list(target or [])
+        request = TrainRequest(
+            model=model, source_sql=self.rewrite(source_sql), source_label=label, targets=targets,
+            architecture=using, options=options, if_not_exists=if_not_exists, params=params,
+            callbacks=list(callbacks or []),
+        )  # fmt: skip
+        return self.run_train(request)
+
+    def run_train(self, request: TrainRequest) -> duckdb.DuckDBPyRelation:
+        row = train(self._con, self.registry, request)
+        return statements.rows_relation(self._con, [row])
+
+    def predict(self, model: str, source: str, proba: bool = False) -> duckdb.DuckDBPyRelation:
+        """The source's rows with a ``prediction`` column (and ``probabilities`` when asked)."""
+        ref = model.replace("'", "''")
+        source_sql, _ = statements.source_query(source)
+        extra = f", PREDICT_PROBA('{ref}', *) AS probabilities" if proba else ""
+        return self._con.sql(self.rewrite(f"SELECT *, PREDICT('{ref}', *) AS prediction{extra} FROM ({source_sql}) AS src"))
+
+    def show_models(self) -> duckdb.DuckDBPyRelation:
+        """``SHOW MODELS``: one row per model."""
+        return self.sql("SHOW MODELS")
+
+    def describe_model(self, model: str) -> duckdb.DuckDBPyRelation:
+        """``DESCRIBE MODEL model``: one row per version with its schema, metrics, sizes and lineage."""
+        name = check_model_name(model)
+        self.registry.get(name)  # raises for an unknown model
+        return self._con.sql(
+            "SELECT v.version, v.created_at, v.created_by, v.architecture, v.task, v.target, v.target_type, "
+            "v.labels, v.features, v.metrics, v.row_count, v.train_rows, v.validation_rows, v.epochs, "
+            "v.train_seconds, v.device, v.onnx_size, v.onnx_sha256, v.parity_error, v.source_sql, "
+            "v.source_tables, v.data_fingerprint, v.options, v.library_versions, v.parent_version, "
+            "(SELECT list(a.alias ORDER BY a.alias) FROM dbml.aliases a WHERE a.model = v.model "
+            " AND a.version = v.version) AS aliases "
+            "FROM dbml.model_versions v WHERE v.model = $model ORDER BY v.version",
+            params={"model": name},
+        )
+
+    def drop_model(self, model: str, version: int | None = None, if_exists: bool = False) -> duckdb.DuckDBPyRelation:
+        """``DROP MODEL [IF EXISTS] model [VERSION n]``: blobs and rows go, the audit row stays."""
+        name = check_model_name(model)
+        dropped = self.registry.drop(name, version, if_exists)
+        self._forget_functions(name, dropped)
+        return statements.rows_relation(self._con, [{"model": name, "version": v, "status": "dropped"} for v in dropped])
+
+    def close(self) -> None:
+        self._con.close()
+
+    def __enter__(self) -> "Connection":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def connect(path: str | None = None, *, user: str | None = None, read_only: bool = False, **config: Any) -> Connection:
+    """Open (or create) a DuckDB database with dbml in it.
+
+    Args:
+        path: the database file; None for an in-memory database.
+        user: the name recorded in the registry and audit log (default: the OS user).
+        read_only: open the file read-only (PREDICT works, training does not).
+        **config: DuckDB configuration options, e.g. ``threads=4``.
+    """
+    con = duckdb.connect(path or ":memory:", read_only=read_only, config=config)
+    conn = Connection(con, user)
+    _installed[con] = conn
+    return conn
+
+
+def install(con: duckdb.DuckDBPyConnection, user: str | None = None) -> Connection:
+    """Add dbml to a DuckDB connection the user already has; calling it again returns the same object."""
+    existing = _installed.get(con)
+    if existing is not None:
+        return existing
+    conn = Connection(con, user)
+    _installed[con] = conn
+    return conn

@@ -1,0 +1,295 @@
+"""The dbml SQL dialect: DuckDB's, plus the ML statements and the PREDICT functions.
+
+Each ML statement is an expression class, a branch of ``_parse_statement`` and a
+generator entry, so a new statement is four small pieces. Plain SQL never goes
+through this module's generator: :mod:`dbml.script` hands it to DuckDB as typed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlglot import exp
+from sqlglot.dialects.duckdb import DuckDB
+from sqlglot.errors import ParseError, TokenError
+from sqlglot.tokens import Token, TokenType
+
+from dbml.errors import DbmlSyntaxError, OptionError
+
+__all__ = [
+    "Dbml",
+    "TrainModel",
+    "ShowModels",
+    "DescribeModel",
+    "DropModel",
+    "Predict",
+    "PredictProba",
+    "PREDICT_FUNCTIONS",
+    "parse_statement",
+    "option_value",
+]
+
+
+class TrainModel(exp.Expression):
+    """``TRAIN MODEL [IF NOT EXISTS] m [USING arch] FROM src [TARGET a, b] [WITH (k = v)]``.
+
+    ``source`` is a Table, a string Literal (a file path) or a Subquery; ``source_sql``
+    keeps the user's own text of a subquery, untouched.
+    """
+
+    arg_types = {
+        "this": True,
+        "exists": False,
+        "using": False,
+        "source": True,
+        "source_sql": False,
+        "targets": False,
+        "options": False,
+    }
+
+
+class ShowModels(exp.Expression):
+    """``SHOW MODELS``."""
+
+    arg_types: dict[str, bool] = {}
+
+
+class DescribeModel(exp.Expression):
+    """``DESCRIBE MODEL m``."""
+
+    arg_types = {"this": True}
+
+
+class DropModel(exp.Expression):
+    """``DROP MODEL [IF EXISTS] m [VERSION n]``."""
+
+    arg_types = {"this": True, "exists": False, "version": False}
+
+
+class Predict(exp.Expression, exp.Func):
+    """``PREDICT(model, *)`` or ``PREDICT(model, col, ...)``: the model's label or value."""
+
+    arg_types = {"this": True, "expressions": False}
+    is_var_len_args = True
+    _sql_names = ["PREDICT"]
+
+
+class PredictProba(Predict):
+    """``PREDICT_PROBA(model, ...)``: a STRUCT with one probability per class label."""
+
+    _sql_names = ["PREDICT_PROBA"]
+
+
+PREDICT_FUNCTIONS = {"PREDICT": Predict, "PREDICT_PROBA": PredictProba}
+
+# Statement heads that mark a statement as dbml's own; everything else goes to DuckDB.
+ML_STATEMENT_HEADS = (("TRAIN", "MODEL"), ("SHOW", "MODELS"), ("DESCRIBE", "MODEL"), ("DROP", "MODEL"))
+
+
+def _build_predict(cls: type[Predict]):
+    def build(args: list[exp.Expression]) -> Predict:
+        if not args:
+            raise ParseError(f"{cls._sql_names[0]} needs a model as its first argument")
+        return cls(this=args[0], expressions=args[1:])
+
+    return build
+
+
+class DbmlParser(DuckDB.Parser):
+    FUNCTIONS = {
+        **{k: v for k, v in DuckDB.Parser.FUNCTIONS.items() if k not in PREDICT_FUNCTIONS},
+        **{name: _build_predict(cls) for name, cls in PREDICT_FUNCTIONS.items()},
+    }
+
+    def _parse_statement(self) -> exp.Expression | None:
+        if not self._curr:
+            return None
+        if self._match_text_seq("TRAIN", "MODEL"):
+            return self._parse_train_model()
+        if self._match_text_seq("SHOW", "MODELS"):
+            return self.expression(ShowModels())
+        if self._match_text_seq("DESCRIBE", "MODEL"):
+            return self.expression(DescribeModel(this=self._parse_model_name()))
+        if self._match_text_seq("DROP", "MODEL"):
+            exists = self._match_text_seq("IF", "EXISTS")
+            name = self._parse_model_name()
+            version = None
+            if self._match_text_seq("VERSION"):
+                if not self._match(TokenType.NUMBER):
+                    self.raise_error("Expected a version number after VERSION")
+                version = exp.Literal.number(self._prev.text)
+            return self.expression(DropModel(this=name, exists=exists, version=version))
+        return super()._parse_statement()
+
+    def _parse_model_name(self) -> exp.Identifier:
+        if not self._curr or self._curr.token_type not in (TokenType.VAR, TokenType.IDENTIFIER, *self.ID_VAR_TOKENS):
+            self.raise_error("Expected a model name")
+        name = self._parse_id_var(any_token=False)
+        if name is None:
+            self.raise_error("Expected a model name")
+        return name
+
+    def _parse_train_model(self) -> TrainModel:
+        exists = self._match_text_seq("IF", "NOT", "EXISTS")
+        name = self._parse_model_name()
+        using = None
+        if self._match(TokenType.USING):
+            using = self._parse_id_var(any_token=True)
+            if using is None:
+                self.raise_error("Expected an architecture name after USING")
+        if not self._match(TokenType.FROM):
+            self.raise_error("Expected FROM after the model name")
+        source, source_sql = self._parse_train_source()
+        targets = []
+        if self._match_text_seq("TARGET"):
+            targets = self._parse_csv(lambda: self._parse_id_var(any_token=False))
+            if not targets or any(t is None for t in targets):
+                self.raise_error("Expected a column name after TARGET")
+        options = []
+        if self._match(TokenType.WITH):
+            options = self._parse_wrapped_csv(self._parse_train_option)
+        if self._curr:
+            self.raise_error(f"Unexpected '{self._curr.text}' in TRAIN MODEL")
+        return self.expression(
+            TrainModel(
+                this=name,
+                exists=exists,
+                using=using,
+                source=source,
+                source_sql=source_sql,
+                targets=targets,
+                options=options,
+            )
+        )
+
+    def _parse_train_source(self) -> tuple[exp.Expression, str | None]:
+        if self._match(TokenType.L_PAREN):
+            start: Token = self._curr
+            query = self._parse_select(nested=True) if self._curr else None
+            if query is None:
+                self.raise_error("Expected a query inside the parentheses after FROM")
+            end: Token = self._curr
+            self._match_r_paren()
+            text = self.sql[start.start : end.start].strip() if end else self.sql[start.start :].strip()
+            return exp.Subquery(this=query), text
+        if self._match(TokenType.STRING):
+            return exp.Literal.string(self._prev.text), None
+        table = self._parse_table_parts()
+        if table is None or not table.name:
+            self.raise_error("Expected a table, a view, a quoted file path or (SELECT ...) after FROM")
+        return table, None
+
+    def _parse_train_option(self) -> exp.EQ:
+        key = self._parse_id_var(any_token=True)
+        if key is None:
+            self.raise_error("Expected an option name")
+        if not self._match(TokenType.EQ):
+            self.raise_error(f"Expected '=' after option {key.name}")
+        value = self._parse_bitwise()
+        if value is None:
+            self.raise_error(f"Expected a value for option {key.name}")
+        return exp.EQ(this=key, expression=value)
+
+
+def _name(expr: exp.Expression | None) -> str:
+    return expr.sql(dialect="duckdb") if expr is not None else ""
+
+
+class DbmlGenerator(DuckDB.Generator):
+    TRANSFORMS = {
+        **DuckDB.Generator.TRANSFORMS,
+        Predict: lambda self, e: self.func("PREDICT", e.this, *e.expressions),
+        PredictProba: lambda self, e: self.func("PREDICT_PROBA", e.this, *e.expressions),
+        ShowModels: lambda self, e: "SHOW MODELS",
+        DescribeModel: lambda self, e: f"DESCRIBE MODEL {_name(e.this)}",
+        DropModel: lambda self, e: "DROP MODEL "
+        + ("IF EXISTS " if e.args.get("exists") else "")
+        + _name(e.this)
+        + (f" VERSION {e.args['version'].name}" if e.args.get("version") else ""),
+        TrainModel: lambda self, e: _train_sql(self, e),
+    }
+
+
+def _train_sql(gen: DbmlGenerator, e: TrainModel) -> str:
+    parts = ["TRAIN MODEL"]
+    if e.args.get("exists"):
+        parts.append("IF NOT EXISTS")
+    parts.append(gen.sql(e.this))
+    if e.args.get("using"):
+        parts.append(f"USING {gen.sql(e.args['using'])}")
+    source = e.args["source"]
+    if isinstance(source, exp.Subquery) and e.args.get("source_sql"):
+        parts.append(f"FROM ({e.args['source_sql']})")
+    else:
+        parts.append(f"FROM {gen.sql(source)}")
+    if e.args.get("targets"):
+        parts.append("TARGET " + ", ".join(gen.sql(t) for t in e.args["targets"]))
+    if e.args.get("options"):
+        parts.append("WITH (" + ", ".join(f"{gen.sql(o.this)} = {gen.sql(o.expression)}" for o in e.args["options"]) + ")")
+    return " ".join(parts)
+
+
+class Dbml(DuckDB):
+    """DuckDB's dialect with dbml's statements and functions."""
+
+    Parser = DbmlParser
+    Generator = DbmlGenerator
+
+
+_DIALECT = Dbml()
+
+
+def _syntax_error(err: ParseError | TokenError, sql: str) -> DbmlSyntaxError:
+    info: dict[str, Any] = (getattr(err, "errors", None) or [{}])[0]
+    line, col = info.get("line"), info.get("col")
+    token = info.get("highlight")
+    desc = info.get("description") or str(err).split("\n")[0]
+    where = f" at line {line}, column {col}" if line is not None else ""
+    near = f" near '{token}'" if token else ""
+    return DbmlSyntaxError(f"syntax error{where}{near}: {desc}", line=line, col=col, token=token)
+
+
+def parse_statement(sql: str) -> exp.Expression:
+    """Parse one statement with the dbml dialect.
+
+    Raises:
+        DbmlSyntaxError: naming the offending token and its line and column.
+    """
+    try:
+        statements = _DIALECT.parse(sql)
+    except (ParseError, TokenError) as err:
+        raise _syntax_error(err, sql) from None
+    statements = [s for s in statements if s is not None]
+    if len(statements) != 1:
+        raise DbmlSyntaxError(f"expected one statement, got {len(statements)}")
+    return statements[0]
+
+
+def option_value(name: str, value: exp.Expression) -> Any:
+    """Turn an option's SQL literal (number, string, boolean, NULL, list) into Python."""
+    if isinstance(value, exp.Paren):
+        return option_value(name, value.this)
+    if isinstance(value, exp.Neg):
+        inner = option_value(name, value.this)
+        if isinstance(inner, (int, float)) and not isinstance(inner, bool):
+            return -inner
+    elif isinstance(value, exp.Boolean):
+        return bool(value.this)
+    elif isinstance(value, exp.Null):
+        return None
+    elif isinstance(value, exp.Literal):
+        if value.is_string:
+            return value.this
+        text = value.this
+        try:
+            return int(text)
+        except ValueError:
+            return float(text)
+    elif isinstance(value, exp.Array):
+        return [option_value(name, v) for v in value.expressions]
+    elif isinstance(value, (exp.Column, exp.Identifier)) and value.name.lower() in ("true", "false"):
+        return value.name.lower() == "true"
+    raise OptionError(
+        f"option '{name}' has value {value.sql(dialect='duckdb')!r}, which is not a number, "
+        "string, boolean or [list]"
+    )

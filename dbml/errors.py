@@ -1,0 +1,75 @@
+"""Every error dbml raises on purpose. Each message names the thing at fault and what to do."""
+
+from __future__ import annotations
+
+__all__ = [
+    "DbmlError",
+    "DbmlSyntaxError",
+    "InvalidNameError",
+    "ModelNotFoundError",
+    "VersionNotFoundError",
+    "OptionError",
+    "SourceError",
+    "TargetError",
+    "FeatureError",
+    "TrainingError",
+    "ExportError",
+    "IntegrityError",
+]
+
+
+class DbmlError(Exception):
+    """Base class of dbml's errors; the message always starts with ``dbml:``."""
+
+    def __init__(self, message: str):
+        if not message.startswith("dbml:"):
+            message = f"dbml: {message}"
+        super().__init__(message)
+
+
+class DbmlSyntaxError(DbmlError):
+    """An ML statement that the dbml dialect cannot parse."""
+
+    def __init__(self, message: str, line: int | None = None, col: int | None = None, token: str | None = None):
+        self.line, self.col, self.token = line, col, token
+        super().__init__(message)
+
+
+class InvalidNameError(DbmlError):
+    """A model name that is not a plain SQL identifier."""
+
+
+class ModelNotFoundError(DbmlError):
+    """A model name with no version in the registry."""
+
+
+class VersionNotFoundError(ModelNotFoundError):
+    """A model exists but not the version asked for."""
+
+
+class OptionError(DbmlError):
+    """An unknown option, an option of the wrong type, or a value out of range."""
+
+
+class SourceError(DbmlError):
+    """The FROM source of TRAIN MODEL cannot be read, or holds no usable rows."""
+
+
+class TargetError(DbmlError):
+    """The TARGET column is missing or unusable."""
+
+
+class FeatureError(DbmlError):
+    """A feature column is missing, or of a type no architecture takes."""
+
+
+class TrainingError(DbmlError):
+    """Training failed (for example the loss diverged); nothing was saved."""
+
+
+class ExportError(DbmlError):
+    """The ONNX graph could not be built or disagrees with torch; nothing was saved."""
+
+
+class IntegrityError(DbmlError):
+    """A stored blob whose size or sha256 no longer matches the registry."""

@@ -1,0 +1,188 @@
+"""Feature columns: their kinds, the SQL that encodes them, and their profile.
+
+One function, :func:`feature_sql`, says how a raw column becomes a model input; the
+training query and every rewritten PREDICT call use it, so a column is encoded the
+same way at training and at scoring. The profile (means, spreads, null counts,
+quantiles, vocabularies) is computed by DuckDB with SQL aggregates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from sqlglot import exp
+
+from dbml.errors import FeatureError
+
+__all__ = [
+    "FeatureSpec",
+    "feature_kind",
+    "feature_sql",
+    "profile_features",
+    "encode_features",
+    "QUANTILES",
+]
+
+NUMERIC_TYPES = {
+    "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT",
+    "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT", "UHUGEINT",
+    "FLOAT", "DOUBLE", "REAL",
+}  # fmt: skip
+DATETIME_TYPES = {
+    "DATE", "TIMESTAMP", "TIMESTAMP WITH TIME ZONE", "TIMESTAMP_S", "TIMESTAMP_MS", "TIMESTAMP_NS",
+}  # fmt: skip
+QUANTILES = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
+
+# Kinds and the ONNX input each one takes.
+ONNX_INPUT = {"numeric": "float", "boolean": "float", "datetime": "float", "category": "string"}
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """One raw feature column as the model sees it.
+
+    Attributes:
+        name: the column name (the ONNX input has the same name).
+        kind: numeric, boolean, datetime or category.
+        sql_type: the column's DuckDB type at training; scoring casts to it.
+    """
+
+    name: str
+    kind: str
+    sql_type: str
+
+    def to_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+    @property
+    def onnx_type(self) -> str:
+        return ONNX_INPUT[self.kind]
+
+
+def feature_kind(column: str, sql_type: str) -> tuple[str, str]:
+    """Classify a DuckDB column type; returns (kind, the type scoring casts to).
+
+    Raises:
+        FeatureError: for a type no tabular model takes, naming the column.
+    """
+    t = sql_type.upper()
+    if t in NUMERIC_TYPES or t.startswith("DECIMAL"):
+        return "numeric", t
+    if t == "BOOLEAN":
+        return "boolean", t
+    if t in DATETIME_TYPES:
+        return "datetime", t
+    if t == "VARCHAR" or t.startswith("ENUM"):
+        return "category", "VARCHAR"
+    raise FeatureError(
+        f"column '{column}' has type {sql_type}, which a tabular model cannot take; "
+        f"leave it out with SELECT * EXCLUDE ({column}) or cast it"
+    )
+
+
+def feature_sql(feature: FeatureSpec, column: exp.Expression) -> exp.Expression:
+    """The SQL expression that turns a raw column into the model's input.
+
+    Numbers, booleans and dates become FLOAT (dates as days since 1970-01-01,
+    fractional for timestamps); categories become VARCHAR with NULL as ''.
+    """
+    typed = exp.cast(column, exp.DataType.build(feature.sql_type, dialect="duckdb"))
+    if feature.kind == "category":
+        return exp.func("COALESCE", typed, exp.Literal.string(""))
+    if feature.kind == "datetime":
+        days = exp.Div(this=exp.func("epoch", typed), expression=exp.Literal.number("86400.0"))
+        return exp.cast(days, exp.DataType.build("FLOAT"))
+    return exp.cast(typed, exp.DataType.build("FLOAT"))
+
+
+def _q(name: str) -> str:
+    return exp.to_identifier(name, quoted=True).sql(dialect="duckdb")
+
+
+def profile_features(
+    con: duckdb.DuckDBPyConnection, table: str, features: list[FeatureSpec], max_categories: int
+) -> dict[str, dict[str, Any]]:
+    """Profile encoded feature columns of ``table`` with SQL aggregates.
+
+    Args:
+        con: a connection where ``table`` holds the encoded training rows.
+        table: the (already quoted-safe) name of that table.
+        features: the features to profile.
+        max_categories: vocabulary size cap per category column (most frequent first).
+    """
+    profile: dict[str, dict[str, Any]] = {}
+    numeric = [f for f in features if f.kind != "category"]
+    if numeric:
+        aggs = []
+        for f in numeric:
+            c = _q(f.name)
+            aggs += [
+                f"count({c})",
+                f"avg({c})",
+                f"stddev_pop({c})",
+                f"min({c})",
+                f"max({c})",
+                f"quantile_cont({c}, {QUANTILES})",
+            ]
+        row = con.execute(f"SELECT count(*), {', '.join(aggs)} FROM {table}").fetchall()[0]
+        total = row[0]
+        for i, f in enumerate(numeric):
+            cnt, mean, std, lo, hi, qs = row[1 + 6 * i : 7 + 6 * i]
+            profile[f.name] = {
+                "kind": f.kind,
+                "count": total,
+                "nulls": total - cnt,
+                "mean": float(mean) if mean is not None else 0.0,
+                "std": float(std) if std is not None else 0.0,
+                "min": float(lo) if lo is not None else None,
+                "max": float(hi) if hi is not None else None,
+                "quantiles": [float(q) for q in qs] if qs is not None else [],
+            }
+    for f in features:
+        if f.kind != "category":
+            continue
+        c = _q(f.name)
+        rows = con.execute(
+            f"SELECT {c} AS v, count(*) AS n FROM {table} GROUP BY ALL ORDER BY n DESC, v LIMIT ?",
+            [max_categories],
+        ).fetchall()
+        total, distinct = con.execute(f"SELECT count(*), approx_count_distinct({c}) FROM {table}").fetchall()[0]
+        profile[f.name] = {
+            "kind": f.kind,
+            "count": total,
+            "nulls": int(sum(n for v, n in rows if v == "")),
+            "distinct": int(distinct),
+            "vocabulary": [v for v, _ in rows],
+            "frequencies": [n / total for _, n in rows] if total else [],
+        }
+    return profile
+
+
+def encode_features(
+    table: pa.Table, features: list[FeatureSpec], profile: dict[str, dict[str, Any]]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Encoded Arrow columns -> (float32 [N, numeric], int64 [N, category]) arrays.
+
+    Numbers keep NULL as NaN (the preprocessing imputes it); categories become
+    1-based vocabulary codes with 0 for unknown values. Columnar, no per-row objects.
+    """
+    n = table.num_rows
+    num_cols, cat_cols = [], []
+    for f in features:
+        col = table.column(f.name)
+        if f.kind == "category":
+            vocab = pa.array(profile[f.name]["vocabulary"], type=pa.string())
+            idx = pc.index_in(col.cast(pa.string()), value_set=vocab)
+            cat_cols.append(pc.add(pc.fill_null(idx, -1), 1).to_numpy().astype(np.int64))
+        else:
+            values = pc.fill_null(col.cast(pa.float32()), float("nan"))
+            num_cols.append(values.to_numpy().astype(np.float32, copy=False))
+    x_num = np.column_stack(num_cols) if num_cols else np.zeros((n, 0), np.float32)
+    x_cat = np.column_stack(cat_cols) if cat_cols else np.zeros((n, 0), np.int64)
+    return np.ascontiguousarray(x_num, np.float32), np.ascontiguousarray(x_cat, np.int64)
+

@@ -1,0 +1,103 @@
+"""Declared options of TRAIN MODEL: names, types, defaults and ranges.
+
+Training options are shared by every architecture; an architecture adds its own
+(for example ``hidden`` and ``dropout`` for the MLP). Validation names the option
+at fault and lists the valid ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from dbml.errors import OptionError
+
+__all__ = ["Option", "TRAINING_OPTIONS", "validate_options"]
+
+
+@dataclass(frozen=True)
+class Option:
+    """One option: its type, default, range check and a line of help."""
+
+    name: str
+    type: str  # int, float, bool, str, int_list
+    default: Any
+    help: str
+    check: Callable[[Any], bool] | None = None
+    rule: str = ""  # the range in words, for error messages
+    choices: tuple[str, ...] | None = None
+
+    def coerce(self, value: Any) -> Any:
+        t = self.type
+        ok = False
+        if t == "int":
+            ok = isinstance(value, int) and not isinstance(value, bool)
+            if isinstance(value, float) and value.is_integer():
+                value, ok = int(value), True
+        elif t == "float":
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+            value = float(value) if ok else value
+        elif t == "bool":
+            ok = isinstance(value, bool)
+        elif t == "str":
+            ok = isinstance(value, str)
+            value = value.lower() if ok and self.choices else value
+        elif t == "int_list":
+            if isinstance(value, int) and not isinstance(value, bool):
+                value = [value]
+            ok = isinstance(value, (list, tuple)) and all(
+                isinstance(v, int) and not isinstance(v, bool) for v in value
+            )
+            value = list(value) if ok else value
+        if not ok:
+            shown = {"int_list": "a list of integers such as [64, 32]"}.get(t, f"a {t}")
+            raise OptionError(f"option '{self.name}' must be {shown}, got {value!r}")
+        if self.choices is not None and value not in self.choices:
+            raise OptionError(f"option '{self.name}' must be one of {', '.join(self.choices)}, got {value!r}")
+        if self.check is not None and not self.check(value):
+            raise OptionError(f"option '{self.name}' must be {self.rule}, got {value!r}")
+        return value
+
+
+TRAINING_OPTIONS: tuple[Option, ...] = (
+    Option("task", "str", "auto", "classification, regression, or auto (from the target's type)",
+           choices=("auto", "classification", "regression")),
+    Option("epochs", "int", 200, "largest number of passes over the training rows",
+           lambda v: 1 <= v <= 100_000, "between 1 and 100000"),
+    Option("batch_size", "int", 0, "rows per step; 0 picks from the row count",
+           lambda v: 0 <= v <= 1_000_000, "between 0 (auto) and 1000000"),
+    Option("lr", "float", 1e-3, "Adam learning rate", lambda v: 0 < v <= 10, "in (0, 10]"),
+    Option("weight_decay", "float", 1e-4, "AdamW weight decay", lambda v: 0 <= v <= 1, "in [0, 1]"),
+    Option("validation", "float", 0.2, "fraction of rows held out for early stopping and metrics",
+           lambda v: 0 <= v < 1, "in [0, 1)"),
+    Option("patience", "int", 20, "epochs without validation improvement before stopping",
+           lambda v: v >= 1, "at least 1"),
+    Option("seed", "int", 42, "seed of the split, the initial weights and the shuffling",
+           lambda v: 0 <= v < 2**63, "a non-negative integer"),
+    Option("device", "str", "auto", "auto (CUDA when present), cpu or cuda",
+           choices=("auto", "cpu", "cuda")),
+    Option("progress", "bool", True, "show a progress bar of epochs on stderr"),
+    Option("max_categories", "int", 100, "vocabulary size per category column (most frequent kept)",
+           lambda v: 1 <= v <= 100_000, "between 1 and 100000"),
+    Option("max_classes", "int", 20, "an integer target with at most this many values is a class label",
+           lambda v: 2 <= v <= 10_000, "between 2 and 10000"),
+)  # fmt: skip
+
+
+def validate_options(given: dict[str, Any], declared: tuple[Option, ...], context: str) -> dict[str, Any]:
+    """Check user options against the declared ones and fill in defaults.
+
+    Args:
+        given: the options as the user wrote them (names are case-insensitive).
+        declared: every option that applies.
+        context: what the options are for, for messages (e.g. "TRAIN MODEL churn USING mlp").
+    """
+    by_name = {o.name: o for o in declared}
+    out = {o.name: o.default for o in declared}
+    for raw_name, value in given.items():
+        name = raw_name.lower()
+        if name not in by_name:
+            valid = ", ".join(sorted(by_name))
+            raise OptionError(f"unknown option '{raw_name}' for {context}; valid options are: {valid}")
+        out[name] = by_name[name].coerce(value)
+    return out

@@ -1,0 +1,390 @@
+"""TRAIN MODEL from source to registry row.
+
+source relation -> checks (target, features, options) -> rows as Arrow ->
+seeded split -> profile by DuckDB -> tensors -> fit -> ONNX -> parity check ->
+one registry transaction. Every check that can fail on user input runs before
+training starts, and nothing is written unless every step succeeded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import platform
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import torch
+from sqlglot import exp
+
+import dbml
+from dbml import lineage
+from dbml.architectures import default_architecture, get_architecture
+from dbml.errors import ExportError, FeatureError, OptionError, SourceError, TargetError
+from dbml.export import build_onnx
+from dbml.features import FeatureSpec, encode_features, feature_kind, feature_sql, profile_features
+from dbml.model import TabularModel, TabularPreprocessor
+from dbml.options import TRAINING_OPTIONS, validate_options
+from dbml.registry import Registry, check_model_name
+from dbml.runtime import arrow_feeds, new_session
+from dbml.training import Callback, ProgressBar, fit
+
+__all__ = ["TrainRequest", "train", "label_types"]
+
+PARITY_TOLERANCE = 1e-4
+_INTEGER_TYPES = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT"}
+_TARGET_NAME = "__dbml_target__"
+
+
+@dataclass
+class TrainRequest:
+    """A TRAIN MODEL statement or ``Connection.train`` call, ready to run.
+
+    Attributes:
+        model: the model name as written.
+        source_sql: a query giving the training rows.
+        source_label: the source as the user wrote it, for messages.
+        targets: target column names.
+        architecture: the name after USING, or None for the default.
+        options: WITH options as written.
+        if_not_exists: skip when the model already has a version.
+        params: values bound to the source query's parameters.
+        callbacks: extra training-loop callbacks (Python API only).
+    """
+
+    model: str
+    source_sql: str
+    source_label: str
+    targets: list[str] = field(default_factory=list)
+    architecture: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    if_not_exists: bool = False
+    params: list[Any] | None = None
+    callbacks: list[Callback] = field(default_factory=list)
+
+
+def _q(name: str) -> str:
+    return exp.to_identifier(name, quoted=True).sql(dialect="duckdb")
+
+
+def _task_of(target: str, sql_type: str, n_distinct: int, options: dict[str, Any]) -> str:
+    t = sql_type.upper()
+    asked = options["task"]
+    categorical = t in ("BOOLEAN", "VARCHAR") or t.startswith("ENUM")
+    if asked == "regression" and categorical:
+        raise TargetError(f"target column '{target}' has type {sql_type}; task = 'regression' needs a numeric target")
+    if asked != "auto":
+        return asked
+    if categorical:
+        return "classification"
+    if t in _INTEGER_TYPES and n_distinct <= options["max_classes"]:
+        return "classification"
+    if t in _INTEGER_TYPES or t in ("FLOAT", "DOUBLE", "REAL") or t.startswith("DECIMAL"):
+        return "regression"
+    raise TargetError(f"target column '{target}' has type {sql_type}, which dbml cannot predict yet")
+
+
+def label_types(sql_type: str) -> tuple[str, str]:
+    """(the ONNX label tensor type, the SQL type the predict UDF returns) of a class target."""
+    t = sql_type.upper()
+    if t == "BOOLEAN":
+        return "bool", "BOOLEAN"
+    if t in _INTEGER_TYPES:
+        return "int64", "BIGINT"
+    return "string", "VARCHAR"
+
+
+def _split(n: int, fraction: float, seed: int, strata: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded train/validation indices; stratified by class for classifiers."""
+    rng = np.random.default_rng(seed)
+    if fraction <= 0 or n < 10:
+        return np.arange(n), np.arange(0)
+    if strata is None:
+        perm = rng.permutation(n)
+        n_val = max(1, int(round(n * fraction)))
+        return np.sort(perm[n_val:]), np.sort(perm[:n_val])
+    val = []
+    for cls in np.unique(strata):
+        idx = rng.permutation(np.flatnonzero(strata == cls))
+        take = int(round(len(idx) * fraction))
+        if take >= len(idx):
+            take = len(idx) - 1
+        val.append(idx[:take])
+    val_idx = np.sort(np.concatenate(val)) if val else np.arange(0)
+    mask = np.ones(n, bool)
+    mask[val_idx] = False
+    return np.flatnonzero(mask), val_idx
+
+
+def _auto_batch_size(n_train: int) -> int:
+    size = 2 ** int(round(math.log2(max(n_train, 1) / 64))) if n_train > 64 else 32
+    return int(min(max(size, 32), 1024))
+
+
+def _device(choice: str) -> torch.device:
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise OptionError("option 'device' is 'cuda' but no CUDA device is available; use device = 'auto' or 'cpu'")
+    if choice in ("auto", "cuda") and torch.cuda.is_available():
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def _library_versions() -> dict[str, str]:
+    import onnx
+    import onnxruntime
+    import sqlglot
+
+    return {
+        "dbml": dbml.__version__, "duckdb": duckdb.__version__, "torch": torch.__version__,
+        "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__, "sqlglot": sqlglot.__version__,
+        "pyarrow": pa.__version__, "numpy": np.__version__, "python": platform.python_version(),
+    }  # fmt: skip
+
+
+def _metrics(task: str, out: torch.Tensor, y: torch.Tensor, labels: list[Any] | None) -> dict[str, float]:
+    if task == "classification":
+        probs = torch.softmax(out, dim=1)
+        pred = probs.argmax(dim=1)
+        m = {
+            "accuracy": float((pred == y).float().mean()),
+            "log_loss": float(torch.nn.functional.cross_entropy(out, y)),
+        }
+        f1s = []
+        for k in range(len(labels or [])):
+            tp = float(((pred == k) & (y == k)).sum())
+            fp = float(((pred == k) & (y != k)).sum())
+            fn = float(((pred != k) & (y == k)).sum())
+            f1s.append(2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0)
+        m["f1_macro"] = float(np.mean(f1s)) if f1s else 0.0
+        return m
+    err = out - y
+    ss_res = float((err**2).sum())
+    ss_tot = float(((y - y.mean()) ** 2).sum())
+    return {
+        "r2": 1 - ss_res / ss_tot if ss_tot > 0 else 0.0,
+        "rmse": math.sqrt(ss_res / max(len(y), 1)),
+        "mae": float(err.abs().mean()),
+    }
+
+
+def train(con: duckdb.DuckDBPyConnection, registry: Registry, req: TrainRequest) -> dict[str, Any]:
+    """Run one TRAIN MODEL; returns the result row (model, version, task, rows, metrics, ...)."""
+    started = time.perf_counter()
+    name = check_model_name(req.model)
+    if req.if_not_exists and registry.has_versions(name):
+        rec = registry.get(name)
+        return _result(rec, "exists")
+
+    # -- the source and its columns ------------------------------------------------
+    try:
+        rel = con.sql(f"SELECT * FROM ({req.source_sql}) AS src", params=req.params)
+        columns, types = rel.columns, [str(t) for t in rel.types]
+    except duckdb.Error as err:
+        raise SourceError(f"cannot read the source {req.source_label} of model '{name}': {err}") from None
+    by_lower = {c.lower(): (c, t) for c, t in zip(columns, types)}
+    if not req.targets:
+        raise TargetError(f"TRAIN MODEL {name} needs a TARGET column; the source has columns {', '.join(columns)}")
+    if len(req.targets) > 1:
+        raise TargetError(f"TRAIN MODEL {name} names {len(req.targets)} targets; one TARGET column is supported for now")
+    if req.targets[0].lower() not in by_lower:
+        raise TargetError(
+            f"target column '{req.targets[0]}' is not in the source {req.source_label}; its columns are {', '.join(columns)}"
+        )
+    target, target_type = by_lower[req.targets[0].lower()]
+    features = [FeatureSpec(c, *feature_kind(c, t)) for c, t in zip(columns, types) if c != target]
+    if not features:
+        raise FeatureError(f"the source {req.source_label} has no column besides the target '{target}'")
+    if target_type.upper().startswith("ENUM"):
+        target_type = "VARCHAR"
+
+    # -- architecture and options -------------------------------------------------------
+    arch = get_architecture(req.architecture or default_architecture({f.kind for f in features}))
+    unsupported = [f for f in features if f.kind not in arch.kinds]
+    if unsupported:
+        raise FeatureError(f"architecture '{arch.name}' cannot take column '{unsupported[0].name}' ({unsupported[0].kind})")
+    options = validate_options(req.options, TRAINING_OPTIONS + arch.options, f"TRAIN MODEL {name} USING {arch.name}")
+    device = _device(options["device"])
+
+    # -- the rows, as Arrow --------------------------------------------------------------
+    selects = [f"{feature_sql(f, exp.column(f.name, quoted=True)).sql(dialect='duckdb')} AS {_q(f.name)}" for f in features]
+    data_sql = f"SELECT * FROM ({req.source_sql}) AS src WHERE {_q(target)} IS NOT NULL"
+    try:
+        n_distinct = con.execute(f"SELECT count(DISTINCT {_q(target)}) FROM ({data_sql})", req.params).fetchall()[0][0]
+        task = _task_of(target, target_type, n_distinct, options)
+        target_select = _q(target) if task == "classification" else f"CAST({_q(target)} AS DOUBLE)"
+        if task == "classification" and target_type.upper() not in ("BOOLEAN", *_INTEGER_TYPES):
+            target_select = f"CAST({_q(target)} AS VARCHAR)"
+        table = con.sql(
+            f"SELECT {', '.join(selects)}, {target_select} AS {_TARGET_NAME} FROM ({data_sql}) AS rows",
+            params=req.params,
+        ).to_arrow_table()
+    except duckdb.Error as err:
+        raise SourceError(f"cannot read the rows of source {req.source_label} for model '{name}': {err}") from None
+    n = table.num_rows
+    if n == 0:
+        raise SourceError(f"the source {req.source_label} of model '{name}' has no rows with a non-NULL '{target}'")
+    y_raw = table.column(_TARGET_NAME)
+
+    labels: list[Any] | None = None
+    label_onnx = predict_type = None
+    y_mean, y_std = 0.0, 1.0
+    if task == "classification":
+        labels = sorted(pc.unique(y_raw).to_pylist())
+        if len(labels) < 2:
+            raise TargetError(
+                f"target column '{target}' has a single value ({labels[0]!r}) in {n} rows; a classifier needs two or more"
+            )
+        if target_type.upper() in ("FLOAT", "DOUBLE", "REAL") or target_type.upper().startswith("DECIMAL"):
+            raise TargetError(f"task = 'classification' on the {target_type} target '{target}' is not supported; cast it to INTEGER or VARCHAR")
+        label_onnx, predict_type = label_types(target_type)
+        y_all = pc.index_in(y_raw, value_set=pa.array(labels, type=y_raw.type)).to_numpy().astype(np.int64)
+    else:
+        y_np = y_raw.to_numpy().astype(np.float64)
+        y_mean, y_std = float(y_np.mean()), float(y_np.std())
+        if not y_std > 0:
+            raise TargetError(f"target column '{target}' has a single value ({y_mean}) in {n} rows; nothing to learn")
+        y_all = y_np
+
+    train_idx, val_idx = _split(n, options["validation"], options["seed"], y_all if task == "classification" else None)
+    train_table = table.take(pa.array(train_idx))
+
+    # -- profile by DuckDB, on the training rows only ---------------------------------
+    profiler = duckdb.connect()
+    try:
+        profiler.register("training_rows", train_table)
+        profile = profile_features(profiler, "training_rows", features, options["max_categories"])
+    finally:
+        profiler.close()
+
+    x_num, x_cat = encode_features(table, features, profile)
+
+    def tensors(idx: np.ndarray):
+        y = torch.from_numpy(y_all[idx])
+        y = y.long() if task == "classification" else ((y - y_mean) / y_std).float()
+        return (
+            torch.from_numpy(x_num[idx]).to(device) if x_num.shape[1] else None,
+            torch.from_numpy(x_cat[idx]).to(device) if x_cat.shape[1] else None,
+            y.to(device),
+        )
+
+    train_data = tensors(train_idx)
+    val_data = tensors(val_idx) if len(val_idx) else None
+
+    # -- model and training -------------------------------------------------------------
+    torch.manual_seed(options["seed"])
+    prep = TabularPreprocessor(features, profile)
+    out_dim = len(labels) if labels is not None else 1
+    net = arch.build(prep.output_dim, out_dim, options)
+    model = TabularModel(prep, net, task, y_mean, y_std).to(device)
+    if task == "classification":
+        loss_fn = torch.nn.functional.cross_entropy
+        metric = lambda out, y: (out.argmax(dim=1) == y).float().mean()  # noqa: E731
+    else:
+        loss_fn = lambda out, y: torch.nn.functional.mse_loss(out[:, 0], y)  # noqa: E731
+        metric = lambda out, y: 1 - ((out[:, 0] - y) ** 2).sum() / ((y - y.mean()) ** 2).sum().clamp_min(1e-12)  # noqa: E731
+    batch_size = options["batch_size"] or _auto_batch_size(len(train_idx))
+    callbacks = list(req.callbacks)
+    if options["progress"]:
+        callbacks.append(ProgressBar(f"train {name}"))
+    fit_started = time.perf_counter()
+    logs = fit(model, loss_fn, metric, train_data, val_data, options, batch_size, callbacks)
+    train_seconds = time.perf_counter() - fit_started
+
+    # -- metrics on held-out rows --------------------------------------------------------
+    eval_idx, evaluated_on = (val_idx, "validation") if len(val_idx) else (train_idx, "training")
+    eval_data = tensors(eval_idx)
+    with torch.no_grad():
+        out = model(eval_data[0], eval_data[1])
+        if task == "regression":
+            metrics = _metrics(task, out[:, 0].double().cpu() * y_std + y_mean, torch.from_numpy(y_all[eval_idx]), None)
+        else:
+            metrics = _metrics(task, out.cpu(), eval_data[2].cpu(), labels)
+    metrics["evaluated_on"] = evaluated_on
+    metrics["rows"] = int(len(eval_idx))
+
+    # -- ONNX and the parity check -----------------------------------------------------------
+    model = model.cpu().eval()
+    blob = build_onnx(
+        model, features, profile, task, labels, label_onnx,
+        {"dbml.model": name, "dbml.target": target, "dbml.target_type": target_type,
+         "dbml.architecture": arch.name, "dbml.version": dbml.__version__},
+    )  # fmt: skip
+    parity = _parity(name, model, blob, table, features, x_num, x_cat, eval_idx[:2048], task)
+    record = {
+        "model": name,
+        "architecture": arch.name,
+        "task": task,
+        "options": options,
+        "features": [f.to_dict() for f in features],
+        "profile": profile,
+        "target": target,
+        "target_type": target_type,
+        "labels": labels,
+        "source_sql": req.source_sql,
+        "source_tables": lineage.source_tables(con, req.source_sql),
+        "row_count": n,
+        "train_rows": int(len(train_idx)),
+        "validation_rows": int(len(val_idx)),
+        "data_fingerprint": lineage.fingerprint(con, data_sql, list(columns), req.params),
+        "metrics": metrics,
+        "epochs": len(logs),
+        "train_seconds": round(train_seconds, 3),
+        "device": str(device),
+        "library_versions": _library_versions(),
+        "onnx_sha256": hashlib.sha256(blob).hexdigest(),
+        "onnx_size": len(blob),
+        "parity_error": parity,
+        "parent_version": None,
+    }
+    record["version"] = registry.add_version(record, blob, logs)
+    record["seconds"] = time.perf_counter() - started
+    return _result(record, "trained")
+
+
+def _parity(
+    name: str, model: TabularModel, blob: bytes, table: pa.Table, features: list[FeatureSpec],
+    x_num: np.ndarray, x_cat: np.ndarray, idx: np.ndarray, task: str,
+) -> float:  # fmt: skip
+    """Largest difference between onnxruntime (raw columns) and torch on ``idx`` rows."""
+    session = new_session(blob)
+    rows = table.take(pa.array(idx))
+    feeds = arrow_feeds(features, [rows.column(f.name) for f in features])
+    head = "probabilities" if task == "classification" else "value"
+    onnx_out = session.run([head], feeds)[0].astype(np.float64)
+    with torch.no_grad():
+        torch_out = model.outputs(
+            torch.from_numpy(x_num[idx]) if x_num.shape[1] else None,
+            torch.from_numpy(x_cat[idx]) if x_cat.shape[1] else None,
+        ).double().numpy()
+    diff = np.abs(onnx_out - torch_out)
+    scale = np.maximum(1.0, np.abs(torch_out)) if task == "regression" else 1.0
+    worst = float(np.max(diff / scale)) if diff.size else 0.0
+    if not worst <= PARITY_TOLERANCE:
+        raise ExportError(
+            f"the ONNX graph of model '{name}' disagrees with torch by {worst:.3g} on held-out rows "
+            f"(tolerance {PARITY_TOLERANCE}); the version was not saved"
+        )
+    return float(np.max(diff)) if diff.size else 0.0
+
+
+def _result(rec: dict[str, Any], status: str) -> dict[str, Any]:
+    metrics = {k: v for k, v in (rec.get("metrics") or {}).items() if isinstance(v, (int, float))}
+    return {
+        "model": rec["model"],
+        "version": rec["version"],
+        "status": status,
+        "task": rec["task"],
+        "architecture": rec["architecture"],
+        "rows": rec["row_count"],
+        "train_rows": rec["train_rows"],
+        "validation_rows": rec["validation_rows"],
+        "metrics": metrics,
+        "epochs": rec["epochs"],
+        "seconds": round(float(rec.get("seconds", rec.get("train_seconds", 0.0))), 3),
+        "device": rec["device"],
+    }

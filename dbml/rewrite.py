@@ -1,0 +1,223 @@
+"""Pure SQL-to-SQL functions: split a script into statements, spot dbml's statements,
+and rewrite PREDICT / PREDICT_PROBA calls into calls of per-version UDFs.
+
+Nothing here touches a database. The rewriter learns what a model looks like from a
+``resolve`` callable (model reference -> :class:`ModelSignature`), so golden tests run
+it with a fixed table of signatures.
+
+Only the text of each PREDICT call is replaced; the rest of the user's SQL reaches
+DuckDB byte for byte, so DuckDB keeps its own behaviour and error messages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+from sqlglot import exp
+from sqlglot.errors import ParseError, TokenError
+from sqlglot.tokens import Token, TokenType
+
+from dbml.dialect import ML_STATEMENT_HEADS, PREDICT_FUNCTIONS, Dbml, PredictProba, parse_statement
+from dbml.errors import DbmlSyntaxError, FeatureError, ModelNotFoundError
+from dbml.features import FeatureSpec, feature_sql
+
+__all__ = ["ModelSignature", "Statement", "split_statements", "rewrite_predict", "contains_predict"]
+
+_DIALECT = Dbml()
+
+
+@dataclass(frozen=True)
+class ModelSignature:
+    """What the rewriter needs to know of one model version."""
+
+    model: str
+    version: int
+    features: tuple[FeatureSpec, ...]
+    predict_function: str
+    predict_type: str  # SQL type the predict UDF returns
+    label_type: str  # SQL type PREDICT must give (the target's own type)
+    proba_function: str | None = None  # None: the model has no class probabilities
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One statement of a script: its text as typed and what kind it is."""
+
+    text: str
+    kind: str  # "ml" (a dbml statement), "predict" (SQL with PREDICT calls) or "sql"
+
+
+def _tokenize(sql: str) -> list[Token]:
+    return _DIALECT.tokenize(sql)
+
+
+def split_statements(sql: str) -> list[Statement]:
+    """Split a script at top-level semicolons, keeping each statement's own text.
+
+    A script the tokenizer cannot read is returned whole as plain SQL, for DuckDB
+    to judge and report in its own words.
+    """
+    try:
+        tokens = _tokenize(sql)
+    except TokenError:
+        return [Statement(sql, "sql")] if sql.strip() else []
+    groups: list[list[Token]] = [[]]
+    for tok in tokens:
+        if tok.token_type == TokenType.SEMICOLON:
+            groups.append([])
+        else:
+            groups[-1].append(tok)
+    out = []
+    for group in groups:
+        if not group:
+            continue
+        text = sql[group[0].start : group[-1].end + 1]
+        heads = tuple(t.text.upper() for t in group[:2])
+        if heads in ML_STATEMENT_HEADS:
+            kind = "ml"
+        elif _predict_spans(group):
+            kind = "predict"
+        else:
+            kind = "sql"
+        out.append(Statement(text, kind))
+    return out
+
+
+def contains_predict(sql: str) -> bool:
+    """True if the SQL calls PREDICT or PREDICT_PROBA anywhere."""
+    try:
+        return bool(_predict_spans(_tokenize(sql)))
+    except TokenError:
+        return False
+
+
+def _predict_spans(tokens: Sequence[Token]) -> list[tuple[int, int]]:
+    """Character spans (start, end inclusive) of outermost PREDICT(...) calls."""
+    spans = []
+    i = 0
+    while i < len(tokens) - 1:
+        tok = tokens[i]
+        qualified = i > 0 and tokens[i - 1].token_type == TokenType.DOT
+        if (
+            tok.text.upper() in PREDICT_FUNCTIONS
+            and tok.token_type not in (TokenType.STRING, TokenType.IDENTIFIER)
+            and not qualified
+            and tokens[i + 1].token_type == TokenType.L_PAREN
+        ):
+            depth = 0
+            for j in range(i + 1, len(tokens)):
+                if tokens[j].token_type == TokenType.L_PAREN:
+                    depth += 1
+                elif tokens[j].token_type == TokenType.R_PAREN:
+                    depth -= 1
+                    if depth == 0:
+                        spans.append((tok.start, tokens[j].end))
+                        i = j
+                        break
+            else:
+                raise DbmlSyntaxError(
+                    f"syntax error at line {tok.line}, column {tok.col} near '{tok.text}': "
+                    f"{tok.text.upper()}( is never closed"
+                )
+        i += 1
+    return spans
+
+
+def _model_reference(arg: exp.Expression, func: str) -> str:
+    if isinstance(arg, exp.Literal) and arg.is_string:
+        return arg.this
+    if isinstance(arg, exp.Column) and not arg.table and isinstance(arg.this, exp.Identifier):
+        return arg.name
+    raise ModelNotFoundError(
+        f"the first argument of {func} must be a model name or a 'model:version' string, "
+        f"got {arg.sql(dialect='duckdb')}"
+    )
+
+
+def _argument_name(arg: exp.Expression) -> str | None:
+    if isinstance(arg, exp.Alias):
+        return arg.alias
+    if isinstance(arg, exp.Column) and isinstance(arg.this, exp.Identifier):
+        return arg.name
+    return None
+
+
+def _feature_inputs(sig: ModelSignature, args: list[exp.Expression], func: str) -> list[exp.Expression]:
+    """Map PREDICT's arguments after the model onto the model's features, in feature order."""
+    names = [f.name for f in sig.features]
+    label = f"model '{sig.model}' (version {sig.version})"
+    if len(args) == 1 and isinstance(args[0], exp.Star):
+        return [exp.column(n, quoted=True) for n in names]
+    if len(args) == 1 and isinstance(args[0], exp.Column) and isinstance(args[0].this, exp.Star):
+        table = args[0].args.get("table")
+        return [exp.column(n, table=table.copy(), quoted=True) for n in names]
+    if not args:
+        raise FeatureError(f"{func} of {label} needs its feature columns: write {func}({sig.model}, *)")
+    if any(isinstance(a, exp.Star) or (isinstance(a, exp.Column) and isinstance(a.this, exp.Star)) for a in args):
+        raise FeatureError(f"{func} of {label} takes either * alone or a list of columns, not both")
+    arg_names = [_argument_name(a) for a in args]
+    lowered = {n.lower(): a for n, a in zip(arg_names, args) if n is not None}
+    if all(n is not None for n in arg_names) and len(lowered) == len(args):
+        missing = [n for n in names if n.lower() not in lowered]
+        if not missing:
+            return [_unalias(lowered[n.lower()]) for n in names]
+        if len(args) != len(names):
+            raise FeatureError(
+                f"{func} of {label} is missing feature column(s) {', '.join(missing)}; "
+                f"the model's features are {', '.join(names)}"
+            )
+    if len(args) == len(names):
+        return [_unalias(a) for a in args]
+    raise FeatureError(
+        f"{func} of {label} got {len(args)} column(s) but the model has {len(names)} "
+        f"feature(s): {', '.join(names)}"
+    )
+
+
+def _unalias(arg: exp.Expression) -> exp.Expression:
+    return arg.this if isinstance(arg, exp.Alias) else arg
+
+
+def _rewrite_call(text: str, resolve: Callable[[str], ModelSignature]) -> str:
+    node = parse_statement(text)
+    if not isinstance(node, tuple(PREDICT_FUNCTIONS.values())):
+        raise DbmlSyntaxError(f"could not read the PREDICT call {text!r}")
+    func = "PREDICT_PROBA" if isinstance(node, PredictProba) else "PREDICT"
+    sig = resolve(_model_reference(node.this, func))
+    inputs = _feature_inputs(sig, list(node.expressions), func)
+    args = [feature_sql(f, col) for f, col in zip(sig.features, inputs)]
+    if func == "PREDICT_PROBA":
+        if sig.proba_function is None:
+            raise FeatureError(
+                f"PREDICT_PROBA needs a classification model; model '{sig.model}' "
+                f"(version {sig.version}) predicts a value: use PREDICT"
+            )
+        call: exp.Expression = exp.Anonymous(this=sig.proba_function, expressions=args)
+    else:
+        call = exp.Anonymous(this=sig.predict_function, expressions=args)
+        if sig.label_type.upper() != sig.predict_type.upper():
+            call = exp.cast(call, exp.DataType.build(sig.label_type, dialect="duckdb"))
+    return call.sql(dialect="duckdb")
+
+
+def rewrite_predict(sql: str, resolve: Callable[[str], ModelSignature]) -> str:
+    """Rewrite every PREDICT / PREDICT_PROBA call of ``sql``; the rest is left as typed.
+
+    Args:
+        sql: one statement or a whole script.
+        resolve: maps a model reference ('churn', 'churn:3') to its signature; raises
+            a dbml error for an unknown model or version.
+    """
+    try:
+        spans = _predict_spans(_tokenize(sql))
+    except TokenError:
+        return sql
+    out = sql
+    for start, end in reversed(spans):
+        try:
+            replacement = _rewrite_call(sql[start : end + 1], resolve)
+        except ParseError as err:  # pragma: no cover - parse_statement converts these
+            raise DbmlSyntaxError(str(err)) from None
+        out = out[:start] + replacement + out[end + 1 :]
+    return out

@@ -1,0 +1,10 @@
+"""SQL functions that dbml registers in DuckDB.
+
+Every function carries the ``dbml_`` prefix. PREDICT and PREDICT_PROBA are never
+registered under those names: the rewriter turns each call into a call of the
+model version's own vectorized Arrow UDF (see :mod:`dbml.udfs.predict`).
+"""
+
+from dbml.udfs.predict import FUNCTIONS, function_names, register_version
+
+__all__ = ["FUNCTIONS", "function_names", "register_version"]

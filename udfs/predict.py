@@ -1,0 +1,108 @@
+"""Per-version PREDICT / PREDICT_PROBA UDFs: vectorized Arrow functions around a
+cached onnxruntime session.
+
+``dbml_predict_<model>_v<N>(features...)``: the label (in the target's type) or the
+value (DOUBLE). Example, after the rewrite of ``PREDICT(churn, *)``:
+``SELECT dbml_predict_churn_v1(CAST(CAST("age" AS INTEGER) AS FLOAT), ...) FROM t``.
+
+``dbml_predict_proba_<model>_v<N>(features...)``: a STRUCT with one DOUBLE field per
+class label, so ``PREDICT_PROBA(churn, *).yes`` reads one probability.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, Callable, Sequence
+
+import duckdb
+import numpy as np
+import onnxruntime as ort
+import pyarrow as pa
+from duckdb import sqltypes
+
+from dbml.features import FeatureSpec
+from dbml.runtime import arrow_feeds
+
+__all__ = ["FUNCTIONS", "function_names", "register_version"]
+
+# name pattern -> one-line description, for documentation and SHOW FUNCTIONS-style listings
+FUNCTIONS = {
+    "dbml_predict_<model>_v<N>": "label or value of one model version; written as PREDICT(model, *)",
+    "dbml_predict_proba_<model>_v<N>": "STRUCT of class probabilities; written as PREDICT_PROBA(model, *)",
+}
+
+_SQL_TYPES = {"VARCHAR": sqltypes.VARCHAR, "BOOLEAN": sqltypes.BOOLEAN, "BIGINT": sqltypes.BIGINT, "DOUBLE": sqltypes.DOUBLE}
+_ARROW_TYPES = {"VARCHAR": pa.string(), "BOOLEAN": pa.bool_(), "BIGINT": pa.int64(), "DOUBLE": pa.float64()}
+
+
+def function_names(model: str, version: int) -> tuple[str, str]:
+    """(predict UDF name, predict_proba UDF name) of a model version."""
+    return f"dbml_predict_{model}_v{version}", f"dbml_predict_proba_{model}_v{version}"
+
+
+def _udf(session: ort.InferenceSession, features: Sequence[FeatureSpec], output: str, convert: Callable[[np.ndarray], pa.Array]):
+    features = tuple(features)
+
+    def udf(*columns):
+        out = session.run([output], arrow_feeds(features, columns))[0]
+        return convert(out)
+
+    # DuckDB takes a UDF's arity from its signature, so give it one parameter per feature.
+    udf.__signature__ = inspect.Signature(
+        [inspect.Parameter(f"x{i}", inspect.Parameter.POSITIONAL_ONLY) for i in range(len(features))]
+    )
+    return udf
+
+
+def register_version(
+    con: duckdb.DuckDBPyConnection,
+    model: str,
+    version: int,
+    features: Sequence[FeatureSpec],
+    task: str,
+    labels: list[Any] | None,
+    predict_type: str,
+    session: ort.InferenceSession,
+) -> tuple[str, str | None]:
+    """Create (or re-create) the UDFs of one model version on ``con``.
+
+    Returns the predict and predict_proba function names (None when the model has
+    no class probabilities).
+    """
+    predict_name, proba_name = function_names(model, version)
+    params = [sqltypes.VARCHAR if f.kind == "category" else sqltypes.FLOAT for f in features]
+    arrow_type = _ARROW_TYPES[predict_type]
+    if task == "classification":
+        output = "label"
+
+        def convert(out: np.ndarray) -> pa.Array:
+            return pa.array(out.reshape(-1), type=arrow_type)
+    else:
+        output = "value"
+
+        def convert(out: np.ndarray) -> pa.Array:
+            return pa.array(out.reshape(-1).astype(np.float64), type=pa.float64())
+
+    _create(con, predict_name, _udf(session, features, output, convert), params, _SQL_TYPES[predict_type])
+    if task != "classification":
+        return predict_name, None
+
+    names = [str(label) for label in labels or []]
+
+    def convert_proba(out: np.ndarray) -> pa.Array:
+        out = out.astype(np.float64)
+        return pa.StructArray.from_arrays([pa.array(out[:, k]) for k in range(len(names))], names=names)
+
+    struct = duckdb.struct_type({n: sqltypes.DOUBLE for n in names})
+    _create(con, proba_name, _udf(session, features, "probabilities", convert_proba), params, struct)
+    return predict_name, proba_name
+
+
+def _create(con: duckdb.DuckDBPyConnection, name: str, fn, params, return_type) -> None:
+    try:
+        con.remove_function(name)
+    except duckdb.Error:
+        pass
+    con.create_function(
+        name, fn, params, return_type, type="arrow", null_handling="special", side_effects=False
+    )
