@@ -198,7 +198,7 @@ def _rewrite_call(text: str, resolve: Callable[[str], ModelSignature]) -> str:
         call = exp.Anonymous(this=sig.predict_function, expressions=args)
         if sig.label_type.upper() != sig.predict_type.upper():
             call = exp.cast(call, exp.DataType.build(sig.label_type, dialect="duckdb"))
-    return call.sql(dialect="duckdb")
+    return call.sql(dialect="duckdb", normalize_functions=False)
 
 
 def rewrite_predict(sql: str, resolve: Callable[[str], ModelSignature]) -> str:
