@@ -100,6 +100,8 @@ class DbmlParser(DuckDB.Parser):
         **{k: v for k, v in DuckDB.Parser.FUNCTIONS.items() if k not in PREDICT_FUNCTIONS},
         **{name: _build_predict(cls) for name, cls in PREDICT_FUNCTIONS.items()},
     }
+    # PREDICT(m, x + 1 AS age): an argument may carry the feature name it stands for.
+    FUNCTIONS_WITH_ALIASED_ARGS = {*DuckDB.Parser.FUNCTIONS_WITH_ALIASED_ARGS, *PREDICT_FUNCTIONS}
 
     def _parse_statement(self) -> exp.Expression | None:
         if not self._curr:

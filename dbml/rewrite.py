@@ -138,6 +138,8 @@ def _model_reference(arg: exp.Expression, func: str) -> str:
 def _argument_name(arg: exp.Expression) -> str | None:
     if isinstance(arg, exp.Alias):
         return arg.alias
+    if isinstance(arg, exp.PropertyEQ):  # x + 1 AS age, inside a function call
+        return arg.this.name
     if isinstance(arg, exp.Column) and isinstance(arg.this, exp.Identifier):
         return arg.name
     return None
@@ -176,7 +178,11 @@ def _feature_inputs(sig: ModelSignature, args: list[exp.Expression], func: str) 
 
 
 def _unalias(arg: exp.Expression) -> exp.Expression:
-    return arg.this if isinstance(arg, exp.Alias) else arg
+    if isinstance(arg, exp.Alias):
+        return arg.this
+    if isinstance(arg, exp.PropertyEQ):
+        return arg.expression
+    return arg
 
 
 def _rewrite_call(text: str, resolve: Callable[[str], ModelSignature]) -> str:

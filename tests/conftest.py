@@ -1,0 +1,72 @@
+"""Shared fixtures: an in-memory dbml connection, seeded data sets, and the gpu marker."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import dbml
+
+
+def pytest_collection_modifyitems(config, items):
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def con():
+    c = dbml.connect(user="tester")
+    yield c
+    c.close()
+
+
+def registry_counts(c) -> dict[str, int]:
+    """Row counts of every registry table, to check that a failure wrote nothing."""
+    tables = ["model_versions", "model_blobs", "training_log", "audit_log", "aliases"]
+    return {t: c.duckdb.execute(f"SELECT count(*) FROM dbml.{t}").fetchall()[0][0] for t in tables}
+
+
+def udf_names(c) -> list[str]:
+    rows = c.duckdb.execute(
+        "SELECT function_name FROM duckdb_functions() WHERE function_name LIKE 'dbml_%'"
+    ).fetchall()
+    return sorted(r[0] for r in rows)
+
+
+@pytest.fixture
+def mixed(con):
+    """300 rows with numbers, a decimal, booleans, dates, timestamps, strings, an enum
+    and NULLs in every feature column; the label depends on several of them."""
+    con.sql(
+        """
+        CREATE TYPE mood AS ENUM ('calm', 'tense', 'wild');
+        CREATE TABLE mixed AS
+        SELECT
+            i AS id,
+            CASE WHEN i % 17 = 0 THEN NULL ELSE (i % 50)::INTEGER END AS age,
+            CASE WHEN i % 19 = 0 THEN NULL ELSE ((i * 37) % 100) / 10.0 END::DECIMAL(6, 2) AS spend,
+            CASE WHEN i % 23 = 0 THEN NULL ELSE i % 2 = 0 END AS member,
+            CASE WHEN i % 29 = 0 THEN NULL ELSE DATE '2024-01-01' + (i % 90)::INTEGER END AS joined,
+            CASE WHEN i % 31 = 0 THEN NULL ELSE TIMESTAMP '2024-01-01 00:00:00' + to_hours(i % 48) END AS seen_at,
+            CASE WHEN i % 13 = 0 THEN NULL ELSE ['basic', 'plus', 'pro'][1 + i % 3] END AS plan,
+            (['calm', 'tense', 'wild'][1 + (i // 3) % 3])::mood AS mood,
+            CASE WHEN (i % 3 = 2) OR (i % 50 > 40) THEN 'yes' ELSE 'no' END AS churned
+        FROM range(300) AS r(i)
+        """
+    )
+    return "mixed"
+
+
+@pytest.fixture(scope="session")
+def iris_rows():
+    from sklearn.datasets import load_iris
+
+    data = load_iris()
+    rng = np.random.default_rng(0)
+    order = rng.permutation(len(data.target))
+    return data.data[order], data.target[order], [n.replace(" (cm)", "").replace(" ", "_") for n in data.feature_names]
