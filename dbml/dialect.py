@@ -245,6 +245,8 @@ def _syntax_error(err: ParseError | TokenError, sql: str) -> DbmlSyntaxError:
     info: dict[str, Any] = (getattr(err, "errors", None) or [{}])[0]
     line, col = info.get("line"), info.get("col")
     token = info.get("highlight")
+    if col is not None and token:
+        col = col - len(token) + 1  # sqlglot points at the token's last character
     desc = info.get("description") or str(err).split("\n")[0]
     where = f" at line {line}, column {col}" if line is not None else ""
     near = f" near '{token}'" if token else ""

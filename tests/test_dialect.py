@@ -1,0 +1,77 @@
+"""The dbml dialect parses the ML statements and reports syntax errors precisely."""
+
+from __future__ import annotations
+
+import pytest
+from sqlglot import exp
+
+from dbml.dialect import DescribeModel, DropModel, ShowModels, TrainModel, option_value, parse_statement
+from dbml.errors import DbmlSyntaxError, OptionError
+
+
+def _options(node: TrainModel) -> dict:
+    return {o.this.name: option_value(o.this.name, o.expression) for o in node.args["options"]}
+
+
+def test_train_model_full_form():
+    node = parse_statement(
+        "TRAIN MODEL IF NOT EXISTS churn USING mlp FROM customers TARGET churned "
+        "WITH (epochs = 30, hidden = [64, 32], lr = 1e-3, validation = 0.2, seed = 7, "
+        "device = 'auto', progress = false, weight_decay = -0.0)"
+    )
+    assert isinstance(node, TrainModel)
+    assert node.this.name == "churn" and node.args["exists"] is True
+    assert node.args["using"].name == "mlp"
+    assert isinstance(node.args["source"], exp.Table) and node.args["source"].name == "customers"
+    assert [t.name for t in node.args["targets"]] == ["churned"]
+    assert _options(node) == {
+        "epochs": 30, "hidden": [64, 32], "lr": 1e-3, "validation": 0.2, "seed": 7,
+        "device": "auto", "progress": False, "weight_decay": -0.0,
+    }  # fmt: skip
+
+
+def test_train_model_sources():
+    node = parse_statement("TRAIN MODEL m FROM 'data/rows.parquet' TARGET y")
+    assert isinstance(node.args["source"], exp.Literal) and node.args["source"].this == "data/rows.parquet"
+    node = parse_statement("TRAIN MODEL m FROM main.customers TARGET y")
+    assert node.args["source"].db == "main"
+    text = "SELECT * EXCLUDE (id) FROM t WHERE x > 1"
+    node = parse_statement(f"TRAIN MODEL m FROM ({text}) TARGET y")
+    assert isinstance(node.args["source"], exp.Subquery)
+    assert node.args["source_sql"] == text
+
+
+def test_train_model_round_trips():
+    sql = "TRAIN MODEL m USING mlp FROM (SELECT a, b FROM t) TARGET b WITH (epochs = 3)"
+    assert parse_statement(sql).sql(dialect=parse_statement.__globals__["Dbml"]) == sql
+
+
+def test_other_statements():
+    assert isinstance(parse_statement("SHOW MODELS"), ShowModels)
+    node = parse_statement("DESCRIBE MODEL churn")
+    assert isinstance(node, DescribeModel) and node.this.name == "churn"
+    node = parse_statement("DROP MODEL IF EXISTS churn VERSION 2")
+    assert isinstance(node, DropModel) and node.args["exists"] and node.args["version"].name == "2"
+
+
+@pytest.mark.parametrize(
+    "sql, token, col",
+    [
+        ("TRAIN MODEL m FORM t TARGET y", "FORM", 15),
+        ("TRAIN MODEL m FROM t TARGET y WITH (epochs 3)", "3", 44),
+        ("DROP MODEL m VERSION two", "two", 22),
+        ("TRAIN MODEL m FROM t TARGET y extra", "extra", 31),
+    ],
+)
+def test_syntax_errors_name_token_and_position(sql, token, col):
+    with pytest.raises(DbmlSyntaxError) as info:
+        parse_statement(sql)
+    assert info.value.token == token and info.value.line == 1 and info.value.col == col
+    assert f"near '{token}'" in str(info.value) and "line 1" in str(info.value)
+    assert str(info.value).startswith("dbml: syntax error")
+
+
+def test_option_value_refuses_expressions():
+    node = parse_statement("TRAIN MODEL m FROM t TARGET y WITH (epochs = now())")
+    with pytest.raises(OptionError, match="option 'epochs'"):
+        _options(node)
