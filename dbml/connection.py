@@ -10,6 +10,7 @@ import weakref
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
 from dbml import statements
 from dbml.dialect import parse_statement
@@ -198,7 +199,9 @@ class Connection:
         name = check_model_name(model)
         dropped = self.registry.drop(name, version, if_exists)
         self._forget_functions(name, dropped)
-        return statements.rows_relation(self._con, [{"model": name, "version": v, "status": "dropped"} for v in dropped])
+        schema = pa.schema([("model", pa.string()), ("version", pa.int32()), ("status", pa.string())])
+        rows = [{"model": name, "version": v, "status": "dropped"} for v in dropped]
+        return statements.rows_relation(self._con, rows, schema)
 
     def close(self) -> None:
         self._con.close()

@@ -191,8 +191,11 @@ class Registry:
         log = list(log)
 
         def work(cur: duckdb.DuckDBPyConnection) -> int:
+            # Numbers are never reused, even after DROP, so an audit row names one version for good.
             version = cur.execute(
-                "SELECT coalesce(max(version), 0) + 1 FROM dbml.model_versions WHERE model = ?", [model]
+                "SELECT greatest((SELECT coalesce(max(version), 0) FROM dbml.model_versions WHERE model = $m), "
+                "(SELECT coalesce(max(version), 0) FROM dbml.audit_log WHERE model = $m AND action = 'TRAIN')) + 1",
+                {"m": model},
             ).fetchall()[0][0]
             row = {**record, "model": model, "version": version, "created_at": _now(), "created_by": self.user}
             for key in ("options", "features", "profile", "labels", "metrics", "library_versions"):

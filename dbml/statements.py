@@ -28,8 +28,7 @@ _FILE_SUFFIXES = (".parquet", ".csv", ".tsv", ".json", ".jsonl", ".ndjson", ".gz
 
 def rows_relation(con: duckdb.DuckDBPyConnection, rows: list[dict[str, Any]], schema: pa.Schema | None = None) -> duckdb.DuckDBPyRelation:
     """A relation over Python rows (no table or view is left behind)."""
-    table = pa.Table.from_pylist(rows, schema=schema) if rows or schema is None else schema.empty_table()
-    return con.from_arrow(table)
+    return con.from_arrow(pa.Table.from_pylist(rows, schema=schema))
 
 
 def source_query(source: str | exp.Expression, subquery_sql: str | None = None) -> tuple[str, str]:
