@@ -6,6 +6,7 @@ with PREDICT are rewritten, and everything else reaches DuckDB exactly as typed.
 
 from __future__ import annotations
 
+import re
 import weakref
 from typing import Any
 
@@ -14,7 +15,7 @@ import pyarrow as pa
 
 from dbml import statements
 from dbml.dialect import parse_statement
-from dbml.errors import DbmlError
+from dbml.errors import DbmlError, FeatureError
 from dbml.features import FeatureSpec
 from dbml.pipeline import TrainRequest, label_types, train
 from dbml.registry import Registry, check_model_name, parse_reference
@@ -77,19 +78,39 @@ class Connection:
         part = parts[0]
         if part.kind == "ml":
             return statements.run_statement(self, parse_statement(part.text), params)
-        sql = self.rewrite(part.text) if part.kind == "predict" else part.text
-        return self._con.execute(sql, params)
+        if part.kind == "sql":
+            return self._con.execute(part.text, params)
+        used: list[ModelSignature] = []
+        sql = self.rewrite(part.text, used)
+        try:
+            return self._con.execute(sql, params)
+        except duckdb.BinderException as err:
+            raise _missing_feature(err, used) or err
 
     def _run(self, part: Statement, params) -> duckdb.DuckDBPyRelation | None:
         if part.kind == "ml":
             return statements.run_statement(self, parse_statement(part.text), params)
-        sql = self.rewrite(part.text) if part.kind == "predict" else part.text
-        return self._con.sql(sql, params=params)
+        if part.kind == "sql":
+            return self._con.sql(part.text, params=params)
+        used: list[ModelSignature] = []
+        sql = self.rewrite(part.text, used)
+        try:
+            return self._con.sql(sql, params=params)
+        except duckdb.BinderException as err:
+            raise _missing_feature(err, used) or err
 
-    def rewrite(self, sql: str) -> str:
+    def rewrite(self, sql: str, used: list[ModelSignature] | None = None) -> str:
         """The SQL DuckDB runs for ``sql``: PREDICT calls become per-version UDF calls
-        (registered here on first use); other text is unchanged."""
-        return rewrite_predict(sql, self.signature)
+        (registered here on first use); other text is unchanged. The signatures of the
+        models met are appended to ``used``."""
+
+        def resolve(reference: str) -> ModelSignature:
+            sig = self.signature(reference)
+            if used is not None:
+                used.append(sig)
+            return sig
+
+        return rewrite_predict(sql, resolve)
 
     def signature(self, reference: str) -> ModelSignature:
         """Resolve 'model', 'model:3' or 'model@alias' and make sure its UDFs exist."""
@@ -211,6 +232,21 @@ class Connection:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+def _missing_feature(err: duckdb.BinderException, used: list[ModelSignature]) -> FeatureError | None:
+    """A dbml error naming the model and column when DuckDB could not find a feature column."""
+    match = re.search(r'Referenced column "([^"]+)" not found', str(err))
+    if not match:
+        return None
+    column = match.group(1).lower()
+    for sig in used:
+        if column in {f.name.lower() for f in sig.features}:
+            return FeatureError(
+                f"model '{sig.model}' (version {sig.version}) needs feature column '{match.group(1)}', "
+                f"which the query does not have; its features are {', '.join(f.name for f in sig.features)}"
+            )
+    return None
 
 
 def connect(path: str | None = None, *, user: str | None = None, read_only: bool = False, **config: Any) -> Connection:
