@@ -146,8 +146,16 @@ def main() -> None:
     blob = bytes(duck.sql("SELECT onnx FROM dbml.model_blobs WHERE model = 'm' AND version = 1").fetchall()[0][0])
     one, default = new_session(blob, threads=1), new_session(blob, threads=0)
 
+    def predict_one_thread() -> None:
+        duck.execute("SET threads = 1")
+        try:
+            duck.sql(predict_sql).fetchall()
+        finally:
+            duck.execute(f"SET threads = {args.threads}")
+
     measures: dict[str, Callable[[], object]] = {
         "dbml PREDICT, sum(hash(..))": lambda: duck.sql(predict_sql).fetchall(),
+        "dbml PREDICT, sum(hash(..)), DuckDB 1 thread": predict_one_thread,
         "dbml PREDICT, CREATE TEMP TABLE": lambda: duck.execute(table_sql).fetchall(),
         "no-op Arrow UDF, same arguments": lambda: duck.sql(noop_sql).fetchall(),
         "ort 1 thread, 2,048/batch, prebuilt": ort_runner(one, feed_batches, features, False),
@@ -163,11 +171,12 @@ def main() -> None:
     best_ort = max(v for k, v in rate.items() if k.startswith("ort"))
     print(f"\nDuckDB threads: {args.threads}; feature fetch as Arrow (not in the figures): "
           f"{fetch_s:.2f}s; best of {args.repeat}\n")  # fmt: skip
-    print(f"{'measure':<46}{'rows/s':>14}{'vs ref':>9}")
+    print(f"{'measure':<48}{'rows/s':>14}{'vs ref':>9}")
     for name, value in rate.items():
-        print(f"{name:<46}{value:>14,.0f}{value / rate[reference]:>9.2f}")
+        print(f"{name:<48}{value:>14,.0f}{value / rate[reference]:>9.2f}")
     headline = rate["dbml PREDICT, sum(hash(..))"]
     print(f"\nratio PREDICT / ref ({reference}): {headline / rate[reference]:.2f}")
+    print(f"ratio PREDICT, DuckDB 1 thread / ref: {rate['dbml PREDICT, sum(hash(..)), DuckDB 1 thread'] / rate[reference]:.2f}")
     print(f"ratio PREDICT / best plain onnxruntime: {headline / best_ort:.2f}")
     print(f"ratio PREDICT / no-op UDF floor: {headline / rate['no-op Arrow UDF, same arguments']:.2f}")
 

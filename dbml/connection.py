@@ -90,12 +90,13 @@ class Connection:
     def _run(self, part: Statement, params) -> duckdb.DuckDBPyRelation | None:
         if part.kind == "ml":
             return statements.run_statement(self, parse_statement(part.text), params)
-        if part.kind == "sql":
-            return self._con.sql(part.text, params=params)
         used: list[ModelSignature] = []
-        sql = self.rewrite(part.text, used)
+        sql = part.text if part.kind == "sql" else self.rewrite(part.text, used)
         try:
-            return self._con.sql(sql, params=params)
+            if _yields_rows(self._con, sql):
+                return self._con.sql(sql, params=params)
+            self._con.execute(sql, params).fetchall()
+            return None
         except duckdb.BinderException as err:
             raise _missing_feature(err, used) or err
 
@@ -232,6 +233,22 @@ class Connection:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+_NO_ROWS = {
+    "CREATE", "INSERT", "UPDATE", "DELETE", "DROP", "ALTER", "SET", "VARIABLE_SET", "TRANSACTION",
+    "ATTACH", "DETACH", "LOAD", "VACUUM", "COPY", "ANALYZE", "CREATE_FUNC", "EXPORT", "PREPARE", "MERGE_INTO",
+}  # fmt: skip
+
+
+def _yields_rows(con: duckdb.DuckDBPyConnection, sql: str) -> bool:
+    """False for DDL and DML (run at once, giving None as the connection's contract
+    says); True for queries, EXPLAIN, CALL, PIVOT and the rest."""
+    try:
+        parsed = con.extract_statements(sql)
+    except duckdb.Error:
+        return True  # let con.sql raise DuckDB's own error, in its own words
+    return not (len(parsed) == 1 and parsed[0].type.name in _NO_ROWS)
 
 
 def _missing_feature(err: duckdb.BinderException, used: list[ModelSignature]) -> FeatureError | None:

@@ -1,0 +1,69 @@
+"""The connection: scripts, parameters, plain SQL passthrough, install(), the registry schema."""
+
+from __future__ import annotations
+
+import duckdb
+import pytest
+
+import dbml
+from dbml.registry import SCHEMA_VERSION
+
+
+def test_plain_sql_gives_duckdbs_results(con):
+    raw = duckdb.connect()
+    setup = "CREATE TABLE t AS SELECT i, i % 3 AS g, 'x' || i AS s FROM range(100) r(i)"
+    con.sql(setup)
+    raw.sql(setup)
+    for query in [
+        "SELECT g, count(*), sum(i) FROM t GROUP BY g ORDER BY g",
+        "SELECT * EXCLUDE (s) FROM t WHERE i > 90 ORDER BY i",
+        "PIVOT (SELECT g, i % 2 AS odd FROM t) ON g USING count(*) ORDER BY ALL",
+        "SELECT list(s ORDER BY i)[1:3] FROM t",
+        "DESCRIBE t",
+        "SHOW TABLES",
+        "SUMMARIZE SELECT i FROM t",
+    ]:
+        assert con.sql(query).fetchall() == raw.sql(query).fetchall(), query
+
+
+def test_scripts_return_the_last_statement_with_rows(con):
+    rel = con.sql("CREATE TABLE a(x INT); INSERT INTO a VALUES (1), (2); SELECT sum(x) AS s FROM a; CREATE TABLE b(y INT)")
+    assert rel.fetchall() == [(3,)]
+    assert con.sql("CREATE TABLE c(z INT); INSERT INTO c VALUES (5)") is None
+    assert con.sql("  ") is None
+
+
+def test_execute_binds_parameters(con):
+    con.sql("CREATE TABLE t AS SELECT i AS x, i % 2 = 0 AS even FROM range(50) r(i)")
+    assert con.execute("SELECT count(*) FROM t WHERE x < ?", [10]).fetchall() == [(10,)]
+    assert con.execute("SELECT count(*) FROM t WHERE x < $n", {"n": 5}).fetchall() == [(5,)]
+    con.train("p", "SELECT * FROM t WHERE x < ?", target="even", params=[40], epochs=1, progress=False)
+    assert con.sql("SELECT row_count FROM dbml.model_versions").fetchall() == [(40,)]
+    rows = con.execute("SELECT PREDICT(p, *) FROM t WHERE x >= ?", [45]).fetchall()
+    assert len(rows) == 5 and all(isinstance(r[0], bool) for r in rows)
+    with pytest.raises(dbml.DbmlError, match="one statement at a time"):
+        con.execute("SELECT ?; SELECT ?", [1])
+
+
+def test_install_is_idempotent_and_shares_the_database():
+    raw = duckdb.connect()
+    first = dbml.install(raw)
+    assert dbml.install(raw) is first and first.duckdb is raw
+    raw.sql("CREATE TABLE t AS SELECT i AS x, i % 3 = 0 AS y FROM range(60) r(i)")
+    first.sql("TRAIN MODEL m FROM t TARGET y WITH (epochs = 1, progress = false)")
+    assert raw.sql("SELECT model FROM dbml.models").fetchall() == [("m",)]
+
+
+def test_registry_schema_is_versioned_and_created_once(tmp_path):
+    path = str(tmp_path / "r.duckdb")
+    dbml.connect(path).close()
+    with dbml.connect(path) as con:
+        rows = con.sql("SELECT version FROM dbml.schema_version").fetchall()
+        assert rows == [(v,) for v in range(1, SCHEMA_VERSION + 1)]
+        tables = {r[0] for r in con.sql("SELECT table_name FROM duckdb_tables() WHERE schema_name = 'dbml'").fetchall()}
+        assert tables >= {"model_versions", "model_blobs", "training_log", "audit_log", "aliases", "schema_version"}
+        assert con.sql("SELECT count(*) FROM duckdb_views() WHERE schema_name = 'dbml' AND view_name = 'models'").fetchall() == [(1,)]
+
+
+def test_show_models_on_an_empty_registry(con):
+    assert con.sql("SHOW MODELS").fetchall() == []
