@@ -3,6 +3,8 @@ fingerprint of its rows, both found without pulling rows into Python."""
 
 from __future__ import annotations
 
+import hashlib
+
 import duckdb
 import sqlglot
 from sqlglot import exp
@@ -61,4 +63,5 @@ def fingerprint(con: duckdb.DuckDBPyConnection, relation_sql: str, columns: list
     n, total = con.execute(
         f"SELECT count(*), coalesce(sum(hash({cols})::HUGEINT), 0) FROM ({relation_sql}) AS fp", params
     ).fetchall()[0]
-    return f"{n}-{int(total) % (1 << 128):032x}"
+    digest = hashlib.sha256(f"{n}:{int(total)}".encode()).hexdigest()[:32]
+    return f"{n}-{digest}"

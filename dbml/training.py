@@ -53,7 +53,8 @@ class ProgressBar(Callback):
     def on_train_begin(self, epochs: int) -> None:
         from tqdm.auto import tqdm
 
-        self.bar = tqdm(total=epochs, desc=self.label, unit="epoch", file=sys.stderr, leave=False)
+        # disable=None: no bar when stderr is not a terminal (logs, CI), a bar otherwise
+        self.bar = tqdm(total=epochs, desc=self.label, unit="epoch", file=sys.stderr, leave=False, disable=None)
 
     def on_epoch_end(self, log: EpochLog) -> None:
         post = {"train_loss": f"{log.train_loss:.4f}"}
