@@ -8,6 +8,7 @@ quantiles, vocabularies) is computed by DuckDB with SQL aggregates.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -133,6 +134,11 @@ def profile_features(
         total = row[0]
         for i, f in enumerate(numeric):
             cnt, mean, std, lo, hi, qs = row[1 + 6 * i : 7 + 6 * i]
+            if any(v is not None and not math.isfinite(v) for v in (mean, std, lo, hi)):
+                raise FeatureError(
+                    f"column '{f.name}' has infinite values (or values too large for FLOAT); "
+                    "filter or clip them in the source query"
+                )
             profile[f.name] = {
                 "kind": f.kind,
                 "count": total,

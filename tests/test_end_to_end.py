@@ -215,3 +215,24 @@ def test_drop_keeps_the_audit_row(con, mixed):
     assert actions == [("TRAIN", 1, "tester"), ("TRAIN", 2, "tester"), ("DROP", 1, "tester"), ("DROP", None, "tester")]
     # numbers are never reused: the next version is 3
     assert con.sql(f"TRAIN MODEL d FROM {src} TARGET churned WITH (epochs = 1, progress = false)").fetchall()[0][1] == 3
+
+
+def test_sessions_are_built_once_per_blob(con, mixed, monkeypatch):
+    from dbml import runtime
+
+    runtime.clear_sessions()
+    built = []
+    real = runtime.new_session
+    monkeypatch.setattr(runtime, "new_session", lambda blob, threads=1: built.append(1) or real(blob, threads))
+    con.sql(f"TRAIN MODEL c FROM (SELECT age, plan, churned FROM {mixed}) TARGET churned WITH (epochs = 1, progress = false)")
+    for _ in range(3):
+        con.sql(f"SELECT PREDICT(c, *), PREDICT_PROBA(c, *) FROM {mixed}, range(20)").fetchall()  # 6,000 rows: several batches
+    assert len(built) == 1
+
+
+def test_infinite_values_are_named(con):
+    from dbml.errors import FeatureError
+
+    con.sql("CREATE TABLE inf AS SELECT CASE WHEN i = 3 THEN 'inf'::DOUBLE ELSE i END AS x, i % 2 = 0 AS y FROM range(40) r(i)")
+    with pytest.raises(FeatureError, match="column 'x' has infinite values"):
+        con.sql("TRAIN MODEL inf FROM inf TARGET y")

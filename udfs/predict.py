@@ -23,7 +23,7 @@ from duckdb import sqltypes
 from dbml.features import FeatureSpec
 from dbml.runtime import arrow_feeds
 
-__all__ = ["FUNCTIONS", "function_names", "register_version"]
+__all__ = ["FUNCTIONS", "function_names", "register_version", "label_field"]
 
 # name pattern -> one-line description, for documentation and SHOW FUNCTIONS-style listings
 FUNCTIONS = {
@@ -87,7 +87,7 @@ def register_version(
     if task != "classification":
         return predict_name, None
 
-    names = [str(label) for label in labels or []]
+    names = [label_field(label) for label in labels or []]
 
     def convert_proba(out: np.ndarray) -> pa.Array:
         out = out.astype(np.float64)
@@ -96,6 +96,13 @@ def register_version(
     struct = duckdb.struct_type({n: sqltypes.DOUBLE for n in names})
     _create(con, proba_name, _udf(session, features, "probabilities", convert_proba), params, struct)
     return predict_name, proba_name
+
+
+def label_field(label: Any) -> str:
+    """The STRUCT field name of a class label: 'true'/'false' for booleans, else its text."""
+    if isinstance(label, bool):
+        return "true" if label else "false"
+    return str(label)
 
 
 def _create(con: duckdb.DuckDBPyConnection, name: str, fn, params, return_type) -> None:
