@@ -53,8 +53,9 @@ class ProgressBar(Callback):
     def on_train_begin(self, epochs: int) -> None:
         from tqdm.auto import tqdm
 
-        # disable=None: no bar when stderr is not a terminal (logs, CI), a bar otherwise
-        self.bar = tqdm(total=epochs, desc=self.label, unit="epoch", file=sys.stderr, leave=False, disable=None)
+        # A bar in terminals and notebooks; none in logs and CI, where it would be noise.
+        shown = sys.stderr.isatty() or "ipykernel" in sys.modules
+        self.bar = tqdm(total=epochs, desc=self.label, unit="epoch", file=sys.stderr, leave=False, disable=not shown)
 
     def on_epoch_end(self, log: EpochLog) -> None:
         post = {"train_loss": f"{log.train_loss:.4f}"}
