@@ -81,7 +81,7 @@ def _column(values: pa.Array | pa.ChunkedArray, feature: FeatureSpec) -> np.ndar
     if feature.kind == "category":
         if values.null_count:
             values = pc.fill_null(values.cast(pa.string()), "")
-        return values.to_numpy(zero_copy_only=False).astype(object).reshape(-1, 1)
+        return values.to_numpy(zero_copy_only=False).reshape(-1, 1)
     if not pa.types.is_float32(values.type):
         values = values.cast(pa.float32())
     if values.null_count:
