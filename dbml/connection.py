@@ -75,30 +75,48 @@ class Connection:
             if params is not None:
                 raise DbmlError("parameters can be bound to one statement at a time; split the script")
             return self.sql(text)
-        part = parts[0]
-        if part.kind == "ml":
-            return statements.run_statement(self, parse_statement(part.text), params)
-        if part.kind == "sql":
-            return self._con.execute(part.text, params)
-        used: list[ModelSignature] = []
-        sql = self.rewrite(part.text, used)
-        try:
-            return self._con.execute(sql, params)
-        except duckdb.BinderException as err:
-            raise _missing_feature(err, used) or err
+        return self._submit(parts[0], params, self._con.execute)
 
     def _run(self, part: Statement, params) -> duckdb.DuckDBPyRelation | None:
+        def run(sql: str, values):
+            if _yields_rows(self._con, sql):
+                return self._con.sql(sql, params=values)
+            self._con.execute(sql, values).fetchall()
+            return None
+
+        return self._submit(part, params, run)
+
+    def _submit(self, part: Statement, params, run):
+        """Run one statement: ML statements by their handler, the rest by ``run`` after
+        rewriting PREDICT. A view or macro that calls a version's UDF which this
+        connection has not registered yet gets it registered, then runs again."""
         if part.kind == "ml":
             return statements.run_statement(self, parse_statement(part.text), params)
         used: list[ModelSignature] = []
         sql = part.text if part.kind == "sql" else self.rewrite(part.text, used)
+        tried: set[str] = set()
+        while True:
+            try:
+                return run(sql, params)
+            except duckdb.BinderException as err:
+                raise _missing_feature(err, used) or err
+            except duckdb.CatalogException as err:
+                name = _missing_udf(err)
+                if name is None or name in tried:
+                    raise
+                tried.add(name)
+                self._register_stored(name)
+
+    def _register_stored(self, function: str) -> None:
+        """Register the UDFs behind a ``dbml_predict[_proba]_<model>_v<N>`` name met in SQL
+        that was rewritten earlier (a view, a macro)."""
+        match = re.match(r"^dbml_predict(?:_proba)?_(.+)_v(\d+)$", function)
+        model, version = match.group(1), int(match.group(2))
         try:
-            if _yields_rows(self._con, sql):
-                return self._con.sql(sql, params=params)
-            self._con.execute(sql, params).fetchall()
-            return None
-        except duckdb.BinderException as err:
-            raise _missing_feature(err, used) or err
+            rec = self.registry.get(model, version)
+        except DbmlError as err:
+            raise DbmlError(f"the SQL calls {function}, but {str(err)[len('dbml: '):]}") from None
+        self._ensure_functions(rec)
 
     def rewrite(self, sql: str, used: list[ModelSignature] | None = None) -> str:
         """The SQL DuckDB runs for ``sql``: PREDICT calls become per-version UDF calls
@@ -249,6 +267,11 @@ def _yields_rows(con: duckdb.DuckDBPyConnection, sql: str) -> bool:
     except duckdb.Error:
         return True  # let con.sql raise DuckDB's own error, in its own words
     return not (len(parsed) == 1 and parsed[0].type.name in _NO_ROWS)
+
+
+def _missing_udf(err: duckdb.CatalogException) -> str | None:
+    match = re.search(r"Scalar Function with name (dbml_predict\w*_v\d+) does not exist", str(err))
+    return match.group(1).lower() if match else None
 
 
 def _missing_feature(err: duckdb.BinderException, used: list[ModelSignature]) -> FeatureError | None:

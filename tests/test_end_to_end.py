@@ -236,3 +236,18 @@ def test_infinite_values_are_named(con):
     con.sql("CREATE TABLE inf AS SELECT CASE WHEN i = 3 THEN 'inf'::DOUBLE ELSE i END AS x, i % 2 = 0 AS y FROM range(40) r(i)")
     with pytest.raises(FeatureError, match="column 'x' has infinite values"):
         con.sql("TRAIN MODEL inf FROM inf TARGET y")
+
+
+def test_a_view_over_predict_scores_in_a_new_connection(tmp_path):
+    path = str(tmp_path / "v.duckdb")
+    with dbml.connect(path) as con:
+        con.sql("CREATE TABLE t AS SELECT i % 10 AS a, i % 10 > 4 AS y FROM range(100) r(i)")
+        con.sql(f"TRAIN MODEL vm FROM t TARGET y WITH ({FAST})")
+        con.sql("CREATE VIEW scored AS SELECT a, PREDICT(vm, *) AS p, PREDICT_PROBA(vm, *).true AS pt FROM t")
+        expected = con.sql("SELECT * FROM scored ORDER BY a, p").fetchall()
+    with dbml.connect(path) as con:
+        assert con.sql("SELECT * FROM scored ORDER BY a, p").fetchall() == expected
+        con.sql("DROP MODEL vm")
+    with dbml.connect(path) as con:
+        with pytest.raises(dbml.DbmlError, match="calls dbml_predict_vm_v1, but model 'vm' does not exist"):
+            con.sql("SELECT * FROM scored")
