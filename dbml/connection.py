@@ -15,14 +15,14 @@ import pyarrow as pa
 
 from dbml import statements
 from dbml.dialect import parse_statement
-from dbml.errors import DbmlError, FeatureError
+from dbml.errors import DbmlError, FeatureError, TargetError
 from dbml.features import FeatureSpec
 from dbml.pipeline import TrainRequest, label_types, train
 from dbml.registry import Registry, check_model_name, parse_reference
 from dbml.rewrite import ModelSignature, Statement, rewrite_predict, split_statements
 from dbml.runtime import session_for
 from dbml.training import Callback
-from dbml.udfs import function_names, register_version
+from dbml.udfs import parse_function_name, register_version
 
 __all__ = ["Connection", "connect", "install"]
 
@@ -41,7 +41,8 @@ class Connection:
         self._con = con
         self.registry = Registry(con, user)
         self.registry.ensure()
-        self._functions: dict[str, str] = {}  # UDF name -> sha256 it was built from
+        # (model, version) -> (sha256 the UDFs were built from, predict UDF name, proba UDF name)
+        self._functions: dict[tuple[str, int], tuple[str, str, str | None]] = {}
 
     @property
     def duckdb(self) -> duckdb.DuckDBPyConnection:
@@ -54,14 +55,15 @@ class Connection:
 
         Returns a relation for the last statement that yields rows, else None.
         """
-        parts = split_statements(text)
+        parts = split_statements(_text(text))
         if params is not None and len(parts) > 1:
             raise DbmlError("parameters can be bound to one statement at a time; split the script")
         result = None
-        for part in parts:
+        for i, part in enumerate(parts):
             rel = self._run(part, params)
             if rel is not None:
-                result = rel
+                # a relation is lazy: read it now if later statements could change its rows
+                result = rel if i == len(parts) - 1 else self._con.from_arrow(rel.to_arrow_table())
         return result
 
     def execute(self, text: str, params: list[Any] | dict[str, Any] | None = None):
@@ -70,7 +72,7 @@ class Connection:
         Plain SQL and queries with PREDICT behave as ``duckdb.execute`` (the result is
         read with ``fetchall()``, ``df()``, ``arrow()``); ML statements return a relation.
         """
-        parts = split_statements(text)
+        parts = split_statements(_text(text))
         if len(parts) != 1:
             if params is not None:
                 raise DbmlError("parameters can be bound to one statement at a time; split the script")
@@ -106,12 +108,14 @@ class Connection:
                     raise
                 tried.add(name)
                 self._register_stored(name)
+                if part.kind == "predict":  # the UDF may now have another name
+                    sql = self.rewrite(part.text, used)
 
     def _register_stored(self, function: str) -> None:
         """Register the UDFs behind a ``dbml_predict[_proba]_<model>_v<N>`` name met in SQL
         that was rewritten earlier (a view, a macro)."""
-        match = re.match(r"^dbml_predict(?:_proba)?_(.+)_v(\d+)$", function)
-        model, version = match.group(1), int(match.group(2))
+        model, version = parse_function_name(function)
+        self._functions.pop((model, version), None)  # e.g. a ROLLBACK removed it from the catalog
         try:
             rec = self.registry.get(model, version)
         except DbmlError as err:
@@ -142,14 +146,15 @@ class Connection:
         features = tuple(FeatureSpec(**f) for f in rec["features"])
         task = rec["task"]
         predict_type = label_types(rec["target_type"])[1] if task == "classification" else "DOUBLE"
-        predict_name, proba_name = function_names(model, version)
-        if self._functions.get(predict_name) != rec["onnx_sha256"]:
+        known = self._functions.get((model, version))
+        if known is None or known[0] != rec["onnx_sha256"]:
             what = f"model '{model}' version {version}"
             session = session_for(
                 rec["onnx_sha256"], rec["onnx_size"], lambda: self.registry.blob(model, version), what
             )
-            register_version(self._con, model, version, features, task, rec["labels"], predict_type, session)
-            self._functions[predict_name] = rec["onnx_sha256"]
+            made = register_version(self._con, model, version, features, task, rec["labels"], predict_type, session)
+            known = self._functions[(model, version)] = (rec["onnx_sha256"], *made)
+        _, predict_name, proba_name = known
         return ModelSignature(
             model=model,
             version=version,
@@ -162,12 +167,15 @@ class Connection:
 
     def _forget_functions(self, model: str, versions: list[int]) -> None:
         for version in versions:
-            for name in function_names(model, version):
-                self._functions.pop(name, None)
+            known = self._functions.pop((model, version), None)
+            if known is None:
+                continue  # never registered here; removing it would abort an open transaction
+            for name in known[1:]:
                 try:
-                    self._con.remove_function(name)
+                    if name is not None:
+                        self._con.remove_function(name)
                 except duckdb.Error:
-                    pass  # never registered on this connection
+                    pass  # already gone (a rolled-back transaction takes it)
 
     # -- Python twins of the statements ---------------------------------------------------
 
@@ -196,7 +204,9 @@ class Connection:
             **options: training and architecture options, e.g. ``epochs=30``.
         """
         source_sql, label = statements.source_query(source)
-        targets = [target] if isinstance(target, str) else list(target or [])
+        targets = [target] if isinstance(target, str) else target or []
+        if not isinstance(targets, (list, tuple)) or not all(isinstance(t, str) for t in targets):
+            raise TargetError(f"target must be a column name or a list of them, got {target!r}")
         request = TrainRequest(
             model=model, source_sql=self.rewrite(source_sql), source_label=label, targets=targets,
             architecture=using, options=options, if_not_exists=if_not_exists, params=params,
@@ -213,7 +223,7 @@ class Connection:
         ref = model.replace("'", "''")
         source_sql, _ = statements.source_query(source)
         extra = f", PREDICT_PROBA('{ref}', *) AS probabilities" if proba else ""
-        return self._con.sql(self.rewrite(f"SELECT *, PREDICT('{ref}', *) AS prediction{extra} FROM ({source_sql}) AS src"))
+        return self._con.sql(self.rewrite(f"SELECT *, PREDICT('{ref}', *) AS prediction{extra} FROM (\n{source_sql}\n) AS src"))
 
     def show_models(self) -> duckdb.DuckDBPyRelation:
         """``SHOW MODELS``: one row per model."""
@@ -237,6 +247,8 @@ class Connection:
     def drop_model(self, model: str, version: int | None = None, if_exists: bool = False) -> duckdb.DuckDBPyRelation:
         """``DROP MODEL [IF EXISTS] model [VERSION n]``: blobs and rows go, the audit row stays."""
         name = check_model_name(model)
+        if version is not None and (isinstance(version, bool) or not isinstance(version, int)):
+            raise DbmlError(f"version must be a whole number, got {version!r}")
         dropped = self.registry.drop(name, version, if_exists)
         self._forget_functions(name, dropped)
         schema = pa.schema([("model", pa.string()), ("version", pa.int32()), ("status", pa.string())])
@@ -259,6 +271,12 @@ _NO_ROWS = {
 }  # fmt: skip
 
 
+def _text(text: Any) -> str:
+    if not isinstance(text, str):
+        raise DbmlError(f"SQL text must be a string, got {type(text).__name__}")
+    return text
+
+
 def _yields_rows(con: duckdb.DuckDBPyConnection, sql: str) -> bool:
     """False for DDL and DML (run at once, giving None as the connection's contract
     says); True for queries, EXPLAIN, CALL, PIVOT and the rest."""
@@ -266,12 +284,16 @@ def _yields_rows(con: duckdb.DuckDBPyConnection, sql: str) -> bool:
         parsed = con.extract_statements(sql)
     except duckdb.Error:
         return True  # let con.sql raise DuckDB's own error, in its own words
-    return not (len(parsed) == 1 and parsed[0].type.name in _NO_ROWS)
+    if len(parsed) != 1 or parsed[0].type.name not in _NO_ROWS:
+        return True
+    return parsed[0].type.name in ("INSERT", "UPDATE", "DELETE") and re.search(r"\bRETURNING\b", sql, re.I) is not None
 
 
 def _missing_udf(err: duckdb.CatalogException) -> str | None:
-    match = re.search(r"Scalar Function with name (dbml_predict\w*_v\d+) does not exist", str(err))
-    return match.group(1).lower() if match else None
+    match = re.search(r"Scalar Function with name (dbml_\w+) does not exist", str(err))
+    if match is None or parse_function_name(match.group(1).lower()) is None:
+        return None
+    return match.group(1).lower()
 
 
 def _missing_feature(err: duckdb.BinderException, used: list[ModelSignature]) -> FeatureError | None:

@@ -117,8 +117,8 @@ class DbmlParser(DuckDB.Parser):
             name = self._parse_model_name()
             version = None
             if self._match_text_seq("VERSION"):
-                if not self._match(TokenType.NUMBER):
-                    self.raise_error("Expected a version number after VERSION")
+                if not self._match(TokenType.NUMBER) or not self._prev.text.isdigit():
+                    self.raise_error("Expected a whole version number after VERSION")
                 version = exp.Literal.number(self._prev.text)
             return self.expression(DropModel(this=name, exists=exists, version=version))
         return super()._parse_statement()
@@ -176,6 +176,8 @@ class DbmlParser(DuckDB.Parser):
             return exp.Subquery(this=query), text
         if self._match(TokenType.STRING):
             return exp.Literal.string(self._prev.text), None
+        if not self._curr:
+            self.raise_error("Expected a table, a view, a quoted file path or (SELECT ...) after FROM")
         table = self._parse_table_parts()
         if table is None or not table.name:
             self.raise_error("Expected a table, a view, a quoted file path or (SELECT ...) after FROM")

@@ -10,6 +10,7 @@ Only standard ONNX and ai.onnx.ml operators are used.
 from __future__ import annotations
 
 import io
+import threading
 import json
 import warnings
 from typing import Any
@@ -34,6 +35,7 @@ OUTPUTS = {
     },
     "regression": {"value": "float [N]: predicted value in the target's units"},
 }
+_EXPORT_LOCK = threading.Lock()
 _LABEL_TENSOR = {"string": TensorProto.STRING, "int64": TensorProto.INT64, "bool": TensorProto.BOOL}
 
 
@@ -48,7 +50,7 @@ def _export_module(model: TabularModel, n_numeric: int, n_category: int, output:
         args.append(torch.zeros(2, n_category, dtype=torch.long))
     buf = io.BytesIO()
     axes = {n: {0: "N"} for n in names} | {PREFIX + output: {0: "N"}}
-    with warnings.catch_warnings():
+    with _EXPORT_LOCK, warnings.catch_warnings():  # torch.onnx.export keeps global state
         warnings.simplefilter("ignore")
         torch.onnx.export(
             wrapper.cpu(),
@@ -101,11 +103,11 @@ def build_onnx(
         metadata: extra ``dbml.*`` metadata entries (JSON-encoded when not strings).
     """
     outputs = list(OUTPUTS[task])
-    clash = [f.name for f in features if f.name in outputs]
+    clash = [f.name for f in features if f.name in outputs or f.name.startswith(PREFIX)]
     if clash:
         raise FeatureError(
             f"feature column '{clash[0]}' has the name of an output of the ONNX graph "
-            f"({', '.join(outputs)}); rename it in the source query (SELECT {clash[0]} AS {clash[0]}_)"
+            f"({', '.join(outputs)}) or starts with '{PREFIX}', kept for the graph's own names; rename it in the source query (SELECT {clash[0]} AS {clash[0]}_)"
         )
     numeric = [f for f in features if f.kind != "category"]
     categories = [f for f in features if f.kind == "category"]

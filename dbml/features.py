@@ -92,13 +92,16 @@ def feature_sql(feature: FeatureSpec, column: exp.Expression) -> exp.Expression:
     Numbers, booleans and dates become FLOAT (dates as days since 1970-01-01,
     fractional for timestamps); categories become VARCHAR with NULL as ''.
     """
+    as_float = exp.DataType.build("FLOAT")
+    if feature.kind == "numeric":  # straight to FLOAT: no range error or rounding from the training type
+        return exp.cast(column, as_float)
     typed = exp.cast(column, exp.DataType.build(feature.sql_type, dialect="duckdb"))
     if feature.kind == "category":
         return exp.func("COALESCE", typed, exp.Literal.string(""))
     if feature.kind == "datetime":
         days = exp.Div(this=exp.func("epoch", typed), expression=exp.Literal.number("86400.0"))
-        return exp.cast(days, exp.DataType.build("FLOAT"))
-    return exp.cast(typed, exp.DataType.build("FLOAT"))
+        return exp.cast(days, as_float)
+    return exp.cast(typed, as_float)
 
 
 def _q(name: str) -> str:

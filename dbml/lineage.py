@@ -61,7 +61,7 @@ def fingerprint(con: duckdb.DuckDBPyConnection, relation_sql: str, columns: list
     give the same value, any changed, added or removed row a different one."""
     cols = ", ".join(exp.to_identifier(c, quoted=True).sql(dialect="duckdb") for c in columns)
     n, total = con.execute(
-        f"SELECT count(*), coalesce(sum(hash({cols})::HUGEINT), 0) FROM ({relation_sql}) AS fp", params
+        f"SELECT count(*), coalesce(sum(hash({cols})::HUGEINT), 0) FROM (\n{relation_sql}\n) AS fp", params
     ).fetchall()[0]
     digest = hashlib.sha256(f"{n}:{int(total)}".encode()).hexdigest()[:32]
     return f"{n}-{digest}"

@@ -96,8 +96,12 @@ def validate_options(given: dict[str, Any], declared: tuple[Option, ...], contex
     """
     by_name = {o.name: o for o in declared}
     out = {o.name: o.default for o in declared}
+    seen: set[str] = set()
     for raw_name, value in given.items():
         name = raw_name.lower()
+        if name in seen:
+            raise OptionError(f"option '{raw_name}' is given twice")
+        seen.add(name)
         if name not in by_name:
             valid = ", ".join(sorted(by_name))
             raise OptionError(f"unknown option '{raw_name}' for {context}; valid options are: {valid}")

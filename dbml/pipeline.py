@@ -33,6 +33,7 @@ from dbml.model import TabularModel, TabularPreprocessor
 from dbml.options import TRAINING_OPTIONS, validate_options
 from dbml.registry import Registry, check_model_name
 from dbml.runtime import arrow_feeds, new_session
+from dbml.udfs import label_field
 from dbml.training import Callback, ProgressBar, fit
 
 __all__ = ["TrainRequest", "train", "label_types"]
@@ -202,7 +203,7 @@ def train(con: duckdb.DuckDBPyConnection, registry: Registry, req: TrainRequest)
 
     # -- the source and its columns ------------------------------------------------
     try:
-        rel = con.sql(f"SELECT * FROM ({req.source_sql}) AS src", params=req.params)
+        rel = con.sql(f"SELECT * FROM (\n{req.source_sql}\n) AS src", params=req.params)
         columns, types = rel.columns, [str(t) for t in rel.types]
     except duckdb.Error as err:
         raise SourceError(f"cannot read the source {req.source_label} of model '{name}': {err}") from None
@@ -217,6 +218,8 @@ def train(con: duckdb.DuckDBPyConnection, registry: Registry, req: TrainRequest)
         )
     target, target_type = by_lower[req.targets[0].lower()]
     features = [FeatureSpec(c, *feature_kind(c, t)) for c, t in zip(columns, types) if c != target]
+    if any(f.name.lower() == _TARGET_NAME for f in features):
+        raise FeatureError(f"column name '{_TARGET_NAME}' is reserved by dbml; rename the column")
     if not features:
         raise FeatureError(f"the source {req.source_label} has no column besides the target '{target}'")
     if target_type.upper().startswith("ENUM"):
@@ -232,7 +235,7 @@ def train(con: duckdb.DuckDBPyConnection, registry: Registry, req: TrainRequest)
 
     # -- the rows, as Arrow --------------------------------------------------------------
     selects = [f"{feature_sql(f, exp.column(f.name, quoted=True)).sql(dialect='duckdb')} AS {_q(f.name)}" for f in features]
-    data_sql = f"SELECT * FROM ({req.source_sql}) AS src WHERE {_q(target)} IS NOT NULL"
+    data_sql = f"SELECT * FROM (\n{req.source_sql}\n) AS src WHERE {_q(target)} IS NOT NULL"
     try:
         n_distinct = con.execute(f"SELECT count(DISTINCT {_q(target)}) FROM ({data_sql})", req.params).fetchall()[0][0]
         task = _task_of(target, target_type, n_distinct, options)
@@ -263,14 +266,19 @@ def train(con: duckdb.DuckDBPyConnection, registry: Registry, req: TrainRequest)
             raise TargetError(f"task = 'classification' on the {target_type} target '{target}' is not supported; cast it to INTEGER or VARCHAR")
         label_onnx, predict_type = label_types(target_type)
         y_all = pc.index_in(y_raw, value_set=pa.array(labels, type=y_raw.type)).to_numpy().astype(np.int64)
+        labels = _plain_labels(target, labels, label_onnx)
     else:
         y_np = y_raw.to_numpy().astype(np.float64)
+        if not np.isfinite(y_np).all():
+            raise TargetError(f"target column '{target}' has NaN or infinite values; filter them in the source query")
         y_mean, y_std = float(y_np.mean()), float(y_np.std())
         if not y_std > 0:
             raise TargetError(f"target column '{target}' has a single value ({y_mean}) in {n} rows; nothing to learn")
         y_all = y_np
 
     train_idx, val_idx = _split(n, options["validation"], options["seed"], y_all if task == "classification" else None)
+    if len(train_idx) == 0:
+        raise OptionError(f"option 'validation' = {options['validation']} leaves no training rows out of {n}")
     train_table = table.take(pa.array(train_idx))
 
     # -- profile by DuckDB, on the training rows only ---------------------------------
@@ -282,6 +290,12 @@ def train(con: duckdb.DuckDBPyConnection, registry: Registry, req: TrainRequest)
         profiler.close()
 
     x_num, x_cat = encode_features(table, features, profile)
+    infinite = np.isinf(x_num).any(axis=0) if x_num.size else []
+    if any(infinite):
+        column = [f for f in features if f.kind != "category"][int(np.argmax(infinite))].name
+        raise FeatureError(
+            f"column '{column}' has infinite values (or values too large for FLOAT); filter or clip them in the source query"
+        )
 
     def tensors(idx: np.ndarray):
         y = torch.from_numpy(y_all[idx])
@@ -295,26 +309,12 @@ def train(con: duckdb.DuckDBPyConnection, registry: Registry, req: TrainRequest)
     train_data = tensors(train_idx)
     val_data = tensors(val_idx) if len(val_idx) else None
 
-    # -- model and training -------------------------------------------------------------
-    torch.manual_seed(options["seed"])
-    prep = TabularPreprocessor(features, profile)
-    out_dim = len(labels) if labels is not None else 1
-    net = arch.build(prep.output_dim, out_dim, options)
-    model = TabularModel(prep, net, task, y_mean, y_std).to(device)
-    if task == "classification":
-        loss_fn = torch.nn.functional.cross_entropy
-        metric = lambda out, y: (out.argmax(dim=1) == y).float().mean()  # noqa: E731
-    else:
-        loss_fn = lambda out, y: torch.nn.functional.mse_loss(out[:, 0], y)  # noqa: E731
-        metric = lambda out, y: 1 - ((out[:, 0] - y) ** 2).sum() / ((y - y.mean()) ** 2).sum().clamp_min(1e-12)  # noqa: E731
-    batch_size = options["batch_size"] or _auto_batch_size(len(train_idx))
-    callbacks = list(req.callbacks)
-    if options["progress"]:
-        callbacks.append(ProgressBar(f"train {name}"))
-    fit_started = time.perf_counter()
-    with _cpu_threads(device, options["threads"], sum(p.numel() for p in model.parameters())):
-        logs = fit(model, loss_fn, metric, train_data, val_data, options, batch_size, callbacks)
-    train_seconds = time.perf_counter() - fit_started
+    # -- model and training (the caller's random state is left as it was) ------------------
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        model, logs, train_seconds, batch_size = _fit_model(
+            name, arch, options, features, profile, task, labels, y_mean, y_std, device,
+            train_data, val_data, len(train_idx), list(req.callbacks),
+        )  # fmt: skip
 
     # -- metrics on held-out rows --------------------------------------------------------
     eval_idx, evaluated_on = (val_idx, "validation") if len(val_idx) else (train_idx, "training")
@@ -340,7 +340,7 @@ def train(con: duckdb.DuckDBPyConnection, registry: Registry, req: TrainRequest)
         "model": name,
         "architecture": arch.name,
         "task": task,
-        "options": options,
+        "options": {**options, "batch_size": batch_size},  # the batch size actually used
         "features": [f.to_dict() for f in features],
         "profile": profile,
         "target": target,
@@ -365,6 +365,49 @@ def train(con: duckdb.DuckDBPyConnection, registry: Registry, req: TrainRequest)
     record["version"] = registry.add_version(record, blob, logs)
     record["seconds"] = time.perf_counter() - started
     return _result(record, "trained")
+
+
+def _fit_model(
+    name, arch, options, features, profile, task, labels, y_mean, y_std, device,
+    train_data, val_data, n_train, callbacks,
+):  # fmt: skip
+    """Seed, build the module, and train it; returns (model, logs, seconds, batch size)."""
+    torch.manual_seed(options["seed"])
+    prep = TabularPreprocessor(features, profile)
+    out_dim = len(labels) if labels is not None else 1
+    net = arch.build(prep.output_dim, out_dim, options)
+    model = TabularModel(prep, net, task, y_mean, y_std).to(device)
+    if task == "classification":
+        loss_fn = torch.nn.functional.cross_entropy
+        metric = lambda out, y: (out.argmax(dim=1) == y).float().mean()  # noqa: E731
+    else:
+        loss_fn = lambda out, y: torch.nn.functional.mse_loss(out[:, 0], y)  # noqa: E731
+        metric = lambda out, y: 1 - ((out[:, 0] - y) ** 2).sum() / ((y - y.mean()) ** 2).sum().clamp_min(1e-12)  # noqa: E731
+    batch_size = options["batch_size"] or _auto_batch_size(n_train)
+    if options["progress"]:
+        callbacks = [*callbacks, ProgressBar(f"train {name}")]
+    started = time.perf_counter()
+    with _cpu_threads(device, options["threads"], sum(p.numel() for p in model.parameters())):
+        logs = fit(model, loss_fn, metric, train_data, val_data, options, batch_size, callbacks)
+    return model, logs, time.perf_counter() - started, batch_size
+
+
+def _plain_labels(target: str, labels: list[Any], onnx_type: str) -> list[Any]:
+    """Labels as JSON- and ONNX-friendly Python values, with distinct STRUCT field names."""
+    if onnx_type == "int64":
+        labels = [int(v) for v in labels]
+        if any(not -(2**63) <= v < 2**63 for v in labels):
+            raise TargetError(f"target column '{target}' has class labels beyond the BIGINT range; cast it to VARCHAR")
+    fields: dict[str, Any] = {}
+    for v in labels:
+        key = label_field(v).lower()
+        if key in fields:
+            raise TargetError(
+                f"target column '{target}' has labels {fields[key]!r} and {v!r}, which differ only in case; "
+                "PREDICT_PROBA's fields could not tell them apart: normalise the case in the source query"
+            )
+        fields[key] = v
+    return labels
 
 
 def _parity(

@@ -125,7 +125,7 @@ class Registry:
                     "SELECT version FROM dbml.aliases WHERE model = ? AND alias = ?", [model, alias or "default"]
                 ).fetchall()
                 row = rows[0] if rows else None
-                if row is None and alias is not None:
+                if row is None and alias not in (None, "default"):
                     raise VersionNotFoundError(f"model '{model}' has no alias '{alias}'")
                 version = row[0] if row is not None else versions[-1]
             if version not in versions:
@@ -217,7 +217,16 @@ class Registry:
             })  # fmt: skip
             return version
 
-        return self._transaction(work)
+        for attempt in range(3):
+            try:
+                return self._transaction(work)
+            except duckdb.ConstraintException as err:
+                if attempt == 2:
+                    raise DbmlError(f"could not store a new version of model '{model}': {err}") from None
+            except duckdb.TransactionException as err:  # another writer took the same number
+                if attempt == 2:
+                    raise DbmlError(f"could not store a new version of model '{model}': {err}") from None
+        raise AssertionError("unreachable")
 
     def drop(self, model: str, version: int | None = None, if_exists: bool = False) -> list[int]:
         """Delete a model's versions (or one version) with their blobs and logs; the

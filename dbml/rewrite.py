@@ -74,7 +74,7 @@ def split_statements(sql: str) -> list[Statement]:
             continue
         text = sql[group[0].start : group[-1].end + 1]
         heads = tuple(t.text.upper() for t in group[:2])
-        if heads in ML_STATEMENT_HEADS:
+        if heads in ML_STATEMENT_HEADS and (len(group) > 2 or heads == ("SHOW", "MODELS")):
             kind = "ml"
         elif _predict_spans(group):
             kind = "predict"
@@ -163,7 +163,15 @@ def _feature_inputs(sig: ModelSignature, args: list[exp.Expression], func: str) 
     if all(n is not None for n in arg_names) and len(lowered) == len(args):
         missing = [n for n in names if n.lower() not in lowered]
         if not missing:
-            return [_unalias(lowered[n.lower()]) for n in names]
+            ordered = [lowered[n.lower()] for n in names]
+            unnamed = any(not p.this for a in args for p in a.find_all(exp.Placeholder))
+            if ordered != args and unnamed:
+                raise FeatureError(
+                    f"{func} of {label} names its columns in another order than the model's "
+                    f"({', '.join(names)}) and has ? parameters, which bind by position: "
+                    "list them in the model's order or use $name parameters"
+                )
+            return [_unalias(a) for a in ordered]
         if len(args) != len(names):
             raise FeatureError(
                 f"{func} of {label} is missing feature column(s) {', '.join(missing)}; "

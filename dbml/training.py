@@ -131,8 +131,6 @@ def fit(
             total = 0.0
             for start in range(0, n, batch_size):
                 idx = order[start : start + batch_size]
-                if idx.numel() < 2 and n >= 2:
-                    continue  # a lone row would make a noisy last step
                 x_num, x_cat, y = _slice(train, idx)
                 optimizer.zero_grad(set_to_none=True)
                 loss = loss_fn(model(x_num, x_cat), y)

@@ -249,5 +249,5 @@ def test_a_view_over_predict_scores_in_a_new_connection(tmp_path):
         assert con.sql("SELECT * FROM scored ORDER BY a, p").fetchall() == expected
         con.sql("DROP MODEL vm")
     with dbml.connect(path) as con:
-        with pytest.raises(dbml.DbmlError, match="calls dbml_predict_vm_v1, but model 'vm' does not exist"):
+        with pytest.raises(dbml.DbmlError, match="calls dbml_predict__vm__v1, but model 'vm' does not exist"):
             con.sql("SELECT * FROM scored")

@@ -22,15 +22,15 @@ CHURN_FEATURES = (
 
 def _classifier(model: str, version: int, features, label_type: str, predict_type: str) -> ModelSignature:
     return ModelSignature(
-        model, version, features, f"dbml_predict_{model}_v{version}", predict_type, label_type,
-        f"dbml_predict_proba_{model}_v{version}",
+        model, version, features, f"dbml_predict__{model}__v{version}", predict_type, label_type,
+        f"dbml_proba__{model}__v{version}",
     )  # fmt: skip
 
 
 SIGNATURES = {
     ("churn", None): _classifier("churn", 2, CHURN_FEATURES, "VARCHAR", "VARCHAR"),
     ("churn", 1): _classifier("churn", 1, CHURN_FEATURES, "VARCHAR", "VARCHAR"),
-    ("price", None): ModelSignature("price", 4, (FeatureSpec("sqft", "numeric", "DOUBLE"),), "dbml_predict_price_v4", "DOUBLE", "DOUBLE"),
+    ("price", None): ModelSignature("price", 4, (FeatureSpec("sqft", "numeric", "DOUBLE"),), "dbml_predict__price__v4", "DOUBLE", "DOUBLE"),
     ("rating", None): _classifier("rating", 1, (FeatureSpec("text_len", "numeric", "BIGINT"),), "INTEGER", "BIGINT"),
 }
 

@@ -1,17 +1,18 @@
 """Per-version PREDICT / PREDICT_PROBA UDFs: vectorized Arrow functions around a
 cached onnxruntime session.
 
-``dbml_predict_<model>_v<N>(features...)``: the label (in the target's type) or the
+``dbml_predict__<model>__v<N>(features...)``: the label (in the target's type) or the
 value (DOUBLE). Example, after the rewrite of ``PREDICT(churn, *)``:
-``SELECT dbml_predict_churn_v1(CAST(CAST("age" AS INTEGER) AS FLOAT), ...) FROM t``.
+``SELECT dbml_predict__churn__v1(CAST("age" AS FLOAT), ...) FROM t``.
 
-``dbml_predict_proba_<model>_v<N>(features...)``: a STRUCT with one DOUBLE field per
+``dbml_proba__<model>__v<N>(features...)``: a STRUCT with one DOUBLE field per
 class label, so ``PREDICT_PROBA(churn, *).yes`` reads one probability.
 """
 
 from __future__ import annotations
 
 import inspect
+import re
 from typing import Any, Callable, Sequence
 
 import duckdb
@@ -23,21 +24,32 @@ from duckdb import sqltypes
 from dbml.features import FeatureSpec
 from dbml.runtime import arrow_feeds
 
-__all__ = ["FUNCTIONS", "function_names", "register_version", "label_field"]
+__all__ = ["FUNCTIONS", "function_names", "parse_function_name", "register_version", "label_field"]
 
 # name pattern -> one-line description, for documentation and SHOW FUNCTIONS-style listings
 FUNCTIONS = {
-    "dbml_predict_<model>_v<N>": "label or value of one model version; written as PREDICT(model, *)",
-    "dbml_predict_proba_<model>_v<N>": "STRUCT of class probabilities; written as PREDICT_PROBA(model, *)",
+    "dbml_predict__<model>__v<N>": "label or value of one model version; written as PREDICT(model, *)",
+    "dbml_proba__<model>__v<N>": "STRUCT of class probabilities; written as PREDICT_PROBA(model, *)",
 }
 
+FUNCTION_NAME = re.compile(r"^dbml_(predict|proba)__(.+)__v(\d+)(?:__r\d+)?$")
 _SQL_TYPES = {"VARCHAR": sqltypes.VARCHAR, "BOOLEAN": sqltypes.BOOLEAN, "BIGINT": sqltypes.BIGINT, "DOUBLE": sqltypes.DOUBLE}
 _ARROW_TYPES = {"VARCHAR": pa.string(), "BOOLEAN": pa.bool_(), "BIGINT": pa.int64(), "DOUBLE": pa.float64()}
 
 
 def function_names(model: str, version: int) -> tuple[str, str]:
-    """(predict UDF name, predict_proba UDF name) of a model version."""
-    return f"dbml_predict_{model}_v{version}", f"dbml_predict_proba_{model}_v{version}"
+    """(predict UDF name, predict_proba UDF name) of a model version.
+
+    The two prefixes differ in their first word and the version is the last
+    ``__v<digits>``, so no two (model, version, kind) share a name.
+    """
+    return f"dbml_predict__{model}__v{version}", f"dbml_proba__{model}__v{version}"
+
+
+def parse_function_name(name: str) -> tuple[str, int] | None:
+    """(model, version) of a dbml UDF name, or None."""
+    match = FUNCTION_NAME.match(name)
+    return (match.group(2), int(match.group(3))) if match else None
 
 
 def _udf(session: ort.InferenceSession, features: Sequence[FeatureSpec], output: str, convert: Callable[[np.ndarray], pa.Array]):
@@ -66,8 +78,11 @@ def register_version(
 ) -> tuple[str, str | None]:
     """Create (or re-create) the UDFs of one model version on ``con``.
 
-    Returns the predict and predict_proba function names (None when the model has
-    no class probabilities).
+    Returns the predict and predict_proba function names actually registered (None
+    when the model has no class probabilities): normally those of
+    :func:`function_names`, with a ``__r<k>`` suffix when DuckDB holds the plain name
+    after a ROLLBACK removed it from the catalog (it can then be neither removed nor
+    created again on that connection).
     """
     predict_name, proba_name = function_names(model, version)
     params = [sqltypes.VARCHAR if f.kind == "category" else sqltypes.FLOAT for f in features]
@@ -87,7 +102,7 @@ def register_version(
         def convert(out: np.ndarray) -> pa.Array:
             return pa.array(out.reshape(-1).astype(np.float64), type=pa.float64())
 
-    _create(con, predict_name, _udf(session, features, output, convert), params, _SQL_TYPES[predict_type])
+    predict_name = _create(con, predict_name, _udf(session, features, output, convert), params, _SQL_TYPES[predict_type])
     if task != "classification":
         return predict_name, None
 
@@ -98,7 +113,7 @@ def register_version(
         return pa.StructArray.from_arrays([pa.array(out[:, k]) for k in range(len(names))], names=names)
 
     struct = duckdb.struct_type({n: sqltypes.DOUBLE for n in names})
-    _create(con, proba_name, _udf(session, features, "probabilities", convert_proba), params, struct)
+    proba_name = _create(con, proba_name, _udf(session, features, "probabilities", convert_proba), params, struct)
     return predict_name, proba_name
 
 
@@ -109,11 +124,18 @@ def label_field(label: Any) -> str:
     return str(label)
 
 
-def _create(con: duckdb.DuckDBPyConnection, name: str, fn, params, return_type) -> None:
-    try:
-        con.remove_function(name)
-    except duckdb.Error:
-        pass
-    con.create_function(
-        name, fn, params, return_type, type="arrow", null_handling="special", side_effects=False
-    )
+def _create(con: duckdb.DuckDBPyConnection, name: str, fn, params, return_type) -> str:
+    for attempt in range(16):
+        candidate = name if attempt == 0 else f"{name}__r{attempt}"
+        try:
+            con.remove_function(candidate)
+        except duckdb.Error:
+            pass  # not there: the usual case
+        try:
+            con.create_function(
+                candidate, fn, params, return_type, type="arrow", null_handling="special", side_effects=False
+            )
+            return candidate
+        except duckdb.NotImplementedException:
+            continue  # the name is stuck on this connection (see register_version)
+    raise duckdb.NotImplementedException(f"could not register {name} on this connection")

@@ -7,9 +7,12 @@ from typing import Any
 from torch import nn
 
 from dbml.architectures import Architecture
+from dbml.errors import OptionError
 from dbml.options import Option
 
-__all__ = ["MLP"]
+__all__ = ["MLP", "MAX_PARAMETERS"]
+
+MAX_PARAMETERS = 50_000_000
 
 
 class MLP(Architecture):
@@ -24,6 +27,13 @@ class MLP(Architecture):
     )  # fmt: skip
 
     def build(self, input_dim: int, output_dim: int, options: dict[str, Any]) -> nn.Module:
+        sizes = [input_dim, *options["hidden"], output_dim]
+        n_parameters = sum((a + 1) * b for a, b in zip(sizes, sizes[1:]))
+        if n_parameters > MAX_PARAMETERS:
+            raise OptionError(
+                f"option 'hidden' = {options['hidden']} makes a network of {n_parameters:,} parameters "
+                f"for {input_dim} inputs; the limit is {MAX_PARAMETERS:,}: use smaller layers"
+            )
         layers: list[nn.Module] = []
         width = input_dim
         for h in options["hidden"]:
