@@ -13,7 +13,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from dbml import statements
+from dbml import lifecycle, statements
 from dbml.dialect import parse_statement
 from dbml.errors import DbmlError, FeatureError, TargetError
 from dbml.features import FeatureSpec
@@ -254,6 +254,31 @@ class Connection:
         schema = pa.schema([("model", pa.string()), ("version", pa.int32()), ("status", pa.string())])
         rows = [{"model": name, "version": v, "status": "dropped"} for v in dropped]
         return statements.rows_relation(self._con, rows, schema)
+
+    def evaluate(
+        self, model: str, source: str, *, version: int | None = None, by: str | None = None,
+        confusion: bool = False, positive: Any = None,
+    ) -> duckdb.DuckDBPyRelation:  # fmt: skip
+        """``EVALUATE MODEL model [VERSION n] ON source WITH (by = ..., confusion = ...)``."""
+        source_sql, label = statements.source_query(source)
+        options = {"by": by, "confusion": confusion, "positive": positive}
+        return lifecycle.evaluate_model(self, model, version, self.rewrite(source_sql), label, options)
+
+    def set_alias(self, model: str, alias: str, version: int) -> duckdb.DuckDBPyRelation:
+        """``ALTER MODEL model SET ALIAS alias = version``: deploy, or roll back."""
+        return lifecycle.set_alias(self, model, alias, version)
+
+    def unset_alias(self, model: str, alias: str) -> duckdb.DuckDBPyRelation:
+        """``ALTER MODEL model UNSET ALIAS alias``."""
+        return lifecycle.set_alias(self, model, alias, None)
+
+    def export_model(self, model: str, url: str, version: int | None = None) -> duckdb.DuckDBPyRelation:
+        """``EXPORT MODEL model [VERSION n] TO 'url'`` (any fsspec URL or path)."""
+        return lifecycle.export_model(self, model, version, url)
+
+    def import_model(self, model: str, url: str, **options: Any) -> duckdb.DuckDBPyRelation:
+        """``IMPORT MODEL model FROM 'url' [WITH (max_size = ...)]``."""
+        return lifecycle.import_model(self, model, url, options)
 
     def close(self) -> None:
         self._con.close()

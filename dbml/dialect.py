@@ -22,6 +22,10 @@ __all__ = [
     "ShowModels",
     "DescribeModel",
     "DropModel",
+    "EvaluateModel",
+    "AlterModel",
+    "ExportModel",
+    "ImportModel",
     "Predict",
     "PredictProba",
     "PREDICT_FUNCTIONS",
@@ -66,6 +70,30 @@ class DropModel(exp.Expression):
     arg_types = {"this": True, "exists": False, "version": False}
 
 
+class EvaluateModel(exp.Expression):
+    """``EVALUATE MODEL m [VERSION n] ON <table | 'file' | (query)> [WITH (by = col, confusion = true)]``."""
+
+    arg_types = {"this": True, "version": False, "source": True, "source_sql": False, "options": False}
+
+
+class AlterModel(exp.Expression):
+    """``ALTER MODEL m SET ALIAS a = n`` (version None: ``UNSET ALIAS a``)."""
+
+    arg_types = {"this": True, "alias": True, "version": False}
+
+
+class ExportModel(exp.Expression):
+    """``EXPORT MODEL m [VERSION n] TO 'url'``."""
+
+    arg_types = {"this": True, "version": False, "url": True}
+
+
+class ImportModel(exp.Expression):
+    """``IMPORT MODEL m FROM 'url' [WITH (...)]``."""
+
+    arg_types = {"this": True, "url": True, "options": False}
+
+
 class Predict(exp.Expression, exp.Func):
     """``PREDICT(model, *)`` or ``PREDICT(model, col, ...)``: the model's label or value."""
 
@@ -83,7 +111,10 @@ class PredictProba(Predict):
 PREDICT_FUNCTIONS = {"PREDICT": Predict, "PREDICT_PROBA": PredictProba}
 
 # Statement heads that mark a statement as dbml's own; everything else goes to DuckDB.
-ML_STATEMENT_HEADS = (("TRAIN", "MODEL"), ("SHOW", "MODELS"), ("DESCRIBE", "MODEL"), ("DROP", "MODEL"))
+ML_STATEMENT_HEADS = (
+    ("TRAIN", "MODEL"), ("SHOW", "MODELS"), ("DESCRIBE", "MODEL"), ("DROP", "MODEL"),
+    ("EVALUATE", "MODEL"), ("ALTER", "MODEL"), ("EXPORT", "MODEL"), ("IMPORT", "MODEL"),
+)  # fmt: skip
 
 
 def _build_predict(cls: type[Predict]):
@@ -115,13 +146,56 @@ class DbmlParser(DuckDB.Parser):
         if self._match_text_seq("DROP", "MODEL"):
             exists = self._match_text_seq("IF", "EXISTS")
             name = self._parse_model_name()
-            version = None
-            if self._match_text_seq("VERSION"):
-                if not self._match(TokenType.NUMBER) or not self._prev.text.isdigit():
-                    self.raise_error("Expected a whole version number after VERSION")
-                version = exp.Literal.number(self._prev.text)
-            return self.expression(DropModel(this=name, exists=exists, version=version))
+            return self._finish(DropModel(this=name, exists=exists, version=self._parse_version()))
+        if self._match_text_seq("EVALUATE", "MODEL"):
+            name = self._parse_model_name()
+            version = self._parse_version()
+            if not self._match(TokenType.ON):
+                self.raise_error("Expected ON (query) after the model")
+            source, source_sql = self._parse_train_source()
+            options = self._parse_wrapped_csv(self._parse_train_option) if self._match(TokenType.WITH) else []
+            return self._finish(EvaluateModel(this=name, version=version, source=source, source_sql=source_sql, options=options))
+        if self._match_text_seq("ALTER", "MODEL"):
+            name = self._parse_model_name()
+            if self._match_text_seq("SET", "ALIAS"):
+                alias = self._parse_id_var(any_token=False)
+                if alias is None or not self._match(TokenType.EQ):
+                    self.raise_error("Expected SET ALIAS name = version")
+                version = self._parse_version(required=True)
+                return self._finish(AlterModel(this=name, alias=alias, version=version))
+            if self._match_text_seq("UNSET", "ALIAS"):
+                alias = self._parse_id_var(any_token=False)
+                if alias is None:
+                    self.raise_error("Expected an alias name after UNSET ALIAS")
+                return self._finish(AlterModel(this=name, alias=alias))
+            self.raise_error("Expected SET ALIAS or UNSET ALIAS")
+        if self._match_text_seq("EXPORT", "MODEL"):
+            name = self._parse_model_name()
+            version = self._parse_version()
+            if not self._match_text_seq("TO") or not self._match(TokenType.STRING):
+                self.raise_error("Expected TO 'url' after the model")
+            return self._finish(ExportModel(this=name, version=version, url=exp.Literal.string(self._prev.text)))
+        if self._match_text_seq("IMPORT", "MODEL"):
+            name = self._parse_model_name()
+            if not self._match(TokenType.FROM) or not self._match(TokenType.STRING):
+                self.raise_error("Expected FROM 'url' after the model name")
+            url = exp.Literal.string(self._prev.text)
+            options = self._parse_wrapped_csv(self._parse_train_option) if self._match(TokenType.WITH) else []
+            return self._finish(ImportModel(this=name, url=url, options=options))
         return super()._parse_statement()
+
+    def _parse_version(self, required: bool = False) -> exp.Literal | None:
+        """``VERSION n`` (or a bare number when ``required``, as in SET ALIAS a = 3)."""
+        if not required and not self._match_text_seq("VERSION"):
+            return None
+        if not self._match(TokenType.NUMBER) or not self._prev.text.isdigit():
+            self.raise_error("Expected a whole version number" + ("" if required else " after VERSION"))
+        return exp.Literal.number(self._prev.text)
+
+    def _finish(self, node: exp.Expression) -> exp.Expression:
+        if self._curr:
+            self.raise_error(f"Unexpected '{self._curr.text}'")
+        return self.expression(node)
 
     def _parse_model_name(self) -> exp.Identifier:
         if not self._curr or self._curr.token_type not in (TokenType.VAR, TokenType.IDENTIFIER, *self.ID_VAR_TOKENS):
@@ -211,7 +285,16 @@ class DbmlGenerator(DuckDB.Generator):
         + _name(e.this)
         + (f" VERSION {e.args['version'].name}" if e.args.get("version") else ""),
         TrainModel: lambda self, e: _train_sql(self, e),
+        EvaluateModel: lambda self, e: f"EVALUATE MODEL {_name(e.this)}{_version_sql(e)} ON ({e.args.get('source_sql') or self.sql(e.args['source'])})",
+        AlterModel: lambda self, e: f"ALTER MODEL {_name(e.this)} "
+        + (f"SET ALIAS {_name(e.args['alias'])} = {e.args['version'].name}" if e.args.get("version") else f"UNSET ALIAS {_name(e.args['alias'])}"),
+        ExportModel: lambda self, e: f"EXPORT MODEL {_name(e.this)}{_version_sql(e)} TO {self.sql(e.args['url'])}",
+        ImportModel: lambda self, e: f"IMPORT MODEL {_name(e.this)} FROM {self.sql(e.args['url'])}",
     }
+
+
+def _version_sql(e: exp.Expression) -> str:
+    return f" VERSION {e.args['version'].name}" if e.args.get("version") else ""
 
 
 def _train_sql(gen: DbmlGenerator, e: TrainModel) -> str:

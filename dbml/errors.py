@@ -15,6 +15,7 @@ __all__ = [
     "TrainingError",
     "ExportError",
     "IntegrityError",
+    "TransferError",
 ]
 
 
@@ -73,3 +74,7 @@ class ExportError(DbmlError):
 
 class IntegrityError(DbmlError):
     """A stored blob whose size or sha256 no longer matches the registry."""
+
+
+class TransferError(DbmlError):
+    """EXPORT or IMPORT: a file that cannot be written or read, is too large, or is not ONNX."""

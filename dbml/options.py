@@ -20,7 +20,7 @@ class Option:
     """One option: its type, default, range check and a line of help."""
 
     name: str
-    type: str  # int, float, bool, str, int_list
+    type: str  # int, float, bool, str, int_list, any
     default: Any
     help: str
     check: Callable[[Any], bool] | None = None
@@ -39,6 +39,8 @@ class Option:
             value = float(value) if ok else value
         elif t == "bool":
             ok = isinstance(value, bool)
+        elif t == "any":
+            ok = True
         elif t == "str":
             ok = isinstance(value, str)
             value = value.lower() if ok and self.choices else value

@@ -181,7 +181,9 @@ class Registry:
             [_now(), self.user, action, model, version, json.dumps(detail, default=str)],
         )
 
-    def add_version(self, record: dict[str, Any], blob: bytes, log: Iterable[Any]) -> int:
+    def add_version(
+        self, record: dict[str, Any], blob: bytes, log: Iterable[Any], action: str = "TRAIN", detail: dict | None = None
+    ) -> int:
         """Store a new version: version row, blob, training log and audit row, atomically.
 
         The version number is the model's next one, taken inside the transaction.
@@ -194,7 +196,8 @@ class Registry:
             # Numbers are never reused, even after DROP, so an audit row names one version for good.
             version = cur.execute(
                 "SELECT greatest((SELECT coalesce(max(version), 0) FROM dbml.model_versions WHERE model = $m), "
-                "(SELECT coalesce(max(version), 0) FROM dbml.audit_log WHERE model = $m AND action = 'TRAIN')) + 1",
+                "(SELECT coalesce(max(version), 0) FROM dbml.audit_log WHERE model = $m "
+                "AND action IN ('TRAIN', 'IMPORT'))) + 1",
                 {"m": model},
             ).fetchall()[0][0]
             row = {**record, "model": model, "version": version, "created_at": _now(), "created_by": self.user}
@@ -211,9 +214,9 @@ class Registry:
                     "INSERT INTO dbml.training_log VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     [[model, version, e.epoch, e.train_loss, e.val_loss, e.val_metric, e.lr, e.seconds] for e in log],
                 )
-            self._audit(cur, "TRAIN", model, version, {
+            self._audit(cur, action, model, version, {
                 "architecture": record["architecture"], "rows": record["row_count"],
-                "sha256": record["onnx_sha256"], "source": record["source_sql"],
+                "sha256": record["onnx_sha256"], "source": record["source_sql"], **(detail or {}),
             })  # fmt: skip
             return version
 
@@ -227,6 +230,40 @@ class Registry:
                 if attempt == 2:
                     raise DbmlError(f"could not store a new version of model '{model}': {err}") from None
         raise AssertionError("unreachable")
+
+    def audit(self, action: str, model: str | None, version: int | None, detail: dict) -> None:
+        """Append one audit row (EVALUATE, EXPORT, ...) in its own transaction."""
+        self._transaction(lambda cur: self._audit(cur, action, model, version, detail))
+
+    def set_alias(self, model: str, alias: str, version: int | None) -> int | None:
+        """Point ``alias`` at ``version`` (None: remove it), with an audit row that keeps
+        the previous version, so "what was live at time T" is a query. Returns the previous version."""
+        model = check_model_name(model)
+        alias = alias.lower()
+
+        def work(cur: duckdb.DuckDBPyConnection) -> int | None:
+            versions = [r[0] for r in cur.execute(
+                "SELECT version FROM dbml.model_versions WHERE model = ? ORDER BY version", [model]
+            ).fetchall()]  # fmt: skip
+            if not versions:
+                raise ModelNotFoundError(f"model '{model}' does not exist; SHOW MODELS lists the models")
+            rows = cur.execute("SELECT version FROM dbml.aliases WHERE model = ? AND alias = ?", [model, alias]).fetchall()
+            previous = rows[0][0] if rows else None
+            if version is None:
+                if previous is None:
+                    raise VersionNotFoundError(f"model '{model}' has no alias '{alias}'")
+                cur.execute("DELETE FROM dbml.aliases WHERE model = ? AND alias = ?", [model, alias])
+            else:
+                if version not in versions:
+                    shown = ", ".join(map(str, versions))
+                    raise VersionNotFoundError(f"model '{model}' has no version {version}; its versions are {shown}")
+                cur.execute(
+                    "INSERT OR REPLACE INTO dbml.aliases VALUES (?, ?, ?, ?, ?)", [model, alias, version, _now(), self.user]
+                )
+            self._audit(cur, "ALTER", model, version, {"alias": alias, "version": version, "previous": previous})
+            return previous
+
+        return self._transaction(work)
 
     def drop(self, model: str, version: int | None = None, if_exists: bool = False) -> list[int]:
         """Delete a model's versions (or one version) with their blobs and logs; the

@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 from dbml.errors import IntegrityError
 from dbml.features import FeatureSpec
 
-__all__ = ["new_session", "session_for", "arrow_feeds", "clear_sessions"]
+__all__ = ["new_session", "session_for", "verify_blob", "arrow_feeds", "clear_sessions"]
 
 _CACHE_SIZE = 64
 _sessions: OrderedDict[str, ort.InferenceSession] = OrderedDict()
@@ -56,18 +56,22 @@ def session_for(sha256: str, size: int, load_blob: Callable[[], bytes], what: st
         if sess is not None:
             _sessions.move_to_end(sha256)
             return sess
-    blob = load_blob()
-    if len(blob) != size:
-        raise IntegrityError(f"the ONNX blob of {what} has {len(blob)} bytes, the registry says {size}; refusing to load it")
-    digest = hashlib.sha256(blob).hexdigest()
-    if digest != sha256:
-        raise IntegrityError(f"the ONNX blob of {what} has sha256 {digest}, the registry says {sha256}; refusing to load it")
-    sess = new_session(blob)
+    sess = new_session(verify_blob(load_blob(), sha256, size, what))
     with _lock:
         _sessions[sha256] = sess
         while len(_sessions) > _CACHE_SIZE:
             _sessions.popitem(last=False)
     return sess
+
+
+def verify_blob(blob: bytes, sha256: str, size: int, what: str) -> bytes:
+    """The blob itself when its size and sha256 are the registry's; else an IntegrityError."""
+    if len(blob) != size:
+        raise IntegrityError(f"the ONNX blob of {what} has {len(blob)} bytes, the registry says {size}; refusing to load it")
+    digest = hashlib.sha256(blob).hexdigest()
+    if digest != sha256:
+        raise IntegrityError(f"the ONNX blob of {what} has sha256 {digest}, the registry says {sha256}; refusing to load it")
+    return blob
 
 
 def clear_sessions() -> None:

@@ -13,7 +13,10 @@ import duckdb
 import pyarrow as pa
 from sqlglot import exp
 
-from dbml.dialect import DescribeModel, DropModel, ShowModels, TrainModel, option_value
+from dbml import lifecycle
+from dbml.dialect import (
+    AlterModel, DescribeModel, DropModel, EvaluateModel, ExportModel, ImportModel, ShowModels, TrainModel, option_value,
+)  # fmt: skip
 from dbml.errors import DbmlError, OptionError, SourceError
 from dbml.pipeline import TrainRequest, train
 from dbml.registry import check_model_name
@@ -61,7 +64,7 @@ def source_query(source: str | exp.Expression, subquery_sql: str | None = None) 
     return source_query(table)
 
 
-def _options(node: TrainModel) -> dict[str, Any]:
+def _options(node: exp.Expression) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for opt in node.args.get("options") or []:
         key = opt.this.name
@@ -99,10 +102,29 @@ def run_describe(conn: "Connection", node: DescribeModel, params: list[Any] | No
 
 
 def run_drop(conn: "Connection", node: DropModel, params: list[Any] | None) -> duckdb.DuckDBPyRelation:
+    return conn.drop_model(node.this.name, version=_version(node), if_exists=bool(node.args.get("exists")))
+
+
+def _version(node: exp.Expression) -> int | None:
     version = node.args.get("version")
-    return conn.drop_model(
-        node.this.name, version=int(version.name) if version is not None else None, if_exists=bool(node.args.get("exists"))
-    )
+    return int(version.name) if version is not None else None
+
+
+def run_evaluate(conn: "Connection", node: EvaluateModel, params: list[Any] | None) -> duckdb.DuckDBPyRelation:
+    source_sql, label = source_query(node.args["source"], node.args.get("source_sql"))
+    return lifecycle.evaluate_model(conn, node.this.name, _version(node), conn.rewrite(source_sql), label, _options(node))
+
+
+def run_alter(conn: "Connection", node: AlterModel, params: list[Any] | None) -> duckdb.DuckDBPyRelation:
+    return lifecycle.set_alias(conn, node.this.name, node.args["alias"].name, _version(node))
+
+
+def run_export(conn: "Connection", node: ExportModel, params: list[Any] | None) -> duckdb.DuckDBPyRelation:
+    return lifecycle.export_model(conn, node.this.name, _version(node), node.args["url"].this)
+
+
+def run_import(conn: "Connection", node: ImportModel, params: list[Any] | None) -> duckdb.DuckDBPyRelation:
+    return lifecycle.import_model(conn, node.this.name, node.args["url"].this, _options(node))
 
 
 HANDLERS: dict[type, Callable[["Connection", Any, list[Any] | None], duckdb.DuckDBPyRelation | None]] = {
@@ -110,6 +132,10 @@ HANDLERS: dict[type, Callable[["Connection", Any, list[Any] | None], duckdb.Duck
     ShowModels: run_show,
     DescribeModel: run_describe,
     DropModel: run_drop,
+    EvaluateModel: run_evaluate,
+    AlterModel: run_alter,
+    ExportModel: run_export,
+    ImportModel: run_import,
 }
 
 

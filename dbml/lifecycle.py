@@ -1,0 +1,130 @@
+"""Lifecycle operations on stored versions: deploy (aliases), evaluate, export, import.
+
+Each returns a DuckDB relation; the registry module does every write.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+import pyarrow as pa
+
+from dbml.errors import TargetError, TransferError
+from dbml.features import FeatureSpec
+from dbml.options import Option, validate_options
+from dbml.registry import check_model_name
+from dbml.runtime import new_session, verify_blob
+from dbml.transfer import MAX_IMPORT_BYTES, RECORD_KEY, dbml_metadata, read_url, with_metadata, write_url
+
+if TYPE_CHECKING:
+    from dbml.connection import Connection
+
+__all__ = ["set_alias", "evaluate_model", "export_model", "import_model", "EVALUATE_OPTIONS", "IMPORT_OPTIONS"]
+
+EVALUATE_OPTIONS = (
+    Option("by", "str", None, "a column: one row of metrics per value"),
+    Option("confusion", "bool", False, "return the confusion matrix as (actual, predicted, count) rows"),
+    Option("positive", "any", None, "the positive class of a binary model (default: the last label)"),
+)
+IMPORT_OPTIONS = (
+    Option("max_size", "int", MAX_IMPORT_BYTES, "largest file accepted, in bytes", lambda v: v > 0, "positive"),
+)
+
+
+def _rows(con: duckdb.DuckDBPyConnection, rows: list[dict[str, Any]], schema: pa.Schema) -> duckdb.DuckDBPyRelation:
+    return con.from_arrow(pa.Table.from_pylist(rows, schema=schema))
+
+
+def set_alias(conn: "Connection", model: str, alias: str, version: int | None) -> duckdb.DuckDBPyRelation:
+    """ALTER MODEL m SET ALIAS a = n (``version`` None: UNSET ALIAS a)."""
+    previous = conn.registry.set_alias(model, alias, version)
+    schema = pa.schema([("model", pa.string()), ("alias", pa.string()), ("version", pa.int32()), ("previous_version", pa.int32())])
+    return _rows(conn.duckdb, [{"model": check_model_name(model), "alias": alias.lower(), "version": version,
+                                "previous_version": previous}], schema)  # fmt: skip
+
+
+def evaluate_model(
+    conn: "Connection", model: str, version: int | None, source_sql: str, source_label: str, options: dict[str, Any]
+) -> duckdb.DuckDBPyRelation:
+    """EVALUATE MODEL: metrics (or the confusion matrix) computed by DuckDB over PREDICT."""
+    from dbml import evaluate
+
+    opts = validate_options(options, EVALUATE_OPTIONS, f"EVALUATE MODEL {model}")
+    rec = conn.registry.get(model, version)
+    target = rec["target"]
+    try:
+        columns = conn.duckdb.sql(f"SELECT * FROM (\n{source_sql}\n) AS src LIMIT 0").columns
+    except duckdb.Error as err:
+        raise TargetError(f"cannot read {source_label} to evaluate model '{rec['model']}': {err}") from None
+    lowered = {c.lower(): c for c in columns}
+    for needed, what in ((target, "target"), (opts["by"], "by")):
+        if needed is not None and needed.lower() not in lowered:
+            raise TargetError(
+                f"the {what} column '{needed}' of model '{rec['model']}' is not in {source_label}; "
+                f"its columns are {', '.join(columns)}"
+            )
+    if opts["confusion"] and rec["task"] != "classification":
+        raise TargetError(f"confusion = true needs a classification model; model '{rec['model']}' is a regression")
+    ref = f"{rec['model']}:{rec['version']}"
+    by = lowered[opts["by"].lower()] if opts["by"] else None
+    if opts["confusion"]:
+        sql = evaluate.confusion_sql(source_sql, ref, target, by=by)
+    else:
+        sql = evaluate.evaluation_sql(source_sql, ref, target, rec["task"], rec["labels"], by=by, positive=opts["positive"])
+    relation = conn.duckdb.sql(conn.rewrite(sql))
+    conn.registry.audit("EVALUATE", rec["model"], rec["version"], {"source": source_sql, **{k: v for k, v in opts.items() if v}})
+    return relation
+
+
+def export_model(conn: "Connection", model: str, version: int | None, url: str) -> duckdb.DuckDBPyRelation:
+    """EXPORT MODEL: the version's blob, checked, with its registry facts in the metadata."""
+    rec = conn.registry.get(model, version)
+    what = f"model '{rec['model']}' version {rec['version']}"
+    blob = verify_blob(conn.registry.blob(rec["model"], rec["version"]), rec["onnx_sha256"], rec["onnx_size"], what)
+    data = with_metadata(blob, rec)
+    write_url(url, data)
+    digest = hashlib.sha256(data).hexdigest()
+    conn.registry.audit("EXPORT", rec["model"], rec["version"], {"url": url, "sha256": digest, "bytes": len(data)})
+    schema = pa.schema([("model", pa.string()), ("version", pa.int32()), ("url", pa.string()), ("bytes", pa.int64()), ("sha256", pa.string())])
+    return _rows(conn.duckdb, [{"model": rec["model"], "version": rec["version"], "url": url, "bytes": len(data), "sha256": digest}], schema)
+
+
+def import_model(conn: "Connection", name: str, url: str, options: dict[str, Any]) -> duckdb.DuckDBPyRelation:
+    """IMPORT MODEL: a file written by EXPORT MODEL becomes the next version of ``name``,
+    keeping its lineage, metrics and profile."""
+    name = check_model_name(name)
+    opts = validate_options(options, IMPORT_OPTIONS, f"IMPORT MODEL {name}")
+    blob = read_url(url, opts["max_size"])
+    meta = dbml_metadata(blob)
+    if "dbml.features" not in meta or "dbml.task" not in meta:
+        raise TransferError(
+            f"'{url}' is an ONNX model that dbml did not write; importing foreign models "
+            "(architecture 'imported') is not supported yet"
+        )
+    features = json.loads(meta["dbml.features"])
+    try:
+        session = new_session(blob)
+    except Exception as err:  # onnxruntime's own errors
+        raise TransferError(f"onnxruntime cannot load '{url}': {err}") from None
+    inputs = [i.name for i in session.get_inputs()]
+    if inputs != [f["name"] for f in features]:
+        raise TransferError(f"'{url}' has inputs {inputs}, which do not match its dbml.features metadata")
+    [FeatureSpec(**f) for f in features]  # noqa: B018 - validates the metadata's shape
+    facts = json.loads(meta.get(RECORD_KEY, "{}"))
+    record = {
+        "architecture": meta.get("dbml.architecture", "imported"), "options": {}, "profile": {},
+        "source_sql": f"IMPORT FROM '{url}'", "source_tables": [], "row_count": 0, "train_rows": 0,
+        "validation_rows": 0, "data_fingerprint": "", "metrics": {}, "epochs": 0, "train_seconds": 0.0,
+        "device": "", "library_versions": {}, "parity_error": 0.0,
+        **{k: v for k, v in facts.items() if k not in ("model", "version", "created_at", "created_by", "parent_version")},
+        "model": name, "task": meta["dbml.task"], "features": features, "labels": json.loads(meta.get("dbml.labels", "null")),
+        "target": meta.get("dbml.target"), "target_type": meta.get("dbml.target_type"),
+        "onnx_sha256": hashlib.sha256(blob).hexdigest(), "onnx_size": len(blob), "parent_version": None,
+    }  # fmt: skip
+    origin = f"{facts['model']}:{facts['version']}" if facts.get("model") else None
+    version = conn.registry.add_version(record, blob, [], action="IMPORT", detail={"url": url, "exported_from": origin})
+    schema = pa.schema([("model", pa.string()), ("version", pa.int32()), ("url", pa.string()), ("exported_from", pa.string())])
+    return _rows(conn.duckdb, [{"model": name, "version": version, "url": url, "exported_from": origin}], schema)

@@ -1,0 +1,150 @@
+"""Deploy and roll back with aliases, export and import through fsspec, integrity, audit."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from conftest import registry_counts
+
+import dbml
+from dbml.errors import IntegrityError, TransferError, VersionNotFoundError
+
+O = "epochs = 3, progress = false"
+
+
+@pytest.fixture
+def two_versions(con, mixed):
+    con.sql(f"TRAIN MODEL churn FROM (SELECT age, plan, churned FROM {mixed}) TARGET churned WITH ({O}, seed = 1)")
+    con.sql(f"TRAIN MODEL churn FROM (SELECT age, plan, member, churned FROM {mixed}) TARGET churned WITH ({O}, seed = 2)")
+    return con
+
+
+def _scores(con, ref):
+    return con.sql(f"SELECT list(PREDICT_PROBA('{ref}', *).yes ORDER BY id) FROM mixed").fetchall()[0][0]
+
+
+def test_aliases_deploy_roll_back_and_audit(two_versions):
+    con = two_versions
+    v1, v2 = _scores(con, "churn:1"), _scores(con, "churn:2")
+    assert v1 != v2
+    assert _scores(con, "churn") == v2  # bare name: the latest
+    assert con.sql("ALTER MODEL churn SET ALIAS production = 1").fetchall() == [("churn", "production", 1, None)]
+    assert _scores(con, "churn@production") == v1
+    con.sql("ALTER MODEL churn SET ALIAS default = 1")
+    assert _scores(con, "churn") == v1  # bare name: the default alias
+    assert con.sql("ALTER MODEL churn SET ALIAS production = 2").fetchall() == [("churn", "production", 2, 1)]
+    assert con.sql("ALTER MODEL churn SET ALIAS production = 1").fetchall()[0][3] == 2  # roll back
+    con.sql("ALTER MODEL churn UNSET ALIAS default")
+    assert _scores(con, "churn") == v2
+    show = con.sql("SHOW MODELS")
+    row = dict(zip(show.columns, show.fetchall()[0]))
+    assert row["aliases"] == {"production": 1} and row["default_version"] == 2
+    history = con.sql(
+        "SELECT detail->>'alias', version, (detail->>'previous')::INT FROM dbml.audit_log WHERE action = 'ALTER' ORDER BY id"
+    ).fetchall()
+    assert history == [("production", 1, None), ("default", 1, None), ("production", 2, 1), ("production", 1, 2), ("default", None, 1)]
+    # what was live is a query over the audit log
+    live = con.sql(
+        "SELECT version FROM dbml.audit_log WHERE action = 'ALTER' AND detail->>'alias' = 'production' ORDER BY id DESC LIMIT 1"
+    ).fetchall()
+    assert live == [(1,)]
+
+
+def test_alias_errors_leave_the_registry_as_it_was(two_versions):
+    con = two_versions
+    before = registry_counts(con)
+    with pytest.raises(VersionNotFoundError, match="model 'churn' has no version 7"):
+        con.sql("ALTER MODEL churn SET ALIAS production = 7")
+    with pytest.raises(VersionNotFoundError, match="no alias 'staging'"):
+        con.sql("ALTER MODEL churn UNSET ALIAS staging")
+    with pytest.raises(VersionNotFoundError, match="no alias 'staging'"):
+        con.sql("SELECT PREDICT('churn@staging', *) FROM mixed")
+    assert registry_counts(con) == before
+    con.sql("ALTER MODEL churn SET ALIAS production = 1")
+    before = registry_counts(con)
+    with pytest.raises(dbml.DbmlError, match="version 1 is deployed under alias production"):
+        con.sql("DROP MODEL churn VERSION 1")
+    assert registry_counts(con) == before
+
+
+def test_export_import_round_trip_keeps_predictions_and_lineage(two_versions, tmp_path):
+    con = two_versions
+    path = tmp_path / "churn.onnx"
+    out = con.sql(f"EXPORT MODEL churn VERSION 1 TO 'file://{path}'").fetchall()[0]
+    assert out[:3] == ("churn", 1, f"file://{path}") and out[3] == path.stat().st_size
+    con.sql("EXPORT MODEL churn TO 'memory://exports/churn.onnx'")
+    imported = con.sql(f"IMPORT MODEL churn_copy FROM '{path}'").fetchall()[0]
+    assert imported == ("churn_copy", 1, str(path), "churn:1")
+    assert _scores(con, "churn_copy") == _scores(con, "churn:1")
+    cols = "source_sql, source_tables, data_fingerprint, row_count, metrics, profile, features, labels, task"
+    original = con.sql(f"SELECT {cols} FROM dbml.model_versions WHERE model = 'churn' AND version = 1").fetchall()
+    copy = con.sql(f"SELECT {cols} FROM dbml.model_versions WHERE model = 'churn_copy'").fetchall()
+    assert [json.loads(v) if isinstance(v, str) and v[:1] in "[{" else v for v in original[0]] == [
+        json.loads(v) if isinstance(v, str) and v[:1] in "[{" else v for v in copy[0]
+    ]
+    # the memory:// copy imports too, into another database
+    other = dbml.connect()
+    other.sql("IMPORT MODEL churn FROM 'memory://exports/churn.onnx'")
+    assert other.sql("SELECT version, source_tables FROM dbml.model_versions").fetchall() == [(1, ["mixed"])]
+    actions = [r[0] for r in con.sql("SELECT action FROM dbml.audit_log ORDER BY id").fetchall()]
+    assert actions == ["TRAIN", "TRAIN", "EXPORT", "EXPORT", "IMPORT"]
+
+
+def test_bad_export_and_import(two_versions, tmp_path):
+    con = two_versions
+    before = registry_counts(con)
+    (tmp_path / "notes.txt").write_text("not a model")
+    with pytest.raises(TransferError, match="cannot write '.*notes.txt/x.onnx'"):
+        con.sql(f"EXPORT MODEL churn TO '{tmp_path}/notes.txt/x.onnx'")
+    with pytest.raises(TransferError, match="is not a valid ONNX model"):
+        con.sql(f"IMPORT MODEL x FROM '{tmp_path}/notes.txt'")
+    con.sql(f"EXPORT MODEL churn TO '{tmp_path}/c.onnx'")
+    before = registry_counts(con)
+    with pytest.raises(TransferError, match="over the import limit of 1,000"):
+        con.sql(f"IMPORT MODEL x FROM '{tmp_path}/c.onnx' WITH (max_size = 1000)")
+    with pytest.raises(TransferError, match="cannot read"):
+        con.sql(f"IMPORT MODEL x FROM '{tmp_path}/missing.onnx'")
+    assert registry_counts(con) == before
+
+
+def test_foreign_onnx_is_refused_clearly(con, tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["y"])], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 1])],
+    )  # fmt: skip
+    onnx.save(helper.make_model(graph), str(tmp_path / "f.onnx"))
+    with pytest.raises(TransferError, match="dbml did not write"):
+        con.sql(f"IMPORT MODEL f FROM '{tmp_path}/f.onnx'")
+
+
+def test_tampered_and_truncated_blobs_are_refused(tmp_path):
+    path = str(tmp_path / "t.duckdb")
+    with dbml.connect(path) as con:
+        con.sql("CREATE TABLE t AS SELECT i % 10 AS a, i % 10 > 4 AS y FROM range(100) r(i)")
+        con.sql(f"TRAIN MODEL t FROM t TARGET y WITH ({O})")
+        con.sql(f"TRAIN MODEL t FROM t TARGET y WITH ({O}, seed = 5)")
+        con.duckdb.execute(
+            "UPDATE dbml.model_blobs SET onnx = (SELECT onnx FROM dbml.model_blobs WHERE version = 2) WHERE version = 1"
+        )
+        con.duckdb.execute("UPDATE dbml.model_blobs SET onnx = onnx[1:100] WHERE version = 2")
+    script = textwrap.dedent(
+        f"""
+        import dbml
+        con = dbml.connect({path!r})
+        for ref in ("t:1", "t:2"):
+            try:
+                con.sql(f"SELECT PREDICT('{{ref}}', *) FROM t").fetchall()
+            except dbml.IntegrityError as err:
+                print(err)
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    assert "model 't' version 1 has sha256" in out and "model 't' version 2 has 100 bytes" in out
