@@ -27,6 +27,8 @@ __all__ = [
     "profile_features",
     "encode_features",
     "QUANTILES",
+    "bin_sql",
+    "bin_index",
 ]
 
 NUMERIC_TYPES = {
@@ -152,6 +154,7 @@ def profile_features(
                 "max": float(hi) if hi is not None else None,
                 "quantiles": [float(q) for q in qs] if qs is not None else [],
             }
+            profile[f.name]["histogram"] = _histogram(con, table, f.name, profile[f.name]["quantiles"])
     for f in features:
         if f.kind != "category":
             continue
@@ -170,6 +173,31 @@ def profile_features(
             "frequencies": [n / total for _, n in rows] if total else [],
         }
     return profile
+
+
+def bin_sql(column: str, edges: list[float]) -> str:
+    """SQL for the histogram bin of a value: the number of edges below it (0..len(edges));
+    the same rule as :func:`bin_index`."""
+    return f"len(list_filter({[float(e) for e in edges]}::DOUBLE[], lambda e: e < {column}))"
+
+
+def bin_index(values: np.ndarray, edges: list[float]) -> np.ndarray:
+    """Histogram bins of values, by the rule of :func:`bin_sql`."""
+    return np.searchsorted(np.asarray(edges, dtype=np.float64), values, side="left")
+
+
+def _histogram(con: duckdb.DuckDBPyConnection, table: str, name: str, quantiles: list[float]) -> dict[str, Any]:
+    """Training shares of the bins cut at the distinct deciles (the basis of drift's PSI)."""
+    edges = sorted(set(quantiles))
+    c = _q(name)
+    rows = con.execute(
+        f"SELECT {bin_sql(c, edges)} AS b, count(*) FROM {table} WHERE {c} IS NOT NULL GROUP BY b"
+    ).fetchall()
+    total = sum(n for _, n in rows)
+    shares = [0.0] * (len(edges) + 1)
+    for b, n in rows:
+        shares[int(b)] = n / total if total else 0.0
+    return {"edges": edges, "shares": shares}
 
 
 def encode_features(

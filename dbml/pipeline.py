@@ -28,7 +28,7 @@ from dbml import lineage
 from dbml.architectures import default_architecture, get_architecture
 from dbml.errors import ExportError, FeatureError, OptionError, SourceError, TargetError
 from dbml.export import build_onnx
-from dbml.features import FeatureSpec, encode_features, feature_kind, feature_sql, profile_features
+from dbml.features import QUANTILES, FeatureSpec, bin_index, encode_features, feature_kind, feature_sql, profile_features
 from dbml.model import TabularModel, TabularPreprocessor
 from dbml.options import TRAINING_OPTIONS, validate_options
 from dbml.registry import Registry, check_model_name
@@ -325,6 +325,7 @@ def train(con: duckdb.DuckDBPyConnection, registry: Registry, req: TrainRequest)
             metrics = _metrics(task, out[:, 0].double().cpu() * y_std + y_mean, torch.from_numpy(y_all[eval_idx]), None)
         else:
             metrics = _metrics(task, out.cpu(), eval_data[2].cpu(), labels)
+    metrics["prediction_distribution"] = _prediction_distribution(task, out.detach().cpu(), labels, y_mean, y_std)
     metrics["evaluated_on"] = evaluated_on
     metrics["rows"] = int(len(eval_idx))
 
@@ -390,6 +391,18 @@ def _fit_model(
     with _cpu_threads(device, options["threads"], sum(p.numel() for p in model.parameters())):
         logs = fit(model, loss_fn, metric, train_data, val_data, options, batch_size, callbacks)
     return model, logs, time.perf_counter() - started, batch_size
+
+
+def _prediction_distribution(task: str, out: torch.Tensor, labels: list[Any] | None, y_mean: float, y_std: float) -> dict[str, Any]:
+    """What the model predicted on the held-out rows, binned as MONITOR bins new predictions:
+    class shares, or value shares in the bins cut at the deciles."""
+    if task == "classification":
+        counts = np.bincount(out.argmax(dim=1).numpy(), minlength=len(labels or []))
+        return {"labels": [label_field(v) for v in labels or []], "shares": (counts / max(counts.sum(), 1)).tolist()}
+    values = out[:, 0].double().numpy() * y_std + y_mean
+    edges = sorted(set(np.quantile(values, QUANTILES).tolist())) if len(values) else []
+    counts = np.bincount(bin_index(values, edges), minlength=len(edges) + 1)
+    return {"edges": edges, "shares": (counts / max(counts.sum(), 1)).tolist()}
 
 
 def _plain_labels(target: str, labels: list[Any], onnx_type: str) -> list[Any]:
