@@ -191,7 +191,7 @@ def _histogram(con: duckdb.DuckDBPyConnection, table: str, name: str, quantiles:
     edges = sorted(set(quantiles))
     c = _q(name)
     rows = con.execute(
-        f"SELECT {bin_sql(c, edges)} AS b, count(*) FROM {table} WHERE {c} IS NOT NULL GROUP BY b"
+        f"SELECT {bin_sql(c, edges)}, count(*) FROM {table} WHERE {c} IS NOT NULL GROUP BY ALL"
     ).fetchall()
     total = sum(n for _, n in rows)
     shares = [0.0] * (len(edges) + 1)
