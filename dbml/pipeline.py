@@ -24,7 +24,7 @@ import torch
 from sqlglot import exp
 
 import dbml
-from dbml import lineage
+from dbml import finetune, lineage
 from dbml.architectures import default_architecture, get_architecture
 from dbml.errors import ExportError, FeatureError, OptionError, SourceError, TargetError
 from dbml.export import build_onnx
@@ -232,13 +232,23 @@ def train(con: duckdb.DuckDBPyConnection, registry: Registry, req: TrainRequest)
         raise FeatureError(f"architecture '{arch.name}' cannot take column '{unsupported[0].name}' ({unsupported[0].kind})")
     options = validate_options(req.options, TRAINING_OPTIONS + arch.options, f"TRAIN MODEL {name} USING {arch.name}")
     device = _device(options["device"])
+    parent = None
+    if options["warm_start"] or options["from_version"]:
+        parent = finetune.load_parent(registry, name, options["from_version"] or None)
+        for key in [o.name for o in arch.options]:  # the network keeps the parent's shape
+            if key in {k.lower() for k in req.options} and req.options.get(key) != parent.record["options"].get(key):
+                raise OptionError(f"option '{key}' cannot change when fine-tuning model '{name}'")
+            options[key] = parent.record["options"].get(key, options[key])
+        by_name = {f.name.lower(): f for f in features}
+        finetune.check_compatible(parent, features, target, parent.record["task"], None)
+        features = [FeatureSpec(by_name[f.name.lower()].name, f.kind, f.sql_type) for f in parent.features]
 
     # -- the rows, as Arrow --------------------------------------------------------------
     selects = [f"{feature_sql(f, exp.column(f.name, quoted=True)).sql(dialect='duckdb')} AS {_q(f.name)}" for f in features]
     data_sql = f"SELECT * FROM (\n{req.source_sql}\n) AS src WHERE {_q(target)} IS NOT NULL"
     try:
         n_distinct = con.execute(f"SELECT count(DISTINCT {_q(target)}) FROM ({data_sql})", req.params).fetchall()[0][0]
-        task = _task_of(target, target_type, n_distinct, options)
+        task = parent.record["task"] if parent else _task_of(target, target_type, n_distinct, options)
         target_select = _q(target) if task == "classification" else f"CAST({_q(target)} AS DOUBLE)"
         if task == "classification" and target_type.upper() not in ("BOOLEAN", *_INTEGER_TYPES):
             target_select = f"CAST({_q(target)} AS VARCHAR)"
@@ -258,6 +268,9 @@ def train(con: duckdb.DuckDBPyConnection, registry: Registry, req: TrainRequest)
     y_mean, y_std = 0.0, 1.0
     if task == "classification":
         labels = sorted(pc.unique(y_raw).to_pylist())
+        if parent is not None:
+            finetune.check_compatible(parent, features, target, task, _plain_labels(target, labels, label_types(target_type)[0]))
+            labels = parent.record["labels"]
         if len(labels) < 2:
             raise TargetError(
                 f"target column '{target}' has a single value ({labels[0]!r}) in {n} rows; a classifier needs two or more"
@@ -272,6 +285,8 @@ def train(con: duckdb.DuckDBPyConnection, registry: Registry, req: TrainRequest)
         if not np.isfinite(y_np).all():
             raise TargetError(f"target column '{target}' has NaN or infinite values; filter them in the source query")
         y_mean, y_std = float(y_np.mean()), float(y_np.std())
+        if parent is not None:  # the parent's target scaling, which its weights assume
+            y_mean, y_std = float(parent.weights["y_mean"]), float(parent.weights["y_std"])
         if not y_std > 0:
             raise TargetError(f"target column '{target}' has a single value ({y_mean}) in {n} rows; nothing to learn")
         y_all = y_np
@@ -281,13 +296,16 @@ def train(con: duckdb.DuckDBPyConnection, registry: Registry, req: TrainRequest)
         raise OptionError(f"option 'validation' = {options['validation']} leaves no training rows out of {n}")
     train_table = table.take(pa.array(train_idx))
 
-    # -- profile by DuckDB, on the training rows only ---------------------------------
-    profiler = duckdb.connect()
-    try:
-        profiler.register("training_rows", train_table)
-        profile = profile_features(profiler, "training_rows", features, options["max_categories"])
-    finally:
-        profiler.close()
+    # -- profile by DuckDB, on the training rows only (a fine-tune keeps its parent's) -------
+    if parent is not None:
+        profile = parent.record["profile"]
+    else:
+        profiler = duckdb.connect()
+        try:
+            profiler.register("training_rows", train_table)
+            profile = profile_features(profiler, "training_rows", features, options["max_categories"])
+        finally:
+            profiler.close()
 
     x_num, x_cat = encode_features(table, features, profile)
     infinite = np.isinf(x_num).any(axis=0) if x_num.size else []
@@ -313,7 +331,7 @@ def train(con: duckdb.DuckDBPyConnection, registry: Registry, req: TrainRequest)
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         model, logs, train_seconds, batch_size = _fit_model(
             name, arch, options, features, profile, task, labels, y_mean, y_std, device,
-            train_data, val_data, len(train_idx), list(req.callbacks),
+            train_data, val_data, len(train_idx), list(req.callbacks), parent,
         )  # fmt: skip
 
     # -- metrics on held-out rows --------------------------------------------------------
@@ -361,7 +379,7 @@ def train(con: duckdb.DuckDBPyConnection, registry: Registry, req: TrainRequest)
         "onnx_sha256": hashlib.sha256(blob).hexdigest(),
         "onnx_size": len(blob),
         "parity_error": parity,
-        "parent_version": None,
+        "parent_version": parent.record["version"] if parent else None,
     }
     record["version"] = registry.add_version(record, blob, logs)
     record["seconds"] = time.perf_counter() - started
@@ -370,14 +388,17 @@ def train(con: duckdb.DuckDBPyConnection, registry: Registry, req: TrainRequest)
 
 def _fit_model(
     name, arch, options, features, profile, task, labels, y_mean, y_std, device,
-    train_data, val_data, n_train, callbacks,
+    train_data, val_data, n_train, callbacks, parent=None,
 ):  # fmt: skip
     """Seed, build the module, and train it; returns (model, logs, seconds, batch size)."""
     torch.manual_seed(options["seed"])
     prep = TabularPreprocessor(features, profile)
     out_dim = len(labels) if labels is not None else 1
     net = arch.build(prep.output_dim, out_dim, options)
-    model = TabularModel(prep, net, task, y_mean, y_std).to(device)
+    model = TabularModel(prep, net, task, y_mean, y_std)
+    if parent is not None:
+        finetune.load_weights(model, parent)
+    model = model.to(device)
     if task == "classification":
         loss_fn = torch.nn.functional.cross_entropy
         metric = lambda out, y: (out.argmax(dim=1) == y).float().mean()  # noqa: E731

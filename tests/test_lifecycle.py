@@ -148,3 +148,44 @@ def test_tampered_and_truncated_blobs_are_refused(tmp_path):
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
     assert "model 't' version 1 has sha256" in out and "model 't' version 2 has 100 bytes" in out
+
+
+def test_fine_tune_continues_from_the_parent(con):
+    con.sql("CREATE TABLE f AS SELECT i::DOUBLE % 50 AS x, (i % 3)::VARCHAR AS c, x * 2 + 1 AS r, x > 25 AS y FROM range(300) r(i)")
+    con.sql("TRAIN MODEL reg FROM (SELECT x, c, r FROM f) TARGET r WITH (epochs = 20, progress = false)")
+    # a near-zero learning rate: the child must score like its parent (weights and preprocessing carried over)
+    row = con.sql(
+        "TRAIN MODEL reg FROM (SELECT x, c, r FROM f WHERE x < 20) TARGET r WITH (from_version = 1, epochs = 1, lr = 1e-9, progress = false)"
+    ).fetchall()[0]
+    assert row[1] == 2
+    gap = con.sql("SELECT max(abs(PREDICT('reg:1', *) - PREDICT('reg:2', *))) FROM f").fetchall()[0][0]
+    assert gap < 1e-3
+    assert con.sql("SELECT version, parent_version FROM dbml.model_versions WHERE model = 'reg' ORDER BY version").fetchall() == [(1, None), (2, 1)]
+    parent_profile, child_profile = [r[0] for r in con.sql("SELECT profile FROM dbml.model_versions WHERE model = 'reg' ORDER BY version").fetchall()]
+    assert json.loads(parent_profile) == json.loads(child_profile)
+    # warm start on new rows improves a weak classifier
+    con.sql("TRAIN MODEL clf FROM (SELECT x, c, y FROM f) TARGET y WITH (epochs = 1, progress = false)")
+    con.train("clf", "SELECT x, c, y FROM f", target="y", warm_start=True, epochs=40, progress=False)
+    acc1, acc2 = con.sql("SELECT avg((PREDICT('clf:1', *) = y)::DOUBLE), avg((PREDICT('clf:2', *) = y)::DOUBLE) FROM f").fetchall()[0]
+    assert acc2 >= acc1 and acc2 > 0.9
+
+
+def test_fine_tune_refuses_incompatible_data(con):
+    from dbml.errors import FeatureError, OptionError, TargetError
+
+    con.sql("CREATE TABLE g AS SELECT i % 10 AS x, (i % 3)::VARCHAR AS c, ['a', 'b'][1 + i % 2] AS y FROM range(100) r(i)")
+    con.sql("TRAIN MODEL g FROM g TARGET y WITH (epochs = 1, progress = false)")
+    before = registry_counts(con)
+    cases = [
+        ("SELECT x, y FROM g", FeatureError, "features differ \\(missing c\\)"),
+        ("SELECT x, c, 1 AS extra, y FROM g", FeatureError, "new extra"),
+        ("SELECT x, c, CASE WHEN x > 5 THEN 'z' ELSE y END AS y FROM g", TargetError, "label\\(s\\) \\['z'\\]"),
+    ]
+    for source, error, words in cases:
+        with pytest.raises(error, match=words):
+            con.sql(f"TRAIN MODEL g FROM ({source}) TARGET y WITH (warm_start = true, progress = false)")
+    with pytest.raises(OptionError, match="'hidden' cannot change"):
+        con.sql("TRAIN MODEL g FROM g TARGET y WITH (warm_start = true, hidden = [4])")
+    with pytest.raises(VersionNotFoundError, match="no version 9"):
+        con.sql("TRAIN MODEL g FROM g TARGET y WITH (from_version = 9)")
+    assert registry_counts(con) == before
