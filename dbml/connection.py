@@ -264,6 +264,16 @@ class Connection:
         options = {"by": by, "confusion": confusion, "positive": positive}
         return lifecycle.evaluate_model(self, model, version, self.rewrite(source_sql), label, options)
 
+    def explain(self, model: str, source: str, *, version: int | None = None, repeats: int = 5, seed: int = 0) -> duckdb.DuckDBPyRelation:
+        """``EXPLAIN MODEL model [VERSION n] ON source``: permutation importance per feature."""
+        source_sql, label = statements.source_query(source)
+        return lifecycle.explain_model(self, model, version, self.rewrite(source_sql), label, {"repeats": repeats, "seed": seed})
+
+    def monitor(self, model: str, source: str, *, version: int | None = None, threshold: float = 0.2) -> duckdb.DuckDBPyRelation:
+        """``MONITOR MODEL model [VERSION n] ON source``: drift against the training profile (stored)."""
+        source_sql, label = statements.source_query(source)
+        return lifecycle.monitor_model(self, model, version, self.rewrite(source_sql), label, {"threshold": threshold})
+
     def set_alias(self, model: str, alias: str, version: int) -> duckdb.DuckDBPyRelation:
         """``ALTER MODEL model SET ALIAS alias = version``: deploy, or roll back."""
         return lifecycle.set_alias(self, model, alias, version)

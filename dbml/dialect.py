@@ -23,6 +23,8 @@ __all__ = [
     "DescribeModel",
     "DropModel",
     "EvaluateModel",
+    "ExplainModel",
+    "MonitorModel",
     "AlterModel",
     "ExportModel",
     "ImportModel",
@@ -76,6 +78,18 @@ class EvaluateModel(exp.Expression):
     arg_types = {"this": True, "version": False, "source": True, "source_sql": False, "options": False}
 
 
+class ExplainModel(exp.Expression):
+    """``EXPLAIN MODEL m [VERSION n] ON <source> [WITH (repeats = 5, seed = 0)]``: permutation importance."""
+
+    arg_types = {"this": True, "version": False, "source": True, "source_sql": False, "options": False}
+
+
+class MonitorModel(exp.Expression):
+    """``MONITOR MODEL m [VERSION n] ON <source> [WITH (threshold = 0.2)]``: drift against training."""
+
+    arg_types = {"this": True, "version": False, "source": True, "source_sql": False, "options": False}
+
+
 class AlterModel(exp.Expression):
     """``ALTER MODEL m SET ALIAS a = n`` (version None: ``UNSET ALIAS a``)."""
 
@@ -114,6 +128,7 @@ PREDICT_FUNCTIONS = {"PREDICT": Predict, "PREDICT_PROBA": PredictProba}
 ML_STATEMENT_HEADS = (
     ("TRAIN", "MODEL"), ("SHOW", "MODELS"), ("DESCRIBE", "MODEL"), ("DROP", "MODEL"),
     ("EVALUATE", "MODEL"), ("ALTER", "MODEL"), ("EXPORT", "MODEL"), ("IMPORT", "MODEL"),
+    ("EXPLAIN", "MODEL"), ("MONITOR", "MODEL"),
 )  # fmt: skip
 
 
@@ -147,14 +162,15 @@ class DbmlParser(DuckDB.Parser):
             exists = self._match_text_seq("IF", "EXISTS")
             name = self._parse_model_name()
             return self._finish(DropModel(this=name, exists=exists, version=self._parse_version()))
-        if self._match_text_seq("EVALUATE", "MODEL"):
-            name = self._parse_model_name()
-            version = self._parse_version()
-            if not self._match(TokenType.ON):
-                self.raise_error("Expected ON (query) after the model")
-            source, source_sql = self._parse_train_source()
-            options = self._parse_wrapped_csv(self._parse_train_option) if self._match(TokenType.WITH) else []
-            return self._finish(EvaluateModel(this=name, version=version, source=source, source_sql=source_sql, options=options))
+        for head, node_class in (("EVALUATE", EvaluateModel), ("EXPLAIN", ExplainModel), ("MONITOR", MonitorModel)):
+            if self._match_text_seq(head, "MODEL"):
+                name = self._parse_model_name()
+                version = self._parse_version()
+                if not self._match(TokenType.ON):
+                    self.raise_error("Expected ON (query) after the model")
+                source, source_sql = self._parse_train_source()
+                options = self._parse_wrapped_csv(self._parse_train_option) if self._match(TokenType.WITH) else []
+                return self._finish(node_class(this=name, version=version, source=source, source_sql=source_sql, options=options))
         if self._match_text_seq("ALTER", "MODEL"):
             name = self._parse_model_name()
             if self._match_text_seq("SET", "ALIAS"):
@@ -318,6 +334,11 @@ def _train_sql(gen: DbmlGenerator, e: TrainModel) -> str:
 
 class Dbml(DuckDB):
     """DuckDB's dialect with dbml's statements and functions."""
+
+    class Tokenizer(DuckDB.Tokenizer):
+        # DuckDB's tokenizer swallows everything after EXPLAIN as one string; dbml reads
+        # the tokens (EXPLAIN MODEL, and PREDICT inside EXPLAIN SELECT ...).
+        KEYWORDS = {**DuckDB.Tokenizer.KEYWORDS, "EXPLAIN": TokenType.VAR}
 
     Parser = DbmlParser
     Generator = DbmlGenerator

@@ -22,12 +22,22 @@ from dbml.transfer import MAX_IMPORT_BYTES, RECORD_KEY, dbml_metadata, read_url,
 if TYPE_CHECKING:
     from dbml.connection import Connection
 
-__all__ = ["set_alias", "evaluate_model", "export_model", "import_model", "EVALUATE_OPTIONS", "IMPORT_OPTIONS"]
+__all__ = [
+    "set_alias", "evaluate_model", "explain_model", "monitor_model", "export_model", "import_model",
+    "EVALUATE_OPTIONS", "EXPLAIN_OPTIONS", "MONITOR_OPTIONS", "IMPORT_OPTIONS",
+]  # fmt: skip
 
 EVALUATE_OPTIONS = (
     Option("by", "str", None, "a column: one row of metrics per value"),
     Option("confusion", "bool", False, "return the confusion matrix as (actual, predicted, count) rows"),
     Option("positive", "any", None, "the positive class of a binary model (default: the last label)"),
+)
+EXPLAIN_OPTIONS = (
+    Option("repeats", "int", 5, "shuffles per feature", lambda v: 1 <= v <= 100, "between 1 and 100"),
+    Option("seed", "int", 0, "seed of the shuffles", lambda v: v >= 0, "a non-negative integer"),
+)
+MONITOR_OPTIONS = (
+    Option("threshold", "float", 0.2, "PSI above which a feature counts as drifted", lambda v: v > 0, "positive"),
 )
 IMPORT_OPTIONS = (
     Option("max_size", "int", MAX_IMPORT_BYTES, "largest file accepted, in bytes", lambda v: v > 0, "positive"),
@@ -55,17 +65,7 @@ def evaluate_model(
     opts = validate_options(options, EVALUATE_OPTIONS, f"EVALUATE MODEL {model}")
     rec = conn.registry.get(model, version)
     target = rec["target"]
-    try:
-        columns = conn.duckdb.sql(f"SELECT * FROM (\n{source_sql}\n) AS src LIMIT 0").columns
-    except duckdb.Error as err:
-        raise TargetError(f"cannot read {source_label} to evaluate model '{rec['model']}': {err}") from None
-    lowered = {c.lower(): c for c in columns}
-    for needed, what in ((target, "target"), (opts["by"], "by")):
-        if needed is not None and needed.lower() not in lowered:
-            raise TargetError(
-                f"the {what} column '{needed}' of model '{rec['model']}' is not in {source_label}; "
-                f"its columns are {', '.join(columns)}"
-            )
+    lowered = _require_columns(conn, rec, source_sql, source_label, {"target": target, "by": opts["by"]}, "evaluate")
     if opts["confusion"] and rec["task"] != "classification":
         raise TargetError(f"confusion = true needs a classification model; model '{rec['model']}' is a regression")
     ref = f"{rec['model']}:{rec['version']}"
@@ -77,6 +77,57 @@ def evaluate_model(
     relation = conn.duckdb.sql(conn.rewrite(sql))
     conn.registry.audit("EVALUATE", rec["model"], rec["version"], {"source": source_sql, **{k: v for k, v in opts.items() if v}})
     return relation
+
+
+def _require_columns(
+    conn: "Connection", rec: dict[str, Any], source_sql: str, label: str, needed: dict[str, str | None], doing: str
+) -> dict[str, str]:
+    """The source's columns by lower-case name; a dbml error naming any needed one that is missing."""
+    try:
+        columns = conn.duckdb.sql(f"SELECT * FROM (\n{source_sql}\n) AS src LIMIT 0").columns
+    except duckdb.Error as err:
+        raise TargetError(f"cannot read {label} to {doing} model '{rec['model']}': {err}") from None
+    lowered = {c.lower(): c for c in columns}
+    for what, column in needed.items():
+        if column is not None and column.lower() not in lowered:
+            raise TargetError(
+                f"the {what} column '{column}' of model '{rec['model']}' is not in {label}; "
+                f"its columns are {', '.join(columns)}"
+            )
+    return lowered
+
+
+def explain_model(
+    conn: "Connection", model: str, version: int | None, source_sql: str, source_label: str, options: dict[str, Any]
+) -> duckdb.DuckDBPyRelation:
+    """EXPLAIN MODEL: permutation importance per feature, computed with PREDICT in DuckDB."""
+    from dbml import explain
+
+    opts = validate_options(options, EXPLAIN_OPTIONS, f"EXPLAIN MODEL {model}")
+    rec = conn.registry.get(model, version)
+    _require_columns(conn, rec, source_sql, source_label, {"target": rec["target"]}, "explain")
+    sql = explain.permutation_importance_sql(
+        source_sql, f"{rec['model']}:{rec['version']}", rec["target"], rec["task"],
+        [f["name"] for f in rec["features"]], repeats=opts["repeats"], seed=opts["seed"],
+    )  # fmt: skip
+    return conn.duckdb.sql(conn.rewrite(sql))
+
+
+def monitor_model(
+    conn: "Connection", model: str, version: int | None, source_sql: str, source_label: str, options: dict[str, Any]
+) -> duckdb.DuckDBPyRelation:
+    """MONITOR MODEL: drift of the features and predictions against the training profile,
+    stored as a run in dbml.monitor_runs / dbml.monitor_results."""
+    from dbml import monitor
+
+    opts = validate_options(options, MONITOR_OPTIONS, f"MONITOR MODEL {model}")
+    rec = conn.registry.get(model, version)
+    _require_columns(conn, rec, source_sql, source_label, {}, "monitor")
+    sql = monitor.drift_sql(source_sql, f"{rec['model']}:{rec['version']}", rec, threshold=opts["threshold"])
+    table = conn.duckdb.sql(conn.rewrite(sql)).to_arrow_table()
+    run_id = conn.registry.add_monitor_run(rec["model"], rec["version"], source_sql, opts["threshold"], table.to_pylist())
+    run = pa.array([run_id] * table.num_rows, type=pa.int64())
+    return conn.duckdb.from_arrow(table.add_column(0, "run_id", run))
 
 
 def export_model(conn: "Connection", model: str, version: int | None, url: str) -> duckdb.DuckDBPyRelation:

@@ -235,6 +235,28 @@ class Registry:
         """Append one audit row (EVALUATE, EXPORT, ...) in its own transaction."""
         self._transaction(lambda cur: self._audit(cur, action, model, version, detail))
 
+    def add_monitor_run(self, model: str, version: int, source_sql: str, threshold: float, rows: list[dict]) -> int:
+        """Store one MONITOR run and its per-feature rows, with an audit row; returns the run id."""
+
+        def work(cur: duckdb.DuckDBPyConnection) -> int:
+            drifted = sum(1 for r in rows if r.get("drift"))
+            run_id = cur.execute(
+                "INSERT INTO dbml.monitor_runs (model, version, run_at, who, source_sql, threshold, drifted) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING run_id",
+                [model, version, _now(), self.user, source_sql, threshold, drifted],
+            ).fetchall()[0][0]
+            columns = ["feature", "kind", "psi", "null_rate_train", "null_rate_now", "null_rate_change", "rows", "drift", "detail"]
+            if rows:
+                cur.executemany(
+                    f"INSERT INTO dbml.monitor_results (run_id, {', '.join(columns)}) VALUES (?{', ?' * len(columns)})",
+                    [[run_id] + [r.get(c) if c != "detail" or isinstance(r.get(c), str) else json.dumps(r.get(c))
+                                 for c in columns] for r in rows],
+                )  # fmt: skip
+            self._audit(cur, "MONITOR", model, version, {"run_id": run_id, "drifted": drifted, "threshold": threshold})
+            return run_id
+
+        return self._transaction(work)
+
     def set_alias(self, model: str, alias: str, version: int | None) -> int | None:
         """Point ``alias`` at ``version`` (None: remove it), with an audit row that keeps
         the previous version, so "what was live at time T" is a query. Returns the previous version."""

@@ -15,7 +15,8 @@ from sqlglot import exp
 
 from dbml import lifecycle
 from dbml.dialect import (
-    AlterModel, DescribeModel, DropModel, EvaluateModel, ExportModel, ImportModel, ShowModels, TrainModel, option_value,
+    AlterModel, DescribeModel, DropModel, EvaluateModel, ExplainModel, ExportModel, ImportModel, MonitorModel,
+    ShowModels, TrainModel, option_value,
 )  # fmt: skip
 from dbml.errors import DbmlError, OptionError, SourceError
 from dbml.pipeline import TrainRequest, train
@@ -110,9 +111,14 @@ def _version(node: exp.Expression) -> int | None:
     return int(version.name) if version is not None else None
 
 
-def run_evaluate(conn: "Connection", node: EvaluateModel, params: list[Any] | None) -> duckdb.DuckDBPyRelation:
-    source_sql, label = source_query(node.args["source"], node.args.get("source_sql"))
-    return lifecycle.evaluate_model(conn, node.this.name, _version(node), conn.rewrite(source_sql), label, _options(node))
+def _on_source(run):
+    """A handler for statements of the form ``... MODEL m [VERSION n] ON <source> [WITH (...)]``."""
+
+    def handler(conn: "Connection", node: exp.Expression, params: list[Any] | None) -> duckdb.DuckDBPyRelation:
+        source_sql, label = source_query(node.args["source"], node.args.get("source_sql"))
+        return run(conn, node.this.name, _version(node), conn.rewrite(source_sql), label, _options(node))
+
+    return handler
 
 
 def run_alter(conn: "Connection", node: AlterModel, params: list[Any] | None) -> duckdb.DuckDBPyRelation:
@@ -132,7 +138,9 @@ HANDLERS: dict[type, Callable[["Connection", Any, list[Any] | None], duckdb.Duck
     ShowModels: run_show,
     DescribeModel: run_describe,
     DropModel: run_drop,
-    EvaluateModel: run_evaluate,
+    EvaluateModel: _on_source(lifecycle.evaluate_model),
+    ExplainModel: _on_source(lifecycle.explain_model),
+    MonitorModel: _on_source(lifecycle.monitor_model),
     AlterModel: run_alter,
     ExportModel: run_export,
     ImportModel: run_import,

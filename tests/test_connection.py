@@ -65,5 +65,19 @@ def test_registry_schema_is_versioned_and_created_once(tmp_path):
         assert con.sql("SELECT count(*) FROM duckdb_views() WHERE schema_name = 'dbml' AND view_name = 'models'").fetchall() == [(1,)]
 
 
+def test_an_older_registry_is_migrated_in_place(tmp_path):
+    path = str(tmp_path / "old.duckdb")
+    with dbml.connect(path) as con:
+        con.sql("CREATE TABLE t AS SELECT i AS x, i % 2 = 0 AS y FROM range(40) r(i)")
+        con.sql("TRAIN MODEL m FROM t TARGET y WITH (epochs = 1, progress = false)")
+        # take the database back to schema version 1
+        con.sql("DROP TABLE dbml.monitor_results; DROP TABLE dbml.monitor_runs; DROP SEQUENCE dbml.monitor_run_id")
+        con.sql("DELETE FROM dbml.schema_version WHERE version > 1")
+    with dbml.connect(path) as con:
+        assert con.sql("SELECT max(version) FROM dbml.schema_version").fetchall() == [(SCHEMA_VERSION,)]
+        assert con.sql("SELECT count(*) FROM dbml.monitor_runs").fetchall() == [(0,)]
+        assert con.sql("SELECT count(*) FROM dbml.model_versions").fetchall() == [(1,)]
+
+
 def test_show_models_on_an_empty_registry(con):
     assert con.sql("SHOW MODELS").fetchall() == []

@@ -54,4 +54,6 @@ def test_installed_wheel_creates_the_registry(wheel, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(site)}
     out = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "1"
+    from dbml.registry import SCHEMA_VERSION
+
+    assert out.stdout.strip() == str(SCHEMA_VERSION)
