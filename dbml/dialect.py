@@ -399,6 +399,8 @@ def option_value(name: str, value: exp.Expression) -> Any:
         return [option_value(name, v) for v in value.expressions]
     elif isinstance(value, (exp.Column, exp.Identifier)) and value.name.lower() in ("true", "false"):
         return value.name.lower() == "true"
+    elif isinstance(value, exp.Column) and not value.table:
+        return value.name  # a bare name, such as a column in WITH (by = region)
     raise OptionError(
         f"option '{name}' has value {value.sql(dialect='duckdb')!r}, which is not a number, "
         "string, boolean or [list]"

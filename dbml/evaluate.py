@@ -1,0 +1,333 @@
+"""SQL for EVALUATE MODEL: the metrics of a model version on the rows of a query.
+
+Pure functions: nothing here touches a database. Each builds one SQL query (with
+``PREDICT``/``PREDICT_PROBA`` calls for the connection to rewrite) that DuckDB runs
+over the source rows, so no row is pulled into Python. The shape of the query::
+
+    WITH "scored" AS MATERIALIZED (     -- PREDICT and PREDICT_PROBA once per row
+        SELECT [by AS "_group",] target AS "_actual", PREDICT(...) AS "_predicted", ...
+        FROM (\\n<source_sql>\\n) AS src WHERE target IS NOT NULL),
+    "probs"  AS (...one probability column per class, per-row log loss...),
+    "ranked" AS (...average rank of each class's probability, per group...),
+    "totals" AS (...one row (per group) of counts and sums...)
+    SELECT [..."by",] "rows", <metrics> FROM "totals" [ORDER BY "by"]
+
+The metrics follow scikit-learn's definitions (checked against it in
+tests/test_evaluate.py):
+
+* ``accuracy``: the share of rows whose PREDICT equals the target.
+* ``precision_macro``, ``recall_macro``, ``f1_macro``: the unweighted mean over the
+  model's labels (``labels=`` in sklearn), with ``zero_division=0``: a label that is
+  never predicted has precision 0, one absent from the rows has recall 0, and one
+  both never predicted and absent has f1 0 -- and every such label still counts in
+  the mean. f1 is computed from counts, ``2 tp / (2 tp + fp + fn)``, as sklearn does.
+* ``precision``, ``recall``, ``f1`` (binary models only): those of the positive
+  class: ``positive`` when given, else the last of the sorted labels.
+* ``log_loss``: ``sklearn.metrics.log_loss(y, P, labels=labels)``: each row's
+  probability of its true class, clipped to ``[eps, 1 - eps]`` (``eps`` = float64
+  machine epsilon), ``-ln`` of it, averaged. scikit-learn 1.5 and later clip but no
+  longer renormalise rows to sum to one, and neither does this.
+* ``roc_auc``: binary: the AUC of the positive class's probability; multi-class:
+  the unweighted mean of the one-vs-rest AUCs of every label
+  (``roc_auc_score(y, P, multi_class='ovr', average='macro', labels=labels)``).
+  Each AUC is Mann-Whitney's U over average ranks (ties share the mean of their
+  ranks), which equals the trapezoidal area under sklearn's ROC curve.
+  A label absent from the rows (or present in every row) has no defined AUC; sklearn
+  raises, and here ``roc_auc`` is NULL (for ``by``, in that group's row only).
+* Regression: ``mae``, ``rmse`` (root of the mean squared error), ``r2`` (sklearn's
+  ``r2_score``: NULL for fewer than two rows, where sklearn gives NaN; 1.0 when the
+  target is constant and every prediction exact, 0.0 when constant and not), ``mape`` (``mean_absolute_percentage_error``:
+  ``|y - p| / max(|y|, eps)``, a fraction, not a percentage).
+
+Rows whose target is NULL are left out. A row whose target is not among the model's
+labels (a class the model never saw) is a wrong prediction for ``accuracy``, a false
+positive of the label predicted for it, a negative for every label's AUC, and has
+probability 0 (clipped to eps, so ``-ln(eps)`` = 36.04) in ``log_loss``; sklearn
+refuses such rows when given ``labels``.
+
+With no rows (or all targets NULL), ``rows`` is 0 and every metric is NULL.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlglot import exp
+
+from dbml.errors import OptionError, TargetError
+from dbml.udfs import label_field as _label_field  # the PREDICT_PROBA struct field of a label
+
+__all__ = ["evaluation_sql", "confusion_sql", "positive_label", "EPS"]
+
+EPS = 2.220446049250313e-16  # numpy.finfo(numpy.float64).eps, sklearn's clip and mape epsilon
+_EPS = repr(EPS)  # a DOUBLE literal in DuckDB (scientific notation)
+
+
+def _q(name: str) -> str:
+    """A quoted identifier."""
+    return exp.to_identifier(name, quoted=True).sql(dialect="duckdb")
+
+
+def _string(value: str) -> str:
+    return exp.Literal.string(value).sql(dialect="duckdb")
+
+
+def _label_literal(label: Any) -> str:
+    """A SQL literal equal to a class label, in the label's own type."""
+    if isinstance(label, bool):
+        return "TRUE" if label else "FALSE"
+    if isinstance(label, int):
+        return exp.Literal.number(label).sql(dialect="duckdb")
+    if isinstance(label, str):
+        return _string(label)
+    raise TargetError(f"cannot evaluate a model with class label {label!r} of type {type(label).__name__}")
+
+
+def _source(source_sql: str, target: str, model_ref: str, by: str | None, kind: str) -> str:
+    """The materialized CTE ``scored`` that runs PREDICT (and PREDICT_PROBA) once per row.
+
+    ``kind``: 'proba' (label and probabilities), 'label' (label only) or 'value' (a regression).
+    """
+    ref = _string(model_ref)
+    src = _q("src")
+    actual = f"{src}.{_q(target)}"
+    cols = [f"{src}.{_q(by)} AS {_q('_group')}"] if by is not None else []
+    if kind == "value":
+        cols += [f"CAST({actual} AS DOUBLE) AS {_q('_actual')}", f"CAST(PREDICT({ref}, *) AS DOUBLE) AS {_q('_predicted')}"]
+    else:
+        cols += [f"{actual} AS {_q('_actual')}", f"PREDICT({ref}, *) AS {_q('_predicted')}"]
+    if kind == "proba":
+        cols.append(f"PREDICT_PROBA({ref}, *) AS {_q('_proba')}")
+    select = ",\n        ".join(cols)
+    # the source on lines of its own: a trailing -- comment in it ends at its newline
+    return (
+        f"{_q('scored')} AS MATERIALIZED (\n"
+        f"    SELECT\n        {select}\n"
+        f"    FROM (\n{source_sql}\n) AS {src}\n"
+        f"    WHERE {actual} IS NOT NULL\n)"
+    )
+
+
+def positive_label(labels: list[Any], positive: Any = None) -> Any:
+    """The label that ``positive`` names: the label itself, or its text ('yes', '1',
+    'true'); the last sorted label when ``positive`` is None."""
+    if positive is None:
+        return labels[-1]
+    for label in labels:
+        if type(label) is type(positive) and label == positive:
+            return label
+    text = str(positive).lower() if not isinstance(positive, bool) else _label_field(positive)
+    matches = [label for label in labels if _label_field(label).lower() == text]
+    if len(matches) == 1:
+        return matches[0]
+    raise OptionError(
+        f"positive = {positive!r} is not a class label of the model; its labels are "
+        f"{', '.join(_label_field(label) for label in labels)}"
+    )
+
+
+def _mean(terms: list[str]) -> str:
+    return f"({' + '.join(terms)}) / {len(terms)}"
+
+
+def _classification_sql(source_sql: str, model_ref: str, target: str, labels: list[Any], by: str | None, positive: Any) -> str:
+    if len(labels) < 2:
+        raise TargetError(f"a classification model needs two or more labels to evaluate, got {labels!r}")
+    binary = len(labels) == 2
+    if positive is not None and not binary:
+        raise OptionError(
+            f"positive applies to binary models; this model has {len(labels)} labels "
+            f"({', '.join(_label_field(label) for label in labels)})"
+        )
+    pos_index = labels.index(positive_label(labels, positive)) if binary else None
+    lits = [_label_literal(label) for label in labels]
+    K = len(labels)
+    group, actual, predicted = _q("_group"), _q("_actual"), _q("_predicted")
+    p = [_q(f"_p{k}") for k in range(K)]
+    r = [_q(f"_r{k}") for k in range(K)]
+    keep_group = [group] if by is not None else []
+
+    # probs: one DOUBLE per class, and each row's log loss term
+    true_prob = "CASE " + " ".join(f"WHEN {actual} = {lits[k]} THEN {p[k]}" for k in range(K)) + " ELSE 0.0 END"
+    extract = [f"struct_extract({_q('_proba')}, {_string(_label_field(label))}) AS {p[k]}" for k, label in enumerate(labels)]
+    probs = (
+        f"{_q('probs')} AS (\n    SELECT {', '.join(keep_group + [actual, predicted])},\n        "
+        + ",\n        ".join(extract)
+        + f"\n    FROM {_q('scored')}\n)"
+    )
+    loss = f"-ln(least(greatest({true_prob}, {_EPS}), 1 - {_EPS}))"
+
+    # ranked: the average rank of each ranked class's probability (ties share the mean rank)
+    ranked_classes = [pos_index] if binary else list(range(K))
+    part = f"PARTITION BY {group} " if by is not None else ""
+    ranks = []
+    for k in ranked_classes:
+        same = f"PARTITION BY {', '.join(keep_group + [p[k]])}"
+        ranks.append(
+            f"rank() OVER ({part}ORDER BY {p[k]}) + CAST(count(*) OVER ({same}) - 1 AS DOUBLE) / 2 AS {r[k]}"
+        )
+    ranked = (
+        f"{_q('ranked')} AS (\n    SELECT *,\n        {loss} AS {_q('_loss')},\n        "
+        + ",\n        ".join(ranks)
+        + f"\n    FROM {_q('probs')}\n)"
+    )
+
+    # totals: per class k, t = rows of class k, n_pred = rows predicted k, tp = both;
+    # rs = sum of the ranks of class k's rows (for its AUC)
+    n = _q("_n")
+    aggs = [f"count(*) AS {n}", f"count_if({actual} = {predicted}) AS {_q('_correct')}", f"sum({_q('_loss')}) AS {_q('_loss_sum')}"]
+    t, pn, tp, rs = ([_q(f"_{w}{k}") for k in range(K)] for w in ("t", "pn", "tp", "rs"))
+    for k in range(K):
+        aggs += [
+            f"count_if({actual} = {lits[k]}) AS {t[k]}",
+            f"count_if({predicted} = {lits[k]}) AS {pn[k]}",
+            f"count_if({actual} = {lits[k]} AND {predicted} = {lits[k]}) AS {tp[k]}",
+        ]
+        if k in ranked_classes:
+            aggs.append(f"sum(CASE WHEN {actual} = {lits[k]} THEN {r[k]} ELSE 0 END) AS {rs[k]}")
+    totals = (
+        f"{_q('totals')} AS (\n    SELECT {', '.join(keep_group + aggs)}\n    FROM {_q('ranked')}"
+        + (f"\n    GROUP BY {group}" if by is not None else "")
+        + "\n)"
+    )
+
+    def divide(num: str, den: str) -> str:  # zero_division = 0, NULL when there are no rows
+        return f"CASE WHEN {n} = 0 THEN NULL WHEN {den} = 0 THEN 0.0 ELSE CAST({num} AS DOUBLE) / {den} END"
+
+    def precision(k: int) -> str:
+        return divide(tp[k], pn[k])
+
+    def recall(k: int) -> str:
+        return divide(tp[k], t[k])
+
+    def f1(k: int) -> str:
+        return divide(f"2 * {tp[k]}", f"({t[k]} + {pn[k]})")
+
+    def auc(k: int) -> str:
+        # Mann-Whitney: (sum of positives' ranks - P (P + 1) / 2) / (P * N); NULL when P or N is 0
+        pos, neg = f"CAST({t[k]} AS DOUBLE)", f"CAST({n} - {t[k]} AS DOUBLE)"
+        return f"({rs[k]} - {pos} * ({pos} + 1) / 2) / NULLIF({pos} * {neg}, 0)"
+
+    metrics = [
+        f"{n} AS {_q('rows')}",
+        f"CAST({_q('_correct')} AS DOUBLE) / NULLIF({n}, 0) AS {_q('accuracy')}",
+    ]
+    if binary:
+        metrics += [
+            f"{precision(pos_index)} AS {_q('precision')}",
+            f"{recall(pos_index)} AS {_q('recall')}",
+            f"{f1(pos_index)} AS {_q('f1')}",
+        ]
+    metrics += [
+        f"{_mean([precision(k) for k in range(K)])} AS {_q('precision_macro')}",
+        f"{_mean([recall(k) for k in range(K)])} AS {_q('recall_macro')}",
+        f"{_mean([f1(k) for k in range(K)])} AS {_q('f1_macro')}",
+        f"{_q('_loss_sum')} / NULLIF({n}, 0) AS {_q('log_loss')}",
+        f"{auc(pos_index) if binary else _mean([auc(k) for k in range(K)])} AS {_q('roc_auc')}",
+    ]
+    return _final([_source(source_sql, target, model_ref, by, "proba"), probs, ranked, totals], metrics, by)
+
+
+def _regression_sql(source_sql: str, model_ref: str, target: str, by: str | None) -> str:
+    group, actual, predicted, n = _q("_group"), _q("_actual"), _q("_predicted"), _q("_n")
+    err = f"({actual} - {predicted})"
+    aggs = [
+        f"count(*) AS {n}",
+        f"sum(abs({err})) AS {_q('_abs')}",
+        f"sum({err} * {err}) AS {_q('_ss_res')}",
+        f"var_pop({actual}) * count(*) AS {_q('_ss_tot')}",
+        f"sum(abs({err}) / greatest(abs({actual}), {_EPS})) AS {_q('_ape')}",
+    ]
+    totals = (
+        f"{_q('totals')} AS (\n    SELECT {', '.join(([group] if by is not None else []) + aggs)}\n"
+        f"    FROM {_q('scored')}" + (f"\n    GROUP BY {group}" if by is not None else "") + "\n)"
+    )
+    ss_res, ss_tot = _q("_ss_res"), _q("_ss_tot")
+    metrics = [
+        f"{n} AS {_q('rows')}",
+        f"{_q('_abs')} / NULLIF({n}, 0) AS {_q('mae')}",
+        f"sqrt({ss_res} / NULLIF({n}, 0)) AS {_q('rmse')}",
+        # sklearn's r2_score with force_finite=True: undefined (NULL; sklearn gives NaN) for
+        # fewer than two rows; a constant target gives 1.0 if every prediction is exact, else 0.0
+        f"CASE WHEN {n} < 2 THEN NULL WHEN {ss_tot} = 0 THEN (CASE WHEN {ss_res} = 0 THEN 1.0 ELSE 0.0 END) "
+        f"ELSE 1 - {ss_res} / {ss_tot} END AS {_q('r2')}",
+        f"{_q('_ape')} / NULLIF({n}, 0) AS {_q('mape')}",
+    ]
+    return _final([_source(source_sql, target, model_ref, by, "value"), totals], metrics, by)
+
+
+def _final(ctes: list[str], metrics: list[str], by: str | None) -> str:
+    columns = ([f"{_q('_group')} AS {_q(by)}"] if by is not None else []) + metrics
+    order = f"\nORDER BY {_q('_group')} NULLS LAST" if by is not None else ""
+    return "WITH " + ",\n".join(ctes) + "\nSELECT\n    " + ",\n    ".join(columns) + f"\nFROM {_q('totals')}" + order
+
+
+def evaluation_sql(source_sql: str, model_ref: str, target: str, task: str,
+                   labels: list | None, by: str | None = None, positive: object | None = None) -> str:  # fmt: skip
+    """SQL that returns the metrics of model_ref on the rows of source_sql: one row, or one row per
+    value of column `by` (first column named after `by`).
+
+    Args:
+        source_sql: a query with the target column and the model's feature columns.
+        model_ref: the model reference PREDICT gets, e.g. ``'churn:3'``.
+        target: the target column.
+        task: ``'classification'`` or ``'regression'``.
+        labels: the model's class labels, sorted (None for a regression).
+        by: a column of the source: one row of metrics per value, ordered (NULL last).
+        positive: the positive class of a binary model (a label, or its text); default
+            the last label.
+
+    Columns: classification: ``rows, accuracy, [precision, recall, f1,] precision_macro,
+    recall_macro, f1_macro, log_loss, roc_auc`` (the bracketed three for binary models);
+    regression: ``rows, mae, rmse, r2, mape``. See the module's docstring for definitions.
+    """
+    if task == "classification":
+        if not labels:
+            raise TargetError(f"cannot evaluate a classification model without its class labels (got {labels!r})")
+        return _classification_sql(source_sql, model_ref, target, list(labels), by, positive)
+    if task == "regression":
+        if positive is not None:
+            raise OptionError("positive applies to binary classification models; this model is a regression")
+        return _regression_sql(source_sql, model_ref, target, by)
+    raise TargetError(f"cannot evaluate a model of task {task!r}")
+
+
+def confusion_sql(source_sql: str, model_ref: str, target: str, by: str | None = None) -> str:
+    """SQL that returns the confusion matrix as rows (actual, predicted, count), ordered.
+
+    Every pair of the values seen as target or prediction (within each group for
+    ``by``, whose column comes first) has a row, zeros included: the cells of
+    ``sklearn.metrics.confusion_matrix(y, pred)`` in row-major order. Rows whose
+    target is NULL are left out.
+    """
+    group, actual, predicted, value, count = _q("_group"), _q("_actual"), _q("_predicted"), _q("_value"), _q("_count")
+    scored, seen, grid, cells, a, b = _q("scored"), _q("seen"), _q("grid"), _q("cells"), _q("a"), _q("b")
+    g = [group] if by is not None else []
+    # seen: every value that occurs as target or prediction (per group)
+    values = (
+        f"{seen} AS (\n    SELECT {', '.join(g + [f'{actual} AS {value}'])} FROM {scored}\n"
+        f"    UNION\n    SELECT {', '.join(g + [predicted])} FROM {scored}\n)"
+    )
+    # grid: all (actual, predicted) pairs of those values, so empty cells give 0
+    pair = ([f"{a}.{group}"] if by is not None else []) + [f"{a}.{value} AS {actual}", f"{b}.{value} AS {predicted}"]
+    same_group = f" AND {a}.{group} IS NOT DISTINCT FROM {b}.{group}" if by is not None else ""
+    grid_cte = f"{grid} AS (\n    SELECT {', '.join(pair)}\n    FROM {seen} AS {a} JOIN {seen} AS {b} ON TRUE{same_group}\n)"
+    keys = g + [actual, predicted]
+    cells_cte = (
+        f"{cells} AS (\n    SELECT {', '.join(keys + [f'count(*) AS {count}'])}\n"
+        f"    FROM {scored} GROUP BY {', '.join(keys)}\n)"
+    )
+    on = " AND ".join(f"{grid}.{c} IS NOT DISTINCT FROM {cells}.{c}" for c in keys)
+    columns = ([f"{grid}.{group} AS {_q(by)}"] if by is not None else []) + [
+        f"{grid}.{actual} AS {_q('actual')}",
+        f"{grid}.{predicted} AS {_q('predicted')}",
+        f"coalesce({cells}.{count}, 0) AS {_q('count')}",
+    ]
+    ctes = [_source(source_sql, target, model_ref, by, "label"), values, grid_cte, cells_cte]
+    return (
+        "WITH " + ",\n".join(ctes)
+        + "\nSELECT\n    " + ",\n    ".join(columns)
+        + f"\nFROM {grid} LEFT JOIN {cells} ON {on}"
+        + "\nORDER BY " + ", ".join(f"{grid}.{c} NULLS LAST" for c in keys)
+    )  # fmt: skip
+
