@@ -189,3 +189,25 @@ def test_fine_tune_refuses_incompatible_data(con):
     with pytest.raises(VersionNotFoundError, match="no version 9"):
         con.sql("TRAIN MODEL g FROM g TARGET y WITH (from_version = 9)")
     assert registry_counts(con) == before
+
+
+def test_evaluate_statement_errors_and_audit(two_versions):
+    from dbml.errors import OptionError, TargetError
+
+    con = two_versions
+    row = con.sql("EVALUATE MODEL churn VERSION 1 ON (SELECT * FROM mixed)")
+    metrics = dict(zip(row.columns, row.fetchall()[0]))
+    assert metrics["rows"] == 300 and 0 <= metrics["accuracy"] <= 1
+    assert con.sql("SELECT action, version FROM dbml.audit_log WHERE action = 'EVALUATE'").fetchall() == [("EVALUATE", 1)]
+    before = registry_counts(con)
+    with pytest.raises(TargetError, match="target column 'churned' of model 'churn' is not in \\(query\\)"):
+        con.sql("EVALUATE MODEL churn ON (SELECT age, plan, member FROM mixed)")
+    with pytest.raises(TargetError, match="by column 'nope'"):
+        con.sql("EVALUATE MODEL churn ON mixed WITH (by = nope)")
+    with pytest.raises(OptionError, match="unknown option 'bye'"):
+        con.sql("EVALUATE MODEL churn ON mixed WITH (bye = plan)")
+    with pytest.raises(VersionNotFoundError, match="no version 5"):
+        con.sql("EVALUATE MODEL churn VERSION 5 ON mixed")
+    assert registry_counts(con) == before
+    by_plan = con.evaluate("churn", "mixed", by="plan").fetchall()
+    assert len(by_plan) == 4  # basic, plus, pro and NULL
