@@ -38,7 +38,7 @@ def main() -> None:
                (hash(i, 3) % 1000) / 100.0 AS f3, (hash(i, 4) % 1000) / 100.0 AS f4,
                (hash(i, 5) % 1000) / 100.0 AS f5, (hash(i, 6) % 1000) / 100.0 AS f6,
                (hash(i, 7) % 1000) / 100.0 AS f7, (hash(i, 8) % 1000) / 100.0 AS f8,
-               ['a', 'b', 'c', 'd'][1 + hash(i, 9) % 4] AS c1, ['x', 'y', 'z'][1 + hash(i, 10) % 3] AS c2,
+               ['a', 'b', 'c', 'd'][1 + (hash(i, 9) % 4)::BIGINT] AS c1, ['x', 'y', 'z'][1 + (hash(i, 10) % 3)::BIGINT] AS c2,
                (f1 + f2 - f3 + (c1 = 'a')::INT * 3 + hash(i, 11) % 3) > 9 AS y
         FROM range({args.rows}) AS r(i)
         """
