@@ -56,6 +56,7 @@ from sqlglot import exp
 
 from dbml.errors import OptionError, TargetError
 from dbml.udfs import label_field as _label_field  # the PREDICT_PROBA struct field of a label
+from dbml.sqltext import quote as _q, string as _string
 
 __all__ = ["evaluation_sql", "confusion_sql", "positive_label", "EPS"]
 
@@ -63,13 +64,8 @@ EPS = 2.220446049250313e-16  # numpy.finfo(numpy.float64).eps, sklearn's clip an
 _EPS = repr(EPS)  # a DOUBLE literal in DuckDB (scientific notation)
 
 
-def _q(name: str) -> str:
-    """A quoted identifier."""
-    return exp.to_identifier(name, quoted=True).sql(dialect="duckdb")
 
 
-def _string(value: str) -> str:
-    return exp.Literal.string(value).sql(dialect="duckdb")
 
 
 def _label_literal(label: Any) -> str:

@@ -51,23 +51,17 @@ repeats rows (DuckDB spills to disk when it must).
 
 from __future__ import annotations
 
-from sqlglot import exp
 
 from dbml.errors import FeatureError, OptionError, TargetError
+from dbml.sqltext import quote as _q, string as _string
 
 __all__ = ["permutation_importance_sql", "permutation_sql", "METRICS"]
 
 METRICS = {"classification": "accuracy", "regression": "r2"}
 
 
-def _q(name: str) -> str:
-    """A quoted identifier."""
-    return exp.to_identifier(name, quoted=True).sql(dialect="duckdb")
 
 
-def _string(value: str) -> str:
-    """A SQL string literal (quotes doubled)."""
-    return exp.Literal.string(value).sql(dialect="duckdb")
 
 
 def _check(target: str, features: list[str], repeats: int, seed: int) -> None:

@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 from sqlglot import exp
 
 from dbml.errors import FeatureError
+from dbml.sqltext import quote as _q
 
 __all__ = [
     "FeatureSpec",
@@ -106,8 +107,6 @@ def feature_sql(feature: FeatureSpec, column: exp.Expression) -> exp.Expression:
     return exp.cast(typed, as_float)
 
 
-def _q(name: str) -> str:
-    return exp.to_identifier(name, quoted=True).sql(dialect="duckdb")
 
 
 def profile_features(

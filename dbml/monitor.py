@@ -65,6 +65,7 @@ from sqlglot import exp
 
 from dbml.features import FeatureSpec, bin_sql, feature_sql
 from dbml.udfs import label_field
+from dbml.sqltext import quote as _q, string as _string
 
 __all__ = ["drift_sql", "EPS", "PREDICTION"]
 
@@ -72,13 +73,8 @@ EPS = 1e-4  # floor of every share in the PSI sum
 PREDICTION = "__prediction__"  # the feature name of the prediction row
 
 
-def _q(name: str) -> str:
-    """A quoted identifier."""
-    return exp.to_identifier(name, quoted=True).sql(dialect="duckdb")
 
 
-def _string(value: str) -> str:
-    return exp.Literal.string(value).sql(dialect="duckdb")
 
 
 def _double(value: float | None) -> str:

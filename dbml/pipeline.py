@@ -35,6 +35,7 @@ from dbml.registry import Registry, check_model_name
 from dbml.runtime import arrow_feeds, new_session
 from dbml.udfs import label_field
 from dbml.training import Callback, ProgressBar, fit
+from dbml.sqltext import quote as _q
 
 __all__ = ["TrainRequest", "train", "label_types"]
 
@@ -70,8 +71,6 @@ class TrainRequest:
     callbacks: list[Callback] = field(default_factory=list)
 
 
-def _q(name: str) -> str:
-    return exp.to_identifier(name, quoted=True).sql(dialect="duckdb")
 
 
 def _task_of(target: str, sql_type: str, n_distinct: int, options: dict[str, Any]) -> str:
