@@ -178,7 +178,7 @@ def test_model_scores_in_another_process_after_reopening(tmp_path):
 
 def test_lineage_and_describe(con, mixed):
     con.sql(f"CREATE VIEW recent AS SELECT * EXCLUDE (id) FROM {mixed} WHERE id > 10")
-    con.sql(f"TRAIN MODEL lin FROM recent TARGET churned WITH (epochs = 2, progress = false)")
+    con.sql("TRAIN MODEL lin FROM recent TARGET churned WITH (epochs = 2, progress = false)")
     desc = con.sql("DESCRIBE MODEL lin")
     row = dict(zip(desc.columns, desc.fetchall()[0]))
     assert row["source_tables"] == ["mixed"]

@@ -6,7 +6,6 @@ import duckdb
 import pytest
 from conftest import registry_counts, udf_names
 
-import dbml
 from dbml import pipeline
 from dbml.errors import (
     ExportError, FeatureError, InvalidNameError, ModelNotFoundError, OptionError,

@@ -11,7 +11,7 @@ import pytest
 from conftest import registry_counts
 
 import dbml
-from dbml.errors import IntegrityError, TransferError, VersionNotFoundError
+from dbml.errors import TransferError, VersionNotFoundError
 
 O = "epochs = 3, progress = false"
 
