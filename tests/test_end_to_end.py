@@ -251,3 +251,14 @@ def test_a_view_over_predict_scores_in_a_new_connection(tmp_path):
     with dbml.connect(path) as con:
         with pytest.raises(dbml.DbmlError, match="calls dbml_predict__vm__v1, but model 'vm' does not exist"):
             con.sql("SELECT * FROM scored")
+
+
+def test_fingerprint_follows_the_data_not_its_order(con):
+    con.sql("CREATE TABLE fp AS SELECT i AS x, i % 2 = 0 AS y FROM range(60) r(i)")
+    train = "TRAIN MODEL fp FROM ({}) TARGET y WITH (epochs = 1, progress = false)"
+    con.sql(train.format("SELECT * FROM fp"))
+    con.sql(train.format("SELECT * FROM fp ORDER BY x DESC"))  # same rows, another order
+    con.sql("UPDATE fp SET x = x + 1 WHERE x = 7")
+    con.sql(train.format("SELECT * FROM fp"))  # one value changed
+    prints = [r[0] for r in con.sql("SELECT data_fingerprint FROM dbml.model_versions ORDER BY version").fetchall()]
+    assert prints[0] == prints[1] != prints[2]
