@@ -22,7 +22,7 @@ from dbml.registry import Registry, check_model_name, parse_reference
 from dbml.rewrite import ModelSignature, Statement, rewrite_predict, split_statements
 from dbml.runtime import session_for
 from dbml.training import Callback
-from dbml.udfs import parse_function_name, register_version
+from dbml.udfs import parse_function_name, register_imported, register_version
 
 __all__ = ["Connection", "connect", "install"]
 
@@ -145,14 +145,21 @@ class Connection:
         model, version = rec["model"], rec["version"]
         features = tuple(FeatureSpec(**f) for f in rec["features"])
         task = rec["task"]
-        predict_type = label_types(rec["target_type"])[1] if task == "classification" else "DOUBLE"
+        imported = task == "imported"  # a foreign ONNX file: PREDICT returns its first output's type
+        if imported:
+            predict_type = rec["target_type"]
+        else:
+            predict_type = label_types(rec["target_type"])[1] if task == "classification" else "DOUBLE"
         known = self._functions.get((model, version))
         if known is None or known[0] != rec["onnx_sha256"]:
             what = f"model '{model}' version {version}"
             session = session_for(
                 rec["onnx_sha256"], rec["onnx_size"], lambda: self.registry.blob(model, version), what
             )
-            made = register_version(self._con, model, version, features, task, rec["labels"], predict_type, session)
+            if imported:
+                made = register_imported(self._con, model, version, features, rec["options"], predict_type, session)
+            else:
+                made = register_version(self._con, model, version, features, task, rec["labels"], predict_type, session)
             known = self._functions[(model, version)] = (rec["onnx_sha256"], *made)
         _, predict_name, proba_name = known
         return ModelSignature(
@@ -161,8 +168,8 @@ class Connection:
             features=features,
             predict_function=predict_name,
             predict_type=predict_type,
-            label_type=rec["target_type"] if task == "classification" else "DOUBLE",
-            proba_function=proba_name if task == "classification" else None,
+            label_type=rec["target_type"] if task in ("classification", "imported") else "DOUBLE",
+            proba_function=proba_name if task in ("classification", "imported") else None,
         )
 
     def _forget_functions(self, model: str, versions: list[int]) -> None:

@@ -54,14 +54,22 @@ class FeatureSpec:
         name: the column name (the ONNX input has the same name).
         kind: numeric, boolean, datetime or category.
         sql_type: the column's DuckDB type at training; scoring casts to it.
+        onnx_input: for a model imported from a foreign ONNX file (architecture
+            'imported'), the graph input this column feeds; its numbers then reach the
+            UDF as DOUBLE (cast to ``sql_type``) and take the input's own dtype there.
+            None for dbml's own graphs: one FLOAT or VARCHAR input per column, named after it.
     """
 
     name: str
     kind: str
     sql_type: str
+    onnx_input: str | None = None
 
     def to_dict(self) -> dict[str, str]:
-        return asdict(self)
+        out = asdict(self)
+        if out["onnx_input"] is None:
+            del out["onnx_input"]  # dbml's own features keep their three keys
+        return out
 
     @property
     def onnx_type(self) -> str:
@@ -93,9 +101,13 @@ def feature_sql(feature: FeatureSpec, column: exp.Expression) -> exp.Expression:
     """The SQL expression that turns a raw column into the model's input.
 
     Numbers, booleans and dates become FLOAT (dates as days since 1970-01-01,
-    fractional for timestamps); categories become VARCHAR with NULL as ''.
+    fractional for timestamps); categories become VARCHAR with NULL as ''. The numbers
+    of an imported model's input become its ``sql_type`` (DOUBLE): the UDF converts
+    them to the graph input's own dtype, so no value goes through FLOAT on the way.
     """
     as_float = exp.DataType.build("FLOAT")
+    if feature.kind == "numeric" and feature.onnx_input is not None:
+        return exp.cast(column, exp.DataType.build(feature.sql_type, dialect="duckdb"))
     if feature.kind == "numeric":  # straight to FLOAT: no range error or rounding from the training type
         return exp.cast(column, as_float)
     typed = exp.cast(column, exp.DataType.build(feature.sql_type, dialect="duckdb"))

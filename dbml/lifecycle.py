@@ -41,6 +41,7 @@ MONITOR_OPTIONS = (
 )
 IMPORT_OPTIONS = (
     Option("max_size", "int", MAX_IMPORT_BYTES, "largest file accepted, in bytes", lambda v: v > 0, "positive"),
+    Option("inputs", "str_list", None, "foreign ONNX: the feature column names, one per graph column, in graph order"),
 )
 
 
@@ -64,6 +65,7 @@ def evaluate_model(
 
     opts = validate_options(options, EVALUATE_OPTIONS, f"EVALUATE MODEL {model}")
     rec = conn.registry.get(model, version)
+    _require_target(rec, "EVALUATE MODEL")
     target = rec["target"]
     lowered = _require_columns(conn, rec, source_sql, source_label, {"target": target, "by": opts["by"]}, "evaluate")
     if opts["confusion"] and rec["task"] != "classification":
@@ -77,6 +79,16 @@ def evaluate_model(
     relation = conn.duckdb.sql(conn.rewrite(sql))
     conn.registry.audit("EVALUATE", rec["model"], rec["version"], {"source": source_sql, **{k: v for k, v in opts.items() if v}})
     return relation
+
+
+def _require_target(rec: dict[str, Any], statement: str) -> None:
+    """A dbml error for a version without a target and task (an imported foreign ONNX model)."""
+    if rec["task"] not in ("classification", "regression") or not rec.get("target"):
+        raise TargetError(
+            f"{statement} needs a classification or regression model with a target; model '{rec['model']}' "
+            f"version {rec['version']} was imported from a foreign ONNX file (task '{rec['task']}'): "
+            "compare PREDICT with your labels in SQL instead"
+        )
 
 
 def _require_columns(
@@ -105,6 +117,7 @@ def explain_model(
 
     opts = validate_options(options, EXPLAIN_OPTIONS, f"EXPLAIN MODEL {model}")
     rec = conn.registry.get(model, version)
+    _require_target(rec, "EXPLAIN MODEL")
     _require_columns(conn, rec, source_sql, source_label, {"target": rec["target"]}, "explain")
     sql = explain.permutation_importance_sql(
         source_sql, f"{rec['model']}:{rec['version']}", rec["target"], rec["task"],
@@ -145,26 +158,27 @@ def export_model(conn: "Connection", model: str, version: int | None, url: str) 
 
 def import_model(conn: "Connection", name: str, url: str, options: dict[str, Any]) -> duckdb.DuckDBPyRelation:
     """IMPORT MODEL: a file written by EXPORT MODEL becomes the next version of ``name``,
-    keeping its lineage, metrics and profile."""
+    keeping its lineage, metrics and profile; a foreign ONNX file (no dbml metadata)
+    becomes a version of architecture and task ``imported`` (see :mod:`dbml.foreign`)."""
     name = check_model_name(name)
     opts = validate_options(options, IMPORT_OPTIONS, f"IMPORT MODEL {name}")
     blob = read_url(url, opts["max_size"])
     meta = dbml_metadata(blob)
-    if "dbml.features" not in meta or "dbml.task" not in meta:
-        raise TransferError(
-            f"'{url}' is an ONNX model that dbml did not write; importing foreign models "
-            "(architecture 'imported') is not supported yet"
-        )
-    features = json.loads(meta["dbml.features"])
     try:
         session = new_session(blob)
     except Exception as err:  # onnxruntime's own errors
         raise TransferError(f"onnxruntime cannot load '{url}': {err}") from None
+    facts = json.loads(meta.get(RECORD_KEY, "{}"))
+    origin = f"{facts['model']}:{facts['version']}" if facts.get("model") else None
+    if "dbml.features" not in meta or "dbml.task" not in meta:
+        return _import_foreign(conn, name, url, blob, session, facts, origin, opts)
+    if opts["inputs"] is not None:
+        raise TransferError(f"'{url}' was written by dbml: its feature columns are its own; leave out option inputs")
+    features = json.loads(meta["dbml.features"])
     inputs = [i.name for i in session.get_inputs()]
     if inputs != [f["name"] for f in features]:
         raise TransferError(f"'{url}' has inputs {inputs}, which do not match its dbml.features metadata")
     [FeatureSpec(**f) for f in features]  # noqa: B018 - validates the metadata's shape
-    facts = json.loads(meta.get(RECORD_KEY, "{}"))
     record = {
         "architecture": meta.get("dbml.architecture", "imported"), "options": {}, "profile": {},
         "source_sql": f"IMPORT FROM '{url}'", "source_tables": [], "row_count": 0, "train_rows": 0,
@@ -175,7 +189,43 @@ def import_model(conn: "Connection", name: str, url: str, options: dict[str, Any
         "target": meta.get("dbml.target"), "target_type": meta.get("dbml.target_type"),
         "onnx_sha256": hashlib.sha256(blob).hexdigest(), "onnx_size": len(blob), "parent_version": None,
     }  # fmt: skip
-    origin = f"{facts['model']}:{facts['version']}" if facts.get("model") else None
+    return _store_import(conn, name, url, record, blob, origin)
+
+
+def _import_foreign(
+    conn: "Connection", name: str, url: str, blob: bytes, session: Any, facts: dict[str, Any],
+    origin: str | None, opts: dict[str, Any],
+) -> duckdb.DuckDBPyRelation:  # fmt: skip
+    """A foreign ONNX file as a version of architecture and task ``imported``."""
+    import onnx
+
+    from dbml.foreign import describe_graph
+
+    names = opts["inputs"]
+    if names is None and facts.get("architecture") == "imported":  # exported by dbml after an import
+        names = (facts.get("options") or {}).get("inputs")
+    graph = describe_graph(session, url, names)
+    proto = onnx.load_from_string(blob)
+    producer = " ".join(p for p in (proto.producer_name, proto.producer_version) if p)
+    record = {
+        "model": name, "architecture": "imported", "task": "imported",
+        "options": {"inputs": names, "graph_inputs": graph["graph_inputs"], "output": graph["output"],
+                    "proba": graph["proba"]},
+        "features": graph["features"], "profile": {}, "target": None, "target_type": graph["predict_type"],
+        "labels": None, "source_sql": f"IMPORT FROM '{url}'", "source_tables": [], "row_count": 0,
+        "train_rows": 0, "validation_rows": 0, "data_fingerprint": "", "metrics": {"outputs": graph["outputs"]},
+        "epochs": 0, "train_seconds": 0.0, "device": "",
+        "library_versions": {"producer": producer, "ir_version": proto.ir_version,
+                             "opsets": {o.domain or "ai.onnx": o.version for o in proto.opset_import}},
+        "onnx_sha256": hashlib.sha256(blob).hexdigest(), "onnx_size": len(blob), "parity_error": 0.0,
+        "parent_version": None,
+    }  # fmt: skip
+    return _store_import(conn, name, url, record, blob, origin)
+
+
+def _store_import(
+    conn: "Connection", name: str, url: str, record: dict[str, Any], blob: bytes, origin: str | None
+) -> duckdb.DuckDBPyRelation:
     version = conn.registry.add_version(record, blob, [], action="IMPORT", detail={"url": url, "exported_from": origin})
     schema = pa.schema([("model", pa.string()), ("version", pa.int32()), ("url", pa.string()), ("exported_from", pa.string())])
     return _rows(conn.duckdb, [{"model": name, "version": version, "url": url, "exported_from": origin}], schema)

@@ -177,6 +177,8 @@ def _prediction_item(record: dict[str, Any], ref: str) -> _Item:
             bin_expr = "CASE " + " ".join(whens) + " END" if whens else None
             bins = [(k, float(s), None, None, str(f)) for k, (f, s) in enumerate(zip(fields, shares))]
         return _Item(PREDICTION, "classification", value_sql, f"({v} IS NULL)", bin_expr, False, 0.0, bins, True)
+    if task not in (None, "regression"):  # imported: PREDICT's own type, no training reference
+        return _Item(PREDICTION, task, f"PREDICT({ref}, *)", f"({v} IS NULL)", None, False, None, None, False)
     value_sql = f"CAST(PREDICT({ref}, *) AS DOUBLE)"
     bins, bin_expr = _histogram(dist)
     return _Item(PREDICTION, task or "regression", value_sql, f"({v} IS NULL)", bin_expr, False, 0.0, bins, False)
@@ -205,7 +207,7 @@ def drift_sql(source_sql: str, model_ref: str, record: dict, threshold: float = 
         raise ValueError(f"threshold must be a finite number, got {threshold!r}")
     ref = _string(model_ref)
     profile = record.get("profile") or {}
-    specs = [f if isinstance(f, FeatureSpec) else FeatureSpec(f["name"], f["kind"], f["sql_type"]) for f in record.get("features") or []]
+    specs = [f if isinstance(f, FeatureSpec) else FeatureSpec(f["name"], f["kind"], f["sql_type"], f.get("onnx_input")) for f in record.get("features") or []]
     items = [_feature_item(f, profile.get(f.name)) for f in specs]
     items.append(_prediction_item(record, ref))
 

@@ -20,7 +20,7 @@ class Option:
     """One option: its type, default, range check and a line of help."""
 
     name: str
-    type: str  # int, float, bool, str, int_list, any
+    type: str  # int, float, bool, str, int_list, str_list, any
     default: Any
     help: str
     check: Callable[[Any], bool] | None = None
@@ -51,8 +51,12 @@ class Option:
                 isinstance(v, int) and not isinstance(v, bool) for v in value
             )
             value = list(value) if ok else value
+        elif t == "str_list":
+            ok = value is None or (isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value))
+            value = list(value) if ok and value is not None else value
         if not ok:
-            shown = {"int_list": "a list of integers such as [64, 32]"}.get(t, f"a {t}")
+            shown = {"int_list": "a list of integers such as [64, 32]",
+                     "str_list": "a list of strings such as ['a', 'b']"}.get(t, f"a {t}")  # fmt: skip
             raise OptionError(f"option '{self.name}' must be {shown}, got {value!r}")
         if self.choices is not None and value not in self.choices:
             raise OptionError(f"option '{self.name}' must be one of {', '.join(self.choices)}, got {value!r}")

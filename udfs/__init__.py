@@ -5,6 +5,13 @@ registered under those names: the rewriter turns each call into a call of the
 model version's own vectorized Arrow UDF (see :mod:`dbml.udfs.predict`).
 """
 
-from dbml.udfs.predict import FUNCTIONS, function_names, label_field, parse_function_name, register_version
+from dbml.udfs.predict import (
+    FUNCTIONS,
+    function_names,
+    label_field,
+    parse_function_name,
+    register_imported,
+    register_version,
+)
 
-__all__ = ["FUNCTIONS", "function_names", "label_field", "parse_function_name", "register_version"]
+__all__ = ["FUNCTIONS", "function_names", "label_field", "parse_function_name", "register_imported", "register_version"]

@@ -19,12 +19,13 @@ import duckdb
 import numpy as np
 import onnxruntime as ort
 import pyarrow as pa
+import pyarrow.compute as pc
 from duckdb import sqltypes
 
 from dbml.features import FeatureSpec
 from dbml.runtime import arrow_feeds
 
-__all__ = ["FUNCTIONS", "function_names", "parse_function_name", "register_version", "label_field"]
+__all__ = ["FUNCTIONS", "function_names", "parse_function_name", "register_version", "register_imported", "label_field"]
 
 # name pattern -> one-line description, for documentation and SHOW FUNCTIONS-style listings
 FUNCTIONS = {
@@ -115,6 +116,106 @@ def register_version(
     struct = duckdb.struct_type({n: sqltypes.DOUBLE for n in names})
     proba_name = _create(con, proba_name, _udf(session, features, "probabilities", convert_proba), params, struct)
     return predict_name, proba_name
+
+
+def _imported_column(values: pa.Array | pa.ChunkedArray, feature: FeatureSpec, dtype: str, what: str) -> np.ndarray:
+    """One encoded column (DOUBLE, or VARCHAR for strings) in the graph input's dtype."""
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    if dtype == "string":
+        if values.null_count:
+            values = pc.fill_null(values.cast(pa.string()), "")
+        return values.to_numpy(zero_copy_only=False).astype(object)
+    if values.null_count:
+        if dtype not in ("float32", "float64"):
+            raise ValueError(
+                f"dbml: column '{feature.name}' has NULLs, but input '{feature.onnx_input}' of {what} takes {dtype}, "
+                "which has no NULL: filter or fill them (coalesce) first"
+            )
+        values = pc.fill_null(values, float("nan"))
+    array = values.to_numpy(zero_copy_only=False)
+    return array != 0 if dtype == "bool" else array.astype(dtype, copy=False)
+
+
+def register_imported(
+    con: duckdb.DuckDBPyConnection,
+    model: str,
+    version: int,
+    features: Sequence[FeatureSpec],
+    options: dict[str, Any],
+    predict_type: str,
+    session: ort.InferenceSession,
+) -> tuple[str, str | None]:
+    """Create (or re-create) the UDFs of a version imported from a foreign ONNX file.
+
+    ``options`` is the version's stored layout (:func:`dbml.foreign.describe_graph`):
+    which columns feed which graph input (stacked in order for an ``[N, F]`` input), in
+    which dtype; the output PREDICT returns; the probabilities output, if any.
+    Returns the names registered, as :func:`register_version`.
+    """
+    predict_name, proba_name = function_names(model, version)
+    features = tuple(features)
+    what = f"imported model '{model}' version {version}"
+    position = {f.name: i for i, f in enumerate(features)}
+    layout = [(g["name"], g["dtype"], len(g["shape"]), [position[c] for c in g["columns"]]) for g in options["graph_inputs"]]
+    params = [sqltypes.VARCHAR if f.kind == "category" else sqltypes.DOUBLE for f in features]
+
+    def feeds(columns) -> dict[str, np.ndarray]:
+        out = {}
+        for name, dtype, rank, indices in layout:
+            arrays = [_imported_column(columns[i], features[i], dtype, what) for i in indices]
+            out[name] = arrays[0] if rank == 1 else np.stack(arrays, axis=1)
+        return out
+
+    def make(output: str, convert: Callable[[np.ndarray, int], pa.Array]):
+        def udf(*columns):
+            n = len(columns[0])
+            return convert(session.run([output], feeds(columns))[0], n)
+
+        udf.__signature__ = inspect.Signature(
+            [inspect.Parameter(f"x{i}", inspect.Parameter.POSITIONAL_ONLY) for i in range(len(features))]
+        )
+        return udf
+
+    as_list = bool(options["output"].get("list"))
+    element = predict_type[:-2] if as_list else predict_type
+    arrow_type = _ARROW_TYPES[element]
+
+    def convert(out: np.ndarray, n: int) -> pa.Array:
+        out = np.asarray(out)
+        if as_list:
+            flat = out.reshape(n, -1)
+            width = flat.shape[1]
+            values = _typed(flat.reshape(-1), element, arrow_type)
+            return pa.ListArray.from_arrays(pa.array(np.arange(0, n * width + 1, width, dtype=np.int32)), values)
+        if out.size != n:
+            raise ValueError(f"dbml: output '{options['output']['name']}' of {what} gave {out.size} values for {n} rows")
+        return _typed(out.reshape(-1), element, arrow_type)
+
+    return_type = duckdb.list_type(_SQL_TYPES[element]) if as_list else _SQL_TYPES[element]
+    predict_name = _create(con, predict_name, make(options["output"]["name"], convert), params, return_type)
+    proba = options.get("proba")
+    if not proba:
+        return predict_name, None
+    names = list(proba["fields"])
+
+    def convert_proba(out: np.ndarray, n: int) -> pa.Array:
+        out = np.asarray(out, dtype=np.float64).reshape(n, len(names))
+        return pa.StructArray.from_arrays([pa.array(out[:, k]) for k in range(len(names))], names=names)
+
+    struct = duckdb.struct_type({n: sqltypes.DOUBLE for n in names})
+    proba_name = _create(con, proba_name, make(proba["name"], convert_proba), params, struct)
+    return predict_name, proba_name
+
+
+def _typed(values: np.ndarray, sql_type: str, arrow_type: pa.DataType) -> pa.Array:
+    if sql_type == "DOUBLE":
+        return pa.array(values.astype(np.float64, copy=False), type=arrow_type)
+    if sql_type == "BIGINT":
+        return pa.array(values.astype(np.int64, copy=False), type=arrow_type)
+    if sql_type == "BOOLEAN":
+        return pa.array(values.astype(bool, copy=False), type=arrow_type)
+    return pa.array([v.decode() if isinstance(v, bytes) else str(v) for v in values], type=arrow_type)
 
 
 def label_field(label: Any) -> str:

@@ -1,0 +1,165 @@
+"""Foreign ONNX models: files dbml did not write (a scikit-learn pipeline converted with
+skl2onnx, a torch model the user exported), imported as architecture ``imported``.
+
+:func:`describe_graph` reads the graph's inputs and outputs and says how SQL columns
+feed it and what PREDICT returns; the result is stored in the version's ``options``
+(``graph_inputs``, ``output``, ``proba``) and ``metrics`` (``outputs``), and the
+per-version UDFs (:func:`dbml.udfs.register_imported`) run from it.
+
+* Each graph input of shape ``[N]`` or ``[N, 1]`` is one feature column named after the
+  input; an input of shape ``[N, F]`` (F fixed) takes F columns, which the user names
+  with ``WITH (inputs = [...])`` (that list names every column of every input, in
+  graph order). Float, double, int64, int32 and bool inputs are numeric features (cast
+  to DOUBLE in SQL, to the input's dtype in the UDF); string inputs are categories.
+* PREDICT returns the first output: one value per row for ``[N]`` or ``[N, 1]`` (DOUBLE
+  for floats, BIGINT for integers, VARCHAR for strings, BOOLEAN for bools), a list per
+  row for ``[N, K]``.
+* PREDICT_PROBA exists when a float ``[N, K]`` output (K > 1) is named like
+  ``probabilities`` / ``output_probability``: a STRUCT with fields ``'0'`` .. ``'K-1'``.
+  A ZipMap output (a sequence of maps) does not count.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import onnxruntime as ort
+
+from dbml.errors import TransferError
+from dbml.features import FeatureSpec
+
+__all__ = ["describe_graph", "INPUT_DTYPES", "OUTPUT_TYPES"]
+
+# onnxruntime's input type -> numpy dtype the UDF feeds
+INPUT_DTYPES = {
+    "tensor(float)": "float32", "tensor(double)": "float64", "tensor(int64)": "int64",
+    "tensor(int32)": "int32", "tensor(bool)": "bool", "tensor(string)": "string",
+}  # fmt: skip
+# onnxruntime's output element type -> the SQL type PREDICT returns
+OUTPUT_TYPES = {
+    **{f"tensor({t})": "DOUBLE" for t in ("float", "double", "float16", "bfloat16")},
+    **{f"tensor({t})": "BIGINT" for t in ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64")},
+    "tensor(string)": "VARCHAR",
+    "tensor(bool)": "BOOLEAN",
+}  # fmt: skip
+_PROBA_NAMES = ("probabilities", "output_probability", "probability", "probas")
+
+
+def _shape(shape: Any) -> list[Any]:
+    """A shape as JSON: fixed sizes as ints, symbolic or unknown ones as their name or None."""
+    return [d if isinstance(d, int) else (str(d) if d else None) for d in (shape or [])]
+
+
+def _shown(shape: list[Any]) -> str:
+    return "[" + ", ".join("N" if i == 0 and not isinstance(d, int) else (str(d) if d is not None else "?")
+                           for i, d in enumerate(shape)) + "]"  # fmt: skip
+
+
+def describe_graph(session: ort.InferenceSession, url: str, names: list[str] | None) -> dict[str, Any]:
+    """How SQL columns feed the graph and what PREDICT returns.
+
+    Args:
+        session: the graph loaded in onnxruntime.
+        url: where it came from, for messages.
+        names: the ``inputs`` option: one column name per graph column, in graph order
+            (required when an input takes several columns), or None.
+
+    Returns a dict with ``features`` (FeatureSpec dicts), ``graph_inputs``, ``output``,
+    ``proba`` (None without probabilities), ``outputs`` (name, type, shape of every
+    output) and ``predict_type`` (the SQL type of PREDICT).
+
+    Raises:
+        TransferError: an input or the first output of a shape or type dbml cannot take
+            (naming it), or an ``inputs`` list that does not fit.
+    """
+    graph_inputs = []
+    for node in session.get_inputs():
+        shape = _shape(node.shape)
+        dtype = INPUT_DTYPES.get(node.type)
+        if dtype is None:
+            raise TransferError(
+                f"input '{node.name}' of '{url}' has type {node.type}; dbml feeds float, double, int64, int32, "
+                "bool and string tensors"
+            )
+        if len(shape) not in (1, 2) or (len(shape) == 2 and not isinstance(shape[1], int)):
+            raise TransferError(
+                f"input '{node.name}' of '{url}' has shape {_shown(shape)}; dbml feeds inputs of shape [N], "
+                "[N, 1] (one column) or [N, F] with a fixed F (F columns)"
+            )
+        if isinstance(shape[0], int):
+            raise TransferError(
+                f"input '{node.name}' of '{url}' has a fixed batch size of {shape[0]} (shape {_shown(shape)}); "
+                "export it with a dynamic first axis (torch.onnx.export(..., dynamic_axes=...), "
+                "skl2onnx initial_types [None, F])"
+            )
+        width = shape[1] if len(shape) == 2 else 1
+        if width < 1:
+            raise TransferError(f"input '{node.name}' of '{url}' has shape {_shown(shape)}, which takes no column")
+        graph_inputs.append({"name": node.name, "dtype": dtype, "shape": shape, "width": width})
+
+    total = sum(g["width"] for g in graph_inputs)
+    wide = [g for g in graph_inputs if g["width"] > 1]
+    layout = ", ".join(f"'{g['name']}' {_shown(g['shape'])}" for g in graph_inputs)
+    if names is None:
+        if wide:
+            g = wide[0]
+            raise TransferError(
+                f"input '{g['name']}' of '{url}' has shape {_shown(g['shape'])}: it takes {g['width']} columns; "
+                f"name them in order with WITH (inputs = ['c1', ..., 'c{g['width']}'])"
+                + (f" (one name per column of every input: {layout}, {total} in all)" if len(graph_inputs) > 1 else "")
+            )
+        names = [g["name"] for g in graph_inputs]
+    elif len(names) != total:
+        raise TransferError(
+            f"option inputs names {len(names)} column(s), but the graph of '{url}' takes {total}: "
+            + "; ".join(f"input '{g['name']}' {_shown(g['shape'])} takes {g['width']}" for g in graph_inputs)
+        )
+    bad = [n for n in names if not isinstance(n, str) or not n.strip()]
+    if bad:
+        raise TransferError(f"option inputs must list column names, got {bad[0]!r}")
+    seen: dict[str, str] = {}
+    for n in names:
+        if n.lower() in seen:
+            raise TransferError(f"option inputs names column '{n}' twice; each column feeds one place of the graph")
+        seen[n.lower()] = n
+
+    features, k = [], 0
+    for g in graph_inputs:
+        g["columns"] = names[k : k + g["width"]]
+        k += g["width"]
+        for column in g["columns"]:
+            if g["dtype"] == "string":
+                features.append(FeatureSpec(column, "category", "VARCHAR", g["name"]))
+            else:
+                features.append(FeatureSpec(column, "numeric", "DOUBLE", g["name"]))
+        del g["width"]
+
+    outputs = [{"name": o.name, "type": o.type, "shape": _shape(o.shape)} for o in session.get_outputs()]
+    first = outputs[0]
+    sql_type = OUTPUT_TYPES.get(first["type"])
+    shape = first["shape"]
+    if sql_type is None:
+        raise TransferError(
+            f"the first output '{first['name']}' of '{url}' has type {first['type']}; PREDICT returns the first "
+            "output, which must be a float, integer, string or bool tensor"
+        )
+    if len(shape) > 2:
+        raise TransferError(
+            f"the first output '{first['name']}' of '{url}' has shape {_shown(shape)}; PREDICT returns the first "
+            "output, which must be [N] or [N, 1] (one value per row) or [N, K] (a list per row)"
+        )
+    as_list = len(shape) == 2 and shape[1] != 1
+    output = {"name": first["name"], "type": first["type"], "list": as_list}
+    predict_type = f"{sql_type}[]" if as_list else sql_type
+
+    proba = None
+    for o in outputs:
+        s = o["shape"]
+        if (o["name"].lower() in _PROBA_NAMES and o["type"] in ("tensor(float)", "tensor(double)")
+                and len(s) == 2 and isinstance(s[1], int) and s[1] > 1):  # fmt: skip
+            proba = {"name": o["name"], "fields": [str(i) for i in range(s[1])]}
+            break
+    return {
+        "features": [f.to_dict() for f in features], "graph_inputs": graph_inputs, "output": output,
+        "proba": proba, "outputs": outputs, "predict_type": predict_type,
+    }  # fmt: skip
