@@ -15,7 +15,7 @@ CREATE TABLE dbml.model_versions (
     created_at        TIMESTAMP NOT NULL,
     created_by        VARCHAR   NOT NULL,
     architecture      VARCHAR   NOT NULL,
-    task              VARCHAR   NOT NULL,   -- classification | regression
+    task              VARCHAR   NOT NULL,   -- classification | regression | imported
     options           JSON      NOT NULL,   -- every option, defaults filled in
     features          JSON      NOT NULL,   -- [{name, kind, sql_type}] in model order
     profile           JSON      NOT NULL,   -- per feature: counts, nulls, mean, std, quantiles, vocabulary
