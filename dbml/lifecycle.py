@@ -63,9 +63,7 @@ def evaluate_model(
     """EVALUATE MODEL: metrics (or the confusion matrix) computed by DuckDB over PREDICT."""
     from dbml import evaluate
 
-    opts = validate_options(options, EVALUATE_OPTIONS, f"EVALUATE MODEL {model}")
-    rec = conn.registry.get(model, version)
-    _require_target(rec, "EVALUATE MODEL")
+    rec, opts = _supervised(conn, model, version, options, EVALUATE_OPTIONS, "EVALUATE MODEL")
     target = rec["target"]
     lowered = _require_columns(conn, rec, source_sql, source_label, {"target": target, "by": opts["by"]}, "evaluate")
     if opts["confusion"] and rec["task"] != "classification":
@@ -81,14 +79,20 @@ def evaluate_model(
     return relation
 
 
-def _require_target(rec: dict[str, Any], statement: str) -> None:
-    """A dbml error for a version without a target and task (an imported foreign ONNX model)."""
+def _supervised(
+    conn: "Connection", model: str, version: int | None, options: dict[str, Any], declared: tuple[Option, ...], statement: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the version's record, the validated options) for a statement that needs a target;
+    a dbml error for a version without one (an imported foreign ONNX model)."""
+    opts = validate_options(options, declared, f"{statement} {model}")
+    rec = conn.registry.get(model, version)
     if rec["task"] not in ("classification", "regression") or not rec.get("target"):
         raise TargetError(
             f"{statement} needs a classification or regression model with a target; model '{rec['model']}' "
             f"version {rec['version']} was imported from a foreign ONNX file (task '{rec['task']}'): "
             "compare PREDICT with your labels in SQL instead"
         )
+    return rec, opts
 
 
 def _require_columns(
@@ -115,9 +119,7 @@ def explain_model(
     """EXPLAIN MODEL: permutation importance per feature, computed with PREDICT in DuckDB."""
     from dbml import explain
 
-    opts = validate_options(options, EXPLAIN_OPTIONS, f"EXPLAIN MODEL {model}")
-    rec = conn.registry.get(model, version)
-    _require_target(rec, "EXPLAIN MODEL")
+    rec, opts = _supervised(conn, model, version, options, EXPLAIN_OPTIONS, "EXPLAIN MODEL")
     _require_columns(conn, rec, source_sql, source_label, {"target": rec["target"]}, "explain")
     sql = explain.permutation_importance_sql(
         source_sql, f"{rec['model']}:{rec['version']}", rec["target"], rec["task"],

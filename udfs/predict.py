@@ -60,9 +60,13 @@ def _udf(session: ort.InferenceSession, features: Sequence[FeatureSpec], output:
         out = session.run([output], arrow_feeds(features, columns))[0]
         return convert(out)
 
-    # DuckDB takes a UDF's arity from its signature, so give it one parameter per feature.
+    return _with_arity(udf, len(features))
+
+
+def _with_arity(udf: Callable, n: int) -> Callable:
+    """DuckDB takes a UDF's arity from its signature, so give it one parameter per feature."""
     udf.__signature__ = inspect.Signature(
-        [inspect.Parameter(f"x{i}", inspect.Parameter.POSITIONAL_ONLY) for i in range(len(features))]
+        [inspect.Parameter(f"x{i}", inspect.Parameter.POSITIONAL_ONLY) for i in range(n)]
     )
     return udf
 
@@ -172,10 +176,7 @@ def register_imported(
             n = len(columns[0])
             return convert(session.run([output], feeds(columns))[0], n)
 
-        udf.__signature__ = inspect.Signature(
-            [inspect.Parameter(f"x{i}", inspect.Parameter.POSITIONAL_ONLY) for i in range(len(features))]
-        )
-        return udf
+        return _with_arity(udf, len(features))
 
     as_list = bool(options["output"].get("list"))
     element = predict_type[:-2] if as_list else predict_type
