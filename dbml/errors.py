@@ -16,6 +16,8 @@ __all__ = [
     "ExportError",
     "IntegrityError",
     "TransferError",
+    "RecordError",
+    "RegistrySchemaError",
 ]
 
 
@@ -78,3 +80,13 @@ class IntegrityError(DbmlError):
 
 class TransferError(DbmlError):
     """EXPORT or IMPORT: a file that cannot be written or read, is too large, or is not ONNX."""
+
+
+class RecordError(DbmlError):
+    """A version record (a registry row, or the facts of an imported file) that breaks
+    the declared schema of :mod:`dbml.records`; the message names the field and value."""
+
+
+class RegistrySchemaError(DbmlError):
+    """A registry this dbml cannot use: a newer schema version than it knows, or a
+    read-only database where the registry would have to be created or upgraded."""
