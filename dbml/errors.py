@@ -18,6 +18,9 @@ __all__ = [
     "TransferError",
     "RecordError",
     "RegistrySchemaError",
+    "UnsafeGraphError",
+    "CorruptBlobError",
+    "ResourceLimitError",
 ]
 
 
@@ -90,3 +93,19 @@ class RecordError(DbmlError):
 class RegistrySchemaError(DbmlError):
     """A registry this dbml cannot use: a newer schema version than it knows, or a
     read-only database where the registry would have to be created or upgraded."""
+
+
+class UnsafeGraphError(TransferError):
+    """An ONNX graph dbml will not load: external data, an operator outside the standard
+    ONNX domains, a loop without a small constant trip count, or a tensor over the size
+    bounds of :mod:`dbml.graphcheck`."""
+
+
+class CorruptBlobError(IntegrityError):
+    """A stored blob whose digest matches the registry but that is not a graph onnxruntime
+    can load: the registry row itself was changed (the digest proves integrity, not origin)."""
+
+
+class ResourceLimitError(DbmlError):
+    """PREDICT of a version ran past a bound of :mod:`dbml.runtime` (memory, time or output
+    size for one batch); the query was stopped."""
