@@ -21,6 +21,7 @@ __all__ = [
     "UnsafeGraphError",
     "CorruptBlobError",
     "ResourceLimitError",
+    "ScoringError",
 ]
 
 
@@ -109,3 +110,7 @@ class CorruptBlobError(IntegrityError):
 class ResourceLimitError(DbmlError):
     """PREDICT of a version ran past a bound of :mod:`dbml.runtime` (memory, time or output
     size for one batch); the query was stopped."""
+
+
+class ScoringError(DbmlError):
+    """onnxruntime failed on one batch of PREDICT for a reason other than a bound."""
