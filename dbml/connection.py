@@ -1,12 +1,27 @@
 """The dbml connection: a DuckDB connection that also runs ML statements.
 
 ``sql`` splits a script into statements; dbml's own go to their handlers, queries
-with PREDICT are rewritten, and everything else reaches DuckDB exactly as typed.
+with PREDICT are rewritten, and a script of plain SQL reaches DuckDB exactly as typed.
+
+Any number of connections, cursors and threads may share one database in a process:
+
+* DuckDB keeps one catalog per database instance, shared by every connection to the
+  same file in the process, so a version's UDFs are created once per instance, on a
+  connection of dbml's own outside any user transaction, and found there by every
+  other connection (their names carry the blob's digest, so a name means one blob).
+* A dbml ``Connection`` used from several threads gives each thread a cursor of its
+  own (DuckDB refuses a second call on a busy connection).
+* User SQL runs so that DuckDB's replacement scans see the caller's Python variables
+  (``SELECT * FROM df``), never dbml's own.
 """
 
 from __future__ import annotations
 
+import functools
+import itertools
 import re
+import sys
+import threading
 import weakref
 from typing import Any
 
@@ -22,11 +37,78 @@ from dbml.registry import Registry, check_model_name, parse_reference
 from dbml.rewrite import ModelSignature, Statement, rewrite_predict, split_statements
 from dbml.runtime import session_for
 from dbml.training import Callback
-from dbml.udfs import parse_function_name, register_imported, register_version
+from dbml.udfs import function_digest, function_names, parse_function_name, register_imported, register_version
 
 __all__ = ["Connection", "connect", "install"]
 
 _installed: "weakref.WeakKeyDictionary[duckdb.DuckDBPyConnection, Connection]" = weakref.WeakKeyDictionary()
+
+# -- the caller's scope -------------------------------------------------------------------
+
+_scope = threading.local()  # .frame: the user's frame while a public method runs
+_CODE = {
+    "sql": compile("__dbml_con__.sql(__dbml_query__, params=__dbml_params__)", "<dbml>", "eval"),
+    "execute": compile("__dbml_con__.execute(__dbml_query__, __dbml_params__)", "<dbml>", "eval"),
+}
+
+
+def _user_frame():
+    """The innermost frame outside the dbml package: the code that called dbml."""
+    frame = sys._getframe(1)
+    while frame is not None and (frame.f_globals.get("__name__") or "").partition(".")[0] == "dbml":
+        frame = frame.f_back
+    return frame
+
+
+def _entry(method):
+    """Remember the caller's frame while a public method runs (the outermost call wins)."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        if getattr(_scope, "frame", None) is not None:
+            return method(self, *args, **kwargs)
+        _scope.frame = _user_frame()
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            _scope.frame = None
+
+    return wrapper
+
+
+class ScopedDuckDB:
+    """A DuckDB connection whose ``sql`` and ``execute`` run as if called from the user's
+    own frame: DuckDB looks up Python objects named in the SQL (a pandas, polars or Arrow
+    frame) in the locals and globals of the frame that calls it, so the call is made
+    from a frame with the user's names. Everything else is the connection's own."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, frame=None):
+        self._con = con
+        self._frame = frame
+
+    def _call(self, method: str, query: Any, params: Any):
+        frame = self._frame
+        if frame is None:
+            return getattr(self._con, method)(query, params)
+        names = {} if frame.f_locals is frame.f_globals else dict(frame.f_locals)
+        names.update(__dbml_con__=self._con, __dbml_query__=query, __dbml_params__=params)
+        return eval(_CODE[method], frame.f_globals, names)  # noqa: S307 - fixed code, the user's names
+
+    def sql(self, query: Any, params: Any = None) -> duckdb.DuckDBPyRelation:
+        return self._call("sql", query, params)
+
+    def execute(self, query: Any, parameters: Any = None) -> duckdb.DuckDBPyConnection:
+        return self._call("execute", query, parameters)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._con, name)
+
+
+# -- who created which function, so DROP can remove it -------------------------------------
+
+_creators: dict[str, list[weakref.ref]] = {}
+_creators_lock = threading.Lock()
+_local_names = itertools.count(1)
 
 
 class Connection:
@@ -34,38 +116,85 @@ class Connection:
 
     Attributes:
         duckdb: the underlying ``duckdb.DuckDBPyConnection``.
-        registry: the registry of this database.
+        registry: the registry of this database (created on first use).
     """
 
     def __init__(self, con: duckdb.DuckDBPyConnection, user: str | None = None):
         self._con = con
-        self.registry = Registry(con, user)
-        self.registry.ensure()
+        self._owner = threading.get_ident()
+        self._local = threading.local()
+        self._cursors: list[duckdb.DuckDBPyConnection] = []
+        self._lock = threading.RLock()
+        self._registrar: duckdb.DuckDBPyConnection | None = None
+        self._registry = Registry(con, user)
+        self._registry_ready = False
         # (model, version) -> (sha256 the UDFs were built from, predict UDF name, proba UDF name)
         self._functions: dict[tuple[str, int], tuple[str, str, str | None]] = {}
+        # A registry that exists is checked (and migrated) now; a database without one
+        # gets it at the first dbml statement, so plain SQL leaves no trace of dbml.
+        if _registry_exists(con):
+            check = getattr(self._registry, "check_compatible", None)
+            if check is not None:
+                check()
+            if not _read_only(con):
+                self.registry  # noqa: B018 - migrates an older registry
 
     @property
     def duckdb(self) -> duckdb.DuckDBPyConnection:
         return self._con
 
+    @property
+    def registry(self) -> Registry:
+        if not self._registry_ready:
+            with self._lock:
+                if not self._registry_ready:
+                    self._registry.ensure()
+                    self._registry_ready = True
+        return self._registry
+
+    def db(self) -> duckdb.DuckDBPyConnection:
+        """The DuckDB connection this thread uses: the connection itself in the thread that
+        made it, a cursor of its own in any other thread."""
+        if threading.get_ident() == self._owner:
+            return self._con
+        cur = getattr(self._local, "cursor", None)
+        if cur is None:
+            cur = self._local.cursor = self._con.cursor()
+            with self._lock:
+                self._cursors.append(cur)
+        return cur
+
+    def scoped(self) -> ScopedDuckDB:
+        """This thread's DuckDB connection, running SQL in the caller's Python scope."""
+        return ScopedDuckDB(self.db(), getattr(_scope, "frame", None))
+
     # -- SQL -------------------------------------------------------------------------
 
+    @_entry
     def sql(self, text: str, params: list[Any] | dict[str, Any] | None = None) -> duckdb.DuckDBPyRelation | None:
         """Run a script of ML statements and plain SQL separated by ``;``.
 
-        Returns a relation for the last statement that yields rows, else None.
+        Returns what the last statement gives: a relation, or None for DDL and DML
+        (INSERT, UPDATE, DELETE, MERGE and COPY without RETURNING / RETURN_FILES). A
+        script of plain SQL alone goes to DuckDB whole, exactly as typed.
         """
-        parts = split_statements(_text(text))
+        text = _text(text)
+        try:
+            parts = split_statements(text)
+        except Exception:  # pragma: no cover - the scanner reads any text
+            parts = [Statement(text, "sql", text)]
+        if not parts:
+            return None
         if params is not None and len(parts) > 1:
             raise DbmlError("parameters can be bound to one statement at a time; split the script")
+        if all(p.kind == "sql" for p in parts):
+            return self._run_plain(text, params, parts)
         result = None
         for i, part in enumerate(parts):
-            rel = self._run(part, params)
-            if rel is not None:
-                # a relation is lazy: read it now if later statements could change its rows
-                result = rel if i == len(parts) - 1 else self._con.from_arrow(rel.to_arrow_table())
+            result = self._run(part, params, last=i == len(parts) - 1)
         return result
 
+    @_entry
     def execute(self, text: str, params: list[Any] | dict[str, Any] | None = None):
         """Run one statement with bound parameters (``?`` or ``$name``).
 
@@ -77,25 +206,58 @@ class Connection:
             if params is not None:
                 raise DbmlError("parameters can be bound to one statement at a time; split the script")
             return self.sql(text)
-        return self._submit(parts[0], params, self._con.execute)
+        part = parts[0]
+        if part.kind == "sql":
+            return self._retrying(lambda: self.scoped().execute(text, params), part)
+        return self._submit(part, params, lambda sql, values: self.scoped().execute(sql, values))
 
-    def _run(self, part: Statement, params) -> duckdb.DuckDBPyRelation | None:
+    def _run_plain(self, text: str, params, parts: list[Statement]):
+        """A script of plain SQL, to DuckDB in one call, as typed."""
+        rel = self._retrying(lambda: self.scoped().sql(text, params), parts[0] if len(parts) == 1 else None)
+        return _result(self.db(), parts[-1].text, rel)
+
+    def _run(self, part: Statement, params, last: bool) -> duckdb.DuckDBPyRelation | None:
         def run(sql: str, values):
-            if _yields_rows(self._con, sql):
-                return self._con.sql(sql, params=values)
-            self._con.execute(sql, values).fetchall()
-            return None
+            if not last:  # run now, as DuckDB runs all but the last statement of a script
+                self.scoped().execute(sql, values)
+                return None
+            return _result(self.db(), sql, self.scoped().sql(sql, values))
 
-        return self._submit(part, params, run)
+        if part.kind == "sql":
+            return self._retrying(lambda: run(part.text, params), part)
+        result = self._submit(part, params, run)
+        return result if last else None
+
+    def _retrying(self, run, part: Statement | None):
+        """Run plain SQL; when it calls a version UDF that no connection of this process
+        has created yet (a view or macro made in an earlier process), create it and run
+        the statement again. ``part`` None: a script of several statements, which is
+        never run twice."""
+        tried: set[str] = set()
+        while True:
+            try:
+                return run()
+            except duckdb.CatalogException as err:
+                name = _missing_udf(err)
+                if name is None or name in tried:
+                    raise
+                tried.add(name)
+                self._register_stored(name)
+                if part is None:
+                    raise DbmlError(
+                        f"the script calls {name}, the UDF of a stored view or macro, which was not registered "
+                        "in this process yet; it is now, but the statements before the failing one have run: "
+                        "run the rest of the script again"
+                    ) from None
 
     def _submit(self, part: Statement, params, run):
         """Run one statement: ML statements by their handler, the rest by ``run`` after
-        rewriting PREDICT. A view or macro that calls a version's UDF which this
-        connection has not registered yet gets it registered, then runs again."""
+        rewriting PREDICT, every model reference resolved once. A view or macro that
+        calls a version's UDF not registered yet gets it registered, then runs again."""
         if part.kind == "ml":
             return statements.run_statement(self, parse_statement(part.text), params)
         used: list[ModelSignature] = []
-        sql = part.text if part.kind == "sql" else self.rewrite(part.text, used)
+        sql = self.rewrite(part.text, used)
         tried: set[str] = set()
         while True:
             try:
@@ -108,32 +270,56 @@ class Connection:
                     raise
                 tried.add(name)
                 self._register_stored(name)
-                if part.kind == "predict":  # the UDF may now have another name
+                if part.kind == "predict":  # its UDF may now have another name
                     sql = self.rewrite(part.text, used)
 
     def _register_stored(self, function: str) -> None:
-        """Register the UDFs behind a ``dbml_predict[_proba]_<model>_v<N>`` name met in SQL
-        that was rewritten earlier (a view, a macro)."""
+        """Register the UDFs behind a ``dbml_predict__<model>__v<N>...`` name met in SQL
+        that was rewritten earlier (a view, a macro), under exactly that name."""
         model, version = parse_function_name(function)
-        self._functions.pop((model, version), None)  # e.g. a ROLLBACK removed it from the catalog
+        self._functions.pop((model, version), None)  # e.g. another connection dropped it
         try:
             rec = self.registry.get(model, version)
         except DbmlError as err:
             raise DbmlError(f"the SQL calls {function}, but {str(err)[len('dbml: '):]}") from None
-        self._ensure_functions(rec)
+        digest = function_digest(function)
+        if digest is not None and not rec["onnx_sha256"].startswith(digest):
+            raise DbmlError(
+                f"the SQL calls {function}, made for another ONNX blob than model '{model}' version {version} "
+                f"holds now (sha256 {rec['onnx_sha256'][:8]}...); re-create the view or macro"
+            )
+        self._ensure_functions(rec, names=function_names(model, version, digest))
 
     def rewrite(self, sql: str, used: list[ModelSignature] | None = None) -> str:
         """The SQL DuckDB runs for ``sql``: PREDICT calls become per-version UDF calls
-        (registered here on first use); other text is unchanged. The signatures of the
-        models met are appended to ``used``."""
+        (registered on first use); other text is unchanged. Each model reference is
+        resolved once, so one statement scores with one version of it even while another
+        connection moves an alias. The signatures of the models met are appended to ``used``."""
+        resolved: dict[str, ModelSignature | None] = {}
 
-        def resolve(reference: str) -> ModelSignature:
-            sig = self.signature(reference)
-            if used is not None:
-                used.append(sig)
-            return sig
+        def resolve(reference: str) -> ModelSignature | None:
+            key = reference.strip().lower()
+            if key not in resolved:
+                resolved[key] = self._resolve(reference)
+                if used is not None and resolved[key] is not None:
+                    used.append(resolved[key])
+            return resolved[key]
 
         return rewrite_predict(sql, resolve)
+
+    def _resolve(self, reference: str) -> ModelSignature | None:
+        try:
+            return self.signature(reference)
+        except DbmlError:
+            # PREDICT(a, b) where a is no model and the user has a function of that name
+            if _user_function_exists(self.db(), ("predict", "predict_proba")):
+                try:
+                    model, version, alias = parse_reference(reference)
+                    if not self.registry.has_versions(model):
+                        return None
+                except DbmlError:
+                    return None
+            raise
 
     def signature(self, reference: str) -> ModelSignature:
         """Resolve 'model', 'model:3' or 'model@alias' and make sure its UDFs exist."""
@@ -141,8 +327,8 @@ class Connection:
         rec = self.registry.get(model, version, alias)
         return self._ensure_functions(rec)
 
-    def _ensure_functions(self, rec: dict[str, Any]) -> ModelSignature:
-        model, version = rec["model"], rec["version"]
+    def _ensure_functions(self, rec: dict[str, Any], names: tuple[str, str] | None = None) -> ModelSignature:
+        model, version, sha = rec["model"], rec["version"], rec["onnx_sha256"]
         features = tuple(FeatureSpec(**f) for f in rec["features"])
         task = rec["task"]
         imported = task == "imported"  # a foreign ONNX file: PREDICT returns its first output's type
@@ -150,17 +336,23 @@ class Connection:
             predict_type = rec["target_type"]
         else:
             predict_type = label_types(rec["target_type"])[1] if task == "classification" else "DOUBLE"
+        has_proba = task == "classification" or (imported and bool((rec.get("options") or {}).get("proba")))
+        names = names or function_names(model, version, sha)
+        wanted = [names[0]] + ([names[1]] if has_proba else [])
         known = self._functions.get((model, version))
-        if known is None or known[0] != rec["onnx_sha256"]:
-            what = f"model '{model}' version {version}"
-            session = session_for(
-                rec["onnx_sha256"], rec["onnx_size"], lambda: self.registry.blob(model, version), what
-            )
-            if imported:
-                made = register_imported(self._con, model, version, features, rec["options"], predict_type, session)
-            else:
-                made = register_version(self._con, model, version, features, task, rec["labels"], predict_type, session)
-            known = self._functions[(model, version)] = (rec["onnx_sha256"], *made)
+        if known is None or known[0] != sha or known[1] != names[0]:
+            with self._lock:
+                if not _functions_exist(self._registrar_con(), wanted):
+                    made = self._register(rec, features, predict_type, self._registrar_con(), names)
+                    _remember_creator(self._registrar_con(), made)
+            known = self._functions[(model, version)] = (sha, names[0], names[1] if has_proba else None)
+        con = self.db()
+        if not _functions_exist(con, wanted):
+            # A transaction opened before the functions were created does not see them:
+            # create them inside it under names of its own (a ROLLBACK takes them along).
+            local = tuple(f"{n}__t{next(_local_names)}" for n in names)
+            self._register(rec, features, predict_type, con, local)
+            known = (sha, local[0], local[1] if has_proba else None)
         _, predict_name, proba_name = known
         return ModelSignature(
             model=model,
@@ -172,20 +364,44 @@ class Connection:
             proba_function=proba_name if task in ("classification", "imported") else None,
         )
 
+    def _register(self, rec, features, predict_type, con, names) -> tuple[str, str | None]:
+        model, version = rec["model"], rec["version"]
+        what = f"model '{model}' version {version}"
+        session = session_for(rec["onnx_sha256"], rec["onnx_size"], lambda: self.registry.blob(model, version), what)
+        if rec["task"] == "imported":
+            return register_imported(con, model, version, features, rec["options"], predict_type, session, names)
+        return register_version(con, model, version, features, rec["task"], rec["labels"], predict_type, session, names)
+
+    def _registrar_con(self) -> duckdb.DuckDBPyConnection:
+        """dbml's own connection to this database for creating functions: autocommitted,
+        so a user's ROLLBACK never takes a function another connection relies on."""
+        with self._lock:
+            if self._registrar is None:
+                self._registrar = self._con.cursor()
+            return self._registrar
+
     def _forget_functions(self, model: str, versions: list[int]) -> None:
+        """Remove the UDFs of dropped versions, from whichever connection of this
+        process created them (DuckDB lets only the creator remove a function)."""
         for version in versions:
             known = self._functions.pop((model, version), None)
-            if known is None:
-                continue  # never registered here; removing it would abort an open transaction
-            for name in known[1:]:
-                try:
-                    if name is not None:
-                        self._con.remove_function(name)
-                except duckdb.Error:
-                    pass  # already gone (a rolled-back transaction takes it)
+            names = [n for n in (known[1:] if known else ()) if n]
+            prefixes = function_names(model, version)
+            with _creators_lock:
+                names += [n for n in _creators if n.startswith(prefixes) and n not in names]
+                creators = {n: [r() for r in _creators.pop(n, [])] for n in names}
+            for name, cons in creators.items():
+                for con in cons:
+                    if con is None:
+                        continue
+                    try:
+                        con.remove_function(name)
+                    except duckdb.Error:
+                        pass  # not this connection's, or already gone
 
     # -- Python twins of the statements ---------------------------------------------------
 
+    @_entry
     def train(
         self,
         model: str,
@@ -222,25 +438,28 @@ class Connection:
         return self.run_train(request)
 
     def run_train(self, request: TrainRequest) -> duckdb.DuckDBPyRelation:
-        row = train(self._con, self.registry, request)
-        return statements.rows_relation(self._con, [row])
+        row = train(self.scoped(), self.registry, request)
+        return statements.rows_relation(self.db(), [row])
 
+    @_entry
     def predict(self, model: str, source: str, proba: bool = False) -> duckdb.DuckDBPyRelation:
         """The source's rows with a ``prediction`` column (and ``probabilities`` when asked)."""
         ref = model.replace("'", "''")
         source_sql, _ = statements.source_query(source)
         extra = f", PREDICT_PROBA('{ref}', *) AS probabilities" if proba else ""
-        return self._con.sql(self.rewrite(f"SELECT *, PREDICT('{ref}', *) AS prediction{extra} FROM (\n{source_sql}\n) AS src"))
+        return self.scoped().sql(self.rewrite(f"SELECT *, PREDICT('{ref}', *) AS prediction{extra} FROM (\n{source_sql}\n) AS src"))
 
+    @_entry
     def show_models(self) -> duckdb.DuckDBPyRelation:
         """``SHOW MODELS``: one row per model."""
         return self.sql("SHOW MODELS")
 
+    @_entry
     def describe_model(self, model: str) -> duckdb.DuckDBPyRelation:
         """``DESCRIBE MODEL model``: one row per version with its schema, metrics, sizes and lineage."""
         name = check_model_name(model)
         self.registry.get(name)  # raises for an unknown model
-        return self._con.sql(
+        return self.db().sql(
             "SELECT v.version, v.created_at, v.created_by, v.architecture, v.task, v.target, v.target_type, "
             "v.labels, v.features, v.metrics, v.row_count, v.train_rows, v.validation_rows, v.epochs, "
             "v.train_seconds, v.device, v.onnx_size, v.onnx_sha256, v.parity_error, v.source_sql, "
@@ -251,6 +470,7 @@ class Connection:
             params={"model": name},
         )
 
+    @_entry
     def drop_model(self, model: str, version: int | None = None, if_exists: bool = False) -> duckdb.DuckDBPyRelation:
         """``DROP MODEL [IF EXISTS] model [VERSION n]``: blobs and rows go, the audit row stays."""
         name = check_model_name(model)
@@ -260,8 +480,9 @@ class Connection:
         self._forget_functions(name, dropped)
         schema = pa.schema([("model", pa.string()), ("version", pa.int32()), ("status", pa.string())])
         rows = [{"model": name, "version": v, "status": "dropped"} for v in dropped]
-        return statements.rows_relation(self._con, rows, schema)
+        return statements.rows_relation(self.db(), rows, schema)
 
+    @_entry
     def evaluate(
         self, model: str, source: str, *, version: int | None = None, by: str | None = None,
         confusion: bool = False, positive: Any = None,
@@ -271,33 +492,48 @@ class Connection:
         options = {"by": by, "confusion": confusion, "positive": positive}
         return lifecycle.evaluate_model(self, model, version, self.rewrite(source_sql), label, options)
 
+    @_entry
     def explain(self, model: str, source: str, *, version: int | None = None, repeats: int = 5, seed: int = 0) -> duckdb.DuckDBPyRelation:
         """``EXPLAIN MODEL model [VERSION n] ON source``: permutation importance per feature."""
         source_sql, label = statements.source_query(source)
         return lifecycle.explain_model(self, model, version, self.rewrite(source_sql), label, {"repeats": repeats, "seed": seed})
 
+    @_entry
     def monitor(self, model: str, source: str, *, version: int | None = None, threshold: float = 0.2) -> duckdb.DuckDBPyRelation:
         """``MONITOR MODEL model [VERSION n] ON source``: drift against the training profile (stored)."""
         source_sql, label = statements.source_query(source)
         return lifecycle.monitor_model(self, model, version, self.rewrite(source_sql), label, {"threshold": threshold})
 
+    @_entry
     def set_alias(self, model: str, alias: str, version: int) -> duckdb.DuckDBPyRelation:
         """``ALTER MODEL model SET ALIAS alias = version``: deploy, or roll back."""
         return lifecycle.set_alias(self, model, alias, version)
 
+    @_entry
     def unset_alias(self, model: str, alias: str) -> duckdb.DuckDBPyRelation:
         """``ALTER MODEL model UNSET ALIAS alias``."""
         return lifecycle.set_alias(self, model, alias, None)
 
+    @_entry
     def export_model(self, model: str, url: str, version: int | None = None) -> duckdb.DuckDBPyRelation:
         """``EXPORT MODEL model [VERSION n] TO 'url'`` (any fsspec URL or path)."""
         return lifecycle.export_model(self, model, version, url)
 
+    @_entry
     def import_model(self, model: str, url: str, **options: Any) -> duckdb.DuckDBPyRelation:
         """``IMPORT MODEL model FROM 'url' [WITH (max_size = ...)]``."""
         return lifecycle.import_model(self, model, url, options)
 
     def close(self) -> None:
+        with self._lock:
+            cursors, self._cursors = self._cursors, []
+            registrar, self._registrar = self._registrar, None
+        for cur in [*cursors, registrar]:
+            if cur is not None:
+                try:
+                    cur.close()
+                except duckdb.Error:
+                    pass
         self._con.close()
 
     def __enter__(self) -> "Connection":
@@ -308,9 +544,10 @@ class Connection:
 
 
 _NO_ROWS = {
-    "CREATE", "INSERT", "UPDATE", "DELETE", "DROP", "ALTER", "SET", "VARIABLE_SET", "TRANSACTION",
-    "ATTACH", "DETACH", "LOAD", "VACUUM", "COPY", "ANALYZE", "CREATE_FUNC", "EXPORT", "PREPARE", "MERGE_INTO",
+    "CREATE", "DROP", "ALTER", "SET", "VARIABLE_SET", "TRANSACTION", "ATTACH", "DETACH", "LOAD", "VACUUM",
+    "ANALYZE", "CREATE_FUNC", "EXPORT", "PREPARE",
 }  # fmt: skip
+_COUNTED = {"INSERT", "UPDATE", "DELETE", "MERGE_INTO", "COPY"}  # rows only with RETURNING / RETURN_FILES
 
 
 def _text(text: Any) -> str:
@@ -319,16 +556,21 @@ def _text(text: Any) -> str:
     return text
 
 
-def _yields_rows(con: duckdb.DuckDBPyConnection, sql: str) -> bool:
-    """False for DDL and DML (run at once, giving None as the connection's contract
-    says); True for queries, EXPLAIN, CALL, PIVOT and the rest."""
+def _result(con: duckdb.DuckDBPyConnection, sql: str, rel: duckdb.DuckDBPyRelation | None):
+    """None for DDL, and for DML that only counts its rows (the connection's contract);
+    DuckDB's own relation for everything else, RETURNING and RETURN_FILES included."""
+    if rel is None:
+        return None
     try:
         parsed = con.extract_statements(sql)
-    except duckdb.Error:
-        return True  # let con.sql raise DuckDB's own error, in its own words
-    if len(parsed) != 1 or parsed[0].type.name not in _NO_ROWS:
-        return True
-    return parsed[0].type.name in ("INSERT", "UPDATE", "DELETE") and re.search(r"\bRETURNING\b", sql, re.I) is not None
+        kind = parsed[-1].type.name if parsed else None
+    except (duckdb.Error, ValueError, TypeError):
+        return rel  # a statement type this duckdb cannot name (CONNECT, ...): DuckDB's answer stands
+    if kind in _NO_ROWS:
+        return None
+    if kind in _COUNTED and rel.columns == ["Count"]:
+        return None
+    return rel
 
 
 def _missing_udf(err: duckdb.CatalogException) -> str | None:
@@ -353,8 +595,58 @@ def _missing_feature(err: duckdb.BinderException, used: list[ModelSignature]) ->
     return None
 
 
+def _registry_exists(con: duckdb.DuckDBPyConnection) -> bool:
+    cur = con.cursor()
+    try:
+        return bool(cur.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
+            "AND schema_name = 'dbml' AND table_name = 'schema_version'"
+        ).fetchall()[0][0])  # fmt: skip
+    finally:
+        cur.close()
+
+
+def _read_only(con: duckdb.DuckDBPyConnection) -> bool:
+    cur = con.cursor()
+    try:
+        return bool(cur.execute(
+            "SELECT readonly FROM duckdb_databases() WHERE database_name = current_database()"
+        ).fetchall()[0][0])  # fmt: skip
+    except duckdb.Error:
+        return False
+    finally:
+        cur.close()
+
+
+def _functions_exist(con: duckdb.DuckDBPyConnection, names: list[str]) -> bool:
+    found = con.execute(
+        "SELECT count(DISTINCT function_name) FROM duckdb_functions() WHERE list_contains(?, function_name)", [names]
+    ).fetchall()[0][0]
+    return found == len(set(names))
+
+
+def _user_function_exists(con: duckdb.DuckDBPyConnection, names: tuple[str, ...]) -> bool:
+    cur = con.cursor()
+    try:
+        return bool(cur.execute(
+            "SELECT count(*) FROM duckdb_functions() WHERE lower(function_name) IN (?, ?)", list(names)
+        ).fetchall()[0][0])  # fmt: skip
+    finally:
+        cur.close()
+
+
+def _remember_creator(con: duckdb.DuckDBPyConnection, names) -> None:
+    with _creators_lock:
+        for name in names:
+            if name is not None:
+                _creators.setdefault(name, []).append(weakref.ref(con))
+
+
 def connect(path: str | None = None, *, user: str | None = None, read_only: bool = False, **config: Any) -> Connection:
     """Open (or create) a DuckDB database with dbml in it.
+
+    Any number of connections to one file may be open in a process (they share one
+    database instance); another process holding the file is a dbml error.
 
     Args:
         path: the database file; None for an in-memory database.
@@ -362,14 +654,25 @@ def connect(path: str | None = None, *, user: str | None = None, read_only: bool
         read_only: open the file read-only (PREDICT works, training does not).
         **config: DuckDB configuration options, e.g. ``threads=4``.
     """
-    con = duckdb.connect(path or ":memory:", read_only=read_only, config=config)
+    try:
+        con = duckdb.connect(path or ":memory:", read_only=read_only, config=config)
+    except duckdb.IOException as err:
+        if "lock" not in str(err).lower():
+            raise
+        holder = re.search(r"\(PID (\d+)\)", str(err))
+        who = f"process {holder.group(1)}" if holder else "another process"
+        raise DbmlError(
+            f"database file '{path}' is open in {who}, which holds DuckDB's lock on it; close it there, "
+            "or have every process open it with dbml.connect(path, read_only=True) to read and score only"
+        ) from None
     conn = Connection(con, user)
     _installed[con] = conn
     return conn
 
 
 def install(con: duckdb.DuckDBPyConnection, user: str | None = None) -> Connection:
-    """Add dbml to a DuckDB connection the user already has; calling it again returns the same object."""
+    """Add dbml to a DuckDB connection (or cursor) the user already has; calling it
+    again returns the same object."""
     existing = _installed.get(con)
     if existing is not None:
         return existing

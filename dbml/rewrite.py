@@ -15,16 +15,14 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 from sqlglot import exp
-from sqlglot.errors import ParseError, TokenError
-from sqlglot.tokens import Token, TokenType
+from sqlglot.errors import ParseError
 
-from dbml.dialect import ML_STATEMENT_HEADS, PREDICT_FUNCTIONS, Dbml, PredictProba, parse_statement
+from dbml.dialect import PREDICT_FUNCTIONS, PredictProba, parse_statement
 from dbml.errors import DbmlSyntaxError, FeatureError, ModelNotFoundError
 from dbml.features import FeatureSpec, feature_sql
+from dbml.script import Statement, mask, predict_calls, split_script
 
 __all__ = ["ModelSignature", "Statement", "split_statements", "rewrite_predict", "contains_predict"]
-
-_DIALECT = Dbml()
 
 
 @dataclass(frozen=True)
@@ -40,88 +38,14 @@ class ModelSignature:
     proba_function: str | None = None  # None: the model has no class probabilities
 
 
-@dataclass(frozen=True)
-class Statement:
-    """One statement of a script: its text as typed and what kind it is."""
-
-    text: str
-    kind: str  # "ml" (a dbml statement), "predict" (SQL with PREDICT calls) or "sql"
-
-
-def _tokenize(sql: str) -> list[Token]:
-    return _DIALECT.tokenize(sql)
-
-
 def split_statements(sql: str) -> list[Statement]:
-    """Split a script at top-level semicolons, keeping each statement's own text.
-
-    A script the tokenizer cannot read is returned whole as plain SQL, for DuckDB
-    to judge and report in its own words.
-    """
-    try:
-        tokens = _tokenize(sql)
-    except TokenError:
-        return [Statement(sql, "sql")] if sql.strip() else []
-    groups: list[list[Token]] = [[]]
-    for tok in tokens:
-        if tok.token_type == TokenType.SEMICOLON:
-            groups.append([])
-        else:
-            groups[-1].append(tok)
-    out = []
-    for group in groups:
-        if not group:
-            continue
-        text = sql[group[0].start : group[-1].end + 1]
-        heads = tuple(t.text.upper() for t in group[:2])
-        if heads in ML_STATEMENT_HEADS and (len(group) > 2 or heads == ("SHOW", "MODELS")):
-            kind = "ml"
-        elif _predict_spans(group):
-            kind = "predict"
-        else:
-            kind = "sql"
-        out.append(Statement(text, kind))
-    return out
+    """Split a script at the semicolons DuckDB splits at (see :mod:`dbml.script`)."""
+    return split_script(sql)
 
 
 def contains_predict(sql: str) -> bool:
-    """True if the SQL calls PREDICT or PREDICT_PROBA anywhere."""
-    try:
-        return bool(_predict_spans(_tokenize(sql)))
-    except TokenError:
-        return False
-
-
-def _predict_spans(tokens: Sequence[Token]) -> list[tuple[int, int]]:
-    """Character spans (start, end inclusive) of outermost PREDICT(...) calls."""
-    spans = []
-    i = 0
-    while i < len(tokens) - 1:
-        tok = tokens[i]
-        qualified = i > 0 and tokens[i - 1].token_type == TokenType.DOT
-        if (
-            tok.text.upper() in PREDICT_FUNCTIONS
-            and tok.token_type not in (TokenType.STRING, TokenType.IDENTIFIER)
-            and not qualified
-            and tokens[i + 1].token_type == TokenType.L_PAREN
-        ):
-            depth = 0
-            for j in range(i + 1, len(tokens)):
-                if tokens[j].token_type == TokenType.L_PAREN:
-                    depth += 1
-                elif tokens[j].token_type == TokenType.R_PAREN:
-                    depth -= 1
-                    if depth == 0:
-                        spans.append((tok.start, tokens[j].end))
-                        i = j
-                        break
-            else:
-                raise DbmlSyntaxError(
-                    f"syntax error at line {tok.line}, column {tok.col} near '{tok.text}': "
-                    f"{tok.text.upper()}( is never closed"
-                )
-        i += 1
-    return spans
+    """True if the SQL calls dbml's PREDICT or PREDICT_PROBA anywhere."""
+    return bool(predict_calls(mask(sql)))
 
 
 def _model_reference(arg: exp.Expression, func: str) -> str:
@@ -193,12 +117,14 @@ def _unalias(arg: exp.Expression) -> exp.Expression:
     return arg
 
 
-def _rewrite_call(text: str, resolve: Callable[[str], ModelSignature]) -> str:
+def _rewrite_call(text: str, resolve: Callable[[str], ModelSignature | None]) -> str | None:
     node = parse_statement(text)
     if not isinstance(node, tuple(PREDICT_FUNCTIONS.values())):
         raise DbmlSyntaxError(f"could not read the PREDICT call {text!r}")
     func = "PREDICT_PROBA" if isinstance(node, PredictProba) else "PREDICT"
     sig = resolve(_model_reference(node.this, func))
+    if sig is None:  # not a model: the user's own function of that name
+        return None
     inputs = _feature_inputs(sig, list(node.expressions), func)
     args = [feature_sql(f, col) for f, col in zip(sig.features, inputs)]
     if func == "PREDICT_PROBA":
@@ -215,23 +141,30 @@ def _rewrite_call(text: str, resolve: Callable[[str], ModelSignature]) -> str:
     return call.sql(dialect="duckdb", normalize_functions=False)
 
 
-def rewrite_predict(sql: str, resolve: Callable[[str], ModelSignature]) -> str:
+def rewrite_predict(sql: str, resolve: Callable[[str], ModelSignature | None]) -> str:
     """Rewrite every PREDICT / PREDICT_PROBA call of ``sql``; the rest is left as typed.
 
     Args:
         sql: one statement or a whole script.
         resolve: maps a model reference ('churn', 'churn:3') to its signature; raises
-            a dbml error for an unknown model or version.
+            a dbml error for an unknown model or version, or returns None to leave the
+            call as typed (a user's own function named predict).
     """
-    try:
-        spans = _predict_spans(_tokenize(sql))
-    except TokenError:
-        return sql
+    masked = mask(sql)
     out = sql
-    for start, end in reversed(spans):
+    for start, end in reversed(predict_calls(masked)):
+        text = sql[start : end + 1]
+        if masked[end] != ")":
+            line = sql.count("\n", 0, start) + 1
+            col = start - (sql.rfind("\n", 0, start) + 1) + 1
+            name = text.split("(", 1)[0].strip()
+            raise DbmlSyntaxError(
+                f"syntax error at line {line}, column {col} near '{name}': {name.upper()}( is never closed"
+            )
         try:
-            replacement = _rewrite_call(sql[start : end + 1], resolve)
+            replacement = _rewrite_call(text, resolve)
         except ParseError as err:  # pragma: no cover - parse_statement converts these
             raise DbmlSyntaxError(str(err)) from None
-        out = out[:start] + replacement + out[end + 1 :]
+        if replacement is not None:
+            out = out[:start] + replacement + out[end + 1 :]
     return out

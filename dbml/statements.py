@@ -92,7 +92,8 @@ def run_train(conn: "Connection", node: TrainModel, params: list[Any] | None) ->
 
 
 def run_show(conn: "Connection", node: ShowModels, params: list[Any] | None) -> duckdb.DuckDBPyRelation:
-    return conn.duckdb.sql(
+    conn.registry  # noqa: B018 - created on first use
+    return conn.db().sql(
         "SELECT m.*, (SELECT map(list(a.alias ORDER BY a.alias), list(a.version ORDER BY a.alias)) "
         "FROM dbml.aliases a WHERE a.model = m.model) AS aliases FROM dbml.models m ORDER BY m.model"
     )

@@ -27,6 +27,7 @@ def con():
 
 def registry_counts(c) -> dict[str, int]:
     """Row counts of every registry table, to check that a failure wrote nothing."""
+    c.registry  # noqa: B018 - created on first use
     tables = ["model_versions", "model_blobs", "training_log", "audit_log", "aliases"]
     return {t: c.duckdb.execute(f"SELECT count(*) FROM dbml.{t}").fetchall()[0][0] for t in tables}
 

@@ -26,11 +26,13 @@ def test_plain_sql_gives_duckdbs_results(con):
         assert con.sql(query).fetchall() == raw.sql(query).fetchall(), query
 
 
-def test_scripts_return_the_last_statement_with_rows(con):
-    rel = con.sql("CREATE TABLE a(x INT); INSERT INTO a VALUES (1), (2); SELECT sum(x) AS s FROM a; CREATE TABLE b(y INT)")
+def test_scripts_return_what_their_last_statement_gives(con):
+    rel = con.sql("CREATE TABLE a(x INT); INSERT INTO a VALUES (1), (2); SELECT sum(x) AS s FROM a")
     assert rel.fetchall() == [(3,)]
+    assert con.sql("SELECT 1; CREATE TABLE b(y INT)") is None  # as DuckDB: the last statement's result
     assert con.sql("CREATE TABLE c(z INT); INSERT INTO c VALUES (5)") is None
     assert con.sql("  ") is None
+    assert con.sql("-- only a comment") is None
 
 
 def test_execute_binds_parameters(con):
@@ -56,7 +58,10 @@ def test_install_is_idempotent_and_shares_the_database():
 
 def test_registry_schema_is_versioned_and_created_once(tmp_path):
     path = str(tmp_path / "r.duckdb")
-    dbml.connect(path).close()
+    with dbml.connect(path) as con:
+        con.sql("CREATE TABLE t(a INT)")  # plain SQL leaves no dbml schema behind
+        assert con.sql("SELECT count(*) FROM duckdb_schemas() WHERE schema_name = 'dbml'").fetchall() == [(0,)]
+        con.sql("SHOW MODELS")  # the first dbml statement creates the registry
     with dbml.connect(path) as con:
         rows = con.sql("SELECT version FROM dbml.schema_version").fetchall()
         assert rows == [(v,) for v in range(1, SCHEMA_VERSION + 1)]

@@ -94,5 +94,5 @@ def test_split_statements_keeps_text_and_kinds():
     script = "CREATE TABLE t(a INT);\nTRAIN MODEL m FROM t TARGET a;  SELECT ';' AS s, PREDICT(m, *) FROM t;SHOW MODELS;"
     parts = split_statements(script)
     assert [p.kind for p in parts] == ["sql", "ml", "predict", "ml"]
-    assert parts[0].text == "CREATE TABLE t(a INT)"
+    assert parts[0].text == "CREATE TABLE t(a INT);"  # plain SQL keeps DuckDB's own statement text
     assert parts[2].text == "SELECT ';' AS s, PREDICT(m, *) FROM t"

@@ -7,6 +7,7 @@ model version's own vectorized Arrow UDF (see :mod:`dbml.udfs.predict`).
 
 from dbml.udfs.predict import (
     FUNCTIONS,
+    function_digest,
     function_names,
     label_field,
     parse_function_name,
@@ -14,4 +15,4 @@ from dbml.udfs.predict import (
     register_version,
 )
 
-__all__ = ["FUNCTIONS", "function_names", "label_field", "parse_function_name", "register_imported", "register_version"]
+__all__ = ["FUNCTIONS", "function_digest", "function_names", "label_field", "parse_function_name", "register_imported", "register_version"]

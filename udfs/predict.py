@@ -23,9 +23,9 @@ import pyarrow.compute as pc
 from duckdb import sqltypes
 
 from dbml.features import FeatureSpec
-from dbml.runtime import arrow_feeds
+from dbml.runtime import arrow_feeds, run_bounded
 
-__all__ = ["FUNCTIONS", "function_names", "parse_function_name", "register_version", "register_imported", "label_field"]
+__all__ = ["FUNCTIONS", "function_names", "function_digest", "parse_function_name", "register_version", "register_imported", "label_field"]
 
 # name pattern -> one-line description, for documentation and SHOW FUNCTIONS-style listings
 FUNCTIONS = {
@@ -33,18 +33,24 @@ FUNCTIONS = {
     "dbml_proba__<model>__v<N>": "STRUCT of class probabilities; written as PREDICT_PROBA(model, *)",
 }
 
-FUNCTION_NAME = re.compile(r"^dbml_(predict|proba)__(.+)__v(\d+)(?:__r\d+)?$")
+# dbml_predict__<model>__v<N>[__<sha256 prefix>]; names without the digest (and with a
+# __r<k> suffix) come from earlier releases and still appear in stored views; __t<k>
+# names live inside one user transaction.
+FUNCTION_NAME = re.compile(r"^dbml_(predict|proba)__(.+)__v(\d+)(?:__([0-9a-f]{8}))?(?:__[rt]\d+)?$")
 _SQL_TYPES = {"VARCHAR": sqltypes.VARCHAR, "BOOLEAN": sqltypes.BOOLEAN, "BIGINT": sqltypes.BIGINT, "DOUBLE": sqltypes.DOUBLE}
 _ARROW_TYPES = {"VARCHAR": pa.string(), "BOOLEAN": pa.bool_(), "BIGINT": pa.int64(), "DOUBLE": pa.float64()}
 
 
-def function_names(model: str, version: int) -> tuple[str, str]:
+def function_names(model: str, version: int, sha256: str | None = None) -> tuple[str, str]:
     """(predict UDF name, predict_proba UDF name) of a model version.
 
-    The two prefixes differ in their first word and the version is the last
-    ``__v<digits>``, so no two (model, version, kind) share a name.
+    The two prefixes differ in their first word and the version is ``__v<digits>``,
+    so no two (model, version, kind) share a name. The blob's digest prefix ends the
+    name: functions live in the database instance's catalog, shared by every
+    connection of the process, and a name then always means one blob.
     """
-    return f"dbml_predict__{model}__v{version}", f"dbml_proba__{model}__v{version}"
+    tail = f"__{sha256[:8]}" if sha256 else ""
+    return f"dbml_predict__{model}__v{version}{tail}", f"dbml_proba__{model}__v{version}{tail}"
 
 
 def parse_function_name(name: str) -> tuple[str, int] | None:
@@ -53,11 +59,17 @@ def parse_function_name(name: str) -> tuple[str, int] | None:
     return (match.group(2), int(match.group(3))) if match else None
 
 
+def function_digest(name: str) -> str | None:
+    """The sha256 prefix a dbml UDF name carries (None for names of earlier releases)."""
+    match = FUNCTION_NAME.match(name)
+    return match.group(4) if match else None
+
+
 def _udf(session: ort.InferenceSession, features: Sequence[FeatureSpec], output: str, convert: Callable[[np.ndarray], pa.Array]):
     features = tuple(features)
 
     def udf(*columns):
-        out = session.run([output], arrow_feeds(features, columns))[0]
+        out = run_bounded(session, [output], arrow_feeds(features, columns))[0]
         return convert(out)
 
     return _with_arity(udf, len(features))
@@ -80,16 +92,15 @@ def register_version(
     labels: list[Any] | None,
     predict_type: str,
     session: ort.InferenceSession,
+    names: tuple[str, str] | None = None,
 ) -> tuple[str, str | None]:
-    """Create (or re-create) the UDFs of one model version on ``con``.
+    """Create the UDFs of one model version on ``con`` (a connection outside any user
+    transaction, so a ROLLBACK cannot take them), unless they exist already.
 
-    Returns the predict and predict_proba function names actually registered (None
-    when the model has no class probabilities): normally those of
-    :func:`function_names`, with a ``__r<k>`` suffix when DuckDB holds the plain name
-    after a ROLLBACK removed it from the catalog (it can then be neither removed nor
-    created again on that connection).
+    Returns the predict and predict_proba function names (None when the model has no
+    class probabilities): ``names`` when given, else :func:`function_names`.
     """
-    predict_name, proba_name = function_names(model, version)
+    predict_name, proba_name = names or function_names(model, version)
     params = [sqltypes.VARCHAR if f.kind == "category" else sqltypes.FLOAT for f in features]
     arrow_type = _ARROW_TYPES[predict_type]
     if task == "classification":
@@ -149,15 +160,16 @@ def register_imported(
     options: dict[str, Any],
     predict_type: str,
     session: ort.InferenceSession,
+    names: tuple[str, str] | None = None,
 ) -> tuple[str, str | None]:
-    """Create (or re-create) the UDFs of a version imported from a foreign ONNX file.
+    """Create the UDFs of a version imported from a foreign ONNX file.
 
     ``options`` is the version's stored layout (:func:`dbml.foreign.describe_graph`):
     which columns feed which graph input (stacked in order for an ``[N, F]`` input), in
     which dtype; the output PREDICT returns; the probabilities output, if any.
     Returns the names registered, as :func:`register_version`.
     """
-    predict_name, proba_name = function_names(model, version)
+    predict_name, proba_name = names or function_names(model, version)
     features = tuple(features)
     what = f"imported model '{model}' version {version}"
     position = {f.name: i for i, f in enumerate(features)}
@@ -174,7 +186,7 @@ def register_imported(
     def make(output: str, convert: Callable[[np.ndarray, int], pa.Array]):
         def udf(*columns):
             n = len(columns[0])
-            return convert(session.run([output], feeds(columns))[0], n)
+            return convert(run_bounded(session, [output], feeds(columns), what)[0], n)
 
         return _with_arity(udf, len(features))
 
@@ -227,17 +239,11 @@ def label_field(label: Any) -> str:
 
 
 def _create(con: duckdb.DuckDBPyConnection, name: str, fn, params, return_type) -> str:
-    for attempt in range(16):
-        candidate = name if attempt == 0 else f"{name}__r{attempt}"
-        try:
-            con.remove_function(candidate)
-        except duckdb.Error:
-            pass  # not there: the usual case
-        try:
-            con.create_function(
-                candidate, fn, params, return_type, type="arrow", null_handling="special", side_effects=False
-            )
-            return candidate
-        except duckdb.NotImplementedException:
-            continue  # the name is stuck on this connection (see register_version)
-    raise duckdb.NotImplementedException(f"could not register {name} on this connection")
+    """Create one function; another connection of the same database may have created
+    it a moment ago (the catalog is shared), which is as good."""
+    try:
+        con.create_function(name, fn, params, return_type, type="arrow", null_handling="special", side_effects=False)
+    except duckdb.CatalogException as err:
+        if "already exists" not in str(err):
+            raise
+    return name
