@@ -7,15 +7,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from typing import TYPE_CHECKING, Any
 
 import duckdb
 import pyarrow as pa
 
-from dbml.errors import TargetError, TransferError
-from dbml.features import FeatureSpec
+from dbml.errors import DbmlError, RecordError, TargetError, TransferError
 from dbml.options import Option, validate_options
-from dbml.registry import check_model_name
+from dbml.records import check_imported_facts, validate_record
+from dbml.registry import check_alias_name, check_model_name, check_version
 from dbml.runtime import new_session, verify_blob
 from dbml.transfer import MAX_IMPORT_BYTES, RECORD_KEY, dbml_metadata, read_url, with_metadata, write_url
 
@@ -50,10 +51,16 @@ def _rows(con: duckdb.DuckDBPyConnection, rows: list[dict[str, Any]], schema: pa
 
 
 def set_alias(conn: "Connection", model: str, alias: str, version: int | None) -> duckdb.DuckDBPyRelation:
-    """ALTER MODEL m SET ALIAS a = n (``version`` None: UNSET ALIAS a)."""
-    previous = conn.registry.set_alias(model, alias, version)
+    """ALTER MODEL m SET ALIAS a = n (``version`` None: UNSET ALIAS a).
+
+    The model name, the alias name (an identifier, like model names) and the version (a
+    whole number, not a bool or a string) are checked before anything is written."""
+    name, alias = check_model_name(model), check_alias_name(alias)
+    if version is not None:
+        version = check_version(version, f"the version of alias '{alias}' of model '{name}'")
+    previous = conn.registry.set_alias(name, alias, version)
     schema = pa.schema([("model", pa.string()), ("alias", pa.string()), ("version", pa.int32()), ("previous_version", pa.int32())])
-    return _rows(conn.duckdb, [{"model": check_model_name(model), "alias": alias.lower(), "version": version,
+    return _rows(conn.duckdb, [{"model": name, "alias": alias, "version": version,
                                 "previous_version": previous}], schema)  # fmt: skip
 
 
@@ -150,7 +157,7 @@ def export_model(conn: "Connection", model: str, version: int | None, url: str) 
     rec = conn.registry.get(model, version)
     what = f"model '{rec['model']}' version {rec['version']}"
     blob = verify_blob(conn.registry.blob(rec["model"], rec["version"]), rec["onnx_sha256"], rec["onnx_size"], what)
-    data = with_metadata(blob, rec)
+    data = with_metadata(blob, rec, what)
     write_url(url, data)
     digest = hashlib.sha256(data).hexdigest()
     conn.registry.audit("EXPORT", rec["model"], rec["version"], {"url": url, "sha256": digest, "bytes": len(data)})
@@ -161,7 +168,15 @@ def export_model(conn: "Connection", model: str, version: int | None, url: str) 
 def import_model(conn: "Connection", name: str, url: str, options: dict[str, Any]) -> duckdb.DuckDBPyRelation:
     """IMPORT MODEL: a file written by EXPORT MODEL becomes the next version of ``name``,
     keeping its lineage, metrics and profile; a foreign ONNX file (no dbml metadata)
-    becomes a version of architecture and task ``imported`` (see :mod:`dbml.foreign`)."""
+    becomes a version of architecture and task ``imported`` (see :mod:`dbml.foreign`).
+
+    The file's metadata is data, never trusted: its ``dbml.record`` keys are checked
+    (:func:`dbml.records.check_imported_facts`: unknown identifier-shaped keys are
+    dropped, named in a warning and in the audit row; any other key is refused), the
+    record IMPORT builds is checked against the declared schema
+    (:func:`dbml.records.validate_record`) and against the graph (inputs, outputs,
+    label count), all before anything is written.
+    """
     name = check_model_name(name)
     opts = validate_options(options, IMPORT_OPTIONS, f"IMPORT MODEL {name}")
     blob = read_url(url, opts["max_size"])
@@ -170,33 +185,87 @@ def import_model(conn: "Connection", name: str, url: str, options: dict[str, Any
         session = new_session(blob)
     except Exception as err:  # onnxruntime's own errors
         raise TransferError(f"onnxruntime cannot load '{url}': {err}") from None
-    facts = json.loads(meta.get(RECORD_KEY, "{}"))
-    origin = f"{facts['model']}:{facts['version']}" if facts.get("model") else None
+    facts, dropped = check_imported_facts(_json_meta(meta, RECORD_KEY, url, {}), url, _warn)
+    raw = _json_meta(meta, RECORD_KEY, url, {})
+    origin = None
+    if isinstance(raw.get("model"), str) and isinstance(raw.get("version"), int) and not isinstance(raw.get("version"), bool):
+        try:
+            origin = f"{check_model_name(raw['model'])}:{check_version(raw['version'])}"
+        except DbmlError:
+            origin = None  # lineage text only: a malformed origin is left out, not refused
+    detail = {"url": url, "exported_from": origin, **({"dropped_facts": dropped} if dropped else {})}
     if "dbml.features" not in meta or "dbml.task" not in meta:
-        return _import_foreign(conn, name, url, blob, session, facts, origin, opts)
+        return _import_foreign(conn, name, url, blob, session, facts, origin, opts, detail)
     if opts["inputs"] is not None:
         raise TransferError(f"'{url}' was written by dbml: its feature columns are its own; leave out option inputs")
-    features = json.loads(meta["dbml.features"])
-    inputs = [i.name for i in session.get_inputs()]
-    if inputs != [f["name"] for f in features]:
-        raise TransferError(f"'{url}' has inputs {inputs}, which do not match its dbml.features metadata")
-    [FeatureSpec(**f) for f in features]  # noqa: B018 - validates the metadata's shape
+    task = meta["dbml.task"]
+    if task not in ("classification", "regression"):
+        raise RecordError(f"'{url}': its dbml.task metadata is {task[:80]!r}; a graph dbml trained is a classification or a regression")
     record = {
         "architecture": meta.get("dbml.architecture", "imported"), "options": {}, "profile": {},
         "source_sql": f"IMPORT FROM '{url}'", "source_tables": [], "row_count": 0, "train_rows": 0,
         "validation_rows": 0, "data_fingerprint": "", "metrics": {}, "epochs": 0, "train_seconds": 0.0,
         "device": "", "library_versions": {}, "parity_error": 0.0,
-        **{k: v for k, v in facts.items() if k not in ("model", "version", "created_at", "created_by", "parent_version")},
-        "model": name, "task": meta["dbml.task"], "features": features, "labels": json.loads(meta.get("dbml.labels", "null")),
+        **facts,
+        "model": name, "task": task, "features": _json_meta(meta, "dbml.features", url, None),
+        "labels": _json_meta(meta, "dbml.labels", url, None),
         "target": meta.get("dbml.target"), "target_type": meta.get("dbml.target_type"),
         "onnx_sha256": hashlib.sha256(blob).hexdigest(), "onnx_size": len(blob), "parent_version": None,
     }  # fmt: skip
-    return _store_import(conn, name, url, record, blob, origin)
+    record = validate_record(record, f"'{url}'")
+    _check_graph(session, record, url)
+    return _store_import(conn, name, url, record, blob, origin, detail)
+
+
+def _warn(message: str) -> None:
+    warnings.warn(message, stacklevel=4)
+
+
+def _json_meta(meta: dict[str, str], key: str, url: str, default: Any) -> Any:
+    """One metadata entry decoded from JSON (``default`` when absent); a RecordError naming
+    the file and the key when it is not JSON."""
+    if key not in meta:
+        return default
+    try:
+        return json.loads(meta[key])
+    except (ValueError, RecursionError):
+        raise RecordError(f"'{url}': its {key} metadata is not valid JSON; the file was altered or not written by dbml") from None
+
+
+def _check_graph(session: Any, record: dict[str, Any], url: str) -> None:
+    """The graph of a dbml file must be the one its metadata describes: one input per
+    feature, of the feature's type, and the outputs its task scores with."""
+    inputs = session.get_inputs()
+    names = [i.name for i in inputs]
+    if names != [f["name"] for f in record["features"]]:
+        raise TransferError(f"'{url}' has inputs {names}, which do not match its dbml.features metadata")
+    for node, f in zip(inputs, record["features"]):
+        wanted = "tensor(string)" if f["kind"] == "category" else "tensor(float)"
+        if node.type != wanted or len(node.shape or []) != 2:
+            raise TransferError(
+                f"'{url}': graph input '{node.name}' is {node.type} of rank {len(node.shape or [])}, but its "
+                f"dbml.features metadata says a {f['kind']} feature ({wanted}, [N, 1])"
+            )
+    outputs = {o.name: o for o in session.get_outputs()}
+    wanted = "probabilities" if record["task"] == "classification" else "value"
+    out = outputs.get(wanted)
+    if out is None or out.type != "tensor(float)":
+        raise TransferError(
+            f"'{url}': a {record['task']} graph of dbml has a float output '{wanted}'; this one has "
+            f"{', '.join(f'{o.name} ({o.type})' for o in outputs.values())}"
+        )
+    shape = list(out.shape or [])
+    width = len(record["labels"]) if record["task"] == "classification" else 1
+    if len(shape) != 2 or (isinstance(shape[1], int) and shape[1] != width):
+        raise TransferError(
+            f"'{url}': output '{wanted}' has shape {shape}, but its metadata says {width} "
+            + ("class labels" if record["task"] == "classification" else "value per row")
+        )
 
 
 def _import_foreign(
     conn: "Connection", name: str, url: str, blob: bytes, session: Any, facts: dict[str, Any],
-    origin: str | None, opts: dict[str, Any],
+    origin: str | None, opts: dict[str, Any], detail: dict[str, Any],
 ) -> duckdb.DuckDBPyRelation:  # fmt: skip
     """A foreign ONNX file as a version of architecture and task ``imported``."""
     import onnx
@@ -205,7 +274,9 @@ def _import_foreign(
 
     names = opts["inputs"]
     if names is None and facts.get("architecture") == "imported":  # exported by dbml after an import
-        names = (facts.get("options") or {}).get("inputs")
+        names = (facts.get("options") or {}).get("inputs") if isinstance(facts.get("options"), dict) else None
+        if names is not None and (not isinstance(names, list) or not all(isinstance(n, str) for n in names)):
+            raise RecordError(f"'{url}': field 'options.inputs' of its dbml.record is {str(names)[:80]!r}, not a list of column names")
     graph = describe_graph(session, url, names)
     proto = onnx.load_from_string(blob)
     producer = " ".join(p for p in (proto.producer_name, proto.producer_version) if p)
@@ -217,17 +288,19 @@ def _import_foreign(
         "labels": None, "source_sql": f"IMPORT FROM '{url}'", "source_tables": [], "row_count": 0,
         "train_rows": 0, "validation_rows": 0, "data_fingerprint": "", "metrics": {"outputs": graph["outputs"]},
         "epochs": 0, "train_seconds": 0.0, "device": "",
-        "library_versions": {"producer": producer, "ir_version": proto.ir_version,
+        "library_versions": {"producer": producer[:1000], "ir_version": proto.ir_version,
                              "opsets": {o.domain or "ai.onnx": o.version for o in proto.opset_import}},
         "onnx_sha256": hashlib.sha256(blob).hexdigest(), "onnx_size": len(blob), "parity_error": 0.0,
         "parent_version": None,
     }  # fmt: skip
-    return _store_import(conn, name, url, record, blob, origin)
+    record = validate_record(record, f"'{url}'")
+    return _store_import(conn, name, url, record, blob, origin, detail)
 
 
 def _store_import(
-    conn: "Connection", name: str, url: str, record: dict[str, Any], blob: bytes, origin: str | None
+    conn: "Connection", name: str, url: str, record: dict[str, Any], blob: bytes, origin: str | None,
+    detail: dict[str, Any],
 ) -> duckdb.DuckDBPyRelation:
-    version = conn.registry.add_version(record, blob, [], action="IMPORT", detail={"url": url, "exported_from": origin})
+    version = conn.registry.add_version(record, blob, [], action="IMPORT", detail=detail)
     schema = pa.schema([("model", pa.string()), ("version", pa.int32()), ("url", pa.string()), ("exported_from", pa.string())])
     return _rows(conn.duckdb, [{"model": name, "version": version, "url": url, "exported_from": origin}], schema)

@@ -4,7 +4,15 @@ Schema changes are numbered SQL files in ``dbml.sql`` (the repository's sql/),
 applied in order and recorded in ``dbml.schema_version``. Every write that belongs
 together (version row, blob, training log, audit row) is one transaction on a
 cursor of its own, so the user's open transaction is never touched and a failure
-leaves the registry as it was. Values are always bound, never pasted into SQL.
+leaves the registry as it was. Values are always bound, never pasted into SQL, and
+the column lists are the registry's own (:data:`dbml.records.VERSION_COLUMNS`), never a
+record's keys. Every row read or written is checked against the declared record
+schema of :mod:`dbml.records`.
+
+Compatibility: a registry of a newer schema version than this dbml knows is refused
+(:meth:`Registry.check_compatible`); an older one is migrated by :meth:`Registry.ensure`,
+except on a read-only database, where it is read as it is (every released schema has
+the tables and columns that reads use: versions, blobs, aliases) and writes fail.
 """
 
 from __future__ import annotations
@@ -12,18 +20,25 @@ from __future__ import annotations
 import getpass
 import json
 import re
+import threading
 from datetime import datetime, timezone
 from importlib import resources
 from typing import Any, Iterable
 
 import duckdb
 
-from dbml.errors import DbmlError, InvalidNameError, ModelNotFoundError, VersionNotFoundError
+from dbml.errors import (
+    DbmlError, InvalidNameError, ModelNotFoundError, RegistrySchemaError, VersionNotFoundError,
+)  # fmt: skip
+from dbml.records import JSON_COLUMNS, VERSION_COLUMNS, decode_row, validate_record
 
-__all__ = ["Registry", "check_model_name", "parse_reference", "SCHEMA_VERSION"]
+__all__ = ["Registry", "check_model_name", "check_alias_name", "check_version", "parse_reference", "SCHEMA_VERSION"]
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
-_REFERENCE = re.compile(r"^\s*([^:@\s]+)\s*(?::\s*(\d+)|@\s*([A-Za-z_][A-Za-z0-9_]*))?\s*$")
+# name, 'name:3', 'name@alias': the alias part has the shape check_alias_name accepts
+_REFERENCE = re.compile(r"^\s*([^:@\s]+)\s*(?::\s*(\d{1,10})|@\s*([A-Za-z_][A-Za-z0-9_]{0,62}))?\s*$")
+_INT32 = 2**31 - 1
+_COLUMNS = ", ".join(VERSION_COLUMNS)  # the registry's own column names, declared in dbml.records
 
 
 def _migrations() -> list[tuple[int, str, str]]:
@@ -52,12 +67,40 @@ def check_model_name(name: str) -> str:
     return name.lower()
 
 
+def check_alias_name(alias: str) -> str:
+    """Validate an alias name (the same rule as model names) and return it in lower case.
+
+    Raises:
+        InvalidNameError: unless the alias is a plain identifier of at most 63 characters.
+    """
+    if not isinstance(alias, str) or not _NAME.match(alias):
+        shown = repr(alias) if len(repr(alias)) <= 80 else repr(alias)[:77] + "..."
+        raise InvalidNameError(
+            f"alias name {shown} is not a valid identifier: use letters, digits and _ "
+            "(not starting with a digit), at most 63 characters"
+        )
+    return alias.lower()
+
+
+def check_version(version: object, what: str = "version") -> int:
+    """A version number: a whole number from 1 (not a bool, not a string).
+
+    Raises:
+        DbmlError: naming the value.
+    """
+    if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version <= _INT32:
+        raise DbmlError(f"{what} must be a whole number from 1 to {_INT32}, got {version!r} ({type(version).__name__})")
+    return version
+
+
 def parse_reference(ref: str) -> tuple[str, int | None, str | None]:
     """'churn' -> (churn, None, None); 'churn:3' -> (churn, 3, None); 'churn@prod' -> (churn, None, prod)."""
     m = _REFERENCE.match(ref) if isinstance(ref, str) else None
     if not m:
-        raise InvalidNameError(f"model reference {ref!r} is not of the form name, 'name:version' or 'name@alias'")
-    return check_model_name(m.group(1)), int(m.group(2)) if m.group(2) else None, (m.group(3) or "").lower() or None
+        shown = repr(ref) if len(repr(ref)) <= 80 else repr(ref)[:77] + "..."
+        raise InvalidNameError(f"model reference {shown} is not of the form name, 'name:version' or 'name@alias'")
+    version = check_version(int(m.group(2)), f"the version in model reference {ref!r}") if m.group(2) else None
+    return check_model_name(m.group(1)), version, check_alias_name(m.group(3)) if m.group(3) else None
 
 
 class Registry:
@@ -66,36 +109,90 @@ class Registry:
     def __init__(self, con: duckdb.DuckDBPyConnection, user: str | None = None):
         self.con = con
         self.user = user or _os_user()
+        self.schema_version: int | None = None  # the database's, once ensure() succeeded
+        self._ready = False
+        self._lock = threading.Lock()
 
     # -- schema -----------------------------------------------------------------
 
-    def ensure(self) -> None:
-        """Create the schema on first use and apply pending migrations (idempotent)."""
+    def check_compatible(self) -> int:
+        """The database's registry schema version (0: no registry yet); cheap, writes nothing.
+
+        Raises:
+            RegistrySchemaError: the registry is of a newer schema than this dbml knows.
+        """
         cur = self.con.cursor()
         try:
             current = self._schema_version(cur)
-            if current >= SCHEMA_VERSION:
-                return
-            for number, name, script in _migrations():
-                if number <= current:
-                    continue
-                cur.execute("BEGIN TRANSACTION")
-                try:
-                    cur.execute(script)
-                    cur.execute("INSERT INTO dbml.schema_version (version) VALUES (?)", [number])
-                    cur.execute("COMMIT")
-                except BaseException as err:
-                    cur.execute("ROLLBACK")
-                    if isinstance(err, duckdb.Error):
-                        raise DbmlError(f"could not apply registry migration {name}: {err}") from err
-                    raise
         finally:
             cur.close()
+        _refuse_newer(current)
+        return current
+
+    def ensure(self) -> None:
+        """Create the registry on first use and apply pending migrations.
+
+        Idempotent and cheap after its first success on this object. Safe when several
+        connections or threads of a process call it at once on one database: a
+        migration that loses the race (DuckDB reports a conflict, or that the table
+        already exists) is rolled back, the version is read again, and the work goes on
+        from there. On a read-only database an older registry is not migrated: reads
+        work (every released schema has what they use) and writes fail.
+
+        Raises:
+            RegistrySchemaError: a newer registry than this dbml knows, or a read-only
+                database without a registry.
+        """
+        if self._ready:
+            return
+        with self._lock:
+            if self._ready:
+                return
+            cur = self.con.cursor()
+            try:
+                self.schema_version = self._migrate(cur)
+                self._ready = True
+            finally:
+                cur.close()
+
+    def _migrate(self, cur: duckdb.DuckDBPyConnection) -> int:
+        for attempt in range(5):
+            current = self._schema_version(cur)
+            _refuse_newer(current)
+            if current >= SCHEMA_VERSION:
+                return current
+            if _read_only(cur):
+                if current == 0:
+                    raise RegistrySchemaError(
+                        "this database is open read-only and has no dbml registry (schema dbml) yet: there are no "
+                        "models to read; open it read-write once (dbml.connect(path)) to create the registry"
+                    )
+                return current  # read as it is; nothing is migrated
+            try:
+                for number, name, script in _migrations():
+                    if number <= current:
+                        continue
+                    cur.execute("BEGIN TRANSACTION")
+                    try:
+                        cur.execute(script)
+                        cur.execute("INSERT INTO dbml.schema_version (version) VALUES (?)", [number])
+                        cur.execute("COMMIT")
+                    except BaseException:
+                        cur.execute("ROLLBACK")
+                        raise
+            except (duckdb.TransactionException, duckdb.CatalogException, duckdb.ConstraintException) as err:
+                if attempt == 4:
+                    raise DbmlError(f"could not create or upgrade the dbml registry: {err}") from None
+                continue  # another connection migrated first: read its version again
+            except duckdb.Error as err:
+                raise DbmlError(f"could not apply registry migration {name}: {err}") from None
+        raise AssertionError("unreachable")
 
     @staticmethod
     def _schema_version(cur: duckdb.DuckDBPyConnection) -> int:
         exists = cur.execute(
-            "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'dbml' AND table_name = 'schema_version'"
+            "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
+            "AND schema_name = 'dbml' AND table_name = 'schema_version'"
         ).fetchall()[0][0]
         if not exists:
             return 0
@@ -104,42 +201,61 @@ class Registry:
     # -- reads ------------------------------------------------------------------
 
     def get(self, model: str, version: int | None = None, alias: str | None = None) -> dict[str, Any]:
-        """The version row of a model (JSON columns decoded).
+        """The version row of a model (JSON columns decoded), checked against the declared
+        record schema of :mod:`dbml.records`.
 
         ``version`` pins a version, ``alias`` names one; with neither, the 'default'
-        alias when set, else the newest version.
+        alias when set, else the newest version. The reads are one transaction, so an
+        alias moved or a version dropped meanwhile gives the picture before or after, never a mix.
 
         Raises:
             ModelNotFoundError / VersionNotFoundError: naming the model and version.
+            RecordError: the stored row breaks the record schema (naming the field).
         """
         model = check_model_name(model)
+        if version is not None:
+            version = check_version(version)
+        if alias is not None:
+            alias = check_alias_name(alias)
         cur = self.con.cursor()
+        try:
+            cur.execute("BEGIN TRANSACTION")
+            try:
+                version, row = self._read_version(cur, model, version, alias)
+            finally:
+                cur.execute("ROLLBACK")  # read only: nothing to keep
+        finally:
+            cur.close()
+        what = f"model '{model}' version {version}"
+        return validate_record(decode_row(row, what), what)
+
+    def _read_version(
+        self, cur: duckdb.DuckDBPyConnection, model: str, version: int | None, alias: str | None
+    ) -> tuple[int, dict[str, Any]]:
         try:
             versions = [r[0] for r in cur.execute(
                 "SELECT version FROM dbml.model_versions WHERE model = ? ORDER BY version", [model]
             ).fetchall()]  # fmt: skip
-            if not versions:
-                raise ModelNotFoundError(f"model '{model}' does not exist; SHOW MODELS lists the models")
-            if alias is not None or version is None:
-                rows = cur.execute(
-                    "SELECT version FROM dbml.aliases WHERE model = ? AND alias = ?", [model, alias or "default"]
-                ).fetchall()
-                row = rows[0] if rows else None
-                if row is None and alias not in (None, "default"):
-                    raise VersionNotFoundError(f"model '{model}' has no alias '{alias}'")
-                version = row[0] if row is not None else versions[-1]
-            if version not in versions:
-                shown = ", ".join(map(str, versions))
-                raise VersionNotFoundError(f"model '{model}' has no version {version}; its versions are {shown}")
-            rel = cur.execute("SELECT * FROM dbml.model_versions WHERE model = ? AND version = ?", [model, version])
-            names = [d[0] for d in rel.description]
-            record = dict(zip(names, rel.fetchall()[0]))
-        finally:
-            cur.close()
-        for key in ("options", "features", "profile", "labels", "metrics", "library_versions"):
-            if isinstance(record.get(key), str):
-                record[key] = json.loads(record[key])
-        return record
+        except duckdb.CatalogException:
+            if self._schema_version(cur) == 0:  # no registry in this database yet
+                versions = []
+            else:
+                raise
+        if not versions:
+            raise ModelNotFoundError(f"model '{model}' does not exist; SHOW MODELS lists the models")
+        if alias is not None or version is None:
+            rows = cur.execute(
+                "SELECT version FROM dbml.aliases WHERE model = ? AND alias = ?", [model, alias or "default"]
+            ).fetchall()
+            row = rows[0] if rows else None
+            if row is None and alias not in (None, "default"):
+                raise VersionNotFoundError(f"model '{model}' has no alias '{alias}'")
+            version = row[0] if row is not None else versions[-1]
+        if version not in versions:
+            shown = ", ".join(map(str, versions))
+            raise VersionNotFoundError(f"model '{model}' has no version {version}; its versions are {shown}")
+        rel = cur.execute(f"SELECT {_COLUMNS} FROM dbml.model_versions WHERE model = ? AND version = ?", [model, version])
+        return version, dict(zip(VERSION_COLUMNS, rel.fetchall()[0]))
 
     def has_versions(self, model: str) -> bool:
         cur = self.con.cursor()
@@ -189,7 +305,9 @@ class Registry:
         The version number is the model's next one, taken inside the transaction.
         Returns the new version number.
         """
-        model = check_model_name(record["model"])
+        model = check_model_name(record.get("model"))
+        checked = validate_record({**record, "version": None, "created_at": None, "created_by": None},
+                                  f"the new version of model '{model}'")  # fmt: skip
         log = list(log)
 
         def work(cur: duckdb.DuckDBPyConnection) -> int:
@@ -200,13 +318,13 @@ class Registry:
                 "AND action IN ('TRAIN', 'IMPORT'))) + 1",
                 {"m": model},
             ).fetchall()[0][0]
-            row = {**record, "model": model, "version": version, "created_at": _now(), "created_by": self.user}
-            for key in ("options", "features", "profile", "labels", "metrics", "library_versions"):
-                row[key] = json.dumps(row.get(key), default=str)
-            columns = list(row)
+            row = {**checked, "model": model, "version": version, "created_at": _now(), "created_by": self.user}
+            for key in JSON_COLUMNS:
+                row[key] = json.dumps(row[key], default=str, allow_nan=True)
+            # the column list is the registry's own (VERSION_COLUMNS); every value is bound
             cur.execute(
-                f"INSERT INTO dbml.model_versions ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
-                [row[c] for c in columns],
+                f"INSERT INTO dbml.model_versions ({_COLUMNS}) VALUES ({', '.join('?' * len(VERSION_COLUMNS))})",
+                [row[c] for c in VERSION_COLUMNS],
             )
             cur.execute("INSERT INTO dbml.model_blobs VALUES (?, ?, ?)", [model, version, blob])
             if log:
@@ -215,8 +333,8 @@ class Registry:
                     [[model, version, e.epoch, e.train_loss, e.val_loss, e.val_metric, e.lr, e.seconds] for e in log],
                 )
             self._audit(cur, action, model, version, {
-                "architecture": record["architecture"], "rows": record["row_count"],
-                "sha256": record["onnx_sha256"], "source": record["source_sql"], **(detail or {}),
+                "architecture": checked["architecture"], "rows": checked["row_count"],
+                "sha256": checked["onnx_sha256"], "source": checked["source_sql"], **(detail or {}),
             })  # fmt: skip
             return version
 
@@ -259,9 +377,18 @@ class Registry:
 
     def set_alias(self, model: str, alias: str, version: int | None) -> int | None:
         """Point ``alias`` at ``version`` (None: remove it), with an audit row that keeps
-        the previous version, so "what was live at time T" is a query. Returns the previous version."""
+        the previous version, so "what was live at time T" is a query. Returns the previous version.
+
+        The name, alias and version are checked before anything is written.
+
+        Raises:
+            InvalidNameError: a model or alias name that is not a plain identifier.
+            DbmlError: a version that is not a whole number from 1 (a bool or a string is refused).
+        """
         model = check_model_name(model)
-        alias = alias.lower()
+        alias = check_alias_name(alias)
+        if version is not None:
+            version = check_version(version, f"the version of alias '{alias}' of model '{model}'")
 
         def work(cur: duckdb.DuckDBPyConnection) -> int | None:
             versions = [r[0] for r in cur.execute(
@@ -291,6 +418,8 @@ class Registry:
         """Delete a model's versions (or one version) with their blobs and logs; the
         audit log keeps a DROP row. Returns the versions dropped."""
         model = check_model_name(model)
+        if version is not None:
+            version = check_version(version)
 
         def work(cur: duckdb.DuckDBPyConnection) -> list[int]:
             rows = cur.execute("SELECT version FROM dbml.model_versions WHERE model = ? ORDER BY version", [model]).fetchall()
@@ -324,6 +453,19 @@ class Registry:
             return versions
 
         return self._transaction(work)
+
+
+def _refuse_newer(current: int) -> None:
+    if current > SCHEMA_VERSION:
+        raise RegistrySchemaError(
+            f"this database's dbml registry is schema version {current}; this dbml knows up to "
+            f"{SCHEMA_VERSION}: upgrade dbml (pip install -U dbml) to use this database"
+        )
+
+
+def _read_only(cur: duckdb.DuckDBPyConnection) -> bool:
+    rows = cur.execute("SELECT readonly FROM duckdb_databases() WHERE database_name = current_database()").fetchall()
+    return bool(rows and rows[0][0])
 
 
 def _now() -> datetime:

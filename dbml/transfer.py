@@ -8,13 +8,17 @@ Reading is bounded in size and accepts only ONNX: nothing is ever unpickled.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import uuid
 from typing import Any
 
 import fsspec
 import onnx
+from fsspec.implementations.local import LocalFileSystem
 
-from dbml.errors import TransferError
+from dbml.errors import IntegrityError, TransferError
 
 __all__ = ["MAX_IMPORT_BYTES", "write_url", "read_url", "with_metadata", "dbml_metadata", "RECORD_KEY"]
 
@@ -30,12 +34,71 @@ EXPORTED_FACTS = (
 
 
 def write_url(url: str, data: bytes) -> None:
-    """Write bytes to an fsspec URL or local path."""
+    """Write bytes to an fsspec URL or local path, whole or not at all, and verify them.
+
+    On a local file system the bytes go to a temporary file beside the target
+    (``.<name>.<random>.partial``, same directory, so the same file system), are
+    flushed to disk, and the file is renamed over the target (``os.replace``, atomic
+    on POSIX and Windows). A crash or an error before the rename leaves the old file,
+    if any, untouched, and nothing under the target's name but the old file; a
+    leftover ``.partial`` file may stay after a crash and can be deleted.
+
+    Other file systems (s3://, gcs://, az://, memory://, ...) have no atomic rename;
+    the bytes are uploaded as one whole object (``pipe_file``), which object stores
+    make visible only once complete: a crash leaves the old object or none, never a
+    truncated one. (On a non-object remote file system, such as sftp, the write is
+    in place.)
+
+    Afterwards the target is read back and its size and sha256 are compared with the
+    bytes written.
+
+    Raises:
+        TransferError: the target cannot be written, or does not read back as written
+            (naming the URL).
+    """
     try:
-        with fsspec.open(url, "wb") as f:
-            f.write(data)
+        fs, path = fsspec.core.url_to_fs(url)
+        if isinstance(fs, LocalFileSystem):
+            _write_local(path, data)
+        else:
+            fs.pipe_file(path, data)
     except Exception as err:  # fsspec backends raise many types
         raise TransferError(f"cannot write '{url}': {type(err).__name__}: {err}") from None
+    try:
+        written = fs.cat_file(path)
+    except Exception as err:
+        raise TransferError(f"wrote '{url}' but cannot read it back to verify it: {type(err).__name__}: {err}") from None
+    if len(written) != len(data) or hashlib.sha256(written).digest() != hashlib.sha256(data).digest():
+        raise TransferError(
+            f"'{url}' does not read back as written ({len(written):,} bytes, {len(data):,} written): "
+            "the file system changed or lost it; export again"
+        )
+
+
+def _write_local(path: str, data: bytes) -> None:
+    """Temporary file beside ``path``, fsync, atomic rename, fsync of the directory."""
+    folder, base = os.path.split(os.path.abspath(path))
+    temp = os.path.join(folder, f".{base}.{uuid.uuid4().hex[:12]}.partial")
+    try:
+        with open(temp, "xb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        try:
+            os.unlink(temp)
+        except OSError:
+            pass
+        raise
+    try:  # make the rename itself durable (POSIX; not possible on every platform)
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError:
+        pass
 
 
 def read_url(url: str, max_bytes: int = MAX_IMPORT_BYTES) -> bytes:
@@ -68,9 +131,22 @@ def read_url(url: str, max_bytes: int = MAX_IMPORT_BYTES) -> bytes:
     return data
 
 
-def with_metadata(blob: bytes, record: dict[str, Any]) -> bytes:
-    """The blob with the version's registry facts added under ``dbml.record``."""
-    proto = onnx.load_from_string(blob)
+def with_metadata(blob: bytes, record: dict[str, Any], what: str | None = None) -> bytes:
+    """The blob with the version's registry facts added under ``dbml.record``.
+
+    Raises:
+        IntegrityError: the blob is not a readable ONNX graph (naming ``what``, the
+            model version), as when it was changed together with its recorded sha256.
+    """
+    try:
+        proto = onnx.load_from_string(blob)
+    except Exception as err:  # protobuf's DecodeError and friends
+        who = what or f"model '{record.get('model')}' version {record.get('version')}"
+        raise IntegrityError(
+            f"the ONNX blob of {who} matches its recorded size and sha256 but is not a readable ONNX graph "
+            f"({type(err).__name__}: {err}); the blob and its registry row were changed together: "
+            "train or import that version again, or drop it"
+        ) from None
     facts = {k: record.get(k) for k in EXPORTED_FACTS}
     for entry in list(proto.metadata_props):
         if entry.key == RECORD_KEY:
