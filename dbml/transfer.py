@@ -121,13 +121,25 @@ def read_url(url: str, max_bytes: int = MAX_IMPORT_BYTES) -> bytes:
         raise TransferError(f"cannot read '{url}': {type(err).__name__}: {err}") from None
     if len(data) > max_bytes:
         raise TransferError(f"'{url}' is over the import limit of {max_bytes:,} bytes (option max_size)")
+    from dbml import graphcheck  # what a graph may do: no outside files, standard operators, bounded sizes
+
     try:
         proto = onnx.load_from_string(data)
-        onnx.checker.check_model(proto)
     except Exception:
         raise TransferError(f"'{url}' is not a valid ONNX model") from None
+    # data kept beside the model goes inside the stored blob; anything else is refused
+    if graphcheck.inline_external_data(proto, fs, path, url, max_bytes - len(data)):
+        try:
+            data = proto.SerializeToString()
+        except Exception as err:  # protobuf's 2 GiB limit
+            raise TransferError(f"'{url}' with its external data inside is too large for one ONNX file: {err}") from None
+    try:
+        onnx.checker.check_model(proto)
+    except Exception as err:
+        raise TransferError(f"'{url}' is not a valid ONNX model: {err}") from None
     if not proto.graph.input or not proto.graph.output:
         raise TransferError(f"'{url}' is an ONNX file without graph inputs or outputs")
+    graphcheck.check_graph(proto, f"'{url}'", infer=True, file_bytes=len(data))
     return data
 
 
