@@ -207,7 +207,7 @@ def inline_external_data(model: ModelProto, fs: Any, path: str, url: str, max_by
                 )
             part.raw_data = data
             del part.external_data[:]
-            part.data_location = TensorProto.DEFAULT
+            part.ClearField("data_location")
             total += expected
     return total
 

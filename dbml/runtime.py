@@ -165,6 +165,7 @@ def new_session(blob: bytes, threads: int = 1) -> ort.InferenceSession:
     check_graph(parse_blob(blob, "the ONNX graph"), "the ONNX graph", file_bytes=len(blob))
     with _lock:
         _shared_arena()
+        folder = _empty_folder()
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
@@ -172,7 +173,7 @@ def new_session(blob: bytes, threads: int = 1) -> ort.InferenceSession:
     opts.add_session_config_entry("session.load_model_format", "ONNX")
     opts.add_session_config_entry("session.use_env_allocators", "1")
     opts.add_session_config_entry("session.use_device_allocator_for_initializers", "1")
-    opts.add_session_config_entry("session.model_external_initializers_file_folder_path", _empty_folder())
+    opts.add_session_config_entry("session.model_external_initializers_file_folder_path", folder)
     return ort.InferenceSession(blob, sess_options=opts, providers=["CPUExecutionProvider"])
 
 

@@ -117,6 +117,24 @@ def test_external_data_beside_the_model_is_stored_inside_the_blob(con, tmp_path,
     assert not graphcheck.has_external_data(onnx.load_from_string(blob))
 
 
+def test_model_saved_by_onnx_with_external_data_imports(con, tmp_path):
+    """onnx.save(..., save_as_external_data=True): several tensors in one data file at
+    their offsets, read back into the blob; PREDICT equals the self-contained graph's."""
+    w1 = numpy_helper.from_array(np.arange(12, dtype=np.float32).reshape(1, 12) / 7, "w1")
+    w2 = numpy_helper.from_array(np.linspace(-1, 1, 12, dtype=np.float32).reshape(12, 1), "w2")
+    nodes = [helper.make_node("MatMul", ["x", "w1"], ["h"]), helper.make_node("Tanh", ["h"], ["t"]), helper.make_node("MatMul", ["t", "w2"], ["y"])]
+    model = _model(nodes, [_x(shape=(None, 1))], [_y(shape=(None, 1))], [w1, w2])
+    inline = _save(model, tmp_path / "inline.onnx")
+    (tmp_path / "ext").mkdir()
+    onnx.save(model, str(tmp_path / "ext" / "m.onnx"), save_as_external_data=True, location="m.data", size_threshold=0)
+    assert graphcheck.has_external_data(onnx.load(str(tmp_path / "ext" / "m.onnx"), load_external_data=False))
+    con.sql(f"IMPORT MODEL inl FROM '{inline}'")
+    con.sql(f"IMPORT MODEL ext FROM '{tmp_path}/ext/m.onnx'")
+    src = "SELECT range / 10.0 AS x FROM range(20)"
+    assert con.sql(f"SELECT PREDICT(ext, *) FROM ({src})").fetchall() == con.sql(f"SELECT PREDICT(inl, *) FROM ({src})").fetchall()
+    assert con.registry.blob("ext", 1) == con.registry.blob("inl", 1)
+
+
 def test_stored_blob_with_external_data_is_refused_before_onnxruntime(con, tmp_path, monkeypatch):
     con.sql(f"IMPORT MODEL m FROM '{_adder(tmp_path / 'a.onnx')}'")
     (tmp_path / "passwd").write_bytes(SECRET)
@@ -154,6 +172,21 @@ def test_custom_domain_operator_is_refused(con, tmp_path):
     path = _save(_model([node], [_x()], [_y()], opsets=(("", 17), ("evil.ops", 1))), tmp_path / "c.onnx")
     with pytest.raises(UnsafeGraphError, match=r"operator 'Steal' of domain 'evil.ops'.*standard ONNX"):
         con.sql(f"IMPORT MODEL c FROM '{path}'")
+
+
+def test_model_local_functions_are_checked_inside(con, tmp_path):
+    def with_function(op, domain=""):
+        body = [helper.make_node(op, ["a", "a"], ["b"], domain=domain)]
+        fn = helper.make_function("local.fns", "Twice", ["a"], ["b"], body, [helper.make_opsetid("", 17), helper.make_opsetid("evil.ops", 1)])
+        model = _model([helper.make_node("Twice", ["x"], ["y"], domain="local.fns")], [_x()], [_y()],
+                       opsets=(("", 17), ("local.fns", 1), ("evil.ops", 1)))  # fmt: skip
+        model.functions.append(fn)
+        return model
+
+    con.sql(f"IMPORT MODEL tw FROM '{_save(with_function('Add'), tmp_path / 'f.onnx')}'")
+    assert con.sql("SELECT PREDICT(tw, *) FROM (SELECT 1.5 AS x)").fetchall() == [(3.0,)]
+    with pytest.raises(UnsafeGraphError, match="operator 'Steal' of domain 'evil.ops'"):
+        con.sql(f"IMPORT MODEL tw FROM '{_save(with_function('Steal', 'evil.ops'), tmp_path / 'g.onnx')}'")
 
 
 def test_loops_need_a_small_constant_trip_count(con, tmp_path):
