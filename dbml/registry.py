@@ -21,6 +21,7 @@ import getpass
 import json
 import re
 import threading
+import time
 from datetime import datetime, timezone
 from importlib import resources
 from typing import Any, Iterable
@@ -39,6 +40,9 @@ _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _REFERENCE = re.compile(r"^\s*([^:@\s]+)\s*(?::\s*(\d{1,10})|@\s*([A-Za-z_][A-Za-z0-9_]{0,62}))?\s*$")
 _INT32 = 2**31 - 1
 _COLUMNS = ", ".join(VERSION_COLUMNS)  # the registry's own column names, declared in dbml.records
+# Connections of one process to one file share a database instance: migrations in a
+# process take turns (a race across processes cannot happen: DuckDB locks the file).
+_MIGRATING = threading.Lock()
 
 
 def _migrations() -> list[tuple[int, str, str]]:
@@ -150,13 +154,15 @@ class Registry:
                 return
             cur = self.con.cursor()
             try:
-                self.schema_version = self._migrate(cur)
+                with _MIGRATING:
+                    self.schema_version = self._migrate(cur)
                 self._ready = True
             finally:
                 cur.close()
 
     def _migrate(self, cur: duckdb.DuckDBPyConnection) -> int:
-        for attempt in range(5):
+        attempts = 20
+        for attempt in range(attempts):
             current = self._schema_version(cur)
             _refuse_newer(current)
             if current >= SCHEMA_VERSION:
@@ -181,9 +187,10 @@ class Registry:
                         cur.execute("ROLLBACK")
                         raise
             except (duckdb.TransactionException, duckdb.CatalogException, duckdb.ConstraintException) as err:
-                if attempt == 4:
+                if attempt == attempts - 1:
                     raise DbmlError(f"could not create or upgrade the dbml registry: {err}") from None
-                continue  # another connection migrated first: read its version again
+                time.sleep(min(0.2, 0.01 * (attempt + 1)))  # another connection is migrating: let it commit
+                continue  # then read its version again
             except duckdb.Error as err:
                 raise DbmlError(f"could not apply registry migration {name}: {err}") from None
         raise AssertionError("unreachable")
