@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Callable
 
 import duckdb
 import numpy as np
@@ -25,6 +25,7 @@ __all__ = [
     "FeatureSpec",
     "feature_kind",
     "feature_sql",
+    "FLOAT_MAX",
     "profile_features",
     "encode_features",
     "QUANTILES",
@@ -97,28 +98,95 @@ def feature_kind(column: str, sql_type: str) -> tuple[str, str]:
     )
 
 
-def feature_sql(feature: FeatureSpec, column: exp.Expression) -> exp.Expression:
+FLOAT_MAX = 3.4028234663852886e38  # the largest finite FLOAT
+
+
+def feature_sql(feature: FeatureSpec, column: exp.Expression, model: str | None = None) -> exp.Expression:
     """The SQL expression that turns a raw column into the model's input.
 
     Numbers, booleans and dates become FLOAT (dates as days since 1970-01-01,
     fractional for timestamps); categories become VARCHAR with NULL as ''. The numbers
     of an imported model's input become its ``sql_type`` (DOUBLE): the UDF converts
     them to the graph input's own dtype, so no value goes through FLOAT on the way.
+
+    One rule for values, the same at training and at scoring (this expression is used
+    by both): NULL and NaN are missing (NaN becomes NULL here; the graph imputes it);
+    an infinite value, a number outside FLOAT's range or an infinite date stops the
+    query with DuckDB's ``error()``, whose message names the column (and ``model``
+    when given), the value and the fix. Numbers are checked whatever their type (a
+    scoring query may pass a DOUBLE where training saw an INTEGER), through DOUBLE;
+    the check is a CASE whose first branch is the plain CAST, and ``error()`` runs
+    only for the rows that reach it.
     """
     as_float = exp.DataType.build("FLOAT")
     if feature.kind == "numeric" and feature.onnx_input is not None:
         return exp.cast(column, exp.DataType.build(feature.sql_type, dialect="duckdb"))
-    if feature.kind == "numeric":  # straight to FLOAT: no range error or rounding from the training type
-        return exp.cast(column, as_float)
+    if feature.kind == "numeric":  # through DOUBLE, which holds every value of every numeric type
+        return _once(exp.cast(column, exp.DataType.build("DOUBLE")), lambda value: exp.Case(
+            ifs=[
+                exp.If(
+                    this=exp.LTE(this=exp.func("abs", value.copy()), expression=exp.Literal.number(repr(FLOAT_MAX))),
+                    true=exp.cast(value.copy(), as_float),
+                ),
+                exp.If(this=exp.or_(exp.Is(this=value.copy(), expression=exp.Null()), exp.func("isnan", value.copy())), true=exp.Null()),
+            ],
+            default=_refuse(feature, value, model, "a finite FLOAT (about +-3.4e38)"),
+        ))  # fmt: skip
     typed = exp.cast(column, exp.DataType.build(feature.sql_type, dialect="duckdb"))
     if feature.kind == "category":
         return exp.func("COALESCE", typed, exp.Literal.string(""))
     if feature.kind == "datetime":
-        days = exp.Div(this=exp.func("epoch", typed), expression=exp.Literal.number("86400.0"))
-        return exp.cast(days, as_float)
+        return _once(typed, lambda value: exp.Case(
+            ifs=[
+                exp.If(
+                    this=exp.func("isfinite", value.copy()),
+                    true=exp.cast(exp.Div(this=exp.func("epoch", value.copy()), expression=exp.Literal.number("86400.0")), as_float),
+                ),
+                exp.If(this=exp.Is(this=value.copy(), expression=exp.Null()), true=exp.Null()),
+            ],
+            default=_refuse(feature, value, model, "a finite date or time"),
+        ))  # fmt: skip
     return exp.cast(typed, as_float)
 
 
+_LAMBDA_VALUE = "dbml_v"
+
+
+def _once(value: exp.Expression, body: Callable[[exp.Expression], exp.Expression]) -> exp.Expression:
+    """``body(value)``, where ``body`` may repeat its argument. A column, a literal or a
+    named parameter is repeated as it is (DuckDB evaluates it cheaply and alike); any
+    other expression (a ``?`` parameter, which would become several parameters, or
+    ``random()``, which would draw several values) is evaluated once, through
+    ``list_transform([value], lambda v: body(v))[1]``."""
+    inner = value.this if isinstance(value, exp.Cast) else value
+    if isinstance(inner, (exp.Column, exp.Literal, exp.Null)) or (
+        isinstance(inner, exp.Placeholder) and inner.this
+    ):
+        return body(value)
+    v = exp.column(_LAMBDA_VALUE)
+    fn = exp.Lambda(this=body(v), expressions=[exp.to_identifier(_LAMBDA_VALUE)])
+    return exp.Bracket(
+        this=exp.func("list_transform", exp.Array(expressions=[value]), fn),
+        expressions=[exp.Literal.number(1)],
+        offset=1,
+    )
+
+
+def _refuse(feature: FeatureSpec, column: exp.Expression, model: str | None, wanted: str) -> exp.Expression:
+    """``error('dbml: ...')`` naming the column, the model and the value (only evaluated
+    for the rows that reach it)."""
+    of = f" of model '{model}'" if model else ""
+    name = feature.name.replace('"', '""')
+    head = f"dbml: column '{feature.name}'{of} has the value "
+    tail = (
+        f", which is not {wanted}; NULL and NaN count as missing and are imputed, infinite and out-of-range "
+        f'values are refused: filter them (WHERE isfinite("{name}")) or clip them in the query'
+    )
+    text = exp.DPipe(
+        this=exp.DPipe(this=exp.Literal.string(head), expression=exp.cast(column.copy(), exp.DataType.build("VARCHAR"))),
+        expression=exp.Literal.string(tail),
+    )
+    return exp.Anonymous(this="error", expressions=[text])
 
 
 def profile_features(
@@ -151,9 +219,9 @@ def profile_features(
         for i, f in enumerate(numeric):
             cnt, mean, std, lo, hi, qs = row[1 + 6 * i : 7 + 6 * i]
             if any(v is not None and not math.isfinite(v) for v in (mean, std, lo, hi)):
-                raise FeatureError(
-                    f"column '{f.name}' has infinite values (or values too large for FLOAT); "
-                    "filter or clip them in the source query"
+                raise FeatureError(  # feature_sql refuses such values first; a guard
+                    f"column '{f.name}' has statistics that are not finite (mean {mean}, std {std}); "
+                    f"filter its extreme values (WHERE isfinite({_q(f.name)})) in the source query"
                 )
             profile[f.name] = {
                 "kind": f.kind,

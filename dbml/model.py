@@ -21,7 +21,11 @@ __all__ = ["TabularPreprocessor", "TabularModel"]
 
 class TabularPreprocessor(nn.Module):
     """Impute (training mean) and standardise numbers, add a missing-value indicator
-    for columns that had NULLs at training, one-hot code categories (code 0 = unknown)."""
+    for columns that had NULLs at training, one-hot code categories (code 0 = unknown).
+
+    NULL and NaN both arrive as NaN and are imputed alike. The one-hot of a category
+    column of k codes compares its code with ``arange(k)`` (memory linear in k; an
+    identity matrix would take k * k floats, 40 GB at k = 100,000)."""
 
     def __init__(self, features: list[FeatureSpec], profile: dict[str, dict[str, Any]]):
         super().__init__()
@@ -37,8 +41,8 @@ class TabularPreprocessor(nn.Module):
         self.n_numeric = len(numeric)
         self.n_indicators = len(indicators)
         self.category_sizes = [len(profile[f.name]["vocabulary"]) + 1 for f in categories]
-        for i, k in enumerate(self.category_sizes):
-            self.register_buffer(f"onehot_{i}", torch.eye(k, dtype=torch.float32))
+        for i, k in enumerate(self.category_sizes):  # codes 0..k-1; one-hot by comparison, linear in k
+            self.register_buffer(f"codes_{i}", torch.arange(k, dtype=torch.long).reshape(1, -1))
         self.output_dim = self.n_numeric + self.n_indicators + sum(self.category_sizes)
 
     def forward(self, x_num: torch.Tensor | None, x_cat: torch.Tensor | None) -> torch.Tensor:
@@ -50,7 +54,7 @@ class TabularPreprocessor(nn.Module):
             if self.n_indicators:
                 parts.append(missing.index_select(1, self.indicators).to(torch.float32))
         for i in range(len(self.category_sizes)):
-            parts.append(nn.functional.embedding(x_cat[:, i], getattr(self, f"onehot_{i}")))
+            parts.append((x_cat[:, i : i + 1] == getattr(self, f"codes_{i}")).to(torch.float32))
         return torch.cat(parts, dim=1)
 
 

@@ -12,7 +12,9 @@ from typing import Any, Callable
 
 from dbml.errors import OptionError
 
-__all__ = ["Option", "TRAINING_OPTIONS", "validate_options"]
+__all__ = ["Option", "TRAINING_OPTIONS", "validate_options", "MAX_LABELS"]
+
+MAX_LABELS = 100_000  # the largest max_labels; memory is checked against the row count too
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,8 @@ TRAINING_OPTIONS: tuple[Option, ...] = (
            lambda v: 1 <= v <= 100_000, "between 1 and 100000"),
     Option("max_classes", "int", 20, "an integer target with at most this many values is a class label",
            lambda v: 2 <= v <= 10_000, "between 2 and 10000"),
+    Option("max_labels", "int", 1000, "most classes a classification target may have (checked before training)",
+           lambda v: 2 <= v <= MAX_LABELS, f"between 2 and {MAX_LABELS}"),
 )  # fmt: skip
 
 

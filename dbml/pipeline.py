@@ -27,10 +27,10 @@ import dbml
 from dbml import finetune, lineage
 from dbml.architectures import default_architecture, get_architecture
 from dbml.errors import ExportError, FeatureError, OptionError, SourceError, TargetError
-from dbml.export import build_onnx
-from dbml.features import QUANTILES, FeatureSpec, bin_index, encode_features, feature_kind, feature_sql, profile_features
+from dbml.export import OUTPUTS, PREFIX, build_onnx
+from dbml.features import FLOAT_MAX, QUANTILES, FeatureSpec, bin_index, encode_features, feature_kind, feature_sql, profile_features
 from dbml.model import TabularModel, TabularPreprocessor
-from dbml.options import TRAINING_OPTIONS, validate_options
+from dbml.options import MAX_LABELS, TRAINING_OPTIONS, validate_options
 from dbml.registry import Registry, check_model_name
 from dbml.runtime import arrow_feeds, new_session
 from dbml.udfs import label_field
@@ -88,6 +88,82 @@ def _task_of(target: str, sql_type: str, n_distinct: int, options: dict[str, Any
     if t in _INTEGER_TYPES or t in ("FLOAT", "DOUBLE", "REAL") or t.startswith("DECIMAL"):
         return "regression"
     raise TargetError(f"target column '{target}' has type {sql_type}, which dbml cannot predict yet")
+
+
+def _check_reserved(model: str, req: "TrainRequest", columns: list[str], taken: list[str], task: str | None = None) -> None:
+    """Refuse feature columns whose names the ONNX graph keeps for itself, before any
+    training, with a rename that runs in DuckDB."""
+    if not taken:
+        return
+    column = taken[0]
+    used = {c.lower() for c in columns}
+    new = next(f"{column or 'column'}_{i}" for i in range(1, len(columns) + 2) if f"{column or 'column'}_{i}".lower() not in used)
+    new = new.replace("/", "_")
+    source = req.source_label if req.source_label != "(query)" else (
+        f"({req.source_sql.strip()})" if len(req.source_sql) <= 200 else "(<your query>)"
+    )
+    why = (
+        "the empty name is not a valid ONNX input name" if column == "" else
+        f"'{_TARGET_NAME}' is the name dbml gives the target" if column.lower() == _TARGET_NAME else
+        f"names starting with '{PREFIX}' are kept for the graph's own tensors" if column.lower().startswith(PREFIX) else
+        f"'{column}' is the name of an output of the ONNX graph of a {task} ({', '.join(OUTPUTS.get(task or '', ()))})"
+    )  # fmt: skip
+    raise FeatureError(
+        f"feature column '{column}' of model '{model}' has a reserved name: {why}; rename it in the source, "
+        f"for example FROM (SELECT * RENAME ({_q(column)} AS {_q(new)}) FROM {source})"
+    )
+
+
+def _target_facts(con, data_sql: str, target: str, target_type: str, params) -> tuple[int, Any, Any]:
+    """(distinct values, min, max) of the target; min and max only for integer types
+    (for the range check of class labels), so that nothing big is fetched."""
+    t = _q(target)
+    integer = target_type.upper() in _INTEGER_TYPES or target_type.upper() == "UHUGEINT"
+    bounds = f"CAST(min({t}) AS VARCHAR), CAST(max({t}) AS VARCHAR)" if integer else "NULL, NULL"
+    n, lo, hi = con.execute(f"SELECT count(DISTINCT {t}), {bounds} FROM ({data_sql})", params).fetchall()[0]
+    return int(n), (int(lo) if lo is not None else None), (int(hi) if hi is not None else None)
+
+
+def _check_classes(model: str, target: str, target_type: str, n_distinct: int, lo: Any, hi: Any, options: dict[str, Any]) -> None:
+    """A classifier's class count and labels, checked before any row is read."""
+    if n_distinct > options["max_labels"]:
+        raise TargetError(
+            f"target column '{target}' of model '{model}' has {n_distinct:,} distinct values; a classifier takes at most "
+            f"max_labels = {options['max_labels']:,} classes: group rare values in the query, "
+            f"or raise WITH (max_labels = ...) (up to {MAX_LABELS:,})"
+            + (", or use task = 'regression'" if target_type.upper() not in ("VARCHAR", "BOOLEAN") else "")
+        )
+    if lo is not None and not (-(2**63) <= lo and hi < 2**63):
+        raise TargetError(
+            f"target column '{target}' of model '{model}' has class labels beyond the BIGINT range "
+            f"({lo if lo < -(2**63) else hi}); cast it to VARCHAR in the query"
+        )
+
+
+MEMORY_LIMIT = 2 * 2**30  # bytes of one evaluation chunk's inputs, or of the held-out outputs
+
+
+def _check_sizes(model: str, features: list[FeatureSpec], profile: dict[str, Any], labels: list[Any] | None,
+                 n_eval: int, batch_size: int, options: dict[str, Any]) -> None:  # fmt: skip
+    """The network's input width (one-hot codes included) and output size, against memory, before training."""
+    categories = [f for f in features if f.kind == "category"]
+    width = sum(1 + (profile[f.name].get("nulls", 0) > 0) for f in features if f.kind != "category")
+    width += sum(len(profile[f.name]["vocabulary"]) + 1 for f in categories)
+    chunk = max(batch_size, 4096)
+    if chunk * width * 4 > MEMORY_LIMIT:
+        widest = max(categories, key=lambda f: len(profile[f.name]["vocabulary"]), default=None)
+        where = (f"; the widest is column '{widest.name}' with {len(profile[widest.name]['vocabulary']):,} "
+                 f"categories (max_categories = {options['max_categories']:,})") if widest else ""  # fmt: skip
+        raise FeatureError(
+            f"the features of model '{model}' make {width:,} network inputs{where}; that needs over "
+            f"{chunk * width * 4 / 2**30:.1f} GiB per batch: lower max_categories or leave wide columns out"
+        )
+    k = len(labels or [])
+    if n_eval * k * 4 * 3 > MEMORY_LIMIT:
+        raise TargetError(
+            f"model '{model}' has {k:,} classes and {n_eval:,} held-out rows, whose outputs need over "
+            f"{n_eval * k * 12 / 2**30:.1f} GiB: group rare classes or lower max_labels (now {options['max_labels']:,})"
+        )
 
 
 def label_types(sql_type: str) -> tuple[str, str]:
@@ -216,9 +292,8 @@ def train(con: duckdb.DuckDBPyConnection, registry: Registry, req: TrainRequest)
             f"target column '{req.targets[0]}' is not in the source {req.source_label}; its columns are {', '.join(columns)}"
         )
     target, target_type = by_lower[req.targets[0].lower()]
+    _check_reserved(name, req, columns, [c for c in columns if c != target and (c == "" or c.lower() == _TARGET_NAME or c.lower().startswith(PREFIX))])
     features = [FeatureSpec(c, *feature_kind(c, t)) for c, t in zip(columns, types) if c != target]
-    if any(f.name.lower() == _TARGET_NAME for f in features):
-        raise FeatureError(f"column name '{_TARGET_NAME}' is reserved by dbml; rename the column")
     if not features:
         raise FeatureError(f"the source {req.source_label} has no column besides the target '{target}'")
     if target_type.upper().startswith("ENUM"):
@@ -243,12 +318,19 @@ def train(con: duckdb.DuckDBPyConnection, registry: Registry, req: TrainRequest)
         features = [FeatureSpec(by_name[f.name.lower()].name, f.kind, f.sql_type) for f in parent.features]
 
     # -- the rows, as Arrow --------------------------------------------------------------
-    selects = [f"{feature_sql(f, exp.column(f.name, quoted=True)).sql(dialect='duckdb')} AS {_q(f.name)}" for f in features]
+    selects = [f"{feature_sql(f, exp.column(f.name, quoted=True), name).sql(dialect='duckdb')} AS {_q(f.name)}" for f in features]
     data_sql = f"SELECT * FROM (\n{req.source_sql}\n) AS src WHERE {_q(target)} IS NOT NULL"
+    if target_type.upper() in ("FLOAT", "DOUBLE", "REAL"):  # NaN is missing, as in features: the row is skipped
+        data_sql += f" AND NOT isnan({_q(target)})"
     try:
-        n_distinct = con.execute(f"SELECT count(DISTINCT {_q(target)}) FROM ({data_sql})", req.params).fetchall()[0][0]
+        n_distinct, t_lo, t_hi = _target_facts(con, data_sql, target, target_type, req.params)
         task = parent.record["task"] if parent else _task_of(target, target_type, n_distinct, options)
+        _check_reserved(name, req, columns, [f.name for f in features if f.name in OUTPUTS[task]], task)
+        if task == "classification":
+            _check_classes(name, target, target_type, n_distinct, t_lo, t_hi, options)
         target_select = _q(target) if task == "classification" else f"CAST({_q(target)} AS DOUBLE)"
+        if task == "classification" and target_type.upper() in ("HUGEINT", "UBIGINT"):
+            target_select = f"CAST({_q(target)} AS BIGINT)"  # in range: _check_classes looked
         if task == "classification" and target_type.upper() not in ("BOOLEAN", *_INTEGER_TYPES):
             target_select = f"CAST({_q(target)} AS VARCHAR)"
         table = con.sql(
@@ -256,7 +338,15 @@ def train(con: duckdb.DuckDBPyConnection, registry: Registry, req: TrainRequest)
             params=req.params,
         ).to_arrow_table()
     except duckdb.Error as err:
+        text = str(err)
+        if "dbml: " in text:  # a value refused by the encoding's check (see feature_sql)
+            raise FeatureError(text[text.index("dbml: ") :].split("\n")[0]) from None
         raise SourceError(f"cannot read the rows of source {req.source_label} for model '{name}': {err}") from None
+    except (pa.ArrowException, OverflowError, ValueError) as err:  # a value DuckDB holds but Arrow cannot
+        raise SourceError(
+            f"cannot convert the rows of source {req.source_label} for model '{name}' to Arrow: {err}; "
+            "cast the columns at fault in the query (for example to DOUBLE or VARCHAR)"
+        ) from None
     n = table.num_rows
     if n == 0:
         raise SourceError(f"the source {req.source_label} of model '{name}' has no rows with a non-NULL '{target}'")
@@ -281,8 +371,13 @@ def train(con: duckdb.DuckDBPyConnection, registry: Registry, req: TrainRequest)
         labels = _plain_labels(target, labels, label_onnx)
     else:
         y_np = y_raw.to_numpy().astype(np.float64)
-        if not np.isfinite(y_np).all():
-            raise TargetError(f"target column '{target}' has NaN or infinite values; filter them in the source query")
+        bad = ~(np.abs(y_np) <= FLOAT_MAX)
+        if bad.any():
+            raise TargetError(
+                f"target column '{target}' of model '{name}' has {int(bad.sum())} infinite or out-of-FLOAT-range value(s) "
+                f"(such as {y_np[bad][0]!r}); predictions are FLOAT: filter them (WHERE isfinite({_q(target)})) "
+                "or rescale the target in the query"
+            )
         y_mean, y_std = float(y_np.mean()), float(y_np.std())
         if parent is not None:  # the parent's target scaling, which its weights assume
             y_mean, y_std = float(parent.weights["y_mean"]), float(parent.weights["y_std"])
@@ -308,11 +403,13 @@ def train(con: duckdb.DuckDBPyConnection, registry: Registry, req: TrainRequest)
 
     x_num, x_cat = encode_features(table, features, profile)
     infinite = np.isinf(x_num).any(axis=0) if x_num.size else []
-    if any(infinite):
+    if any(infinite):  # feature_sql refuses them first; a guard
         column = [f for f in features if f.kind != "category"][int(np.argmax(infinite))].name
         raise FeatureError(
-            f"column '{column}' has infinite values (or values too large for FLOAT); filter or clip them in the source query"
+            f"column '{column}' of model '{name}' has infinite values; filter them (WHERE isfinite({_q(column)})) in the source query"
         )
+    _check_sizes(name, features, profile, labels, len(val_idx) or len(train_idx),
+                 options["batch_size"] or _auto_batch_size(len(train_idx)), options)  # fmt: skip
 
     def tensors(idx: np.ndarray):
         y = torch.from_numpy(y_all[idx])
