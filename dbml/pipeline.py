@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import math
 import platform
 import time
@@ -24,7 +25,7 @@ import torch
 from sqlglot import exp
 
 import dbml
-from dbml import finetune, lineage
+from dbml import finetune, lineage, records
 from dbml.architectures import default_architecture, get_architecture
 from dbml.errors import ExportError, FeatureError, OptionError, SourceError, TargetError
 from dbml.export import OUTPUTS, PREFIX, build_onnx
@@ -77,7 +78,8 @@ def _task_of(target: str, sql_type: str, n_distinct: int, options: dict[str, Any
     t = sql_type.upper()
     asked = options["task"]
     categorical = t in ("BOOLEAN", "VARCHAR") or t.startswith("ENUM")
-    if asked == "regression" and categorical:
+    numeric = t in _INTEGER_TYPES or t in ("UHUGEINT", "FLOAT", "DOUBLE", "REAL") or t.startswith("DECIMAL")
+    if asked == "regression" and not numeric:
         raise TargetError(f"target column '{target}' has type {sql_type}; task = 'regression' needs a numeric target")
     if asked != "auto":
         return asked
@@ -120,8 +122,10 @@ def _target_facts(con, data_sql: str, target: str, target_type: str, params) -> 
     t = _q(target)
     integer = target_type.upper() in _INTEGER_TYPES or target_type.upper() == "UHUGEINT"
     bounds = f"CAST(min({t}) AS VARCHAR), CAST(max({t}) AS VARCHAR)" if integer else "NULL, NULL"
-    n, lo, hi = con.execute(f"SELECT count(DISTINCT {t}), {bounds} FROM ({data_sql})", params).fetchall()[0]
-    return int(n), (int(lo) if lo is not None else None), (int(hi) if hi is not None else None)
+    n, lo, hi, longest = con.execute(
+        f"SELECT count(DISTINCT {t}), {bounds}, max(length(CAST({t} AS VARCHAR))) FROM ({data_sql})", params
+    ).fetchall()[0]
+    return int(n), (int(lo) if lo is not None else None), (int(hi) if hi is not None else None), int(longest or 0)
 
 
 def _check_classes(model: str, target: str, target_type: str, n_distinct: int, lo: Any, hi: Any, options: dict[str, Any]) -> None:
@@ -137,6 +141,25 @@ def _check_classes(model: str, target: str, target_type: str, n_distinct: int, l
         raise TargetError(
             f"target column '{target}' of model '{model}' has class labels beyond the BIGINT range "
             f"({lo if lo < -(2**63) else hi}); cast it to VARCHAR in the query"
+        )
+
+
+def _check_profile(model: str, features: list[FeatureSpec], profile: dict[str, Any], options: dict[str, Any]) -> None:
+    """Category values and the profile within what the registry keeps, before training."""
+    for f in features:
+        vocab = profile[f.name].get("vocabulary") if f.kind == "category" else None
+        longest = max(vocab or [""], key=len)
+        if len(longest) > records.MAX_LABEL_TEXT:
+            raise FeatureError(
+                f"column '{f.name}' of model '{model}' has a category value of {len(longest):,} characters; category "
+                f"values are kept up to {records.MAX_LABEL_TEXT:,}: shorten them in the query (left({_q(f.name)}, 100)) "
+                "or leave the column out"
+            )
+    size = len(json.dumps(profile, default=str))
+    if size > records.MAX_JSON_BYTES:
+        raise FeatureError(
+            f"the feature profile of model '{model}' takes {size:,} bytes, over the registry's {records.MAX_JSON_BYTES:,}: "
+            f"lower max_categories (now {options['max_categories']:,}) or leave long text columns out"
         )
 
 
@@ -156,13 +179,13 @@ def _check_sizes(model: str, features: list[FeatureSpec], profile: dict[str, Any
                  f"categories (max_categories = {options['max_categories']:,})") if widest else ""  # fmt: skip
         raise FeatureError(
             f"the features of model '{model}' make {width:,} network inputs{where}; that needs over "
-            f"{chunk * width * 4 / 2**30:.1f} GiB per batch: lower max_categories or leave wide columns out"
+            f"{chunk * width * 4 / 2**20:,.0f} MiB per batch: lower max_categories or leave wide columns out"
         )
     k = len(labels or [])
     if n_eval * k * 4 * 3 > MEMORY_LIMIT:
         raise TargetError(
             f"model '{model}' has {k:,} classes and {n_eval:,} held-out rows, whose outputs need over "
-            f"{n_eval * k * 12 / 2**30:.1f} GiB: group rare classes or lower max_labels (now {options['max_labels']:,})"
+            f"{n_eval * k * 12 / 2**20:,.0f} MiB: group rare classes or lower max_labels (now {options['max_labels']:,})"
         )
 
 
@@ -293,6 +316,17 @@ def train(con: duckdb.DuckDBPyConnection, registry: Registry, req: TrainRequest)
         )
     target, target_type = by_lower[req.targets[0].lower()]
     _check_reserved(name, req, columns, [c for c in columns if c != target and (c == "" or c.lower() == _TARGET_NAME or c.lower().startswith(PREFIX))])
+    long_names = [c for c in columns if len(c) > records.MAX_NAME]
+    if long_names:
+        raise FeatureError(
+            f"column '{long_names[0][:40]}...' of the source of model '{name}' has a name of {len(long_names[0]):,} characters; "
+            f"the registry keeps names of at most {records.MAX_NAME:,}: rename it in the source (SELECT * RENAME (...))"
+        )
+    if len(columns) - 1 > records.MAX_FEATURES:
+        raise FeatureError(
+            f"the source {req.source_label} of model '{name}' has {len(columns) - 1:,} feature columns; "
+            f"the most a model takes is {records.MAX_FEATURES:,}: choose them with SELECT * EXCLUDE (...) or a column list"
+        )
     features = [FeatureSpec(c, *feature_kind(c, t)) for c, t in zip(columns, types) if c != target]
     if not features:
         raise FeatureError(f"the source {req.source_label} has no column besides the target '{target}'")
@@ -323,11 +357,16 @@ def train(con: duckdb.DuckDBPyConnection, registry: Registry, req: TrainRequest)
     if target_type.upper() in ("FLOAT", "DOUBLE", "REAL"):  # NaN is missing, as in features: the row is skipped
         data_sql += f" AND NOT isnan({_q(target)})"
     try:
-        n_distinct, t_lo, t_hi = _target_facts(con, data_sql, target, target_type, req.params)
+        n_distinct, t_lo, t_hi, t_longest = _target_facts(con, data_sql, target, target_type, req.params)
         task = parent.record["task"] if parent else _task_of(target, target_type, n_distinct, options)
         _check_reserved(name, req, columns, [f.name for f in features if f.name in OUTPUTS[task]], task)
         if task == "classification":
             _check_classes(name, target, target_type, n_distinct, t_lo, t_hi, options)
+            if t_longest > records.MAX_LABEL_TEXT:
+                raise TargetError(
+                    f"target column '{target}' of model '{name}' has a class label of {t_longest:,} characters; labels "
+                    f"are kept up to {records.MAX_LABEL_TEXT:,}: shorten them in the query (left({_q(target)}, 100))"
+                )
         target_select = _q(target) if task == "classification" else f"CAST({_q(target)} AS DOUBLE)"
         if task == "classification" and target_type.upper() in ("HUGEINT", "UBIGINT"):
             target_select = f"CAST({_q(target)} AS BIGINT)"  # in range: _check_classes looked
@@ -375,7 +414,7 @@ def train(con: duckdb.DuckDBPyConnection, registry: Registry, req: TrainRequest)
         if bad.any():
             raise TargetError(
                 f"target column '{target}' of model '{name}' has {int(bad.sum())} infinite or out-of-FLOAT-range value(s) "
-                f"(such as {y_np[bad][0]!r}); predictions are FLOAT: filter them (WHERE isfinite({_q(target)})) "
+                f"(such as {float(y_np[bad][0])!r}); predictions are FLOAT: filter them (WHERE isfinite({_q(target)})) "
                 "or rescale the target in the query"
             )
         y_mean, y_std = float(y_np.mean()), float(y_np.std())
@@ -401,6 +440,7 @@ def train(con: duckdb.DuckDBPyConnection, registry: Registry, req: TrainRequest)
         finally:
             profiler.close()
 
+    _check_profile(name, features, profile, options)
     x_num, x_cat = encode_features(table, features, profile)
     infinite = np.isinf(x_num).any(axis=0) if x_num.size else []
     if any(infinite):  # feature_sql refuses them first; a guard
