@@ -9,7 +9,6 @@ import json
 import os
 import warnings
 
-import duckdb
 import onnx
 import pytest
 from conftest import registry_counts
@@ -26,14 +25,17 @@ DATA = "SELECT i % 10 AS a, ['x', 'y', 'z'][1 + i % 3] AS c, i % 10 > 4 AS y FRO
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    """The bytes of a real export of a tiny classifier, and its predictions."""
+    """The bytes of a real export of a tiny classifier, its predictions, and the bytes of
+    a tiny regressor's export."""
     folder = tmp_path_factory.mktemp("export")
     with dbml.connect(user="tester") as con:
         con.sql(f"CREATE TABLE t AS {DATA}")
         con.sql(f"TRAIN MODEL m FROM t TARGET y WITH ({O})")
         con.sql(f"EXPORT MODEL m TO '{folder}/m.onnx'")
         scores = con.sql("SELECT list(PREDICT(m, *) ORDER BY a, c) FROM t").fetchall()[0][0]
-    return (folder / "m.onnx").read_bytes(), scores
+        con.sql(f"TRAIN MODEL r FROM (SELECT a, c, a * 2.5 AS v FROM t) TARGET v WITH ({O})")
+        con.sql(f"EXPORT MODEL r TO '{folder}/r.onnx'")
+    return (folder / "m.onnx").read_bytes(), scores, (folder / "r.onnx").read_bytes()
 
 
 def _mutated(blob: bytes, changes: dict[str, str | None]) -> bytes:
@@ -192,7 +194,7 @@ def _dumps(value) -> str:
 
 @st.composite
 def mutations(draw):
-    """A list of (metadata key, new text or None) for one mutated file."""
+    """A list of (metadata key, how, seeded Random) for one mutated file."""
     changes = []
     for key in draw(st.lists(st.sampled_from(KEYS), min_size=1, max_size=3, unique=True)):
         how = draw(st.sampled_from(["delete", "text", "json", "huge", "nested", "nested", "nested"]))
@@ -258,15 +260,15 @@ def _apply(blob: bytes, changes, data) -> bytes:
 
 
 EXAMPLES = int(os.environ.get("DBML_FUZZ_EXAMPLES", "60"))
-_seen: dict[str, int] = {"files": 0, "imported": 0, "refused": 0}
+_seen: dict[str, int] = {"files": 0, "imported": 0, "refused": 0, "use_dbml_errors": 0}
 
 
 @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                                  HealthCheck.data_too_large])  # fmt: skip
-@given(changes=mutations(), data=st.data())
-def test_mutated_export_files_raise_only_dbml_errors(exported, tmp_path, changes, data):
-    blob = _apply(exported[0], changes, data)
+@given(base=st.sampled_from([0, 2]), changes=mutations(), data=st.data())
+def test_mutated_export_files_raise_only_dbml_errors(exported, tmp_path, base, changes, data):
+    blob = _apply(exported[base], changes, data)
     path = tmp_path / "mutated.onnx"
     path.write_bytes(blob)
     _seen["files"] += 1
@@ -293,10 +295,7 @@ def test_mutated_export_files_raise_only_dbml_errors(exported, tmp_path, changes
             try:
                 use()
             except DbmlError:
-                pass
-            except duckdb.Error as err:  # the graph's declared types against the query's columns
-                assert "Python exception" not in str(err), err
-                assert isinstance(err, (duckdb.BinderException, duckdb.ConversionException)), err
+                _seen["use_dbml_errors"] += 1
 
 
 def test_the_fuzzer_ran():
