@@ -185,8 +185,8 @@ def import_model(conn: "Connection", name: str, url: str, options: dict[str, Any
         session = new_session(blob)
     except Exception as err:  # onnxruntime's own errors
         raise TransferError(f"onnxruntime cannot load '{url}': {err}") from None
-    facts, dropped = check_imported_facts(_json_meta(meta, RECORD_KEY, url, {}), url, _warn)
     raw = _json_meta(meta, RECORD_KEY, url, {})
+    facts, dropped = check_imported_facts(raw, url, _warn)  # raw is a dict from here on
     origin = None
     if isinstance(raw.get("model"), str) and isinstance(raw.get("version"), int) and not isinstance(raw.get("version"), bool):
         try:
