@@ -65,11 +65,14 @@ def function_digest(name: str) -> str | None:
     return match.group(4) if match else None
 
 
-def _udf(session: ort.InferenceSession, features: Sequence[FeatureSpec], output: str, convert: Callable[[np.ndarray], pa.Array]):
+def _udf(
+    session: ort.InferenceSession, features: Sequence[FeatureSpec], output: str,
+    convert: Callable[[np.ndarray], pa.Array], what: str,
+):  # fmt: skip
     features = tuple(features)
 
     def udf(*columns):
-        out = run_bounded(session, [output], arrow_feeds(features, columns))[0]
+        out = run_bounded(session, [output], arrow_feeds(features, columns), what)[0]
         return convert(out)
 
     return _with_arity(udf, len(features))
@@ -101,6 +104,7 @@ def register_version(
     class probabilities): ``names`` when given, else :func:`function_names`.
     """
     predict_name, proba_name = names or function_names(model, version)
+    what = f"model '{model}' version {version}"
     params = [sqltypes.VARCHAR if f.kind == "category" else sqltypes.FLOAT for f in features]
     arrow_type = _ARROW_TYPES[predict_type]
     if task == "classification":
@@ -118,7 +122,7 @@ def register_version(
         def convert(out: np.ndarray) -> pa.Array:
             return pa.array(out.reshape(-1).astype(np.float64), type=pa.float64())
 
-    predict_name = _create(con, predict_name, _udf(session, features, output, convert), params, _SQL_TYPES[predict_type])
+    predict_name = _create(con, predict_name, _udf(session, features, output, convert, what), params, _SQL_TYPES[predict_type])
     if task != "classification":
         return predict_name, None
 
@@ -129,7 +133,7 @@ def register_version(
         return pa.StructArray.from_arrays([pa.array(out[:, k]) for k in range(len(names))], names=names)
 
     struct = duckdb.struct_type({n: sqltypes.DOUBLE for n in names})
-    proba_name = _create(con, proba_name, _udf(session, features, "probabilities", convert_proba), params, struct)
+    proba_name = _create(con, proba_name, _udf(session, features, "probabilities", convert_proba, what), params, struct)
     return predict_name, proba_name
 
 
