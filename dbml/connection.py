@@ -123,7 +123,8 @@ class Connection:
         self._con = con
         self._owner = threading.get_ident()
         self._local = threading.local()
-        self._cursors: list[duckdb.DuckDBPyConnection] = []
+        # threads' cursors; one goes with its thread (threading.local drops it)
+        self._cursors: "weakref.WeakSet[duckdb.DuckDBPyConnection]" = weakref.WeakSet()
         self._lock = threading.RLock()
         self._registrar: duckdb.DuckDBPyConnection | None = None
         self._registry = Registry(con, user)
@@ -161,7 +162,7 @@ class Connection:
         if cur is None:
             cur = self._local.cursor = self._con.cursor()
             with self._lock:
-                self._cursors.append(cur)
+                self._cursors.add(cur)
         return cur
 
     def scoped(self) -> ScopedDuckDB:
@@ -526,7 +527,7 @@ class Connection:
 
     def close(self) -> None:
         with self._lock:
-            cursors, self._cursors = self._cursors, []
+            cursors, self._cursors = list(self._cursors), weakref.WeakSet()
             registrar, self._registrar = self._registrar, None
         for cur in [*cursors, registrar]:
             if cur is not None:
