@@ -60,7 +60,7 @@ def set_alias(conn: "Connection", model: str, alias: str, version: int | None) -
         version = check_version(version, f"the version of alias '{alias}' of model '{name}'")
     previous = conn.registry.set_alias(name, alias, version)
     schema = pa.schema([("model", pa.string()), ("alias", pa.string()), ("version", pa.int32()), ("previous_version", pa.int32())])
-    return _rows(conn.duckdb, [{"model": name, "alias": alias, "version": version,
+    return _rows(conn.db(), [{"model": name, "alias": alias, "version": version,
                                 "previous_version": previous}], schema)  # fmt: skip
 
 
@@ -81,7 +81,7 @@ def evaluate_model(
         sql = evaluate.confusion_sql(source_sql, ref, target, by=by)
     else:
         sql = evaluate.evaluation_sql(source_sql, ref, target, rec["task"], rec["labels"], by=by, positive=opts["positive"])
-    relation = conn.duckdb.sql(conn.rewrite(sql))
+    relation = conn.scoped().sql(conn.rewrite(sql))
     conn.registry.audit("EVALUATE", rec["model"], rec["version"], {"source": source_sql, **{k: v for k, v in opts.items() if v}})
     return relation
 
@@ -107,7 +107,7 @@ def _require_columns(
 ) -> dict[str, str]:
     """The source's columns by lower-case name; a dbml error naming any needed one that is missing."""
     try:
-        columns = conn.duckdb.sql(f"SELECT * FROM (\n{source_sql}\n) AS src LIMIT 0").columns
+        columns = conn.scoped().sql(f"SELECT * FROM (\n{source_sql}\n) AS src LIMIT 0").columns
     except duckdb.Error as err:
         raise TargetError(f"cannot read {label} to {doing} model '{rec['model']}': {err}") from None
     lowered = {c.lower(): c for c in columns}
@@ -132,7 +132,7 @@ def explain_model(
         source_sql, f"{rec['model']}:{rec['version']}", rec["target"], rec["task"],
         [f["name"] for f in rec["features"]], repeats=opts["repeats"], seed=opts["seed"],
     )  # fmt: skip
-    return conn.duckdb.sql(conn.rewrite(sql))
+    return conn.scoped().sql(conn.rewrite(sql))
 
 
 def monitor_model(
@@ -146,10 +146,10 @@ def monitor_model(
     rec = conn.registry.get(model, version)
     _require_columns(conn, rec, source_sql, source_label, {}, "monitor")
     sql = monitor.drift_sql(source_sql, f"{rec['model']}:{rec['version']}", rec, threshold=opts["threshold"])
-    table = conn.duckdb.sql(conn.rewrite(sql)).to_arrow_table()
+    table = conn.scoped().sql(conn.rewrite(sql)).to_arrow_table()
     run_id = conn.registry.add_monitor_run(rec["model"], rec["version"], source_sql, opts["threshold"], table.to_pylist())
     run = pa.array([run_id] * table.num_rows, type=pa.int64())
-    return conn.duckdb.from_arrow(table.add_column(0, "run_id", run))
+    return conn.db().from_arrow(table.add_column(0, "run_id", run))
 
 
 def export_model(conn: "Connection", model: str, version: int | None, url: str) -> duckdb.DuckDBPyRelation:
@@ -162,7 +162,7 @@ def export_model(conn: "Connection", model: str, version: int | None, url: str) 
     digest = hashlib.sha256(data).hexdigest()
     conn.registry.audit("EXPORT", rec["model"], rec["version"], {"url": url, "sha256": digest, "bytes": len(data)})
     schema = pa.schema([("model", pa.string()), ("version", pa.int32()), ("url", pa.string()), ("bytes", pa.int64()), ("sha256", pa.string())])
-    return _rows(conn.duckdb, [{"model": rec["model"], "version": rec["version"], "url": url, "bytes": len(data), "sha256": digest}], schema)
+    return _rows(conn.db(), [{"model": rec["model"], "version": rec["version"], "url": url, "bytes": len(data), "sha256": digest}], schema)
 
 
 def import_model(conn: "Connection", name: str, url: str, options: dict[str, Any]) -> duckdb.DuckDBPyRelation:
@@ -183,6 +183,8 @@ def import_model(conn: "Connection", name: str, url: str, options: dict[str, Any
     meta = dbml_metadata(blob)
     try:
         session = new_session(blob)
+    except DbmlError:
+        raise  # already names what is wrong (an unsafe graph, a resource bound)
     except Exception as err:  # onnxruntime's own errors
         raise TransferError(f"onnxruntime cannot load '{url}': {err}") from None
     raw = _json_meta(meta, RECORD_KEY, url, {})
@@ -303,4 +305,4 @@ def _store_import(
 ) -> duckdb.DuckDBPyRelation:
     version = conn.registry.add_version(record, blob, [], action="IMPORT", detail=detail)
     schema = pa.schema([("model", pa.string()), ("version", pa.int32()), ("url", pa.string()), ("exported_from", pa.string())])
-    return _rows(conn.duckdb, [{"model": name, "version": version, "url": url, "exported_from": origin}], schema)
+    return _rows(conn.db(), [{"model": name, "version": version, "url": url, "exported_from": origin}], schema)
