@@ -130,7 +130,7 @@ def feature_sql(feature: FeatureSpec, column: exp.Expression, model: str | None 
                 ),
                 exp.If(this=exp.or_(exp.Is(this=value.copy(), expression=exp.Null()), exp.func("isnan", value.copy())), true=exp.Null()),
             ],
-            default=_refuse(feature, value, model, "a finite FLOAT (about +-3.4e38)"),
+            default=_refuse(feature, value, model, "a finite FLOAT (+-3.4e38)"),
         ))  # fmt: skip
     typed = exp.cast(column, exp.DataType.build(feature.sql_type, dialect="duckdb"))
     if feature.kind == "category":
@@ -179,8 +179,8 @@ def _refuse(feature: FeatureSpec, column: exp.Expression, model: str | None, wan
     name = feature.name.replace('"', '""')
     head = f"dbml: column '{feature.name}'{of} has the value "
     tail = (
-        f", which is not {wanted}; NULL and NaN count as missing and are imputed, infinite and out-of-range "
-        f'values are refused: filter them (WHERE isfinite("{name}")) or clip them in the query'
+        f", not {wanted}: NULL and NaN are imputed, infinite and out-of-range values refused; "
+        f'filter them (WHERE isfinite("{name}")) or clip them'
     )
     text = exp.DPipe(
         this=exp.DPipe(this=exp.Literal.string(head), expression=exp.cast(column.copy(), exp.DataType.build("VARCHAR"))),
