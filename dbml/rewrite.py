@@ -126,7 +126,7 @@ def _rewrite_call(text: str, resolve: Callable[[str], ModelSignature | None]) ->
     if sig is None:  # not a model: the user's own function of that name
         return None
     inputs = _feature_inputs(sig, list(node.expressions), func)
-    args = [feature_sql(f, col) for f, col in zip(sig.features, inputs)]
+    args = [feature_sql(f, col, sig.model) for f, col in zip(sig.features, inputs)]
     if func == "PREDICT_PROBA":
         if sig.proba_function is None:
             raise FeatureError(
