@@ -229,11 +229,11 @@ class Connection:
         result = self._submit(part, params, run)
         return result if last else None
 
-    def _retrying(self, run, part: Statement | None):
-        """Run plain SQL; when it calls a version UDF that no connection of this process
-        has created yet (a view or macro made in an earlier process), create it and run
-        the statement again. ``part`` None: a script of several statements, which is
-        never run twice."""
+    def _retrying(self, run, part: Statement | None, registered=None):
+        """Run SQL; when it calls a version UDF that no connection of this process has
+        created yet (a view or macro made in an earlier process), create it, call
+        ``registered`` and run the statement again. ``part`` None: a script of several
+        statements, which is never run twice."""
         tried: set[str] = set()
         while True:
             try:
@@ -244,6 +244,8 @@ class Connection:
                     raise
                 tried.add(name)
                 self._register_stored(name)
+                if registered is not None:
+                    registered()
                 if part is None:
                     raise DbmlError(
                         f"the script calls {name}, the UDF of a stored view or macro, which was not registered "
@@ -258,21 +260,18 @@ class Connection:
         if part.kind == "ml":
             return statements.run_statement(self, parse_statement(part.text), params)
         used: list[ModelSignature] = []
-        sql = self.rewrite(part.text, used)
-        tried: set[str] = set()
-        while True:
+        sql = [self.rewrite(part.text, used)]
+
+        def attempt():
             try:
-                return run(sql, params)
+                return run(sql[0], params)
             except duckdb.BinderException as err:
                 raise _missing_feature(err, used) or err
-            except duckdb.CatalogException as err:
-                name = _missing_udf(err)
-                if name is None or name in tried:
-                    raise
-                tried.add(name)
-                self._register_stored(name)
-                if part.kind == "predict":  # its UDF may now have another name
-                    sql = self.rewrite(part.text, used)
+
+        def registered() -> None:  # the statement's own UDFs may now have other names
+            sql[0] = self.rewrite(part.text, used)
+
+        return self._retrying(attempt, part, registered)
 
     def _register_stored(self, function: str) -> None:
         """Register the UDFs behind a ``dbml_predict__<model>__v<N>...`` name met in SQL
