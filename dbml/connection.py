@@ -192,7 +192,9 @@ class Connection:
             return self._run_plain(text, params, parts)
         result = None
         for i, part in enumerate(parts):
-            result = self._run(part, params, last=i == len(parts) - 1)
+            rel = self._run(part, params, last=i == len(parts) - 1)
+            if rel is not None:  # as DuckDB: the latest statement that gave rows
+                result = rel
         return result
 
     @_entry
@@ -213,21 +215,27 @@ class Connection:
         return self._submit(part, params, lambda sql, values: self.scoped().execute(sql, values))
 
     def _run_plain(self, text: str, params, parts: list[Statement]):
-        """A script of plain SQL, to DuckDB in one call, as typed."""
+        """A script of plain SQL, to DuckDB in one call, as typed. DuckDB returns the rows
+        of its latest statement that gave rows; dbml returns None where none did."""
         rel = self._retrying(lambda: self.scoped().sql(text, params), parts[0] if len(parts) == 1 else None)
-        return _result(self.db(), parts[-1].text, rel)
+        con = self.db()
+        return rel if any(_yields_rows(con, p) for p in parts) else None
 
     def _run(self, part: Statement, params, last: bool) -> duckdb.DuckDBPyRelation | None:
+        """One statement of a script with dbml statements in it. A statement that gives
+        rows gives a relation (held in memory unless it is the last, since later
+        statements may change what it reads); any other runs to its end and gives None."""
+
         def run(sql: str, values):
-            if not last:  # run now, as DuckDB runs all but the last statement of a script
-                self.scoped().execute(sql, values)
+            if not _yields_rows(self.db(), part):
+                self.scoped().execute(sql, values).fetchall()
                 return None
-            return _result(self.db(), sql, self.scoped().sql(sql, values))
+            rel = self.scoped().sql(sql, values)
+            return rel if last or rel is None else rel.materialize()
 
         if part.kind == "sql":
             return self._retrying(lambda: run(part.text, params), part)
-        result = self._submit(part, params, run)
-        return result if last else None
+        return self._submit(part, params, run)
 
     def _retrying(self, run, part: Statement | None, registered=None):
         """Run SQL; when it calls a version UDF that no connection of this process has
@@ -556,21 +564,19 @@ def _text(text: Any) -> str:
     return text
 
 
-def _result(con: duckdb.DuckDBPyConnection, sql: str, rel: duckdb.DuckDBPyRelation | None):
-    """None for DDL, and for DML that only counts its rows (the connection's contract);
-    DuckDB's own relation for everything else, RETURNING and RETURN_FILES included."""
-    if rel is None:
-        return None
+def _yields_rows(con: duckdb.DuckDBPyConnection, part: Statement) -> bool:
+    """False for DDL and for DML that only counts its rows (the connection's contract
+    gives None for them); True for queries, RETURNING, RETURN_FILES and the rest."""
     try:
-        parsed = con.extract_statements(sql)
-        kind = parsed[-1].type.name if parsed else None
-    except (duckdb.Error, ValueError, TypeError):
-        return rel  # a statement type this duckdb cannot name (CONNECT, ...): DuckDB's answer stands
+        parsed = con.extract_statements(part.text)
+        kind = parsed[-1].type.name
+    except (duckdb.Error, ValueError, TypeError, IndexError):
+        return True  # a statement this duckdb cannot name (CONNECT, ...): DuckDB answers for itself
     if kind in _NO_ROWS:
-        return None
-    if kind in _COUNTED and rel.columns == ["Count"]:
-        return None
-    return rel
+        return False
+    if kind in _COUNTED:
+        return re.search(r"\bRETURNING\b|\bRETURN_FILES\b", part.masked or part.text, re.IGNORECASE) is not None
+    return True
 
 
 def _missing_udf(err: duckdb.CatalogException) -> str | None:

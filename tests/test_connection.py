@@ -29,7 +29,12 @@ def test_plain_sql_gives_duckdbs_results(con):
 def test_scripts_return_what_their_last_statement_gives(con):
     rel = con.sql("CREATE TABLE a(x INT); INSERT INTO a VALUES (1), (2); SELECT sum(x) AS s FROM a")
     assert rel.fetchall() == [(3,)]
-    assert con.sql("SELECT 1; CREATE TABLE b(y INT)") is None  # as DuckDB: the last statement's result
+    # as DuckDB: a script gives the rows of its latest statement that gave rows
+    assert con.sql("SELECT 1; CREATE TABLE b(y INT)").fetchall() == [(1,)]
+    assert con.sql("SELECT 1; SHOW MODELS; SELECT 2").fetchall() == [(2,)]
+    assert con.sql("SELECT 7; SHOW MODELS; CREATE TABLE d(w INT)").fetchall() == []  # SHOW MODELS gave (no) rows
+    assert con.sql("CREATE TABLE e(v INT); DROP TABLE e") is None
+    assert con.sql("INSERT INTO a VALUES (3) RETURNING x AS Count").fetchall() == [(3,)]
     assert con.sql("CREATE TABLE c(z INT); INSERT INTO c VALUES (5)") is None
     assert con.sql("  ") is None
     assert con.sql("-- only a comment") is None

@@ -132,3 +132,17 @@ def test_fuzzed_statements_raise_only_dbml_or_duckdb_errors(fuzz_con, pieces):
             rel.limit(5).fetchall()
     except (dbml.DbmlError, duckdb.Error):
         pass
+
+
+def test_mixed_scripts_keep_the_latest_rows_with_their_types(con):
+    con.sql("CREATE TABLE t AS SELECT i AS x, i % 2 = 0 AS y FROM range(40) r(i)")
+    con.sql("TRAIN MODEL m FROM t TARGET y WITH (epochs = 1, progress = false)")
+    assert con.sql("BEGIN; SELECT count(PREDICT(m, *)) FROM t; COMMIT").fetchall() == [(40,)]
+    assert con.sql("SELECT PREDICT(m, *) FROM t LIMIT 1; SELECT 1").fetchall() == [(1,)]
+    rel = con.sql(
+        "SELECT PREDICT(m, *) AS p, 340282366920938463463374607431768211455::UHUGEINT AS u, '101'::BIT AS b "
+        "FROM t LIMIT 1; CREATE TABLE later AS SELECT 1 AS a; DELETE FROM t"
+    )
+    assert [str(t) for t in rel.types] == ["BOOLEAN", "UHUGEINT", "BIT"]
+    assert rel.fetchall()[0][1:] == (2**128 - 1, "101")
+    assert con.sql("SELECT count(*) FROM t").fetchall() == [(0,)]  # the DELETE ran after the rows were held
