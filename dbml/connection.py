@@ -109,6 +109,7 @@ class ScopedDuckDB:
 _creators: dict[str, list[weakref.ref]] = {}
 _creators_lock = threading.Lock()
 _local_names = itertools.count(1)
+_PRIVATE_NAME = re.compile(r"\bdbml_(?:predict|proba)__\w+__t\d+\b")
 
 
 class Connection:
@@ -131,6 +132,8 @@ class Connection:
         self._registry_ready = False
         # (model, version) -> (sha256 the UDFs were built from, predict UDF name, proba UDF name)
         self._functions: dict[tuple[str, int], tuple[str, str, str | None]] = {}
+        # (connection id, model, version, sha256) -> names private to a transaction there
+        self._private: dict[tuple[int, str, int, str], tuple[str, str | None]] = {}
         # A registry that exists is checked (and migrated) now; a database without one
         # gets it at the first dbml statement, so plain SQL leaves no trace of dbml.
         if _registry_exists(con):
@@ -269,6 +272,11 @@ class Connection:
             return statements.run_statement(self, parse_statement(part.text), params)
         used: list[ModelSignature] = []
         sql = [self.rewrite(part.text, used)]
+        if re.match(r"\s*CREATE\b", part.masked, re.IGNORECASE) and _PRIVATE_NAME.search(sql[0]):
+            raise DbmlError(
+                "a view, macro or table made inside this transaction would call PREDICT through functions that "
+                "live only in the transaction: create it after COMMIT or ROLLBACK"
+            )
 
         def attempt():
             try:
@@ -336,7 +344,10 @@ class Connection:
         return self._ensure_functions(rec)
 
     def _ensure_functions(self, rec: dict[str, Any], names: tuple[str, str] | None = None) -> ModelSignature:
+        """The signature of a version, its UDFs created where needed. ``names``: the exact
+        names a stored view or macro calls."""
         model, version, sha = rec["model"], rec["version"], rec["onnx_sha256"]
+        stored = names is not None
         features = tuple(FeatureSpec(**f) for f in rec["features"])
         task = rec["task"]
         imported = task == "imported"  # a foreign ONNX file: PREDICT returns its first output's type
@@ -356,10 +367,21 @@ class Connection:
             known = self._functions[(model, version)] = (sha, names[0], names[1] if has_proba else None)
         con = self.db()
         if not _functions_exist(con, wanted):
-            # A transaction opened before the functions were created does not see them:
-            # create them inside it under names of its own (a ROLLBACK takes them along).
-            local = tuple(f"{n}__t{next(_local_names)}" for n in names)
-            self._register(rec, features, predict_type, con, local)
+            # A transaction opened before the functions were created does not see them.
+            if stored:
+                raise DbmlError(
+                    f"the SQL calls {names[0]}, the function of model '{model}' version {version}, which was "
+                    "created after this transaction began, so the transaction cannot see it: COMMIT or ROLLBACK, "
+                    "then run the statement again"
+                )
+            # Create them inside it, under names of its own, once per connection (a ROLLBACK
+            # takes them along; after a COMMIT the shared names are seen again).
+            key = (id(con), model, version, sha)
+            local = self._private.get(key)
+            if local is None or not _functions_exist(con, [n for n in local if n]):
+                made = self._register(rec, features, predict_type, con, tuple(f"{n}__t{next(_local_names)}" for n in names))
+                _remember_creator(con, made)
+                local = self._private[key] = made
             known = (sha, local[0], local[1] if has_proba else None)
         _, predict_name, proba_name = known
         return ModelSignature(

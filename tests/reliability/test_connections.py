@@ -170,3 +170,33 @@ def test_a_file_open_in_another_process_is_a_dbml_error(tmp_path):
     finally:
         holder.stdin.close()
         holder.wait(timeout=30)
+
+
+def test_transactions_opened_before_the_functions_existed(path):
+    import subprocess
+    import sys
+    import textwrap
+
+    with dbml.connect(path) as c:
+        c.sql("CREATE VIEW v AS SELECT PREDICT(m, *) AS p FROM t")
+    child = textwrap.dedent(f"""
+        import dbml
+        c = dbml.connect({path!r})
+        c.sql("BEGIN")
+        try:
+            c.sql("SELECT count(*) FROM v").fetchall()
+        except dbml.DbmlError as err:
+            print("view:", "COMMIT or ROLLBACK" in str(err))
+        for _ in range(3):
+            assert len(c.sql("SELECT PREDICT(m, *) FROM t").fetchall()) == 200
+        names = c.sql("SELECT count(*) FROM duckdb_functions() WHERE function_name LIKE 'dbml_predict%'").fetchall()
+        print("private:", names[0][0])
+        try:
+            c.sql("CREATE VIEW w AS SELECT PREDICT(m, *) AS p FROM t")
+        except dbml.DbmlError as err:
+            print("create:", "after COMMIT or ROLLBACK" in str(err))
+        c.sql("ROLLBACK")
+        print("after:", c.sql("SELECT count(*) FROM v").fetchall()[0][0])
+    """)
+    out = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=120)
+    assert out.stdout.split("\n")[:4] == ["view: True", "private: 1", "create: True", "after: 200"], out.stderr
