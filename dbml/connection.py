@@ -36,6 +36,7 @@ from dbml.pipeline import TrainRequest, label_types, train
 from dbml.registry import Registry, check_model_name, parse_reference
 from dbml.rewrite import ModelSignature, Statement, rewrite_predict, split_statements
 from dbml.runtime import session_for
+from dbml.sqltext import string as sql_string
 from dbml.training import Callback
 from dbml.udfs import function_digest, function_names, parse_function_name, register_imported, register_version
 
@@ -52,26 +53,33 @@ _CODE = {
 }
 
 
-def _user_frame():
-    """The innermost frame outside the dbml package: the code that called dbml."""
-    frame = sys._getframe(1)
-    while frame is not None and (frame.f_globals.get("__name__") or "").partition(".")[0] == "dbml":
+def _in_dbml(frame) -> bool:
+    return (frame.f_globals.get("__name__") or "").partition(".")[0] == "dbml"
+
+
+def _user_frame(frame):
+    """The innermost frame outside the dbml package, from ``frame`` outwards."""
+    while frame is not None and _in_dbml(frame):
         frame = frame.f_back
     return frame
 
 
 def _entry(method):
-    """Remember the caller's frame while a public method runs (the outermost call wins)."""
+    """Remember the caller's frame while a public method runs. A call from dbml's own
+    code keeps the frame already remembered; a call from user code (a callback inside
+    TRAIN, say) brings its own, until it returns."""
 
     @functools.wraps(method)
     def wrapper(self, *args, **kwargs):
-        if getattr(_scope, "frame", None) is not None:
+        caller = sys._getframe(1)
+        previous = getattr(_scope, "frame", None)
+        if previous is not None and _in_dbml(caller):
             return method(self, *args, **kwargs)
-        _scope.frame = _user_frame()
+        _scope.frame = _user_frame(caller)
         try:
             return method(self, *args, **kwargs)
         finally:
-            _scope.frame = None
+            _scope.frame = previous
 
     return wrapper
 
@@ -116,8 +124,15 @@ class Connection:
     """A DuckDB connection with dbml's statements, functions and registry.
 
     Attributes:
-        duckdb: the underlying ``duckdb.DuckDBPyConnection``.
+        duckdb: the underlying ``duckdb.DuckDBPyConnection`` (in a thread other than the
+            one that made the connection, that thread's own cursor of it).
         registry: the registry of this database (created on first use).
+
+    From several threads: each thread other than the creating one works on a cursor of
+    its own, as DuckDB's ``cursor()`` does, so calls never collide ("connection is
+    busy"). The database (tables, views, models) is shared; what DuckDB keeps per
+    connection (temporary tables, USE, variables, prepared statements, registered
+    Python objects, an open transaction) is per thread.
     """
 
     def __init__(self, con: duckdb.DuckDBPyConnection, user: str | None = None):
@@ -145,7 +160,8 @@ class Connection:
 
     @property
     def duckdb(self) -> duckdb.DuckDBPyConnection:
-        return self._con
+        """The DuckDB connection that ``sql`` uses in this thread (see :meth:`db`)."""
+        return self.db()
 
     @property
     def registry(self) -> Registry:
@@ -321,7 +337,7 @@ class Connection:
                     used.append(resolved[key])
             return resolved[key]
 
-        return rewrite_predict(sql, resolve)
+        return rewrite_predict(sql, resolve, lambda: _user_function_exists(self.db(), ("predict", "predict_proba")))
 
     def _resolve(self, reference: str) -> ModelSignature | None:
         try:
@@ -474,10 +490,11 @@ class Connection:
     @_entry
     def predict(self, model: str, source: str, proba: bool = False) -> duckdb.DuckDBPyRelation:
         """The source's rows with a ``prediction`` column (and ``probabilities`` when asked)."""
-        ref = model.replace("'", "''")
+        parse_reference(model)  # a dbml error for anything but a model reference
+        ref = sql_string(model)
         source_sql, _ = statements.source_query(source)
-        extra = f", PREDICT_PROBA('{ref}', *) AS probabilities" if proba else ""
-        return self.scoped().sql(self.rewrite(f"SELECT *, PREDICT('{ref}', *) AS prediction{extra} FROM (\n{source_sql}\n) AS src"))
+        extra = f", PREDICT_PROBA({ref}, *) AS probabilities" if proba else ""
+        return self.scoped().sql(self.rewrite(f"SELECT *, PREDICT({ref}, *) AS prediction{extra} FROM (\n{source_sql}\n) AS src"))
 
     @_entry
     def show_models(self) -> duckdb.DuckDBPyRelation:
@@ -519,7 +536,7 @@ class Connection:
     ) -> duckdb.DuckDBPyRelation:  # fmt: skip
         """``EVALUATE MODEL model [VERSION n] ON source WITH (by = ..., confusion = ...)``."""
         source_sql, label = statements.source_query(source)
-        options = {"by": by, "confusion": confusion, "positive": positive}
+        options = {k: v for k, v in {"by": by, "confusion": confusion, "positive": positive}.items() if v is not None}
         return lifecycle.evaluate_model(self, model, version, self.rewrite(source_sql), label, options)
 
     @_entry

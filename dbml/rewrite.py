@@ -117,12 +117,20 @@ def _unalias(arg: exp.Expression) -> exp.Expression:
     return arg
 
 
-def _rewrite_call(text: str, resolve: Callable[[str], ModelSignature | None]) -> str | None:
+def _rewrite_call(
+    text: str, resolve: Callable[[str], ModelSignature | None], keep: Callable[[], bool] | None
+) -> str | None:
     node = parse_statement(text)
     if not isinstance(node, tuple(PREDICT_FUNCTIONS.values())):
         raise DbmlSyntaxError(f"could not read the PREDICT call {text!r}")
     func = "PREDICT_PROBA" if isinstance(node, PredictProba) else "PREDICT"
-    sig = resolve(_model_reference(node.this, func))
+    try:
+        reference = _model_reference(node.this, func)
+    except ModelNotFoundError:
+        if keep is not None and keep():
+            return None
+        raise
+    sig = resolve(reference)
     if sig is None:  # not a model: the user's own function of that name
         return None
     inputs = _feature_inputs(sig, list(node.expressions), func)
@@ -141,7 +149,9 @@ def _rewrite_call(text: str, resolve: Callable[[str], ModelSignature | None]) ->
     return call.sql(dialect="duckdb", normalize_functions=False)
 
 
-def rewrite_predict(sql: str, resolve: Callable[[str], ModelSignature | None]) -> str:
+def rewrite_predict(
+    sql: str, resolve: Callable[[str], ModelSignature | None], keep: Callable[[], bool] | None = None
+) -> str:
     """Rewrite every PREDICT / PREDICT_PROBA call of ``sql``; the rest is left as typed.
 
     Args:
@@ -149,6 +159,8 @@ def rewrite_predict(sql: str, resolve: Callable[[str], ModelSignature | None]) -
         resolve: maps a model reference ('churn', 'churn:3') to its signature; raises
             a dbml error for an unknown model or version, or returns None to leave the
             call as typed (a user's own function named predict).
+        keep: asked when a call's first argument is no model reference; True leaves
+            the call as typed (the user has a function named predict).
     """
     masked = mask(sql)
     out = sql
@@ -162,7 +174,7 @@ def rewrite_predict(sql: str, resolve: Callable[[str], ModelSignature | None]) -
                 f"syntax error at line {line}, column {col} near '{name}': {name.upper()}( is never closed"
             )
         try:
-            replacement = _rewrite_call(text, resolve)
+            replacement = _rewrite_call(text, resolve, keep)
         except ParseError as err:  # pragma: no cover - parse_statement converts these
             raise DbmlSyntaxError(str(err)) from None
         if replacement is not None:

@@ -28,7 +28,11 @@ ML_HEADS = {
 _DOLLAR = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)?\$")
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
 _PREDICT = re.compile(r"(?<![\w.$\"])(predict_proba|predict)\s*\(", re.IGNORECASE)
-_DEFINES = re.compile(r"\b(MACRO|FUNCTION)\s*$", re.IGNORECASE)
+# words after which name( is a definition, a table, an alias or a CTE, never a call
+_NOT_A_CALL = re.compile(
+    r"\b(MACRO|FUNCTION|TABLE|VIEW|INTO|AS|FROM|JOIN|WITH|EXISTS|RECURSIVE|LATERAL)\s*$", re.IGNORECASE
+)
+_CTE_AFTER = re.compile(r"\s*AS\s*(?:\(|MATERIALIZED\b|NOT\b)", re.IGNORECASE)
 _IDENT_CHAR = re.compile(r"[\w$]")
 
 
@@ -164,13 +168,14 @@ def _is_ml(masked: str) -> bool:
 
 def predict_calls(masked: str) -> list[tuple[int, int]]:
     """(start, end inclusive) of each outermost PREDICT( / PREDICT_PROBA( call in a
-    masked statement. A call with one argument, a qualified name (``main.predict``)
-    or a definition (``CREATE MACRO predict(a)``) is not dbml's and is left out.
-    An unclosed call runs to the end of the text."""
+    masked statement. A call with one argument, a qualified name (``main.predict``),
+    a definition (``CREATE MACRO predict(a)``), a table, view, alias or CTE named
+    predict with a column list, or a table function in FROM is not dbml's and is left
+    out. An unclosed call runs to the end of the text."""
     spans: list[tuple[int, int]] = []
     pos = 0
     while (m := _PREDICT.search(masked, pos)) is not None:
-        if _DEFINES.search(masked[max(0, m.start() - 40) : m.start()]):
+        if _NOT_A_CALL.search(masked[max(0, m.start() - 40) : m.start()]):
             pos = m.end()
             continue
         depth, k, commas = 0, m.end() - 1, 0
@@ -186,7 +191,7 @@ def predict_calls(masked: str) -> list[tuple[int, int]]:
                 commas += 1
             k += 1
         end = min(k, len(masked) - 1)
-        if commas >= 1 or k >= len(masked):
+        if (commas >= 1 and not _CTE_AFTER.match(masked, end + 1)) or k >= len(masked):
             spans.append((m.start(), end))
         pos = end + 1
     return spans

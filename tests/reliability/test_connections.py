@@ -200,3 +200,21 @@ def test_transactions_opened_before_the_functions_existed(path):
     """)
     out = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=120)
     assert out.stdout.split("\n")[:4] == ["view: True", "private: 1", "create: True", "after: 200"], out.stderr
+
+
+def test_a_callback_inside_train_sees_its_own_variables(con):
+    from dbml.training import Callback
+
+    other = dbml.connect()
+    seen = []
+
+    class Peek(Callback):
+        def on_epoch_end(self, log):
+            piece = pa.table({"k": [1, 2, 3]})  # noqa: F841 - read by name in SQL
+            seen.append(other.sql("SELECT sum(k) FROM piece").fetchall())
+
+    frame = pa.table({"x": [1.0, 2.0, 3.0, 4.0] * 10, "y": [True, False] * 20})  # noqa: F841
+    con.train("cb", "frame", target="y", epochs=2, progress=False, callbacks=[Peek()])
+    assert seen == [[(6,)], [(6,)]]
+    assert con.sql("SELECT count(*) FROM frame").fetchall() == [(40,)]
+    other.close()

@@ -80,6 +80,13 @@ def test_copy_from_database_twice_as_duckdb_does(tmp_path):
 def test_names_dbml_takes_only_in_its_own_forms(con):
     con.sql("CREATE MACRO predict(a) AS a + 1")
     assert con.sql("SELECT predict(41) AS v").fetchall() == [(42,)]
+    con.sql("CREATE OR REPLACE MACRO predict(a, b) AS a + b")
+    assert con.sql("SELECT predict(1, 2)").fetchall() == [(3,)]
+    con.sql("CREATE TABLE pair AS SELECT 1 AS x, 2 AS y")
+    assert con.sql("SELECT * FROM pair AS predict(p, q)").fetchall() == [(1, 2)]
+    assert con.sql("WITH predict(x, y) AS (SELECT 1, 2) SELECT * FROM predict").fetchall() == [(1, 2)]
+    con.sql("CREATE SCHEMA s; CREATE TABLE s.predict(x INT, y INT); INSERT INTO s.predict(x, y) VALUES (4, 5)")
+    assert con.sql("SELECT * FROM s.predict").fetchall() == [(4, 5)]
     con.sql("CREATE SCHEMA model; CREATE TABLE model.t(a INT); CREATE TABLE models(b INT)")
     assert con.sql("DESCRIBE model.t").fetchall()[0][0] == "a"
     con.sql("CREATE TABLE model.model(c INT)")
