@@ -343,10 +343,15 @@ def train(con: duckdb.DuckDBPyConnection, registry: Registry, req: TrainRequest)
     parent = None
     if options["warm_start"] or options["from_version"]:
         parent = finetune.load_parent(registry, name, options["from_version"] or None)
-        for key in [o.name for o in arch.options]:  # the network keeps the parent's shape
+        for opt in arch.options:  # the network keeps the parent's shape
+            key = opt.name
             if key in {k.lower() for k in req.options} and req.options.get(key) != parent.record["options"].get(key):
                 raise OptionError(f"option '{key}' cannot change when fine-tuning model '{name}'")
-            options[key] = parent.record["options"].get(key, options[key])
+            if key in parent.record["options"]:  # stored facts are checked like fresh ones
+                try:
+                    options[key] = opt.coerce(parent.record["options"][key])
+                except OptionError as err:
+                    raise OptionError(f"version {parent.record['version']} of model '{name}' stores {str(err)[6:]}") from None
         by_name = {f.name.lower(): f for f in features}
         finetune.check_compatible(parent, features, target, parent.record["task"], None)
         features = [FeatureSpec(by_name[f.name.lower()].name, f.kind, f.sql_type) for f in parent.features]
