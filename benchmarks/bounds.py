@@ -10,7 +10,7 @@ Ratios are against the plain variant measured in the same run.
     python benchmarks/bounds.py
 """
 import statistics, time
-import numpy as np, onnxruntime as ort, pyarrow as pa
+import onnxruntime as ort
 import dbml
 from dbml import runtime
 from dbml.features import FeatureSpec

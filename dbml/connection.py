@@ -100,7 +100,11 @@ class ScopedDuckDB:
             return getattr(self._con, method)(query, params)
         names = {} if frame.f_locals is frame.f_globals else dict(frame.f_locals)
         names.update(__dbml_con__=self._con, __dbml_query__=query, __dbml_params__=params)
-        return eval(_CODE[method], frame.f_globals, names)  # noqa: S307 - fixed code, the user's names
+        # _CODE holds two constant expressions compiled from literals at import; the SQL
+        # text and parameters are passed to DuckDB as values (``__dbml_query__``) and never
+        # compiled or evaluated as Python. eval only gives the call a frame with the
+        # user's names, which DuckDB's replacement scans read.
+        return eval(_CODE[method], frame.f_globals, names)  # noqa: S307 - constant code, user SQL is a value
 
     def sql(self, query: Any, params: Any = None) -> duckdb.DuckDBPyRelation:
         return self._call("sql", query, params)
@@ -117,7 +121,7 @@ class ScopedDuckDB:
 _creators: dict[str, list[weakref.ref]] = {}
 _creators_lock = threading.Lock()
 _local_names = itertools.count(1)
-_PRIVATE_NAME = re.compile(r"\bdbml_(?:predict|proba)__\w+__t\d+\b")
+_PRIVATE_NAME = re.compile(r"dbml_(?:predict|proba)__\w+__t\d+")
 
 
 class Connection:
@@ -151,12 +155,8 @@ class Connection:
         self._private: dict[tuple[int, str, int, str], tuple[str, str | None]] = {}
         # A registry that exists is checked (and migrated) now; a database without one
         # gets it at the first dbml statement, so plain SQL leaves no trace of dbml.
-        if _registry_exists(con):
-            check = getattr(self._registry, "check_compatible", None)
-            if check is not None:
-                check()
-            if not _read_only(con):
-                self.registry  # noqa: B018 - migrates an older registry
+        if self._registry.check_compatible() > 0:
+            self.registry  # noqa: B018 - an older registry is migrated now (never on a read-only database)
 
     @property
     def duckdb(self) -> duckdb.DuckDBPyConnection:
@@ -256,43 +256,62 @@ class Connection:
             return self._retrying(lambda: run(part.text, params), part)
         return self._submit(part, params, run)
 
-    def _retrying(self, run, part: Statement | None, registered=None):
-        """Run SQL; when it calls a version UDF that no connection of this process has
-        created yet (a view or macro made in an earlier process), create it, call
-        ``registered`` and run the statement again. ``part`` None: a script of several
-        statements, which is never run twice."""
-        tried: set[str] = set()
+    def _retrying(self, run, part: Statement | None, rewrite=None):
+        """Run SQL, mending what a missing version UDF means, then running it again:
+
+        * a view or macro made in an earlier process calls a UDF that no connection of
+          this process has created yet: it is created;
+        * a transaction opened before the UDF existed cannot see it: a PREDICT
+          statement (``rewrite`` given) is rewritten to copies private to this
+          connection; stored SQL gets a dbml error saying to COMMIT or ROLLBACK;
+        * a private copy that a ROLLBACK took is made again.
+
+        ``part`` None: a script of several statements, which is never run twice.
+        The normal path costs nothing: the statement just runs.
+        """
+        created: set[str] = set()
+        private = False
         while True:
             try:
                 return run()
             except duckdb.CatalogException as err:
                 name = _missing_udf(err)
-                if name is None or name in tried:
+                if name is None:
                     raise
-                tried.add(name)
-                self._register_stored(name)
-                if registered is not None:
-                    registered()
-                if part is None:
+                if _PRIVATE_NAME.fullmatch(name):  # taken by a ROLLBACK
+                    self._private = {k: v for k, v in self._private.items() if name not in v}
+                    if rewrite is None or name in created:
+                        raise
+                    created.add(name)
+                    rewrite(True)
+                    continue
+                if name not in created and self._register_stored(name):
+                    created.add(name)
+                    if part is None:
+                        raise DbmlError(
+                            f"the script calls {name}, the UDF of a stored view or macro, which was not registered "
+                            "in this process yet; it is now, but the statements before the failing one have run: "
+                            "run the rest of the script again"
+                        ) from None
+                    if rewrite is not None:
+                        rewrite(private)
+                    continue
+                # the UDF exists, yet this connection cannot see it: an older transaction
+                if rewrite is None or private:
                     raise DbmlError(
-                        f"the script calls {name}, the UDF of a stored view or macro, which was not registered "
-                        "in this process yet; it is now, but the statements before the failing one have run: "
-                        "run the rest of the script again"
+                        f"the SQL calls {name}, which was created after this transaction began, so the "
+                        "transaction cannot see it: COMMIT or ROLLBACK, then run the statement again"
                     ) from None
+                private = True
+                rewrite(True)
 
     def _submit(self, part: Statement, params, run):
         """Run one statement: ML statements by their handler, the rest by ``run`` after
-        rewriting PREDICT, every model reference resolved once. A view or macro that
-        calls a version's UDF not registered yet gets it registered, then runs again."""
+        rewriting PREDICT, every model reference resolved once."""
         if part.kind == "ml":
             return statements.run_statement(self, parse_statement(part.text), params)
         used: list[ModelSignature] = []
         sql = [self.rewrite(part.text, used)]
-        if re.match(r"\s*CREATE\b", part.masked, re.IGNORECASE) and _PRIVATE_NAME.search(sql[0]):
-            raise DbmlError(
-                "a view, macro or table made inside this transaction would call PREDICT through functions that "
-                "live only in the transaction: create it after COMMIT or ROLLBACK"
-            )
 
         def attempt():
             try:
@@ -300,15 +319,23 @@ class Connection:
             except duckdb.BinderException as err:
                 raise _missing_feature(err, used) or err
 
-        def registered() -> None:  # the statement's own UDFs may now have other names
-            sql[0] = self.rewrite(part.text, used)
+        def rewrite(private: bool) -> None:  # the statement's UDFs may now have other names
+            if private and re.match(r"\s*CREATE\b", part.masked, re.IGNORECASE):
+                raise DbmlError(
+                    "a view, macro or table made inside this transaction would call PREDICT through functions that "
+                    "live only in the transaction: create it after COMMIT or ROLLBACK"
+                )
+            sql[0] = self.rewrite(part.text, used, private=private)
 
-        return self._retrying(attempt, part, registered)
+        return self._retrying(attempt, part, rewrite)
 
-    def _register_stored(self, function: str) -> None:
-        """Register the UDFs behind a ``dbml_predict__<model>__v<N>...`` name met in SQL
-        that was rewritten earlier (a view, a macro), under exactly that name."""
+    def _register_stored(self, function: str) -> bool:
+        """Create the UDFs behind a ``dbml_predict__<model>__v<N>...`` name met in SQL that
+        was rewritten earlier (a view, a macro), under exactly that name, unless they
+        exist already. Returns whether they had to be created."""
         model, version = parse_function_name(function)
+        if _functions_exist(self._registrar_con(), [function]):
+            return False
         self._functions.pop((model, version), None)  # e.g. another connection dropped it
         try:
             rec = self.registry.get(model, version)
@@ -321,27 +348,30 @@ class Connection:
                 f"holds now (sha256 {rec['onnx_sha256'][:8]}...); re-create the view or macro"
             )
         self._ensure_functions(rec, names=function_names(model, version, digest))
+        return True
 
-    def rewrite(self, sql: str, used: list[ModelSignature] | None = None) -> str:
+    def rewrite(self, sql: str, used: list[ModelSignature] | None = None, *, private: bool = False) -> str:
         """The SQL DuckDB runs for ``sql``: PREDICT calls become per-version UDF calls
         (registered on first use); other text is unchanged. Each model reference is
         resolved once, so one statement scores with one version of it even while another
-        connection moves an alias. The signatures of the models met are appended to ``used``."""
+        connection moves an alias. The signatures of the models met are appended to ``used``.
+        ``private``: call copies of the UDFs private to this thread's connection (for a
+        transaction opened before the shared ones existed)."""
         resolved: dict[str, ModelSignature | None] = {}
 
         def resolve(reference: str) -> ModelSignature | None:
             key = reference.strip().lower()
             if key not in resolved:
-                resolved[key] = self._resolve(reference)
+                resolved[key] = self._resolve(reference, private)
                 if used is not None and resolved[key] is not None:
                     used.append(resolved[key])
             return resolved[key]
 
         return rewrite_predict(sql, resolve, lambda: _user_function_exists(self.db(), ("predict", "predict_proba")))
 
-    def _resolve(self, reference: str) -> ModelSignature | None:
+    def _resolve(self, reference: str, private: bool = False) -> ModelSignature | None:
         try:
-            return self.signature(reference)
+            return self.signature(reference, private=private)
         except DbmlError:
             # PREDICT(a, b) where a is no model and the user has a function of that name
             if _user_function_exists(self.db(), ("predict", "predict_proba")):
@@ -353,17 +383,20 @@ class Connection:
                     return None
             raise
 
-    def signature(self, reference: str) -> ModelSignature:
+    def signature(self, reference: str, *, private: bool = False) -> ModelSignature:
         """Resolve 'model', 'model:3' or 'model@alias' and make sure its UDFs exist."""
         model, version, alias = parse_reference(reference)
         rec = self.registry.get(model, version, alias)
-        return self._ensure_functions(rec)
+        return self._ensure_functions(rec, private=private)
 
-    def _ensure_functions(self, rec: dict[str, Any], names: tuple[str, str] | None = None) -> ModelSignature:
-        """The signature of a version, its UDFs created where needed. ``names``: the exact
-        names a stored view or macro calls."""
+    def _ensure_functions(
+        self, rec: dict[str, Any], names: tuple[str, str] | None = None, private: bool = False
+    ) -> ModelSignature:
+        """The signature of a version, its shared UDFs created where missing (once per
+        database instance, on the registrar). ``names``: the exact names a stored view
+        or macro calls. ``private``: also use copies made on this thread's connection,
+        inside its open transaction (a ROLLBACK takes them along)."""
         model, version, sha = rec["model"], rec["version"], rec["onnx_sha256"]
-        stored = names is not None
         features = tuple(FeatureSpec(**f) for f in rec["features"])
         task = rec["task"]
         imported = task == "imported"  # a foreign ONNX file: PREDICT returns its first output's type
@@ -373,31 +406,22 @@ class Connection:
             predict_type = label_types(rec["target_type"])[1] if task == "classification" else "DOUBLE"
         has_proba = task == "classification" or (imported and bool((rec.get("options") or {}).get("proba")))
         names = names or function_names(model, version, sha)
-        wanted = [names[0]] + ([names[1]] if has_proba else [])
         known = self._functions.get((model, version))
         if known is None or known[0] != sha or known[1] != names[0]:
+            wanted = [names[0]] + ([names[1]] if has_proba else [])
             with self._lock:
                 if not _functions_exist(self._registrar_con(), wanted):
                     made = self._register(rec, features, predict_type, self._registrar_con(), names)
                     _remember_creator(self._registrar_con(), made)
             known = self._functions[(model, version)] = (sha, names[0], names[1] if has_proba else None)
-        con = self.db()
-        if not _functions_exist(con, wanted):
-            # A transaction opened before the functions were created does not see them.
-            if stored:
-                raise DbmlError(
-                    f"the SQL calls {names[0]}, the function of model '{model}' version {version}, which was "
-                    "created after this transaction began, so the transaction cannot see it: COMMIT or ROLLBACK, "
-                    "then run the statement again"
-                )
-            # Create them inside it, under names of its own, once per connection (a ROLLBACK
-            # takes them along; after a COMMIT the shared names are seen again).
+        if private:
+            con = self.db()
             key = (id(con), model, version, sha)
             local = self._private.get(key)
-            if local is None or not _functions_exist(con, [n for n in local if n]):
-                made = self._register(rec, features, predict_type, con, tuple(f"{n}__t{next(_local_names)}" for n in names))
-                _remember_creator(con, made)
-                local = self._private[key] = made
+            if local is None:
+                local = self._register(rec, features, predict_type, con, tuple(f"{n}__t{next(_local_names)}" for n in names))
+                _remember_creator(con, local)
+                self._private[key] = local
             known = (sha, local[0], local[1] if has_proba else None)
         _, predict_name, proba_name = known
         return ModelSignature(
@@ -638,29 +662,6 @@ def _missing_feature(err: duckdb.BinderException, used: list[ModelSignature]) ->
                 f"which the query does not have; its features are {', '.join(f.name for f in sig.features)}"
             )
     return None
-
-
-def _registry_exists(con: duckdb.DuckDBPyConnection) -> bool:
-    cur = con.cursor()
-    try:
-        return bool(cur.execute(
-            "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
-            "AND schema_name = 'dbml' AND table_name = 'schema_version'"
-        ).fetchall()[0][0])  # fmt: skip
-    finally:
-        cur.close()
-
-
-def _read_only(con: duckdb.DuckDBPyConnection) -> bool:
-    cur = con.cursor()
-    try:
-        return bool(cur.execute(
-            "SELECT readonly FROM duckdb_databases() WHERE database_name = current_database()"
-        ).fetchall()[0][0])  # fmt: skip
-    except duckdb.Error:
-        return False
-    finally:
-        cur.close()
 
 
 def _functions_exist(con: duckdb.DuckDBPyConnection, names: list[str]) -> bool:

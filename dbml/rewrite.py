@@ -12,7 +12,7 @@ DuckDB byte for byte, so DuckDB keeps its own behaviour and error messages.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable
 
 from sqlglot import exp
 from sqlglot.errors import ParseError

@@ -71,3 +71,28 @@ def iris_rows():
     rng = np.random.default_rng(0)
     order = rng.permutation(len(data.target))
     return data.data[order], data.target[order], [n.replace(" (cm)", "").replace(" ", "_") for n in data.feature_names]
+
+
+def kill_when_ready(code: str, args: list[str], marker, what: str, timeout: float = 60) -> None:
+    """Run ``python -c code *args`` and SIGKILL it (which no handler sees) once it has
+    written the file ``marker``; fail the test if it never does."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    child = subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + timeout
+        while not marker.exists():
+            if child.poll() is not None or time.monotonic() > deadline:
+                err = child.communicate(timeout=5)[1] if child.poll() is not None else b""
+                pytest.fail(f"the child did not reach {what}: rc {child.returncode}, {err.decode()[-2000:]}")
+            time.sleep(0.05)
+        os.kill(child.pid, signal.SIGKILL)
+        assert child.wait(timeout=20) == -signal.SIGKILL
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()

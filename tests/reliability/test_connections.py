@@ -96,7 +96,7 @@ def test_threads_score_train_and_move_aliases_at_once(path):
 def test_one_statement_scores_with_one_version_while_the_alias_moves(path):
     with dbml.connect(path) as setup:
         # version 2 learns the opposite label, so a mix of versions shows in one row
-        setup.sql(f"TRAIN MODEL m FROM (SELECT x, z, NOT y AS y FROM t) TARGET y WITH (epochs = 30, progress = false, seed = 1)")
+        setup.sql("TRAIN MODEL m FROM (SELECT x, z, NOT y AS y FROM t) TARGET y WITH (epochs = 30, progress = false, seed = 1)")
         v1 = setup.sql("SELECT PREDICT('m:1', *) FROM t ORDER BY x").fetchall()
         v2 = setup.sql("SELECT PREDICT('m:2', *) FROM t ORDER BY x").fetchall()
         assert sum(a != b for a, b in zip(v1, v2)) > 100  # the versions disagree on most rows

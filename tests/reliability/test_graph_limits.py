@@ -21,9 +21,8 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-import dbml
 from dbml import graphcheck, runtime
-from dbml.errors import CorruptBlobError, ResourceLimitError, TransferError, UnsafeGraphError
+from dbml.errors import CorruptBlobError, UnsafeGraphError
 
 SECRET = b"root:x:0:0:root:/root:/bin/bash\n"
 

@@ -4,14 +4,10 @@ file holds no trace of that version, and the same statement then gives version 1
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import textwrap
-import time
 
 import pytest
+from conftest import kill_when_ready
 
 import dbml
 
@@ -60,21 +56,7 @@ def _counts(con) -> dict[str, int]:
 def test_sigkill_inside_the_registry_transaction_writes_nothing(database, tmp_path, action):
     path, export = database
     marker = tmp_path / "ready"
-    child = subprocess.Popen([sys.executable, "-c", CHILD, path, str(marker), action, export],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
-    try:
-        deadline = time.monotonic() + 60
-        while not marker.exists():
-            if child.poll() is not None or time.monotonic() > deadline:
-                err = child.communicate(timeout=5)[1] if child.poll() is not None else b""
-                pytest.fail(f"the child never reached the transaction: {err.decode()[-2000:]}")
-            time.sleep(0.05)
-        os.kill(child.pid, signal.SIGKILL)
-        assert child.wait(timeout=20) == -signal.SIGKILL
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
+    kill_when_ready(CHILD, [path, str(marker), action, export], marker, "the registry transaction")
     with dbml.connect(path) as con:
         assert _counts(con) == dict.fromkeys(_counts(con), 0)
         assert con.sql("SELECT count(*) FROM dbml.model_versions WHERE model = 'k'").fetchall() == [(1,)]

@@ -8,14 +8,10 @@ SIGKILL, which no handler sees. Then the registry is read in this process.
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import textwrap
-import time
 
 import pytest
+from conftest import kill_when_ready
 
 import dbml
 
@@ -51,21 +47,7 @@ CHILD = textwrap.dedent(
 
 def _kill_child_at(tmp_path, point: str) -> str:
     path, marker = str(tmp_path / "crash.duckdb"), tmp_path / f"{point}.ready"
-    child = subprocess.Popen([sys.executable, "-c", CHILD, path, str(marker), point],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
-    try:
-        deadline = time.monotonic() + 50
-        while not marker.exists():
-            if child.poll() is not None or time.monotonic() > deadline:
-                out, err = child.communicate(timeout=5) if child.poll() is not None else (b"", b"")
-                pytest.fail(f"the child did not reach {point}: rc {child.returncode}, {err.decode()[-2000:]}")
-            time.sleep(0.05)
-        os.kill(child.pid, signal.SIGKILL)
-        assert child.wait(timeout=20) == -signal.SIGKILL
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
+    kill_when_ready(CHILD, [path, str(marker), point], marker, point, timeout=50)
     return path
 
 
