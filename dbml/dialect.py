@@ -1,8 +1,11 @@
-"""The dbml SQL dialect: DuckDB's, plus the ML statements and the PREDICT functions.
+"""The dbml SQL dialect: DuckDB's, plus the ML statements and the scoring functions.
 
 Each ML statement is an expression class, a branch of ``_parse_statement`` and a
-generator entry, so a new statement is four small pieces. Plain SQL never goes
-through this module's generator: :mod:`dbml.script` hands it to DuckDB as typed.
+generator entry, so a new statement is four small pieces. The scoring functions
+(``PREDICT``, ``PREDICT_PROBA``, ``EMBED``, ...) are made from the table
+:data:`dbml.outputs.OUTPUTS`: one expression class each, all parsed and generated
+alike, so a new function is a new row there. Plain SQL never goes through this
+module's generator: :mod:`dbml.script` hands it to DuckDB as typed.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from sqlglot.errors import ParseError, TokenError
 from sqlglot.tokens import Token, TokenType
 
 from dbml.errors import DbmlSyntaxError, OptionError
+from dbml.outputs import OUTPUTS
 
 __all__ = [
     "Dbml",
@@ -28,8 +32,7 @@ __all__ = [
     "AlterModel",
     "ExportModel",
     "ImportModel",
-    "Predict",
-    "PredictProba",
+    "ScoringFunction",
     "PREDICT_FUNCTIONS",
     "parse_statement",
     "option_value",
@@ -108,21 +111,32 @@ class ImportModel(exp.Expression):
     arg_types = {"this": True, "url": True, "options": False}
 
 
-class Predict(exp.Expression, exp.Func):
-    """``PREDICT(model, *)`` or ``PREDICT(model, col, ...)``: the model's label or value."""
+class ScoringFunction(exp.Expression, exp.Func):
+    """A call of one scoring function: ``NAME(model, *)`` or ``NAME(model, col, ...)``,
+    where an argument may carry the feature name it stands for (``x + 1 AS age``).
+    Each row of :data:`dbml.outputs.OUTPUTS` has its own subclass."""
 
     arg_types = {"this": True, "expressions": False}
     is_var_len_args = True
-    _sql_names = ["PREDICT"]
 
 
-class PredictProba(Predict):
-    """``PREDICT_PROBA(model, ...)``: a STRUCT with one probability per class label."""
+def _class_name(function: str) -> str:
+    """``PREDICT_PROBA`` -> ``PredictProba``."""
+    return "".join(word.capitalize() for word in function.split("_"))
 
-    _sql_names = ["PREDICT_PROBA"]
 
-
-PREDICT_FUNCTIONS = {"PREDICT": Predict, "PREDICT_PROBA": PredictProba}
+# {SQL name: expression class} over the whole table: Predict, PredictProba, Embed,
+# AnomalyScore, IsAnomaly (each importable from this module by that name).
+PREDICT_FUNCTIONS: dict[str, type[ScoringFunction]] = {
+    o.function: type(
+        _class_name(o.function),
+        (ScoringFunction,),
+        {"__doc__": f"``{o.function}(model, ...)``: {o.description}.", "__module__": __name__, "_sql_names": [o.function]},
+    )
+    for o in OUTPUTS
+}
+globals().update({cls.__name__: cls for cls in PREDICT_FUNCTIONS.values()})
+__all__ += [cls.__name__ for cls in PREDICT_FUNCTIONS.values()]
 
 # Statement heads that mark a statement as dbml's own; everything else goes to DuckDB.
 ML_STATEMENT_HEADS = (
@@ -132,10 +146,10 @@ ML_STATEMENT_HEADS = (
 )  # fmt: skip
 
 
-def _build_predict(cls: type[Predict]):
-    def build(args: list[exp.Expression]) -> Predict:
+def _build_predict(cls: type[ScoringFunction]):
+    def build(args: list[exp.Expression]) -> ScoringFunction:
         if not args:
-            raise ParseError(f"{cls._sql_names[0]} needs a model as its first argument")
+            raise ParseError(f"{cls.sql_name()} needs a model as its first argument")
         return cls(this=args[0], expressions=args[1:])
 
     return build
@@ -146,7 +160,7 @@ class DbmlParser(DuckDB.Parser):
         **{k: v for k, v in DuckDB.Parser.FUNCTIONS.items() if k not in PREDICT_FUNCTIONS},
         **{name: _build_predict(cls) for name, cls in PREDICT_FUNCTIONS.items()},
     }
-    # PREDICT(m, x + 1 AS age): an argument may carry the feature name it stands for.
+    # PREDICT(m, x + 1 AS age), EMBED(m, ...): an argument may carry the feature name it stands for.
     FUNCTIONS_WITH_ALIASED_ARGS = {*DuckDB.Parser.FUNCTIONS_WITH_ALIASED_ARGS, *PREDICT_FUNCTIONS}
 
     def _parse_statement(self) -> exp.Expression | None:
@@ -292,8 +306,7 @@ def _name(expr: exp.Expression | None) -> str:
 class DbmlGenerator(DuckDB.Generator):
     TRANSFORMS = {
         **DuckDB.Generator.TRANSFORMS,
-        Predict: lambda self, e: self.func("PREDICT", e.this, *e.expressions),
-        PredictProba: lambda self, e: self.func("PREDICT_PROBA", e.this, *e.expressions),
+        **{cls: lambda self, e: self.func(e.sql_name(), e.this, *e.expressions) for cls in PREDICT_FUNCTIONS.values()},
         ShowModels: lambda self, e: "SHOW MODELS",
         DescribeModel: lambda self, e: f"DESCRIBE MODEL {_name(e.this)}",
         DropModel: lambda self, e: "DROP MODEL "

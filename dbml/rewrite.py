@@ -1,25 +1,28 @@
 """Pure SQL-to-SQL functions: split a script into statements, spot dbml's statements,
-and rewrite PREDICT / PREDICT_PROBA calls into calls of per-version UDFs.
+and rewrite calls of the scoring functions (PREDICT, PREDICT_PROBA, EMBED,
+ANOMALY_SCORE, IS_ANOMALY: the table :data:`dbml.outputs.OUTPUTS`) into calls of
+per-version UDFs.
 
 Nothing here touches a database. The rewriter learns what a model looks like from a
 ``resolve`` callable (model reference -> :class:`ModelSignature`), so golden tests run
 it with a fixed table of signatures.
 
-Only the text of each PREDICT call is replaced; the rest of the user's SQL reaches
+Only the text of each scoring call is replaced; the rest of the user's SQL reaches
 DuckDB byte for byte, so DuckDB keeps its own behaviour and error messages.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Mapping
 
 from sqlglot import exp
 from sqlglot.errors import ParseError
 
-from dbml.dialect import PREDICT_FUNCTIONS, PredictProba, parse_statement
+from dbml.dialect import PREDICT_FUNCTIONS, parse_statement
 from dbml.errors import DbmlSyntaxError, FeatureError, ModelNotFoundError
 from dbml.features import FeatureSpec, feature_sql
+from dbml.outputs import BY_FUNCTION, FUNCTION_NAMES
 from dbml.script import Statement, mask, predict_calls, split_script
 
 __all__ = ["ModelSignature", "Statement", "split_statements", "rewrite_predict", "contains_predict"]
@@ -27,15 +30,30 @@ __all__ = ["ModelSignature", "Statement", "split_statements", "rewrite_predict",
 
 @dataclass(frozen=True)
 class ModelSignature:
-    """What the rewriter needs to know of one model version."""
+    """What the rewriter needs to know of one model version.
+
+    Attributes:
+        functions: SQL function name ('PREDICT', 'EMBED', ...) -> the per-version UDF
+            name, for exactly the functions this version offers.
+        task: classification, regression, reconstruction, imported, ...
+        predict_type: the SQL type the PREDICT UDF returns.
+        label_type: the SQL type PREDICT must give; when it differs from
+            ``predict_type`` the call is wrapped in ``CAST(... AS label_type)``.
+    """
 
     model: str
     version: int
     features: tuple[FeatureSpec, ...]
-    predict_function: str
-    predict_type: str  # SQL type the predict UDF returns
-    label_type: str  # SQL type PREDICT must give (the target's own type)
-    proba_function: str | None = None  # None: the model has no class probabilities
+    functions: Mapping[str, str]
+    task: str = "classification"
+    predict_type: str | None = None
+    label_type: str | None = None
+
+
+# The one function whose result takes the target's own type: ModelSignature's
+# predict_type and label_type describe it, and only its calls get the CAST.
+_LABELLED = "PREDICT"
+_FUNCTION_OF = {cls: name for name, cls in PREDICT_FUNCTIONS.items()}
 
 
 def split_statements(sql: str) -> list[Statement]:
@@ -44,7 +62,7 @@ def split_statements(sql: str) -> list[Statement]:
 
 
 def contains_predict(sql: str) -> bool:
-    """True if the SQL calls dbml's PREDICT or PREDICT_PROBA anywhere."""
+    """True if the SQL calls any of dbml's scoring functions (PREDICT, EMBED, ...) anywhere."""
     return bool(predict_calls(mask(sql)))
 
 
@@ -70,7 +88,8 @@ def _argument_name(arg: exp.Expression) -> str | None:
 
 
 def _feature_inputs(sig: ModelSignature, args: list[exp.Expression], func: str) -> list[exp.Expression]:
-    """Map PREDICT's arguments after the model onto the model's features, in feature order."""
+    """Map a scoring call's arguments after the model onto the model's features, in
+    feature order (the same for every function)."""
     names = [f.name for f in sig.features]
     label = f"model '{sig.model}' (version {sig.version})"
     if len(args) == 1 and isinstance(args[0], exp.Star):
@@ -117,13 +136,28 @@ def _unalias(arg: exp.Expression) -> exp.Expression:
     return arg
 
 
+def _not_offered(func: str, sig: ModelSignature) -> FeatureError:
+    """The refusal of a function the version does not offer, naming what it needs and
+    the functions the version does offer."""
+    task = sig.task or "unknown"
+    article = "an" if task[:1].lower() in "aeiou" else "a"
+    message = (
+        f"{func} needs {BY_FUNCTION[func].needs}; model '{sig.model}' (version {sig.version}) "
+        f"is {article} {task} model"
+    )
+    offered = [f for f in FUNCTION_NAMES if f in sig.functions]
+    if offered:
+        message += ": use " + (offered[0] if len(offered) == 1 else f"{', '.join(offered[:-1])} or {offered[-1]}")
+    return FeatureError(message)
+
+
 def _rewrite_call(
     text: str, resolve: Callable[[str], ModelSignature | None], keep: Callable[[], bool] | None
 ) -> str | None:
     node = parse_statement(text)
-    if not isinstance(node, tuple(PREDICT_FUNCTIONS.values())):
-        raise DbmlSyntaxError(f"could not read the PREDICT call {text!r}")
-    func = "PREDICT_PROBA" if isinstance(node, PredictProba) else "PREDICT"
+    func = _FUNCTION_OF.get(type(node))
+    if func is None:
+        raise DbmlSyntaxError(f"could not read the {text.split('(', 1)[0].strip().upper()} call {text!r}")
     try:
         reference = _model_reference(node.this, func)
     except ModelNotFoundError:
@@ -133,34 +167,39 @@ def _rewrite_call(
     sig = resolve(reference)
     if sig is None:  # not a model: the user's own function of that name
         return None
+    udf = sig.functions.get(func)
+    if udf is None:
+        raise _not_offered(func, sig)
     inputs = _feature_inputs(sig, list(node.expressions), func)
     args = [feature_sql(f, col, sig.model) for f, col in zip(sig.features, inputs)]
-    if func == "PREDICT_PROBA":
-        if sig.proba_function is None:
-            raise FeatureError(
-                f"PREDICT_PROBA needs a classification model; model '{sig.model}' "
-                f"(version {sig.version}) predicts a value: use PREDICT"
-            )
-        call: exp.Expression = exp.Anonymous(this=sig.proba_function, expressions=args)
-    else:
-        call = exp.Anonymous(this=sig.predict_function, expressions=args)
-        if sig.label_type.upper() != sig.predict_type.upper():
-            call = exp.cast(call, exp.DataType.build(sig.label_type, dialect="duckdb"))
+    call: exp.Expression = exp.Anonymous(this=udf, expressions=args)
+    if (
+        func == _LABELLED
+        and sig.label_type is not None
+        and sig.predict_type is not None
+        and sig.label_type.upper() != sig.predict_type.upper()
+    ):
+        call = exp.cast(call, exp.DataType.build(sig.label_type, dialect="duckdb"))
     return call.sql(dialect="duckdb", normalize_functions=False)
 
 
 def rewrite_predict(
     sql: str, resolve: Callable[[str], ModelSignature | None], keep: Callable[[], bool] | None = None
 ) -> str:
-    """Rewrite every PREDICT / PREDICT_PROBA call of ``sql``; the rest is left as typed.
+    """Rewrite every call of a scoring function (PREDICT, PREDICT_PROBA, EMBED, ...)
+    of ``sql``; the rest is left as typed.
 
     Args:
         sql: one statement or a whole script.
         resolve: maps a model reference ('churn', 'churn:3') to its signature; raises
             a dbml error for an unknown model or version, or returns None to leave the
-            call as typed (a user's own function named predict).
+            call as typed (a user's own function named predict, embed, ...).
         keep: asked when a call's first argument is no model reference; True leaves
-            the call as typed (the user has a function named predict).
+            the call as typed (the user has a function of one of those names).
+
+    Raises:
+        FeatureError: for a function the model's version does not offer, or feature
+            arguments that do not fit the model.
     """
     masked = mask(sql)
     out = sql

@@ -6,13 +6,16 @@ everything that can hide a ``;``: '...' strings (and E'...' with backslash escap
 ``$1`` and ``$name`` are parameters, not quotes. Each statement keeps the text DuckDB
 itself would give it (from the end of the previous statement through its own ``;``),
 and a *masked* copy of the same length in which comments are blanked and quoted text
-is hidden, so that finding keywords and PREDICT calls never looks inside a string.
+is hidden, so that finding keywords and calls of the scoring functions (PREDICT,
+PREDICT_PROBA, EMBED, ... : :data:`dbml.outputs.FUNCTION_NAMES`) never looks inside a string.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+
+from dbml.outputs import FUNCTION_NAMES
 
 __all__ = ["Statement", "split_script", "mask"]
 
@@ -27,7 +30,12 @@ ML_HEADS = {
 
 _DOLLAR = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)?\$")
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
-_PREDICT = re.compile(r"(?<![\w.$\"])(predict_proba|predict)\s*\(", re.IGNORECASE)
+# a call of any scoring function of dbml.outputs; longest names first, so that no name is
+# read as a shorter one it starts with (PREDICT_PROBA( is never PREDICT)
+_PREDICT = re.compile(
+    r"(?<![\w.$\"])(" + "|".join(re.escape(n) for n in sorted(FUNCTION_NAMES, key=len, reverse=True)) + r")\s*\(",
+    re.IGNORECASE,
+)
 # words after which name( is a definition, a table, an alias or a CTE, never a call
 _NOT_A_CALL = re.compile(
     r"\b(MACRO|FUNCTION|TABLE|VIEW|INTO|AS|FROM|JOIN|WITH|EXISTS|RECURSIVE|LATERAL)\s*$", re.IGNORECASE
@@ -42,9 +50,10 @@ class Statement:
 
     Attributes:
         text: for plain SQL, the text DuckDB would run (leading comments and the
-            closing ``;`` included); for dbml's statements and PREDICT queries, the
-            statement itself from its first to its last significant character.
-        kind: "ml" (a dbml statement), "predict" (SQL calling PREDICT) or "sql".
+            closing ``;`` included); for dbml's statements and queries calling a scoring
+            function, the statement itself from its first to its last significant character.
+        kind: "ml" (a dbml statement), "predict" (SQL calling a scoring function:
+            PREDICT, EMBED, ...) or "sql".
         masked: ``text`` with comments blanked and quoted text hidden (same length).
     """
 
@@ -167,11 +176,12 @@ def _is_ml(masked: str) -> bool:
 
 
 def predict_calls(masked: str) -> list[tuple[int, int]]:
-    """(start, end inclusive) of each outermost PREDICT( / PREDICT_PROBA( call in a
-    masked statement. A call with one argument, a qualified name (``main.predict``),
-    a definition (``CREATE MACRO predict(a)``), a table, view, alias or CTE named
-    predict with a column list, or a table function in FROM is not dbml's and is left
-    out. An unclosed call runs to the end of the text."""
+    """(start, end inclusive) of each outermost call of a scoring function (PREDICT(,
+    PREDICT_PROBA(, EMBED(, ...: any name of FUNCTION_NAMES) in a masked statement.
+    For every one of those names, a call with one argument, a qualified name
+    (``main.predict``), a definition (``CREATE MACRO embed(a)``), a table, view, alias
+    or CTE of that name with a column list, or a table function in FROM is not dbml's
+    and is left out. An unclosed call runs to the end of the text."""
     spans: list[tuple[int, int]] = []
     pos = 0
     while (m := _PREDICT.search(masked, pos)) is not None:

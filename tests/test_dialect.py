@@ -5,8 +5,12 @@ from __future__ import annotations
 import pytest
 from sqlglot import exp
 
-from dbml.dialect import DescribeModel, DropModel, ShowModels, TrainModel, option_value, parse_statement
+from dbml.dialect import (
+    PREDICT_FUNCTIONS, DescribeModel, Dbml, DropModel, ScoringFunction, ShowModels, TrainModel, option_value,
+    parse_statement,
+)  # fmt: skip
 from dbml.errors import DbmlSyntaxError, OptionError
+from dbml.outputs import FUNCTION_NAMES
 
 
 def _options(node: TrainModel) -> dict:
@@ -75,3 +79,42 @@ def test_option_value_refuses_expressions():
     node = parse_statement("TRAIN MODEL m FROM t TARGET y WITH (epochs = now())")
     with pytest.raises(OptionError, match="option 'epochs'"):
         _options(node)
+
+
+def test_one_expression_class_per_scoring_function():
+    assert tuple(PREDICT_FUNCTIONS) == FUNCTION_NAMES
+    from dbml.dialect import AnomalyScore, Embed, IsAnomaly, Predict, PredictProba
+
+    assert [Predict, PredictProba, Embed, AnomalyScore, IsAnomaly] == list(PREDICT_FUNCTIONS.values())
+    assert len({cls.key for cls in PREDICT_FUNCTIONS.values()}) == len(FUNCTION_NAMES)
+    assert all(issubclass(cls, ScoringFunction) for cls in PREDICT_FUNCTIONS.values())
+
+
+@pytest.mark.parametrize("name", FUNCTION_NAMES)
+def test_each_scoring_function_parses_and_regenerates(name):
+    cls = PREDICT_FUNCTIONS[name]
+    sql = (
+        f"SELECT {name.lower()}(churn, *) AS a, {name}('churn:2', c.*), {name}(m, x + 1 AS age, plan) "
+        f"FROM t AS c WHERE {name}(m, *) IS NOT NULL"
+    )
+    tree = parse_statement(sql)
+    assert len(list(tree.find_all(cls))) == 4 and all(type(n) is cls for n in tree.find_all(ScoringFunction))
+    calls = [tree.expressions[0].this, *tree.expressions[1:]]
+    assert all(type(n) is cls for n in calls)
+    assert calls[0].this.name == "churn" and isinstance(calls[0].expressions[0], exp.Star)
+    assert calls[1].this.is_string and calls[1].this.this == "churn:2"
+    aliased = calls[2].expressions[0]  # x + 1 AS age keeps the feature name it stands for
+    assert isinstance(aliased, exp.PropertyEQ) and aliased.this.name == "age"
+    assert isinstance(aliased.expression, exp.Add)
+    out = tree.sql(dialect=Dbml)
+    assert out == (
+        f"SELECT {name}(churn, *) AS a, {name}('churn:2', c.*), {name}(m, age := x + 1, plan) "
+        f"FROM t AS c WHERE NOT {name}(m, *) IS NULL"
+    )
+    assert parse_statement(out) == tree
+
+
+@pytest.mark.parametrize("name", FUNCTION_NAMES)
+def test_a_scoring_function_without_arguments_is_a_syntax_error(name):
+    with pytest.raises(DbmlSyntaxError, match=f"{name} needs a model as its first argument"):
+        parse_statement(f"SELECT {name}() FROM t")

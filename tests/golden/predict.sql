@@ -24,3 +24,15 @@ select predict(CHURN, *) from t
 SELECT   'PREDICT(churn, *)' AS s, /* PREDICT(x) */ PREDICT(churn, *) FROM t -- trailing
 -- a function of the same name in a schema is not dbml's
 SELECT my_schema.predict(a) FROM t
+-- EMBED of every feature, a FLOAT[k] column
+SELECT id, EMBED(churn, *) AS e FROM customers
+-- ANOMALY_SCORE of an autoencoder, with explicit columns given by name
+SELECT ANOMALY_SCORE(fraud, merchant, amount) AS score FROM payments
+-- IS_ANOMALY in WHERE, lower case
+SELECT * FROM payments WHERE is_anomaly(fraud, *) AND amount > 100
+-- EMBED in a CTE, computed column given the feature name
+WITH v AS (SELECT id, EMBED(fraud, amount * 100 AS amount, merchant) AS e FROM payments) SELECT id, array_cosine_similarity(e, e) FROM v
+-- PREDICT of an autoencoder gives its DOUBLE score, never cast
+SELECT PREDICT(fraud, p.*) FROM payments AS p
+-- several scoring functions of one model in one statement
+SELECT ANOMALY_SCORE(fraud, *), IS_ANOMALY('fraud', *), PREDICT(churn, *) FROM t
