@@ -17,6 +17,8 @@ Any number of connections, cursors and threads may share one database in a proce
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import functools
 import itertools
 import re
@@ -32,13 +34,16 @@ from dbml import lifecycle, statements
 from dbml.dialect import parse_statement
 from dbml.errors import DbmlError, FeatureError, TargetError
 from dbml.features import FeatureSpec
-from dbml.pipeline import TrainRequest, label_types, train
+from dbml.outputs import FUNCTION_NAMES, OUTPUTS, VersionInfo, offered
+from dbml.request import TrainRequest
+from dbml.tasks.classification import label_types
 from dbml.registry import Registry, check_model_name, parse_reference
 from dbml.rewrite import ModelSignature, Statement, rewrite_predict, split_statements
 from dbml.runtime import session_for
 from dbml.sqltext import string as sql_string
-from dbml.training import Callback
-from dbml.udfs import function_digest, function_names, parse_function_name, register_imported, register_version
+if TYPE_CHECKING:
+    from dbml.training import Callback
+from dbml.udfs import function_digest, function_names, parse_function_name, register_imported, register_version, version_info
 
 __all__ = ["Connection", "connect", "install"]
 
@@ -121,7 +126,7 @@ class ScopedDuckDB:
 _creators: dict[str, list[weakref.ref]] = {}
 _creators_lock = threading.Lock()
 _local_names = itertools.count(1)
-_PRIVATE_NAME = re.compile(r"dbml_(?:predict|proba)__\w+__t\d+")
+_PRIVATE_NAME = re.compile(r"dbml_(?:" + "|".join(o.udf for o in OUTPUTS) + r")__\w+__t\d+")
 
 
 class Connection:
@@ -149,10 +154,10 @@ class Connection:
         self._registrar: duckdb.DuckDBPyConnection | None = None
         self._registry = Registry(con, user)
         self._registry_ready = False
-        # (model, version) -> (sha256 the UDFs were built from, predict UDF name, proba UDF name)
-        self._functions: dict[tuple[str, int], tuple[str, str, str | None]] = {}
-        # (connection id, model, version, sha256) -> names private to a transaction there
-        self._private: dict[tuple[int, str, int, str], tuple[str, str | None]] = {}
+        # (model, version) -> (sha256 the UDFs were built from, {SQL function: UDF name}, VersionInfo)
+        self._functions: dict[tuple[str, int], tuple[str, dict[str, str], VersionInfo]] = {}
+        # (connection id, model, version, sha256) -> {SQL function: UDF name} private to a transaction there
+        self._private: dict[tuple[int, str, int, str], dict[str, str]] = {}
         # A registry that exists is checked (and migrated) now; a database without one
         # gets it at the first dbml statement, so plain SQL leaves no trace of dbml.
         if self._registry.check_compatible() > 0:
@@ -279,7 +284,7 @@ class Connection:
                 if name is None:
                     raise
                 if _PRIVATE_NAME.fullmatch(name):  # taken by a ROLLBACK
-                    self._private = {k: v for k, v in self._private.items() if name not in v}
+                    self._private = {k: v for k, v in self._private.items() if name not in v.values()}
                     if rewrite is None or name in created:
                         raise
                     created.add(name)
@@ -367,14 +372,14 @@ class Connection:
                     used.append(resolved[key])
             return resolved[key]
 
-        return rewrite_predict(sql, resolve, lambda: _user_function_exists(self.db(), ("predict", "predict_proba")))
+        return rewrite_predict(sql, resolve, lambda: _user_function_exists(self.db(), _LOWER_NAMES))
 
     def _resolve(self, reference: str, private: bool = False) -> ModelSignature | None:
         try:
             return self.signature(reference, private=private)
         except DbmlError:
             # PREDICT(a, b) where a is no model and the user has a function of that name
-            if _user_function_exists(self.db(), ("predict", "predict_proba")):
+            if _user_function_exists(self.db(), _LOWER_NAMES):
                 try:
                     model, version, alias = parse_reference(reference)
                     if not self.registry.has_versions(model):
@@ -390,57 +395,63 @@ class Connection:
         return self._ensure_functions(rec, private=private)
 
     def _ensure_functions(
-        self, rec: dict[str, Any], names: tuple[str, str] | None = None, private: bool = False
+        self, rec: dict[str, Any], names: dict[str, str] | None = None, private: bool = False
     ) -> ModelSignature:
         """The signature of a version, its shared UDFs created where missing (once per
-        database instance, on the registrar). ``names``: the exact names a stored view
-        or macro calls. ``private``: also use copies made on this thread's connection,
-        inside its open transaction (a ROLLBACK takes them along)."""
+        database instance, on the registrar), one per function of the outputs table the
+        version offers. ``names``: the exact names a stored view or macro calls.
+        ``private``: also use copies made on this thread's connection, inside its open
+        transaction (a ROLLBACK takes them along)."""
         model, version, sha = rec["model"], rec["version"], rec["onnx_sha256"]
         features = tuple(FeatureSpec(**f) for f in rec["features"])
-        task = rec["task"]
-        imported = task == "imported"  # a foreign ONNX file: PREDICT returns its first output's type
-        if imported:
-            predict_type = rec["target_type"]
-        else:
-            predict_type = label_types(rec["target_type"])[1] if task == "classification" else "DOUBLE"
-        has_proba = task == "classification" or (imported and bool((rec.get("options") or {}).get("proba")))
         names = names or function_names(model, version, sha)
         known = self._functions.get((model, version))
-        if known is None or known[0] != sha or known[1] != names[0]:
-            wanted = [names[0]] + ([names[1]] if has_proba else [])
+        if known is None or known[0] != sha or any(n not in names.values() for n in known[1].values()):
+            info = self._version_info(rec)
+            wanted = {fn: names[fn] for fn in offered(info)}
             with self._lock:
-                if not _functions_exist(self._registrar_con(), wanted):
-                    made = self._register(rec, features, predict_type, self._registrar_con(), names)
-                    _remember_creator(self._registrar_con(), made)
-            known = self._functions[(model, version)] = (sha, names[0], names[1] if has_proba else None)
+                if not _functions_exist(self._registrar_con(), list(wanted.values())):
+                    made = self._register(rec, features, info, self._registrar_con(), wanted)
+                    _remember_creator(self._registrar_con(), made.values())
+            known = self._functions[(model, version)] = (sha, wanted, info)
+        functions, info = known[1], known[2]
         if private:
             con = self.db()
             key = (id(con), model, version, sha)
             local = self._private.get(key)
             if local is None:
-                local = self._register(rec, features, predict_type, con, tuple(f"{n}__t{next(_local_names)}" for n in names))
-                _remember_creator(con, local)
+                local = {fn: f"{n}__t{next(_local_names)}" for fn, n in functions.items()}
+                local = self._register(rec, features, info, con, local)
+                _remember_creator(con, local.values())
                 self._private[key] = local
-            known = (sha, local[0], local[1] if has_proba else None)
-        _, predict_name, proba_name = known
+            functions = local
+        task = rec["task"]
         return ModelSignature(
-            model=model,
-            version=version,
-            features=features,
-            predict_function=predict_name,
-            predict_type=predict_type,
+            model=model, version=version, features=features, functions=dict(functions), task=task,
+            predict_type=info.predict_type,
             label_type=rec["target_type"] if task in ("classification", "imported") else "DOUBLE",
-            proba_function=proba_name if task in ("classification", "imported") else None,
-        )
+        )  # fmt: skip
 
-    def _register(self, rec, features, predict_type, con, names) -> tuple[str, str | None]:
+    def _session(self, rec: dict[str, Any]):
         model, version = rec["model"], rec["version"]
         what = f"model '{model}' version {version}"
-        session = session_for(rec["onnx_sha256"], rec["onnx_size"], lambda: self.registry.blob(model, version), what)
+        return session_for(rec["onnx_sha256"], rec["onnx_size"], lambda: self.registry.blob(model, version), what)
+
+    def _version_info(self, rec: dict[str, Any]) -> VersionInfo:
+        task = rec["task"]
+        if task == "imported":  # a foreign ONNX file: PREDICT returns its first output's type
+            layout = rec.get("options") or {}
+            outputs = {"value": ()} | ({"probabilities": ()} if layout.get("proba") else {})
+            return VersionInfo(task, None, rec["target_type"], outputs)
+        predict_type = label_types(rec["target_type"])[1] if task == "classification" else "DOUBLE"
+        return version_info(task, rec["labels"], predict_type, self._session(rec))
+
+    def _register(self, rec, features, info: VersionInfo, con, names: dict[str, str]) -> dict[str, str]:
+        model, version = rec["model"], rec["version"]
+        session = self._session(rec)
         if rec["task"] == "imported":
-            return register_imported(con, model, version, features, rec["options"], predict_type, session, names)
-        return register_version(con, model, version, features, rec["task"], rec["labels"], predict_type, session, names)
+            return register_imported(con, model, version, features, rec["options"], info.predict_type, session, names)
+        return register_version(con, model, version, features, info, session, names)
 
     def _registrar_con(self) -> duckdb.DuckDBPyConnection:
         """dbml's own connection to this database for creating functions: autocommitted,
@@ -455,10 +466,10 @@ class Connection:
         process created them (DuckDB lets only the creator remove a function)."""
         for version in versions:
             known = self._functions.pop((model, version), None)
-            names = [n for n in (known[1:] if known else ()) if n]
-            prefixes = function_names(model, version)
+            names = list(known[1].values()) if known else []
+            prefixes = tuple(function_names(model, version).values())
             with _creators_lock:
-                names += [n for n in _creators if n.startswith(prefixes) and n not in names]
+                names += [n for n in _creators if (n in prefixes or n.startswith(tuple(p + "__" for p in prefixes))) and n not in names]
                 creators = {n: [r() for r in _creators.pop(n, [])] for n in names}
             for name, cons in creators.items():
                 for con in cons:
@@ -481,7 +492,7 @@ class Connection:
         using: str | None = None,
         if_not_exists: bool = False,
         params: list[Any] | None = None,
-        callbacks: list[Callback] | None = None,
+        callbacks: "list[Callback] | None" = None,
         **options: Any,
     ) -> duckdb.DuckDBPyRelation:
         """``TRAIN MODEL model [USING using] FROM source TARGET target WITH (options)``.
@@ -508,6 +519,8 @@ class Connection:
         return self.run_train(request)
 
     def run_train(self, request: TrainRequest) -> duckdb.DuckDBPyRelation:
+        from dbml.pipeline import train  # torch loads when something trains
+
         row = train(self.scoped(), self.registry, request)
         return statements.rows_relation(self.db(), [row])
 
@@ -671,11 +684,14 @@ def _functions_exist(con: duckdb.DuckDBPyConnection, names: list[str]) -> bool:
     return found == len(set(names))
 
 
+_LOWER_NAMES = tuple(n.lower() for n in FUNCTION_NAMES)
+
+
 def _user_function_exists(con: duckdb.DuckDBPyConnection, names: tuple[str, ...]) -> bool:
     cur = con.cursor()
     try:
         return bool(cur.execute(
-            "SELECT count(*) FROM duckdb_functions() WHERE lower(function_name) IN (?, ?)", list(names)
+            "SELECT count(*) FROM duckdb_functions() WHERE list_contains(?, lower(function_name))", [list(names)]
         ).fetchall()[0][0])  # fmt: skip
     finally:
         cur.close()

@@ -63,7 +63,7 @@ def check_compatible(parent: Parent, features: list[FeatureSpec], target: str, t
             f"cannot fine-tune {what}: the features differ ({'; '.join(p for p in parts if p)}); "
             f"it takes {', '.join(f.name for f in parent.features)}"
         )
-    if (rec["target"] or "").lower() != target.lower():
+    if (rec["target"] or "").lower() != (target or "").lower():
         raise TargetError(f"cannot fine-tune {what}: it predicts '{rec['target']}', not '{target}'")
     if rec["task"] != task:
         raise TargetError(f"cannot fine-tune {what}: it is a {rec['task']} model, the new data make a {task}")
@@ -71,6 +71,16 @@ def check_compatible(parent: Parent, features: list[FeatureSpec], target: str, t
         unknown = [v for v in labels if v not in rec["labels"]]
         if unknown:
             raise TargetError(f"cannot fine-tune {what}: label(s) {unknown} are not among its labels {rec['labels']}")
+
+
+def check_labels(parent: Parent, labels: list[Any]) -> None:
+    """Refuse class labels the parent does not know."""
+    rec = parent.record
+    unknown = [v for v in labels if v not in rec["labels"]]
+    if unknown:
+        raise TargetError(
+            f"cannot fine-tune model '{rec['model']}' version {rec['version']}: label(s) {unknown} are not among its labels {rec['labels']}"
+        )
 
 
 def load_weights(module: torch.nn.Module, parent: Parent) -> None:
@@ -88,7 +98,8 @@ def load_weights(module: torch.nn.Module, parent: Parent) -> None:
         rec = parent.record
         raise TrainingError(
             f"cannot fine-tune model '{rec['model']}' version {rec['version']}: its graph lacks or reshapes "
-            f"{', '.join(missing + wrong)}"
+            f"{', '.join(missing + wrong)} (a version trained by an earlier dbml, whose network had another "
+            "layout, cannot be fine-tuned: train a new version)"
         )
     loaded = {k: torch.from_numpy(np.array(parent.weights[k])).to(v.dtype) if k in parent.weights else v for k, v in state.items()}
     module.load_state_dict(loaded)

@@ -39,7 +39,7 @@ VERSION_COLUMNS: tuple[str, ...] = (
     "library_versions", "onnx_sha256", "onnx_size", "parity_error", "parent_version",
 )  # fmt: skip
 JSON_COLUMNS = ("options", "features", "profile", "labels", "metrics", "library_versions")
-TASKS = ("classification", "regression", "imported")
+TASKS = ("classification", "regression", "reconstruction", "imported")
 # Keys an exported file's dbml.record may carry that IMPORT keeps (the rest of the
 # record is the importing registry's own: name, number, time, user, parent).
 IMPORTED_FACTS = (
@@ -69,7 +69,7 @@ INT64 = 2**63 - 1
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 # A DuckDB type name as dbml writes one: words, optional (p[, s]), optional [] suffixes.
-_TYPE = re.compile(r"^[A-Z][A-Z0-9_]*(?: [A-Z][A-Z0-9_]*)*(?:\(\d{1,3}(?:, ?\d{1,3})?\))?(?:\[\d{0,6}\])*$")
+_TYPE = re.compile(r"^[A-Z][A-Z0-9_]*(?: [A-Z][A-Z0-9_]*)*(?:\(\d{1,3}(?:, ?\d{1,3})?\))?(?:\[\d{0,7}\])*$")
 _INTEGER_TYPES = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT"}
 _FLOAT_TYPES = {"FLOAT", "DOUBLE", "REAL"}
 _IMPORTED_TYPES = {"DOUBLE", "BIGINT", "VARCHAR", "BOOLEAN"}
@@ -177,6 +177,11 @@ def _is_numeric_type(t: str) -> bool:
     return t in NUMERIC_TYPES or bool(re.match(r"^DECIMAL(\(\d{1,3}(, ?\d{1,3})?\))?$", t))
 
 
+def _is_float_list(t: str) -> bool:
+    m = re.fullmatch(r"FLOAT\[(\d{1,7})\]", t)
+    return bool(m) and 1 <= int(m.group(1)) <= 1_000_000
+
+
 def _label_kind(target_type: str) -> str:
     """How the labels of a class target are stored: bool, int or str (as training writes them)."""
     t = target_type.upper()
@@ -212,6 +217,8 @@ def _features(c: _Check, value: Any, task: str) -> list[dict[str, Any]]:
             "boolean": t == "BOOLEAN",
             "datetime": t in DATETIME_TYPES,
             "category": t == "VARCHAR",
+            "array": _is_float_list(t),
+            "sequence": _is_float_list(t),
         }.get(kind, True)  # a kind added later: the type grammar above
         if not ok:
             raise c.fail(f"{at}.sql_type", sql_type, f"a type of a {kind} feature")
@@ -246,7 +253,7 @@ def _profile(c: _Check, value: Any, features: list[dict[str, Any]], task: str) -
         entry = value.get(name)
         at = f"profile.{name}"
         if entry is None:
-            if task in ("classification", "regression"):  # fine-tuning rebuilds preprocessing from it
+            if task in ("classification", "regression", "reconstruction"):  # fine-tuning rebuilds preprocessing from it
                 raise c.fail(at, None, f"the training profile of {f['kind']} feature '{name}'")
             continue
         if not isinstance(entry, dict):
@@ -396,7 +403,11 @@ def validate_record(record: dict[str, Any], what: str) -> dict[str, Any]:
     if task == "imported":
         _imported_options(c, r["options"], features)
     r["profile"] = _profile(c, r.get("profile"), features, task)
-    if task == "imported":
+    if task == "reconstruction":  # no target
+        if r.get("target") is not None or r.get("target_type") is not None:
+            raise c.fail("target", r.get("target"), "no target (an anomaly model learns without one)")
+        r["target"] = r["target_type"] = None
+    elif task == "imported":
         r["target"] = c.text(r.get("target"), "target", none=True)
         t = r.get("target_type")
         if not isinstance(t, str) or (t[:-2] if t.endswith("[]") else t) not in _IMPORTED_TYPES:

@@ -40,10 +40,11 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import onnxruntime as ort
 import pyarrow as pa
-import pyarrow.compute as pc
+
 
 from dbml.errors import CorruptBlobError, DbmlError, IntegrityError, OptionError, ResourceLimitError, ScoringError
 from dbml.features import FeatureSpec
+from dbml.kinds import KINDS
 from dbml.graphcheck import check_graph, parse_blob
 
 __all__ = [
@@ -376,20 +377,11 @@ def clear_sessions() -> None:
         _sessions.clear()
 
 
-def _column(values: pa.Array | pa.ChunkedArray, feature: FeatureSpec) -> np.ndarray:
-    if isinstance(values, pa.ChunkedArray):
-        values = values.combine_chunks() if values.num_chunks != 1 else values.chunk(0)
-    if feature.kind == "category":
-        if values.null_count:
-            values = pc.fill_null(values.cast(pa.string()), "")
-        return values.to_numpy(zero_copy_only=False).reshape(-1, 1)
-    if not pa.types.is_float32(values.type):
-        values = values.cast(pa.float32())
-    if values.null_count:
-        values = pc.fill_null(values, float("nan"))
-    return values.to_numpy(zero_copy_only=False).reshape(-1, 1)
-
-
 def arrow_feeds(features: Sequence[FeatureSpec], columns: Sequence[pa.Array | pa.ChunkedArray]) -> dict[str, np.ndarray]:
-    """ONNX inputs from encoded Arrow columns (FLOAT, or VARCHAR for categories)."""
-    return {f.name: _column(c, f) for f, c in zip(features, columns)}
+    """ONNX inputs from encoded Arrow columns (each kind converts its own)."""
+    out = {}
+    for f, values in zip(features, columns):
+        if isinstance(values, pa.ChunkedArray):
+            values = values.combine_chunks() if values.num_chunks != 1 else values.chunk(0)
+        out[f.name] = KINDS[f.kind].feed(f, values)
+    return out

@@ -19,7 +19,7 @@ from dbml.dialect import (
     ShowModels, TrainModel, option_value,
 )  # fmt: skip
 from dbml.errors import DbmlError, OptionError, SourceError
-from dbml.pipeline import TrainRequest
+from dbml.request import TrainRequest
 from dbml.registry import check_model_name
 
 if TYPE_CHECKING:

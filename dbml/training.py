@@ -1,6 +1,9 @@
 """The training loop: ``fit -> run_epoch -> train_step``, with callbacks.
 
-It sees tensors only. Early stopping restores the best weights on the validation
+It sees dicts of named tensors only ({group key: tensor, "target": tensor}); the task
+gives the loss (which sees the whole batch, inputs too) and the validation figure. A
+streaming source can replace the in-memory tensors without touching kinds, tasks or
+architectures. Early stopping restores the best weights on the validation
 rows; a loss that stops being finite ends training with an error, and nothing is
 saved by the caller.
 """
@@ -12,16 +15,16 @@ import math
 import sys
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn
 
 from dbml.errors import TrainingError
 
-__all__ = ["EpochLog", "Callback", "ProgressBar", "Batch", "fit"]
+__all__ = ["EpochLog", "Callback", "ProgressBar", "Batch", "fit", "rows", "take"]
 
-Batch = tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor]  # x_num, x_cat, y
+Batch = dict[str, torch.Tensor]  # {group key: tensor, "target": tensor}
 
 
 @dataclass
@@ -38,6 +41,8 @@ class Callback:
     """Hooks of the loop; each is a no-op by default."""
 
     def on_train_begin(self, epochs: int) -> None: ...
+
+    def on_batch_end(self, step: int, loss: float) -> None: ...
 
     def on_epoch_end(self, log: EpochLog) -> None: ...
 
@@ -69,27 +74,33 @@ class ProgressBar(Callback):
             self.bar.close()
 
 
-def _slice(batch: Batch, idx: torch.Tensor) -> Batch:
-    return tuple(t.index_select(0, idx) if t is not None else None for t in batch)  # type: ignore[return-value]
+def rows(batch: Batch) -> int:
+    return next(iter(batch.values())).shape[0]
 
 
-def _evaluate(model: nn.Module, loss_fn: Callable, data: Batch, metric: Callable, batch_size: int) -> tuple[float, float]:
+def take(batch: Batch, idx: torch.Tensor) -> Batch:
+    return {k: t.index_select(0, idx) for k, t in batch.items()}
+
+
+def _evaluate(model: nn.Module, task, data: Batch, batch_size: int) -> tuple[float, float]:
+    """(loss, validation figure) over ``data``, in chunks, weighted by rows."""
     model.eval()
-    n = data[2].shape[0]
-    outs = []
+    n = rows(data)
+    chunk = max(batch_size, 4096)
+    loss = score = 0.0
     with torch.no_grad():
-        for start in range(0, n, max(batch_size, 4096)):
-            idx = torch.arange(start, min(start + max(batch_size, 4096), n), device=data[2].device)
-            x_num, x_cat, _ = _slice(data, idx)
-            outs.append(model(x_num, x_cat))
-        out = torch.cat(outs)
-        return float(loss_fn(out, data[2])), float(metric(out, data[2]))
+        for start in range(0, n, chunk):
+            part = take(data, torch.arange(start, min(start + chunk, n), device=next(iter(data.values())).device))
+            out = model(part)
+            k = rows(part)
+            loss += float(task.loss(model, out, part)) * k
+            score += float(task.score(model, out, part)) * k
+    return loss / max(n, 1), score / max(n, 1)
 
 
 def fit(
     model: nn.Module,
-    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-    metric: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    task,
     train: Batch,
     val: Batch | None,
     options: dict[str, Any],
@@ -99,9 +110,8 @@ def fit(
     """Train ``model`` in place and return one log per epoch.
 
     Args:
-        model: maps (x_num, x_cat) to what ``loss_fn`` takes.
-        loss_fn: loss of (output, y).
-        metric: validation metric of (output, y), higher is better.
+        model: maps a batch to what the task's loss takes.
+        task: gives ``loss(model, out, batch)`` and ``score(model, out, batch)`` (higher is better).
         train: training tensors, already on the device.
         val: validation tensors or None (then no early stopping).
         options: epochs, lr, weight_decay, patience, seed.
@@ -116,9 +126,10 @@ def fit(
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
         optimizer, factor=0.5, patience=max(2, patience // 4), min_lr=options["lr"] / 100
     )
-    device = train[2].device
+    device = next(iter(train.values())).device
     generator = torch.Generator(device="cpu").manual_seed(options["seed"])
-    n = train[2].shape[0]
+    n = rows(train)
+    step = 0
     logs: list[EpochLog] = []
     best_loss, best_state, since_best = math.inf, None, 0
     for cb in callbacks:
@@ -131,12 +142,16 @@ def fit(
             total = 0.0
             for start in range(0, n, batch_size):
                 idx = order[start : start + batch_size]
-                x_num, x_cat, y = _slice(train, idx)
+                batch = take(train, idx)
                 optimizer.zero_grad(set_to_none=True)
-                loss = loss_fn(model(x_num, x_cat), y)
+                loss = task.loss(model, model(batch), batch)
                 loss.backward()
                 optimizer.step()
-                total += float(loss.detach()) * idx.numel()
+                value = float(loss.detach())
+                total += value * idx.numel()
+                step += 1
+                for cb in callbacks:
+                    cb.on_batch_end(step, value)
             train_loss = total / n
             if not math.isfinite(train_loss):
                 raise TrainingError(
@@ -145,7 +160,7 @@ def fit(
                 )
             val_loss = val_metric = None
             if val is not None:
-                val_loss, val_metric = _evaluate(model, loss_fn, val, metric, batch_size)
+                val_loss, val_metric = _evaluate(model, task, val, batch_size)
             lr = optimizer.param_groups[0]["lr"]
             monitored = val_loss if val_loss is not None else train_loss
             scheduler.step(monitored)

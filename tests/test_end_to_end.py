@@ -131,7 +131,7 @@ def test_blob_scores_raw_rows_outside_duckdb(con, mixed):
     assert json.loads(meta["dbml.features"]) == json.loads(meta_features)
     assert {o.domain for o in proto.opset_import} <= {"", "ai.onnx.ml"}
     assert [i.name for i in proto.graph.input] == [f["name"] for f in json.loads(meta_features)]
-    assert [o.name for o in proto.graph.output] == ["label", "probabilities"]
+    assert [o.name for o in proto.graph.output] == ["label", "probabilities", "embedding"]
 
     # raw rows, encoded only as the ONNX contract says (floats; dates as days; strings)
     raw = con.sql(
@@ -142,7 +142,7 @@ def test_blob_scores_raw_rows_outside_duckdb(con, mixed):
     ).to_arrow_table()
     features = [FeatureSpec(**f) for f in json.loads(meta["dbml.features"])]
     session = ort.InferenceSession(blob, providers=["CPUExecutionProvider"])
-    labels, probs = session.run(None, arrow_feeds(features, [raw.column(f.name) for f in features]))
+    labels, probs, embedding = session.run(None, arrow_feeds(features, [raw.column(f.name) for f in features]))
     in_sql = con.sql(f"SELECT PREDICT(churn, *), PREDICT_PROBA(churn, *).yes FROM {mixed} ORDER BY id").fetchall()
     assert list(labels) == [r[0] for r in in_sql]
     assert np.allclose(probs[:, 1], [r[1] for r in in_sql], atol=1e-6)

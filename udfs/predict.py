@@ -1,12 +1,10 @@
-"""Per-version PREDICT / PREDICT_PROBA UDFs: vectorized Arrow functions around a
-cached onnxruntime session.
+"""Per-version scoring UDFs: vectorized Arrow functions around a cached onnxruntime
+session, one per function of :data:`dbml.outputs.OUTPUTS` the version offers.
 
-``dbml_predict__<model>__v<N>(features...)``: the label (in the target's type) or the
-value (DOUBLE). Example, after the rewrite of ``PREDICT(churn, *)``:
-``SELECT dbml_predict__churn__v1(CAST("age" AS FLOAT), ...) FROM t``.
-
-``dbml_proba__<model>__v<N>(features...)``: a STRUCT with one DOUBLE field per
-class label, so ``PREDICT_PROBA(churn, *).yes`` reads one probability.
+``dbml_<word>__<model>__v<N>__<sha8>(features...)``, with the word of the function
+(predict, proba, embed, score, anomaly). Example, after the rewrite of
+``PREDICT(churn, *)``: ``SELECT dbml_predict__churn__v1__6628044f(CAST("age" AS FLOAT), ...) FROM t``.
+What each returns (type and Arrow conversion) is the outputs table's.
 """
 
 from __future__ import annotations
@@ -23,34 +21,36 @@ import pyarrow.compute as pc
 from duckdb import sqltypes
 
 from dbml.features import FeatureSpec
+from dbml.kinds import KINDS
+from dbml.outputs import BY_FUNCTION, OUTPUTS, VersionInfo, label_field
 from dbml.runtime import arrow_feeds, run_bounded
 
-__all__ = ["FUNCTIONS", "function_names", "function_digest", "parse_function_name", "register_version", "register_imported", "label_field"]
+__all__ = ["FUNCTIONS", "function_names", "function_digest", "parse_function_name", "register_version",
+           "register_imported", "label_field", "version_info", "sql_type"]  # fmt: skip
 
 # name pattern -> one-line description, for documentation and SHOW FUNCTIONS-style listings
-FUNCTIONS = {
-    "dbml_predict__<model>__v<N>": "label or value of one model version; written as PREDICT(model, *)",
-    "dbml_proba__<model>__v<N>": "STRUCT of class probabilities; written as PREDICT_PROBA(model, *)",
-}
+FUNCTIONS = {f"dbml_{o.udf}__<model>__v<N>": f"{o.description}; written as {o.function}(model, *)" for o in OUTPUTS}
 
-# dbml_predict__<model>__v<N>[__<sha256 prefix>]; names without the digest (and with a
+# dbml_<word>__<model>__v<N>[__<sha256 prefix>]; names without the digest (and with a
 # __r<k> suffix) come from earlier releases and still appear in stored views; __t<k>
 # names live inside one user transaction.
-FUNCTION_NAME = re.compile(r"^dbml_(predict|proba)__(.+)__v(\d+)(?:__([0-9a-f]{8}))?(?:__[rt]\d+)?$")
-_SQL_TYPES = {"VARCHAR": sqltypes.VARCHAR, "BOOLEAN": sqltypes.BOOLEAN, "BIGINT": sqltypes.BIGINT, "DOUBLE": sqltypes.DOUBLE}
+_WORDS = "|".join(o.udf for o in OUTPUTS)
+FUNCTION_NAME = re.compile(rf"^dbml_({_WORDS})__(.+)__v(\d+)(?:__([0-9a-f]{{8}}))?(?:__[rt]\d+)?$")
+_SQL_TYPES = {"VARCHAR": sqltypes.VARCHAR, "BOOLEAN": sqltypes.BOOLEAN, "BIGINT": sqltypes.BIGINT, "DOUBLE": sqltypes.DOUBLE,
+              "FLOAT": sqltypes.FLOAT}  # fmt: skip
 _ARROW_TYPES = {"VARCHAR": pa.string(), "BOOLEAN": pa.bool_(), "BIGINT": pa.int64(), "DOUBLE": pa.float64()}
 
 
-def function_names(model: str, version: int, sha256: str | None = None) -> tuple[str, str]:
-    """(predict UDF name, predict_proba UDF name) of a model version.
+def function_names(model: str, version: int, sha256: str | None = None) -> dict[str, str]:
+    """{SQL function: UDF name} of a model version, for every function of the table.
 
-    The two prefixes differ in their first word and the version is ``__v<digits>``,
-    so no two (model, version, kind) share a name. The blob's digest prefix ends the
+    The prefixes differ in their first word and the version is ``__v<digits>``, so no
+    two (model, version, function) share a name. The blob's digest prefix ends the
     name: functions live in the database instance's catalog, shared by every
     connection of the process, and a name then always means one blob.
     """
     tail = f"__{sha256[:8]}" if sha256 else ""
-    return f"dbml_predict__{model}__v{version}{tail}", f"dbml_proba__{model}__v{version}{tail}"
+    return {o.function: f"dbml_{o.udf}__{model}__v{version}{tail}" for o in OUTPUTS}
 
 
 def parse_function_name(name: str) -> tuple[str, int] | None:
@@ -65,10 +65,25 @@ def function_digest(name: str) -> str | None:
     return match.group(4) if match else None
 
 
-def _udf(
-    session: ort.InferenceSession, features: Sequence[FeatureSpec], output: str,
-    convert: Callable[[np.ndarray], pa.Array], what: str,
-):  # fmt: skip
+def sql_type(spec: str | dict[str, str]) -> duckdb.DuckDBPyType:
+    """A DuckDB type from the outputs table's spelling (a STRUCT is a dict of fields)."""
+    if isinstance(spec, dict):
+        return duckdb.struct_type({k: sql_type(v) for k, v in spec.items()})
+    m = re.fullmatch(r"(\w+)\[(\d*)\]", spec)
+    if m:
+        element = _SQL_TYPES[m.group(1)]
+        return duckdb.array_type(element, int(m.group(2))) if m.group(2) else duckdb.list_type(element)
+    return _SQL_TYPES[spec]
+
+
+def version_info(task: str, labels: list[Any] | None, predict_type: str, session: ort.InferenceSession) -> VersionInfo:
+    """What the outputs table needs of a version, its graph outputs read from the session."""
+    outputs = {o.name: tuple(o.shape[1:]) if o.shape else () for o in session.get_outputs()}
+    return VersionInfo(task, tuple(labels) if labels is not None else None, predict_type, outputs)
+
+
+def _udf(session: ort.InferenceSession, features: Sequence[FeatureSpec], output: str,
+         convert: Callable[[np.ndarray], pa.Array], what: str):  # fmt: skip
     features = tuple(features)
 
     def udf(*columns):
@@ -91,50 +106,21 @@ def register_version(
     model: str,
     version: int,
     features: Sequence[FeatureSpec],
-    task: str,
-    labels: list[Any] | None,
-    predict_type: str,
+    info: VersionInfo,
     session: ort.InferenceSession,
-    names: tuple[str, str] | None = None,
-) -> tuple[str, str | None]:
-    """Create the UDFs of one model version on ``con`` (a connection outside any user
-    transaction, so a ROLLBACK cannot take them), unless they exist already.
-
-    Returns the predict and predict_proba function names (None when the model has no
-    class probabilities): ``names`` when given, else :func:`function_names`.
-    """
-    predict_name, proba_name = names or function_names(model, version)
+    names: dict[str, str],
+) -> dict[str, str]:
+    """Create the UDFs ``names`` ({SQL function: UDF name}) of one model version on
+    ``con`` (a connection outside any user transaction, so a ROLLBACK cannot take
+    them), unless they exist already. Returns the names, as given."""
     what = f"model '{model}' version {version}"
-    params = [sqltypes.VARCHAR if f.kind == "category" else sqltypes.FLOAT for f in features]
-    arrow_type = _ARROW_TYPES[predict_type]
-    if task == "classification":
-        # Take the label in Arrow from the probabilities (columns in label order): onnxruntime
-        # skips ArgMax/Gather and no Python object is built per row (about 5% faster, measured
-        # with benchmarks/predict.py). The graph's own `label` output gives the same answer.
-        output = "probabilities"
-        classes = pa.array(labels, type=arrow_type)
-
-        def convert(out: np.ndarray) -> pa.Array:
-            return classes.take(pa.array(out.argmax(axis=1)))
-    else:
-        output = "value"
-
-        def convert(out: np.ndarray) -> pa.Array:
-            return pa.array(out.reshape(-1).astype(np.float64), type=pa.float64())
-
-    predict_name = _create(con, predict_name, _udf(session, features, output, convert, what), params, _SQL_TYPES[predict_type])
-    if task != "classification":
-        return predict_name, None
-
-    names = [label_field(label) for label in labels or []]
-
-    def convert_proba(out: np.ndarray) -> pa.Array:
-        out = out.astype(np.float64)
-        return pa.StructArray.from_arrays([pa.array(out[:, k]) for k in range(len(names))], names=names)
-
-    struct = duckdb.struct_type({n: sqltypes.DOUBLE for n in names})
-    proba_name = _create(con, proba_name, _udf(session, features, "probabilities", convert_proba, what), params, struct)
-    return predict_name, proba_name
+    params = [KINDS[f.kind].udf_type(f) for f in features]
+    for function, name in names.items():
+        out = BY_FUNCTION[function]
+        source = out.source(info)
+        udf = _udf(session, features, source, out.convert(info), what)
+        _create(con, name, udf, params, sql_type(out.sql_type(info)))
+    return dict(names)
 
 
 def _imported_column(values: pa.Array | pa.ChunkedArray, feature: FeatureSpec, dtype: str, what: str) -> np.ndarray:
@@ -164,16 +150,16 @@ def register_imported(
     options: dict[str, Any],
     predict_type: str,
     session: ort.InferenceSession,
-    names: tuple[str, str] | None = None,
-) -> tuple[str, str | None]:
+    names: dict[str, str],
+) -> dict[str, str]:
     """Create the UDFs of a version imported from a foreign ONNX file.
 
     ``options`` is the version's stored layout (:func:`dbml.foreign.describe_graph`):
     which columns feed which graph input (stacked in order for an ``[N, F]`` input), in
     which dtype; the output PREDICT returns; the probabilities output, if any.
-    Returns the names registered, as :func:`register_version`.
+    ``names``: {SQL function: UDF name} of the functions to create (PREDICT, and
+    PREDICT_PROBA when the layout has probabilities). Returns the names created.
     """
-    predict_name, proba_name = names or function_names(model, version)
     features = tuple(features)
     what = f"imported model '{model}' version {version}"
     position = {f.name: i for i, f in enumerate(features)}
@@ -210,19 +196,19 @@ def register_imported(
         return _typed(out.reshape(-1), element, arrow_type)
 
     return_type = duckdb.list_type(_SQL_TYPES[element]) if as_list else _SQL_TYPES[element]
-    predict_name = _create(con, predict_name, make(options["output"]["name"], convert), params, return_type)
+    made = {"PREDICT": _create(con, names["PREDICT"], make(options["output"]["name"], convert), params, return_type)}
     proba = options.get("proba")
-    if not proba:
-        return predict_name, None
-    names = list(proba["fields"])
+    if not proba or "PREDICT_PROBA" not in names:
+        return made
+    fields = list(proba["fields"])
 
     def convert_proba(out: np.ndarray, n: int) -> pa.Array:
-        out = np.asarray(out, dtype=np.float64).reshape(n, len(names))
-        return pa.StructArray.from_arrays([pa.array(out[:, k]) for k in range(len(names))], names=names)
+        out = np.asarray(out, dtype=np.float64).reshape(n, len(fields))
+        return pa.StructArray.from_arrays([pa.array(out[:, k]) for k in range(len(fields))], names=fields)
 
-    struct = duckdb.struct_type({n: sqltypes.DOUBLE for n in names})
-    proba_name = _create(con, proba_name, make(proba["name"], convert_proba), params, struct)
-    return predict_name, proba_name
+    struct = duckdb.struct_type({f: sqltypes.DOUBLE for f in fields})
+    made["PREDICT_PROBA"] = _create(con, names["PREDICT_PROBA"], make(proba["name"], convert_proba), params, struct)
+    return made
 
 
 def _typed(values: np.ndarray, sql_type: str, arrow_type: pa.DataType) -> pa.Array:
@@ -233,13 +219,6 @@ def _typed(values: np.ndarray, sql_type: str, arrow_type: pa.DataType) -> pa.Arr
     if sql_type == "BOOLEAN":
         return pa.array(values.astype(bool, copy=False), type=arrow_type)
     return pa.array([v.decode() if isinstance(v, bytes) else str(v) for v in values], type=arrow_type)
-
-
-def label_field(label: Any) -> str:
-    """The STRUCT field name of a class label: 'true'/'false' for booleans, else its text."""
-    if isinstance(label, bool):
-        return "true" if label else "false"
-    return str(label)
 
 
 # Every function ever handed to DuckDB, kept alive for the process: DuckDB 2.0.1 lets the

@@ -1,8 +1,14 @@
 """Architecture plugins, registered by name in one table.
 
-An architecture receives sizes and options and returns a torch module; it never
-touches SQL or the registry. Third parties add one through the entry-point group
-``dbml.architectures`` (a class with the same interface as :class:`Architecture`).
+An architecture receives the encoded inputs' shapes (one entry per input group, see
+:mod:`dbml.kinds`), the task and its options, and returns the *trunk*: a torch module
+mapping the dict {group key: encoded tensor} to one [N, width] tensor (its ``width``
+attribute), the last hidden layer. The task adds its head; ``EMBED`` returns the
+trunk's output. It never touches SQL, the registry or ONNX.
+
+A new family is one file here (or a third-party package exposing a class with the
+same interface through the entry-point group ``dbml.architectures``, or a call to
+:func:`register`). Nothing at module level imports torch.
 """
 
 from __future__ import annotations
@@ -10,12 +16,12 @@ from __future__ import annotations
 from importlib.metadata import entry_points
 from typing import Any
 
-from torch import nn
-
 from dbml.errors import OptionError
 from dbml.options import Option
 
-__all__ = ["Architecture", "ARCHITECTURES", "get_architecture", "default_architecture"]
+__all__ = ["Architecture", "ARCHITECTURES", "get_architecture", "default_architecture", "register", "concat", "check_parameters"]
+
+MAX_PARAMETERS = 50_000_000
 
 
 class Architecture:
@@ -25,26 +31,74 @@ class Architecture:
         name: the name after USING.
         description: one line for users.
         options: the architecture's own options (training options are shared).
-        kinds: the feature kinds it takes.
+        kinds: the column kinds it takes.
+        tasks: the tasks it learns (the first with a TARGET, or 'reconstruction' without).
+        list_kind: how it reads LIST/ARRAY columns: 'array' (fixed length) or 'sequence'.
     """
 
     name: str = ""
     description: str = ""
     options: tuple[Option, ...] = ()
-    kinds: frozenset[str] = frozenset()
+    kinds: frozenset[str] = frozenset({"numeric", "boolean", "datetime", "category"})
+    tasks: tuple[str, ...] = ("classification", "regression")
+    list_kind: str = "array"
 
-    def build(self, input_dim: int, output_dim: int, options: dict[str, Any]) -> nn.Module:
-        """Return a module mapping a float [N, input_dim] batch to [N, output_dim]."""
+    def build(self, inputs: dict[str, tuple[int, ...]], task: str, options: dict[str, Any]):
+        """Return the trunk: {group key: encoded [N, *shape]} -> [N, width], with ``width``."""
         raise NotImplementedError
+
+    def decoder(self, width: int, out: int, options: dict[str, Any]):
+        """For a reconstruction task: [N, width] -> [N, out]. A linear map unless overridden."""
+        from torch import nn
+
+        return nn.Linear(width, out)
+
+
+def concat(inputs: dict[str, tuple[int, ...]]):
+    """The plain combiner: every encoded input flattened and concatenated, in key order.
+    Returns (module, width)."""
+    import math
+
+    import torch
+    from torch import nn
+
+    keys = list(inputs)
+    width = sum(math.prod(s) for s in inputs.values())
+
+    class Concat(nn.Module):
+        def forward(self, encoded):
+            return torch.cat([encoded[k].flatten(1) for k in keys], dim=1)
+
+    return Concat(), width
+
+
+def check_parameters(module, what: str, option: str) -> None:
+    """Refuse a network too large to train or store, naming the option to lower."""
+    n = sum(p.numel() for p in module.parameters())
+    if n > MAX_PARAMETERS:
+        raise OptionError(
+            f"option '{option}' makes a {what} of {n:,} parameters; the limit is {MAX_PARAMETERS:,}: use smaller layers"
+        )
 
 
 def _builtin() -> dict[str, Architecture]:
+    from dbml.architectures.autoencoder import Autoencoder
+    from dbml.architectures.cnn import CNN
     from dbml.architectures.mlp import MLP
+    from dbml.architectures.recurrent import GRU, LSTM
 
-    return {a.name: a for a in (MLP(),)}
+    return {a.name: a for a in (MLP(), CNN(), LSTM(), GRU(), Autoencoder())}
 
 
 ARCHITECTURES: dict[str, Architecture] = _builtin()
+
+
+def register(architecture: Architecture) -> Architecture:
+    """Add an architecture to the table (a family defined outside the package)."""
+    if not architecture.name or not architecture.name.isidentifier():
+        raise OptionError(f"an architecture needs a name made of letters, digits and _, got {architecture.name!r}")
+    ARCHITECTURES[architecture.name.lower()] = architecture
+    return architecture
 
 
 def _plugins() -> dict[str, Architecture]:
@@ -56,7 +110,7 @@ def _plugins() -> dict[str, Architecture]:
 
 
 def get_architecture(name: str) -> Architecture:
-    """Look an architecture up by name (built-ins first, then installed plugins)."""
+    """Look an architecture up by name (the table first, then installed plugins)."""
     key = name.lower()
     if key in ARCHITECTURES:
         return ARCHITECTURES[key]
@@ -67,6 +121,9 @@ def get_architecture(name: str) -> Architecture:
     raise OptionError(f"unknown architecture '{name}' after USING; available: {valid}")
 
 
-def default_architecture(kinds: set[str]) -> str:
-    """The architecture chosen when USING is left out, from the feature kinds."""
-    return "mlp"
+def default_architecture(has_target: bool, list_columns: bool) -> str:
+    """The architecture chosen when USING is left out: mlp, a cnn for array columns,
+    an autoencoder without a TARGET."""
+    if not has_target:
+        return "autoencoder"
+    return "cnn" if list_columns else "mlp"

@@ -120,7 +120,7 @@ def test_nan_targets_are_skipped_like_null_ones_and_infinite_ones_refused(con):
 def test_reserved_column_names_are_refused_before_training_with_a_fix_that_runs(con, column, task_target, monkeypatch):
     from dbml import pipeline
 
-    monkeypatch.setattr(pipeline, "_fit_model", lambda *a, **k: pytest.fail("training started"))
+    monkeypatch.setattr(pipeline, "fit_model", lambda *a, **k: pytest.fail("training started"))
     quoted = '"' + column + '"'
     con.sql(f"CREATE TABLE src AS SELECT i AS x, i % 3 AS {quoted}, {task_target} AS y FROM range(40) r(i)")
     before = registry_counts(con)
@@ -153,7 +153,7 @@ def test_class_labels_beyond_bigint_are_refused_before_reading_rows(con):
 def test_too_many_classes_are_refused_before_training_naming_the_option(con, monkeypatch):
     from dbml import pipeline
 
-    monkeypatch.setattr(pipeline, "_fit_model", lambda *a, **k: pytest.fail("training started"))
+    monkeypatch.setattr(pipeline, "fit_model", lambda *a, **k: pytest.fail("training started"))
     src = "SELECT i % 7 AS x, 'c' || i AS y FROM range(1500) r(i)"
     with pytest.raises(TargetError, match=r"target column 'y' of model 'k' has 1,500 distinct values.*max_labels = 1,000"):
         con.sql(f"TRAIN MODEL k FROM ({src}) TARGET y WITH ({O})")
@@ -164,19 +164,21 @@ def test_too_many_classes_are_refused_before_training_naming_the_option(con, mon
         con.sql(f"TRAIN MODEL k FROM ({src}) TARGET y WITH ({O}, max_labels = 2000)")
 
 
-def test_wide_one_hot_inputs_are_refused_before_training(con, monkeypatch):
-    from dbml import model as model_module
+def test_wide_inputs_are_refused_before_training_and_categories_are_embedded(con, monkeypatch):
     from dbml import pipeline
+    from dbml.kinds import KINDS
 
-    monkeypatch.setattr(pipeline, "MEMORY_LIMIT", 4096 * 1000 * 4)
-    src = "SELECT 'k' || i AS c, i % 2 = 0 AS y FROM range(3000) r(i)"
-    with pytest.raises(FeatureError, match=r"column 'c' with 2,400 categories \(max_categories = 5,000\)"):
+    spec = dbml.features.FeatureSpec("c", "category", "VARCHAR")
+    # a category column is one embedding table: memory linear in its vocabulary, width bounded
+    huge = {"c": {"vocabulary": [str(i) for i in range(100_000)]}}
+    encoder = KINDS["category"].encoder([spec], huge, {})
+    assert sum(p.numel() for p in encoder.parameters()) == 100_001 * encoder.shape[0] and encoder.shape[0] <= 64
+    assert sum(b.numel() for b in encoder.buffers()) < 200_000
+    monkeypatch.setattr(pipeline, "fit_model", lambda *a, **k: pytest.fail("training started"))
+    monkeypatch.setattr(pipeline, "MEMORY_LIMIT", 4096 * 10 * 4)
+    src = "SELECT 'k' || i AS c, i AS a, i * 2 AS b, i % 2 = 0 AS y FROM range(3000) r(i)"
+    with pytest.raises(FeatureError, match=r"the features of model 'w' make \d+ network inputs.*max_categories \(now 5,000\)"):
         con.sql(f"TRAIN MODEL w FROM ({src}) TARGET y WITH ({O}, max_categories = 5000)")
-    # the one-hot of a category column takes memory linear in its vocabulary (no identity matrix)
-    prep = model_module.TabularPreprocessor(
-        [dbml.features.FeatureSpec("c", "category", "VARCHAR")], {"c": {"vocabulary": [str(i) for i in range(100_000)]}}
-    )
-    assert sum(b.numel() for b in prep.buffers()) < 200_000
 
 
 # -- property: ordinary bad input gives dbml errors only --------------------------------

@@ -1,0 +1,43 @@
+"""The autoencoder: no TARGET; an encoder to a small bottleneck and a mirrored
+decoder rebuild the rows' features; rows it rebuilds badly are unusual (see
+:mod:`dbml.tasks.reconstruction`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dbml.architectures import Architecture, concat
+from dbml.architectures.mlp import layers
+from dbml.options import Option
+
+__all__ = ["Autoencoder"]
+
+
+class Autoencoder(Architecture):
+    name = "autoencoder"
+    description = "anomaly detection without a target: ANOMALY_SCORE, IS_ANOMALY, EMBED (the bottleneck)"
+    kinds = frozenset({"numeric", "boolean", "datetime", "category", "array"})
+    tasks = ("reconstruction",)
+    options = (
+        Option("hidden", "int_list", [64, 32], "sizes of the encoder's hidden layers (the decoder mirrors them)",
+               lambda v: 0 <= len(v) <= 8 and all(1 <= h <= 65536 for h in v), "0 to 8 sizes, each 1 to 65536"),
+        Option("bottleneck", "int", 0, "width of the code (EMBED's size); 0 picks a third of the inputs, 1 to 16",
+               lambda v: 0 <= v <= 4096, "0 (auto) to 4096"),
+        Option("dropout", "float", 0.0, "dropout after each hidden layer", lambda v: 0 <= v < 1, "in [0, 1)"),
+    )  # fmt: skip
+
+    def build(self, inputs: dict[str, tuple[int, ...]], task: str, options: dict[str, Any]):
+        from torch import nn
+
+        combine, width = concat(inputs)
+        code = options["bottleneck"] or max(1, min(16, width // 3))  # narrower than the inputs, or it learns the identity
+        trunk = nn.Sequential(combine, *layers(width, options["hidden"], options["dropout"]), nn.Linear(
+            options["hidden"][-1] if options["hidden"] else width, code))
+        trunk.width = code
+        return trunk
+
+    def decoder(self, width: int, out: int, options: dict[str, Any]):
+        from torch import nn
+
+        sizes = list(reversed(options["hidden"]))
+        return nn.Sequential(nn.ReLU(), *layers(width, sizes, options["dropout"]), nn.Linear(sizes[-1] if sizes else width, out))

@@ -1,0 +1,97 @@
+"""The torch encoders of the kinds' groups (imported only when something trains).
+
+Each maps its group's tensor to an encoded tensor of ``shape`` (without the batch
+axis), and ``target(x)`` gives the fixed encoding a reconstruction task rebuilds
+(standardised numbers, one-hot categories), never a learned one that could collapse.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+__all__ = ["NumberEncoder", "CategoryEncoder", "ArrayEncoder"]
+
+
+class NumberEncoder(nn.Module):
+    """Impute (training mean) and standardise; a missing-value indicator for the
+    columns that had NULLs at training. NULL and NaN both arrive as NaN."""
+
+    def __init__(self, features, profile: dict[str, dict[str, Any]]):
+        super().__init__()
+        mean = [profile[f.name]["mean"] for f in features]
+        std = [profile[f.name]["std"] or 1.0 for f in features]
+        std = [s if s > 1e-12 else 1.0 for s in std]
+        indicators = [i for i, f in enumerate(features) if profile[f.name]["nulls"] > 0]
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).reshape(1, -1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).reshape(1, -1))
+        self.register_buffer("indicators", torch.tensor(indicators, dtype=torch.long))
+        self.n_indicators = len(indicators)
+        self.shape = (len(features) + len(indicators),)
+        self.n_features = len(features)
+
+    def target_width(self) -> int:
+        return self.n_features
+
+    def target(self, x: torch.Tensor) -> torch.Tensor:
+        return (torch.where(torch.isnan(x), self.mean, x) - self.mean) / self.std
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        missing = torch.isnan(x)
+        scaled = (torch.where(missing, self.mean, x) - self.mean) / self.std
+        if not self.n_indicators:
+            return scaled
+        return torch.cat([scaled, missing.index_select(1, self.indicators).to(torch.float32)], dim=1)
+
+
+class CategoryEncoder(nn.Module):
+    """One ``nn.Embedding`` per column (code 0: unknown or NULL); memory linear in the
+    vocabulary, whatever its size."""
+
+    def __init__(self, sizes: list[int]):
+        super().__init__()
+        from dbml.kinds.category import embedding_dim
+
+        self.sizes = sizes
+        self.tables = nn.ModuleList(nn.Embedding(k, embedding_dim(k)) for k in sizes)
+        self.shape = (sum(t.embedding_dim for t in self.tables),)
+        for i, k in enumerate(sizes):  # one-hot targets by comparison, linear in k
+            self.register_buffer(f"codes_{i}", torch.arange(k, dtype=torch.long).reshape(1, -1), persistent=False)
+
+    def target(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([(x[:, i : i + 1] == getattr(self, f"codes_{i}")).to(torch.float32) for i in range(len(self.sizes))], dim=1)
+
+    def target_width(self) -> int:
+        return sum(self.sizes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([t(x[:, i]) for i, t in enumerate(self.tables)], dim=1)
+
+
+class ArrayEncoder(nn.Module):
+    """Standardise the elements with the training mean and spread; missing elements
+    become 0. ``channels = 2`` (sequences) adds a 'present' channel: [N, L, 2]; else [N, L]."""
+
+    def __init__(self, length: int, mean: float, std: float, channels: int = 1):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(float(mean)))
+        self.register_buffer("std", torch.tensor(float(std) if std > 1e-12 else 1.0))
+        self.channels = channels
+        self.shape = (length,) if channels == 1 else (length, 2)
+        self.length = length
+
+    def target_width(self) -> int:
+        return self.length
+
+    def target(self, x: torch.Tensor) -> torch.Tensor:
+        missing = torch.isnan(x)
+        return torch.where(missing, torch.zeros_like(x), (x - self.mean) / self.std)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        missing = torch.isnan(x)
+        scaled = torch.where(missing, torch.zeros_like(x), (x - self.mean) / self.std)
+        if self.channels == 1:
+            return scaled
+        return torch.stack([scaled, (~missing).to(torch.float32)], dim=2)

@@ -1,0 +1,169 @@
+"""Numbers, booleans and dates: one FLOAT input per column, imputed and standardised
+together in the ``numbers`` tensor."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from duckdb import sqltypes
+from onnx import helper
+from sqlglot import exp
+
+from dbml.errors import FeatureError
+from dbml.kinds import Kind
+from dbml.kinds.common import FLOAT_MAX, QUANTILES, once, refuse
+from dbml.sqltext import quote as _q
+
+__all__ = ["ScalarKind", "NumericKind", "BooleanKind", "DatetimeKind", "NUMERIC_TYPES", "DATETIME_TYPES", "histogram"]
+
+NUMERIC_TYPES = {
+    "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT",
+    "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT", "UHUGEINT",
+    "FLOAT", "DOUBLE", "REAL",
+}  # fmt: skip
+DATETIME_TYPES = {
+    "DATE", "TIMESTAMP", "TIMESTAMP WITH TIME ZONE", "TIMESTAMP_S", "TIMESTAMP_MS", "TIMESTAMP_NS",
+}  # fmt: skip
+_FLOAT = exp.DataType.build("FLOAT")
+
+
+class ScalarKind(Kind):
+    """A column that becomes one FLOAT (NULL and NaN: missing, imputed in the graph)."""
+
+    def udf_type(self, feature):
+        return sqltypes.FLOAT
+
+    def feed(self, feature, values: pa.Array) -> np.ndarray:
+        if not pa.types.is_float32(values.type):
+            values = values.cast(pa.float32())
+        if values.null_count:
+            values = pc.fill_null(values, float("nan"))
+        return values.to_numpy(zero_copy_only=False).reshape(-1, 1)
+
+    def profile(self, con, table, features, options):
+        aggs = []
+        for f in features:
+            c = _q(f.name)
+            aggs += [f"count({c})", f"avg({c})", f"stddev_pop({c})", f"min({c})", f"max({c})", f"quantile_cont({c}, {QUANTILES})"]
+        row = con.execute(f"SELECT count(*), {', '.join(aggs)} FROM {table}").fetchall()[0]
+        total, out = row[0], {}
+        for i, f in enumerate(features):
+            cnt, mean, std, lo, hi, qs = row[1 + 6 * i : 7 + 6 * i]
+            if any(v is not None and not math.isfinite(v) for v in (mean, std, lo, hi)):
+                raise FeatureError(  # the encoding's check refuses such values first; a guard
+                    f"column '{f.name}' has statistics that are not finite (mean {mean}, std {std}); "
+                    f"filter its extreme values (WHERE isfinite({_q(f.name)})) in the source query"
+                )
+            quantiles = [float(q) for q in qs] if qs is not None else []
+            out[f.name] = {
+                "kind": f.kind, "count": total, "nulls": total - cnt,
+                "mean": float(mean) if mean is not None else 0.0, "std": float(std) if std is not None else 0.0,
+                "min": float(lo) if lo is not None else None, "max": float(hi) if hi is not None else None,
+                "quantiles": quantiles, "histogram": histogram(con, table, _q(f.name), quantiles),
+            }  # fmt: skip
+        return out
+
+    def group_key(self, feature) -> str:
+        return "numbers"
+
+    def tensor(self, features, columns, profile) -> np.ndarray:
+        cols = [pc.fill_null(c.cast(pa.float32()), float("nan")).to_numpy(zero_copy_only=False) for c in columns]
+        x = np.column_stack(cols) if cols else np.zeros((0, 0), np.float32)
+        if np.isinf(x).any():  # the encoding's check refuses them first; a guard
+            bad = features[int(np.argmax(np.isinf(x).any(axis=0)))].name
+            raise FeatureError(f"column '{bad}' has infinite values; filter them (WHERE isfinite({_q(bad)})) in the source query")
+        return np.ascontiguousarray(x, np.float32)
+
+    def front(self, features, profile, out, prefix) -> list:
+        return [helper.make_node("Concat", [f.name for f in features], [out], axis=1, name=prefix + "concat_numeric")]
+
+    def width(self, features, profile) -> int:
+        return sum(1 + (profile[f.name].get("nulls", 0) > 0) for f in features)
+
+    def encoder(self, features, profile, options):
+        from dbml.kinds.encoders import NumberEncoder
+
+        return NumberEncoder(features, profile)
+
+
+class NumericKind(ScalarKind):
+    name = "numeric"
+
+    def detect(self, sql_type, list_kind):
+        return sql_type if sql_type in NUMERIC_TYPES or sql_type.startswith("DECIMAL") else None
+
+    def sql(self, feature, column, model):
+        if feature.onnx_input is not None:  # an imported model's input: its sql_type (DOUBLE), converted by the UDF
+            return exp.cast(column, exp.DataType.build(feature.sql_type, dialect="duckdb"))
+        # through DOUBLE, which holds every value of every numeric type
+        return once(exp.cast(column, exp.DataType.build("DOUBLE")), lambda value: exp.Case(
+            ifs=[
+                exp.If(
+                    this=exp.LTE(this=exp.func("abs", value.copy()), expression=exp.Literal.number(repr(FLOAT_MAX))),
+                    true=exp.cast(value.copy(), _FLOAT),
+                ),
+                exp.If(this=exp.or_(exp.Is(this=value.copy(), expression=exp.Null()), exp.func("isnan", value.copy())), true=exp.Null()),
+            ],
+            default=refuse(feature, value, model, "a finite FLOAT (+-3.4e38)"),
+        ))  # fmt: skip
+
+
+class BooleanKind(ScalarKind):
+    name = "boolean"
+
+    def detect(self, sql_type, list_kind):
+        return sql_type if sql_type == "BOOLEAN" else None
+
+    def sql(self, feature, column, model):
+        return exp.cast(exp.cast(column, exp.DataType.build("BOOLEAN")), _FLOAT)
+
+
+class DatetimeKind(ScalarKind):
+    """Days since 1970-01-01, fractional for timestamps."""
+
+    name = "datetime"
+
+    def detect(self, sql_type, list_kind):
+        return sql_type if sql_type in DATETIME_TYPES else None
+
+    def sql(self, feature, column, model):
+        typed = exp.cast(column, exp.DataType.build(feature.sql_type, dialect="duckdb"))
+        return once(typed, lambda value: exp.Case(
+            ifs=[
+                exp.If(
+                    this=exp.func("isfinite", value.copy()),
+                    true=exp.cast(exp.Div(this=exp.func("epoch", value.copy()), expression=exp.Literal.number("86400.0")), _FLOAT),
+                ),
+                exp.If(this=exp.Is(this=value.copy(), expression=exp.Null()), true=exp.Null()),
+            ],
+            default=refuse(feature, value, model, "a finite date or time"),
+        ))  # fmt: skip
+
+
+def bin_sql(column: str, edges: list[float]) -> str:
+    """SQL for the histogram bin of a value: the number of edges below it (0..len(edges));
+    the same rule as :func:`bin_index`."""
+    return f"len(list_filter({[float(e) for e in edges]}::DOUBLE[], lambda e: e < {column}))"
+
+
+def bin_index(values: np.ndarray, edges: list[float]) -> np.ndarray:
+    """Histogram bins of values, by the rule of :func:`bin_sql`."""
+    return np.searchsorted(np.asarray(edges, dtype=np.float64), values, side="left")
+
+
+def histogram(con: duckdb.DuckDBPyConnection, table: str, value_sql: str, quantiles: list[float]) -> dict[str, Any]:
+    """Training shares of the bins cut at the distinct deciles (the basis of drift's PSI)."""
+    edges = sorted(set(quantiles))
+    rows = con.execute(
+        f"SELECT {bin_sql(value_sql, edges)}, count(*) FROM {table} WHERE {value_sql} IS NOT NULL GROUP BY ALL"
+    ).fetchall()
+    total = sum(n for _, n in rows)
+    shares = [0.0] * (len(edges) + 1)
+    for b, n in rows:
+        shares[int(b)] = n / total if total else 0.0
+    return {"edges": edges, "shares": shares}

@@ -1,0 +1,171 @@
+"""The scoring functions, in one table.
+
+Each :class:`Output` is one SQL function a user writes (``PREDICT(m, *)``,
+``EMBED(m, *)``, ...): the graph output it reads, the SQL type it returns and how
+onnxruntime's array becomes an Arrow column. The dialect, the rewriter, UDF
+registration and the connection's function cache loop over :data:`OUTPUTS`; none of
+them names a function.
+
+A version offers the functions whose graph output its ONNX graph has (an
+autoencoder has ``anomaly_score`` and ``is_anomaly``; every dbml network has
+``embedding``; an imported file has what its layout maps). Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+import pyarrow as pa
+
+__all__ = ["Output", "OUTPUTS", "BY_FUNCTION", "FUNCTION_NAMES", "VersionInfo", "label_field", "offered"]
+
+
+def label_field(label: Any) -> str:
+    """The STRUCT field name of a class label: 'true'/'false' for booleans, else its text."""
+    if isinstance(label, bool):
+        return "true" if label else "false"
+    return str(label)
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    """What an output needs to know of one version to type and convert its column.
+
+    Attributes:
+        task: the version's task.
+        labels: class labels in output order (classification), else None.
+        predict_type: the SQL type PREDICT's UDF returns (the target's label type,
+            or DOUBLE).
+        graph_outputs: {ONNX output name: trailing dimensions} of the graph.
+    """
+
+    task: str
+    labels: tuple[Any, ...] | None
+    predict_type: str
+    graph_outputs: dict[str, tuple[int | str, ...]]
+
+
+_ARROW = {"VARCHAR": pa.string(), "BOOLEAN": pa.bool_(), "BIGINT": pa.int64(), "DOUBLE": pa.float64()}
+
+
+def _predict_source(info: VersionInfo) -> str | None:
+    # A classifier's label is taken in Arrow from the probabilities: onnxruntime skips
+    # ArgMax/Gather and no Python object is built per row (about 5% faster, measured with
+    # benchmarks/predict.py); the graph's own `label` output gives the same answer.
+    for name in ("probabilities", "value", "anomaly_score"):
+        if name in info.graph_outputs and (name != "probabilities" or info.task == "classification"):
+            return name
+    return None
+
+
+def _predict_type(info: VersionInfo) -> str:
+    return info.predict_type
+
+
+def _predict_convert(info: VersionInfo) -> Callable[[np.ndarray], pa.Array]:
+    if info.task == "classification":
+        classes = pa.array(list(info.labels or ()), type=_ARROW[info.predict_type])
+        return lambda out: classes.take(pa.array(out.argmax(axis=1)))
+    return lambda out: pa.array(out.reshape(-1).astype(np.float64), type=pa.float64())
+
+
+def _proba_type(info: VersionInfo) -> dict[str, str]:
+    return {label_field(v): "DOUBLE" for v in info.labels or ()}
+
+
+def _proba_convert(info: VersionInfo) -> Callable[[np.ndarray], pa.Array]:
+    names = [label_field(v) for v in info.labels or ()]
+
+    def convert(out: np.ndarray) -> pa.Array:
+        out = out.astype(np.float64)
+        return pa.StructArray.from_arrays([pa.array(out[:, k]) for k in range(len(names))], names=names)
+
+    return convert
+
+
+def _embed_type(info: VersionInfo) -> str:
+    return f"FLOAT[{int(info.graph_outputs['embedding'][0])}]"
+
+
+def _embed_convert(info: VersionInfo) -> Callable[[np.ndarray], pa.Array]:
+    width = int(info.graph_outputs["embedding"][0])
+
+    def convert(out: np.ndarray) -> pa.Array:
+        flat = np.ascontiguousarray(out, dtype=np.float32).reshape(-1)
+        return pa.FixedSizeListArray.from_arrays(pa.array(flat, type=pa.float32()), width)
+
+    return convert
+
+
+def _double(out: np.ndarray) -> pa.Array:
+    return pa.array(out.reshape(-1).astype(np.float64), type=pa.float64())
+
+
+def _boolean(out: np.ndarray) -> pa.Array:
+    return pa.array(out.reshape(-1).astype(bool), type=pa.bool_())
+
+
+@dataclass(frozen=True)
+class Output:
+    """One scoring function.
+
+    Attributes:
+        function: the SQL name users write.
+        udf: the word in its per-version UDF names (``dbml_<udf>__<model>__v<N>__<sha8>``).
+        graph_output: the ONNX output it reads, or a callable choosing it per version
+            (None: the version does not offer the function).
+        sql_type: the SQL type it returns for a version (a STRUCT is a dict of fields).
+        convert: for a version, onnxruntime's array -> the Arrow column DuckDB receives.
+        description: one line for users.
+        needs: what a model must be to offer it, for the refusal message.
+    """
+
+    function: str
+    udf: str
+    graph_output: str | Callable[[VersionInfo], str | None]
+    sql_type: Callable[[VersionInfo], str | dict[str, str]]
+    convert: Callable[[VersionInfo], Callable[[np.ndarray], pa.Array]]
+    description: str
+    needs: str
+
+    def source(self, info: VersionInfo) -> str | None:
+        """The graph output this function reads for ``info``, or None if not offered."""
+        if callable(self.graph_output):
+            return self.graph_output(info)
+        return self.graph_output if self.graph_output in info.graph_outputs else None
+
+
+OUTPUTS: tuple[Output, ...] = (
+    Output("PREDICT", "predict", _predict_source, _predict_type, _predict_convert,
+           "the label (in the target's type), the value, or an autoencoder's anomaly score",
+           "a trained model"),
+    Output("PREDICT_PROBA", "proba", lambda i: "probabilities" if i.task in ("classification", "imported")
+           and "probabilities" in i.graph_outputs else None, _proba_type, _proba_convert,
+           "a STRUCT of class probabilities, one DOUBLE field per label",
+           "a classification model"),
+    Output("EMBED", "embed", "embedding", _embed_type, _embed_convert,
+           "FLOAT[k]: the last hidden layer (an autoencoder's bottleneck)",
+           "a model trained by dbml with an embedding output (imported files have none; versions "
+           "trained before EMBED existed neither: retrain them)"),
+    Output("ANOMALY_SCORE", "score", "anomaly_score", lambda i: "DOUBLE", lambda i: _double,
+           "DOUBLE: how unusual the row is (mean squared reconstruction error; higher is more unusual)",
+           "an anomaly model (TRAIN MODEL ... USING autoencoder, without TARGET)"),
+    Output("IS_ANOMALY", "anomaly", "is_anomaly", lambda i: "BOOLEAN", lambda i: _boolean,
+           "BOOLEAN: the anomaly score above the threshold fixed at training from `contamination`",
+           "an anomaly model (TRAIN MODEL ... USING autoencoder, without TARGET)"),
+)  # fmt: skip
+
+BY_FUNCTION: dict[str, Output] = {o.function: o for o in OUTPUTS}
+FUNCTION_NAMES: tuple[str, ...] = tuple(o.function for o in OUTPUTS)
+
+
+def offered(info: VersionInfo) -> dict[str, str]:
+    """{SQL function: graph output} of the functions a version offers."""
+    out = {}
+    for o in OUTPUTS:
+        source = o.source(info)
+        if source is not None:
+            out[o.function] = source
+    return out

@@ -1,0 +1,187 @@
+"""Tasks: what a model learns, from the target (or without one) to the graph's outputs.
+
+A task owns whether it needs a TARGET, the target's preparation (labels, scaling), the
+split, the head, the loss (it sees the whole batch, inputs too), the training-time
+metrics (in torch, here and nowhere else; EVALUATE's are in SQL, in
+:mod:`dbml.evaluate`), the prediction distribution kept for MONITOR and the named
+ONNX outputs it exports. The state a task learns (target scaling, a threshold) lives in
+buffers of its head, so it trains, exports and fine-tunes with the weights.
+
+Nothing at module level imports torch; the methods that train import it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from dbml.errors import OptionError, TargetError
+from dbml.options import Option
+
+__all__ = ["Task", "Target", "TASKS", "get_task", "choose_task", "INTEGER_TYPES", "split"]
+
+INTEGER_TYPES = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT"}
+
+
+@dataclass
+class Target:
+    """A prepared target: what the rows taught about it.
+
+    Attributes:
+        y: one value per row (class codes, values), or None without a target.
+        labels: class labels in output order (classification).
+        label_onnx: the ONNX type of the label tensor (classification).
+        predict_type: the SQL type PREDICT's UDF returns.
+        scale: (mean, std) of a regression target.
+        extra: other facts the task keeps with the version.
+    """
+
+    y: np.ndarray | None = None
+    labels: list[Any] | None = None
+    label_onnx: str | None = None
+    predict_type: str = "DOUBLE"
+    scale: tuple[float, float] = (0.0, 1.0)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Task:
+    """Interface of a task. Attributes: ``name``; ``needs_target``; ``options`` (its
+    own WITH options); ``parity_output`` (the graph output compared with torch)."""
+
+    name: str = ""
+    needs_target: bool = True
+    options: tuple[Option, ...] = ()
+    parity_output: str = ""
+
+    # -- before the rows are read ---------------------------------------------------------
+    def check_facts(self, model: str, target: str, target_type: str, facts: dict[str, Any], options: dict[str, Any]) -> None:
+        """Refuse a target the task cannot take, from its SQL facts, before any row is read."""
+
+    def target_sql(self, target: str, target_type: str) -> str | None:
+        """The SQL that reads the target column (None: no target)."""
+        return None
+
+    # -- the rows -----------------------------------------------------------------------------
+    def prepare(self, model: str, target: str | None, target_type: str | None, y, parent) -> Target:
+        """The target as Arrow -> a :class:`Target` (labels, scaling); ``parent`` is the
+        version being fine-tuned, or None."""
+        return Target()
+
+    def strata(self, target: Target) -> np.ndarray | None:
+        """Values to stratify the split by (None: a random split)."""
+        return None
+
+    def y_tensor(self, target: Target, idx: np.ndarray):
+        """The target tensor of rows ``idx`` (None without a target)."""
+        return None
+
+    # -- the module ---------------------------------------------------------------------------
+    def head(self, width: int, target: Target, architecture, net_info: dict[str, Any], options: dict[str, Any]):
+        """The head: trunk output [N, width] -> what the loss takes."""
+        raise NotImplementedError
+
+    def loss(self, net, out, batch):
+        raise NotImplementedError
+
+    def score(self, net, out, batch):
+        """The validation figure shown per epoch, higher is better."""
+        raise NotImplementedError
+
+    def outputs(self, net, batch) -> dict[str, Any]:
+        """The graph outputs users see (before :meth:`onnx_tail`), in torch."""
+        raise NotImplementedError
+
+    def after_fit(self, net, batch, target: Target, options: dict[str, Any]) -> None:
+        """Fix what is learnt after the weights (an anomaly threshold), in the head's buffers."""
+
+    # -- after training -------------------------------------------------------------------------
+    def metrics(self, net, batch, target: Target, idx: np.ndarray) -> dict[str, Any]:
+        """Training-time metrics on held-out rows ``idx`` (``batch``), and ``prediction_distribution``."""
+        raise NotImplementedError
+
+    def graph_outputs(self, target: Target) -> dict[str, str]:
+        """{ONNX output name: description}, as stored in the graph's metadata."""
+        raise NotImplementedError
+
+    def onnx_tail(self, target: Target, produced: dict[str, str], prefix: str):
+        """(nodes, initializers, output value infos) from the traced outputs (``produced``:
+        name -> internal tensor) to the graph's named outputs."""
+        raise NotImplementedError
+
+
+def _builtin() -> dict[str, Task]:
+    from dbml.tasks.classification import Classification
+    from dbml.tasks.reconstruction import Reconstruction
+    from dbml.tasks.regression import Regression
+
+    return {t.name: t for t in (Classification(), Regression(), Reconstruction())}
+
+
+TASKS: dict[str, Task] = _builtin()
+
+
+def get_task(name: str) -> Task:
+    try:
+        return TASKS[name]
+    except KeyError:
+        raise OptionError(f"unknown task '{name}'; tasks are {', '.join(TASKS)}") from None
+
+
+def choose_task(model: str, target: str | None, target_type: str | None, n_distinct: int,
+                options: dict[str, Any], allowed: tuple[str, ...]) -> Task:  # fmt: skip
+    """The task of a TRAIN MODEL: the ``task`` option, else from the target's type and
+    distinct values (none: reconstruction), within what the architecture does."""
+    asked = options.get("task", "auto")
+    if target is None:
+        task = "reconstruction"
+    else:
+        t = target_type.upper()
+        categorical = t in ("BOOLEAN", "VARCHAR") or t.startswith("ENUM")
+        numeric = t in INTEGER_TYPES or t in ("UHUGEINT", "FLOAT", "DOUBLE", "REAL") or t.startswith("DECIMAL")
+        if asked == "regression" and not numeric:
+            raise TargetError(f"target column '{target}' has type {target_type}; task = 'regression' needs a numeric target")
+        if asked not in ("auto", None):
+            task = asked
+        elif categorical or (t in INTEGER_TYPES and n_distinct <= options["max_classes"]):
+            task = "classification"
+        elif numeric:
+            task = "regression"
+        else:
+            raise TargetError(f"target column '{target}' has type {target_type}, which dbml cannot predict yet")
+    if task not in allowed:
+        if task == "reconstruction":
+            raise TargetError(
+                f"TRAIN MODEL {model} needs a TARGET column: its architecture learns {' or '.join(allowed)}; "
+                "to find unusual rows without a target, use USING autoencoder"
+            )
+        if "reconstruction" in allowed:
+            raise TargetError(
+                f"TRAIN MODEL {model} USING autoencoder takes no TARGET (it learns to rebuild its inputs); "
+                f"leave TARGET {target} out, or train a supervised architecture such as mlp"
+            )
+        raise TargetError(f"the architecture of model '{model}' does not do {task}; it does {', '.join(allowed)}")
+    return TASKS[task]
+
+
+def split(n: int, fraction: float, seed: int, strata: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded train/validation indices; stratified when ``strata`` are given."""
+    rng = np.random.default_rng(seed)
+    if fraction <= 0 or n < 10:
+        return np.arange(n), np.arange(0)
+    if strata is None:
+        perm = rng.permutation(n)
+        n_val = max(1, int(round(n * fraction)))
+        return np.sort(perm[n_val:]), np.sort(perm[:n_val])
+    val = []
+    for cls in np.unique(strata):
+        idx = rng.permutation(np.flatnonzero(strata == cls))
+        take = int(round(len(idx) * fraction))
+        if take >= len(idx):
+            take = len(idx) - 1
+        val.append(idx[:take])
+    val_idx = np.sort(np.concatenate(val)) if val else np.arange(0)
+    mask = np.ones(n, bool)
+    mask[val_idx] = False
+    return np.flatnonzero(mask), val_idx

@@ -1,0 +1,119 @@
+"""Reconstruction (anomaly detection): no target; the network rebuilds the fixed
+encoding of its inputs (standardised numbers, one-hot categories, standardised array
+elements) and a row's anomaly score is its mean squared reconstruction error.
+``contamination`` fixes the threshold at training: the (1 - contamination) quantile of
+the validation rows' scores, stored in the graph. Outputs ``anomaly_score``,
+``is_anomaly`` and ``embedding`` (the bottleneck). Anchor: BigQuery ML's
+ML.DETECT_ANOMALIES on autoencoders (contamination, is_anomaly, mean_squared_error)."""
+
+from __future__ import annotations
+
+import numpy as np
+from onnx import TensorProto, helper
+
+from dbml.errors import FeatureError
+from dbml.kinds.common import QUANTILES
+from dbml.kinds.scalar import bin_index
+from dbml.options import Option
+from dbml.tasks import Task
+
+__all__ = ["Reconstruction", "MAX_TARGET_WIDTH"]
+
+MAX_TARGET_WIDTH = 20_000  # values one row's reconstruction rebuilds
+
+
+def _head(decoder, width: int):
+    import torch
+    from torch import nn
+
+    class ReconstructionHead(nn.Module):
+        """The decoder, and the anomaly threshold fixed after training."""
+
+        def __init__(self):
+            super().__init__()
+            self.decoder = decoder
+            self.register_buffer("threshold", torch.tensor(float("inf")))
+
+        def forward(self, h):
+            return self.decoder(h)
+
+    return ReconstructionHead()
+
+
+class Reconstruction(Task):
+    name = "reconstruction"
+    needs_target = False
+    parity_output = "anomaly_score"
+    options = (
+        Option("contamination", "float", 0.01, "share of validation rows IS_ANOMALY flags: fixes the threshold",
+               lambda v: 0 < v < 0.5, "in (0, 0.5)"),
+    )  # fmt: skip
+
+    def head(self, width, target, architecture, net_info, options):
+        out = net_info["target_width"]
+        if out > MAX_TARGET_WIDTH:
+            raise FeatureError(
+                f"the inputs of model '{net_info['model']}' make {out:,} values to rebuild per row (categories count one "
+                f"per vocabulary entry); an autoencoder rebuilds at most {MAX_TARGET_WIDTH:,}: lower max_categories "
+                f"(now {options['max_categories']:,}) or leave wide columns out"
+            )
+        return _head(architecture.decoder(width, out, options), out)
+
+    def loss(self, net, out, batch):
+        import torch
+
+        return torch.nn.functional.mse_loss(out, net.targets(batch))
+
+    def score(self, net, out, batch):
+        return -((out - net.targets(batch)) ** 2).mean()
+
+    def _scores(self, net, batch):
+        embedding = net.embed(batch)
+        return ((net.head(embedding) - net.targets(batch)) ** 2).mean(dim=1), embedding
+
+    def outputs(self, net, batch):
+        score, embedding = self._scores(net, batch)
+        return {"anomaly_score": score, "is_anomaly": score > net.head.threshold, "embedding": embedding}
+
+    def after_fit(self, net, batch, target, options):
+        import torch
+
+        with torch.no_grad():
+            scores = self._scores(net, batch)[0].double()
+            threshold = torch.quantile(scores, 1 - options["contamination"]) if len(scores) else torch.tensor(float("inf"))
+        net.head.threshold.fill_(float(threshold))
+        target.extra["threshold"] = float(threshold)
+        target.extra["contamination"] = options["contamination"]
+
+    def metrics(self, net, batch, target, idx):
+        import torch
+
+        with torch.no_grad():
+            scores = self._scores(net, batch)[0].double().cpu().numpy()
+        edges = sorted(set(np.quantile(scores, QUANTILES).tolist())) if len(scores) else []
+        counts = np.bincount(bin_index(scores, edges), minlength=len(edges) + 1)
+        return {
+            "mse": float(scores.mean()) if len(scores) else 0.0,
+            "threshold": target.extra["threshold"],
+            "contamination": target.extra["contamination"],
+            "anomaly_rate": float((scores > target.extra["threshold"]).mean()) if len(scores) else 0.0,
+            "prediction_distribution": {"edges": edges, "shares": (counts / max(counts.sum(), 1)).tolist()},
+        }
+
+    def graph_outputs(self, target):
+        return {
+            "anomaly_score": "float [N]: mean squared reconstruction error; higher is more unusual",
+            "is_anomaly": "bool [N]: anomaly_score above the threshold fixed at training (dbml.threshold)",
+            "embedding": "float [N, k]: the bottleneck",
+        }
+
+    def onnx_tail(self, target, produced, prefix):
+        nodes = [
+            helper.make_node("Identity", [produced["anomaly_score"]], ["anomaly_score"], name=prefix + "anomaly_score"),
+            helper.make_node("Identity", [produced["is_anomaly"]], ["is_anomaly"], name=prefix + "is_anomaly"),
+        ]
+        outs = [
+            helper.make_tensor_value_info("anomaly_score", TensorProto.FLOAT, ["N"]),
+            helper.make_tensor_value_info("is_anomaly", TensorProto.BOOL, ["N"]),
+        ]
+        return nodes, [], outs

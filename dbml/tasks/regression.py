@@ -1,0 +1,106 @@
+"""Regression: a numeric target, standardised for the loss (mean squared error) and
+scaled back in the graph; outputs ``value`` and ``embedding``."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from onnx import TensorProto, helper
+
+from dbml.errors import TargetError
+from dbml.kinds.common import FLOAT_MAX, QUANTILES
+from dbml.kinds.scalar import bin_index
+from dbml.sqltext import quote as _q
+from dbml.tasks import Target, Task
+
+__all__ = ["Regression"]
+
+
+def _scaled_head(width: int, mean: float, std: float):
+    import torch
+    from torch import nn
+
+    class ScaledHead(nn.Linear):
+        """Linear to one standardised value; ``y_mean``/``y_std`` bring it back to the target's units."""
+
+        def __init__(self):
+            super().__init__(width, 1)
+            self.register_buffer("y_mean", torch.tensor(float(mean)))
+            self.register_buffer("y_std", torch.tensor(float(std)))
+
+    return ScaledHead()
+
+
+class Regression(Task):
+    name = "regression"
+    parity_output = "value"
+
+    def target_sql(self, target, target_type):
+        return f"CAST({_q(target)} AS DOUBLE)"
+
+    def prepare(self, model, target, target_type, y, parent):
+        y_np = y.to_numpy().astype(np.float64)
+        bad = ~(np.abs(y_np) <= FLOAT_MAX)
+        if bad.any():
+            raise TargetError(
+                f"target column '{target}' of model '{model}' has {int(bad.sum())} infinite or out-of-FLOAT-range value(s) "
+                f"(such as {float(y_np[bad][0])!r}); predictions are FLOAT: filter them (WHERE isfinite({_q(target)})) "
+                "or rescale the target in the query"
+            )
+        mean, std = float(y_np.mean()), float(y_np.std())
+        if parent is not None:  # the parent's target scaling, which its weights assume
+            w = parent.weights
+            mean = float(w.get("head.y_mean", w.get("y_mean", mean)))
+            std = float(w.get("head.y_std", w.get("y_std", std)))
+        if not std > 0:
+            raise TargetError(f"target column '{target}' has a single value ({mean}) in {len(y_np)} rows; nothing to learn")
+        return Target(y_np, scale=(mean, std))
+
+    def y_tensor(self, target, idx):
+        import torch
+
+        mean, std = target.scale
+        return ((torch.from_numpy(target.y[idx]) - mean) / std).float()
+
+    def head(self, width, target, architecture, net_info, options):
+        return _scaled_head(width, *target.scale)
+
+    def loss(self, net, out, batch):
+        import torch
+
+        return torch.nn.functional.mse_loss(out[:, 0], batch["target"])
+
+    def score(self, net, out, batch):
+        y = batch["target"]
+        return 1 - ((out[:, 0] - y) ** 2).sum() / ((y - y.mean()) ** 2).sum().clamp_min(1e-12)
+
+    def outputs(self, net, batch):
+        embedding = net.embed(batch)
+        return {"value": net.head(embedding)[:, 0] * net.head.y_std + net.head.y_mean, "embedding": embedding}
+
+    def metrics(self, net, batch, target, idx):
+        import torch
+
+        mean, std = target.scale
+        pred = net(batch)[:, 0].detach().double().cpu() * std + mean
+        y = torch.from_numpy(target.y[idx]).double()
+        err = pred - y
+        ss_res = float((err**2).sum())
+        ss_tot = float(((y - y.mean()) ** 2).sum())
+        values = pred.numpy()
+        edges = sorted(set(np.quantile(values, QUANTILES).tolist())) if len(values) else []
+        counts = np.bincount(bin_index(values, edges), minlength=len(edges) + 1)
+        return {
+            "r2": 1 - ss_res / ss_tot if ss_tot > 0 else 0.0,
+            "rmse": math.sqrt(ss_res / max(len(y), 1)),
+            "mae": float(err.abs().mean()),
+            "prediction_distribution": {"edges": edges, "shares": (counts / max(counts.sum(), 1)).tolist()},
+        }
+
+    def graph_outputs(self, target):
+        return {"value": "float [N]: predicted value in the target's units", "embedding": "float [N, k]: the last hidden layer"}
+
+    def onnx_tail(self, target, produced, prefix):
+        nodes = [helper.make_node("Identity", [produced["value"]], ["value"], name=prefix + "value")]
+        return nodes, [], [helper.make_tensor_value_info("value", TensorProto.FLOAT, ["N"])]
