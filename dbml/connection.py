@@ -543,15 +543,21 @@ class Connection:
         """``DESCRIBE MODEL model``: one row per version with its schema, metrics, sizes and lineage."""
         name = check_model_name(model)
         self.registry.get(name)  # raises for an unknown model
+        functions = []  # the SQL functions each version offers (from its graph's outputs)
+        for version in self.registry.versions(name):
+            rec = self.registry.get(name, version)
+            functions.append({"version": version, "functions": list(offered(self._version_info(rec)))})
         return self.db().sql(
             "SELECT v.version, v.created_at, v.created_by, v.architecture, v.task, v.target, v.target_type, "
-            "v.labels, v.features, v.metrics, v.row_count, v.train_rows, v.validation_rows, v.epochs, "
+            "v.labels, v.features, "
+            "(SELECT f.functions FROM (SELECT unnest($functions) AS f) WHERE f.version = v.version) AS functions, "
+            "v.metrics, v.row_count, v.train_rows, v.validation_rows, v.epochs, "
             "v.train_seconds, v.device, v.onnx_size, v.onnx_sha256, v.parity_error, v.source_sql, "
             "v.source_tables, v.data_fingerprint, v.options, v.library_versions, v.parent_version, "
             "(SELECT list(a.alias ORDER BY a.alias) FROM dbml.aliases a WHERE a.model = v.model "
             " AND a.version = v.version) AS aliases "
             "FROM dbml.model_versions v WHERE v.model = $model ORDER BY v.version",
-            params={"model": name},
+            params={"model": name, "functions": functions},
         )
 
     @_entry

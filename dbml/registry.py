@@ -264,6 +264,16 @@ class Registry:
         rel = cur.execute(f"SELECT {_COLUMNS} FROM dbml.model_versions WHERE model = ? AND version = ?", [model, version])
         return version, dict(zip(VERSION_COLUMNS, rel.fetchall()[0]))
 
+    def versions(self, model: str) -> list[int]:
+        """The model's version numbers, ascending."""
+        cur = self.con.cursor()
+        try:
+            return [r[0] for r in cur.execute(
+                "SELECT version FROM dbml.model_versions WHERE model = ? ORDER BY version", [model]
+            ).fetchall()]  # fmt: skip
+        finally:
+            cur.close()
+
     def has_versions(self, model: str) -> bool:
         cur = self.con.cursor()
         try:
