@@ -46,6 +46,20 @@ probability 0 (clipped to eps, so ``-ln(eps)`` = 36.04) in ``log_loss``; sklearn
 refuses such rows when given ``labels``.
 
 With no rows (or all targets NULL), ``rows`` is 0 and every metric is NULL.
+
+Reconstruction (anomaly) models have no target; :func:`anomaly_evaluation_sql` scores
+the rows with ``ANOMALY_SCORE`` and ``IS_ANOMALY`` (both in one materialized CTE):
+
+* ``rows``; ``flagged``: the rows IS_ANOMALY flags (score above the threshold stored at
+  training); ``anomaly_rate``: ``flagged / rows``; ``mse``: the mean ANOMALY_SCORE
+  (the mean squared reconstruction error). ``mse`` and ``anomaly_rate`` are the
+  training-time metrics of the same names, recomputed on these rows.
+* With ``label`` (a BOOLEAN column, or an integer one holding 0 and 1; TRUE/1 is a known
+  anomaly; rows whose label is NULL are left out): ``positives`` (rows labelled TRUE);
+  ``precision``, ``recall``, ``f1`` of IS_ANOMALY against the label
+  (``sklearn.metrics.precision_score(label, flag, zero_division=0)`` and so on);
+  ``roc_auc``: the AUC of ANOMALY_SCORE against the label (Mann-Whitney over average
+  ranks, as above; NULL when every row, or none, is labelled TRUE).
 """
 
 from __future__ import annotations
@@ -58,13 +72,12 @@ from dbml.errors import OptionError, TargetError
 from dbml.udfs import label_field as _label_field  # the PREDICT_PROBA struct field of a label
 from dbml.sqltext import quote as _q, string as _string
 
-__all__ = ["evaluation_sql", "confusion_sql", "positive_label", "EPS"]
+__all__ = ["evaluation_sql", "anomaly_evaluation_sql", "confusion_sql", "positive_label", "EPS"]
 
 EPS = 2.220446049250313e-16  # numpy.finfo(numpy.float64).eps, sklearn's clip and mape epsilon
 _EPS = repr(EPS)  # a DOUBLE literal in DuckDB (scientific notation)
-
-
-
+_INTEGER_TYPES = frozenset({"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
+                           "UINTEGER", "UBIGINT", "UHUGEINT"})  # fmt: skip
 
 
 
@@ -252,13 +265,107 @@ def _regression_sql(source_sql: str, model_ref: str, target: str, by: str | None
     return _final([_source(source_sql, target, model_ref, by, "value"), totals], metrics, by)
 
 
+def _label_sql(column: str, label: str, label_type: str, model_ref: str) -> str:
+    """The label column as a BOOLEAN: itself, or an integer's 0/1 (another value stops the
+    query with a dbml error naming the column); a TargetError for any other type."""
+    t = label_type.upper()
+    if t == "BOOLEAN":
+        return column
+    if t in _INTEGER_TYPES:
+        fix = "label must be TRUE/1 (a known anomaly) or FALSE/0: fix the value or filter the row"
+        shown = _string(f"dbml: label column '{label}' of EVALUATE MODEL {model_ref} has the value ")
+        return (
+            f"CASE WHEN {column} = 1 THEN TRUE WHEN {column} = 0 THEN FALSE WHEN {column} IS NULL THEN NULL "
+            f"ELSE error({shown} || CAST({column} AS VARCHAR) || {_string(', not 0 or 1: ' + fix)}) END"
+        )
+    raise TargetError(
+        f"the label column '{label}' has type {label_type}; EVALUATE MODEL {model_ref} (an anomaly model) needs a "
+        "BOOLEAN label (TRUE for a known anomaly) or an integer one of 0 and 1: compute it in the query, "
+        "e.g. ON (SELECT *, status = 'fraud' AS is_fraud FROM ...) WITH (label = is_fraud)"
+    )
+
+
+def anomaly_evaluation_sql(source_sql: str, model_ref: str, label: str | None = None, by: str | None = None,
+                           label_type: str = "BOOLEAN") -> str:  # fmt: skip
+    """SQL that returns the metrics of an anomaly (reconstruction) model on the rows of
+    source_sql: one row, or one row per value of column ``by`` (first, named after it).
+
+    Args:
+        source_sql: a query with the model's feature columns (and ``label``, ``by``).
+        model_ref: the model reference the scoring functions get, e.g. ``'odd:2'``.
+        label: a column telling known anomalies (TRUE or 1) from normal rows (FALSE or
+            0); None: no label, only the score's summary.
+        by: a column of the source: one row of metrics per value, ordered (NULL last).
+        label_type: the SQL type of ``label``: BOOLEAN or an integer type.
+
+    Columns: ``rows, flagged, anomaly_rate, mse``, and with ``label`` also ``positives,
+    precision, recall, f1, roc_auc``. See the module's docstring for definitions.
+    """
+    ref, src = _string(model_ref), _q("src")
+    group, actual, score, flag, rank, n = _q("_group"), _q("_actual"), _q("_score"), _q("_flag"), _q("_r"), _q("_n")
+    keep_group = [group] if by is not None else []
+    cols = [f"{src}.{_q(by)} AS {group}"] if by is not None else []
+    where = ""
+    if label is not None:
+        column = f"{src}.{_q(label)}"
+        cols.append(f"{_label_sql(column, label, label_type, model_ref)} AS {actual}")
+        where = f"\n    WHERE {column} IS NOT NULL"
+    cols += [f"ANOMALY_SCORE({ref}, *) AS {score}", f"IS_ANOMALY({ref}, *) AS {flag}"]
+    ctes = [
+        f"{_q('scored')} AS MATERIALIZED (\n    SELECT\n        " + ",\n        ".join(cols)
+        + f"\n    FROM (\n{source_sql}\n) AS {src}{where}\n)"
+    ]  # fmt: skip
+    aggs = [f"count(*) AS {n}", f"count_if({flag}) AS {_q('_flagged')}", f"avg({score}) AS {_q('_mse')}"]
+    relation = _q("scored")
+    if label is not None:
+        # ranked: the average rank of each row's score (ties share the mean of their ranks)
+        part = f"PARTITION BY {group} " if by is not None else ""
+        same = f"PARTITION BY {', '.join(keep_group + [score])}"
+        ctes.append(
+            f"{_q('ranked')} AS (\n    SELECT *,\n        rank() OVER ({part}ORDER BY {score}) + "
+            f"CAST(count(*) OVER ({same}) - 1 AS DOUBLE) / 2 AS {rank}\n    FROM {_q('scored')}\n)"
+        )
+        relation = _q("ranked")
+        aggs += [
+            f"count_if({actual}) AS {_q('_pos')}",
+            f"count_if({actual} AND {flag}) AS {_q('_tp')}",
+            f"sum(CASE WHEN {actual} THEN {rank} ELSE 0 END) AS {_q('_rs')}",
+        ]
+    ctes.append(
+        f"{_q('totals')} AS (\n    SELECT {', '.join(keep_group + aggs)}\n    FROM {relation}"
+        + (f"\n    GROUP BY {group}" if by is not None else "") + "\n)"
+    )  # fmt: skip
+    flagged = _q("_flagged")
+    metrics = [
+        f"{n} AS {_q('rows')}",
+        f"CAST(coalesce({flagged}, 0) AS BIGINT) AS {_q('flagged')}",  # count_if of no rows is NULL
+        f"CAST({flagged} AS DOUBLE) / NULLIF({n}, 0) AS {_q('anomaly_rate')}",
+        f"CAST({_q('_mse')} AS DOUBLE) AS {_q('mse')}",
+    ]
+    if label is not None:
+        pos, tp = _q("_pos"), _q("_tp")
+
+        def divide(num: str, den: str) -> str:  # zero_division = 0, NULL when there are no rows
+            return f"CASE WHEN {n} = 0 THEN NULL WHEN {den} = 0 THEN 0.0 ELSE CAST({num} AS DOUBLE) / {den} END"
+
+        p, q = f"CAST({pos} AS DOUBLE)", f"CAST({n} - {pos} AS DOUBLE)"
+        metrics += [
+            f"CAST(coalesce({pos}, 0) AS BIGINT) AS {_q('positives')}",
+            f"{divide(tp, flagged)} AS {_q('precision')}",
+            f"{divide(tp, pos)} AS {_q('recall')}",
+            f"{divide(f'2 * {tp}', f'({pos} + {flagged})')} AS {_q('f1')}",
+            f"({_q('_rs')} - {p} * ({p} + 1) / 2) / NULLIF({p} * {q}, 0) AS {_q('roc_auc')}",
+        ]
+    return _final(ctes, metrics, by)
+
+
 def _final(ctes: list[str], metrics: list[str], by: str | None) -> str:
     columns = ([f"{_q('_group')} AS {_q(by)}"] if by is not None else []) + metrics
     order = f"\nORDER BY {_q('_group')} NULLS LAST" if by is not None else ""
     return "WITH " + ",\n".join(ctes) + "\nSELECT\n    " + ",\n    ".join(columns) + f"\nFROM {_q('totals')}" + order
 
 
-def evaluation_sql(source_sql: str, model_ref: str, target: str, task: str,
+def evaluation_sql(source_sql: str, model_ref: str, target: str | None, task: str,
                    labels: list | None, by: str | None = None, positive: object | None = None) -> str:  # fmt: skip
     """SQL that returns the metrics of model_ref on the rows of source_sql: one row, or one row per
     value of column `by` (first column named after `by`).
@@ -267,7 +374,8 @@ def evaluation_sql(source_sql: str, model_ref: str, target: str, task: str,
         source_sql: a query with the target column and the model's feature columns.
         model_ref: the model reference PREDICT gets, e.g. ``'churn:3'``.
         target: the target column.
-        task: ``'classification'`` or ``'regression'``.
+        task: ``'classification'``, ``'regression'`` or ``'reconstruction'`` (then ``target``
+            is the BOOLEAN label column, or None: see :func:`anomaly_evaluation_sql`).
         labels: the model's class labels, sorted (None for a regression).
         by: a column of the source: one row of metrics per value, ordered (NULL last).
         positive: the positive class of a binary model (a label, or its text); default
@@ -275,7 +383,8 @@ def evaluation_sql(source_sql: str, model_ref: str, target: str, task: str,
 
     Columns: classification: ``rows, accuracy, [precision, recall, f1,] precision_macro,
     recall_macro, f1_macro, log_loss, roc_auc`` (the bracketed three for binary models);
-    regression: ``rows, mae, rmse, r2, mape``. See the module's docstring for definitions.
+    regression: ``rows, mae, rmse, r2, mape``; reconstruction: see :func:`anomaly_evaluation_sql`.
+    See the module's docstring for definitions.
     """
     if task == "classification":
         if not labels:
@@ -285,6 +394,10 @@ def evaluation_sql(source_sql: str, model_ref: str, target: str, task: str,
         if positive is not None:
             raise OptionError("positive applies to binary classification models; this model is a regression")
         return _regression_sql(source_sql, model_ref, target, by)
+    if task == "reconstruction":
+        if positive is not None:
+            raise OptionError("positive applies to binary classification models; this model is an anomaly model (its label's TRUE is the positive class)")
+        return anomaly_evaluation_sql(source_sql, model_ref, target, by)
     raise TargetError(f"cannot evaluate a model of task {task!r}")
 
 

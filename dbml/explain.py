@@ -10,6 +10,14 @@ across the rows while every other column stays in place, averaged over ``repeats
 shuffles (Breiman's permutation importance, as ``sklearn.inspection.
 permutation_importance`` computes it, with its own shuffles).
 
+An anomaly (reconstruction) model has no target: its metric is ``mse``, the mean
+ANOMALY_SCORE (PREDICT gives it) over the rows, and a feature's importance is how much
+that mean *rises* when the feature is shuffled (``metric shuffled - baseline``), so
+that here too a larger importance means the model leans more on the feature. Shuffling
+breaks how a feature goes with the others; a feature the network rebuilds from the
+other columns (or uses to rebuild them) raises the error most. Every row is used (there
+is no target to be NULL).
+
 The shape of the query::
 
     WITH "_src" AS MATERIALIZED (      -- features and target of the rows with a target,
@@ -57,20 +65,20 @@ from dbml.sqltext import quote as _q, string as _string
 
 __all__ = ["permutation_importance_sql", "permutation_sql", "METRICS"]
 
-METRICS = {"classification": "accuracy", "regression": "r2"}
+METRICS = {"classification": "accuracy", "regression": "r2", "reconstruction": "mse"}
 
 
 
 
 
 
-def _check(target: str, features: list[str], repeats: int, seed: int) -> None:
+def _check(target: str | None, features: list[str], repeats: int, seed: int) -> None:
     if not features:
         raise FeatureError("cannot explain a model without features")
     lowered = [f.lower() for f in features]
     if len(set(lowered)) != len(lowered):
         raise FeatureError(f"the features of the model repeat a name: {', '.join(features)}")
-    if target.lower() in lowered:
+    if target is not None and target.lower() in lowered:
         raise FeatureError(f"the target column '{target}' is also a feature")
     if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
         raise OptionError(f"repeats must be a positive integer, got {repeats!r}")
@@ -78,26 +86,31 @@ def _check(target: str, features: list[str], repeats: int, seed: int) -> None:
         raise OptionError(f"seed must be a non-negative integer, got {seed!r}")
 
 
-def _rid_name(target: str, features: list[str]) -> str:
+def _columns(target: str | None, features: list[str]) -> list[str]:
+    """The columns ``_src`` keeps: the features, then the target (if any)."""
+    return [*features, target] if target is not None else list(features)
+
+
+def _rid_name(target: str | None, features: list[str]) -> str:
     """The row-number column: a name no feature or target has."""
-    taken = {f.lower() for f in features} | {target.lower()}
+    taken = {c.lower() for c in _columns(target, features)}
     name = "_dbml_rid"
     while name in taken:
         name = "_" + name
     return name
 
 
-def _source_cte(source_sql: str, target: str, features: list[str], rid: str) -> str:
-    """``_src``: the features and target of the rows with a target, numbered by their hash."""
-    columns = [_q(f) for f in features] + [_q(target)]
-    cols = ", ".join(columns)
+def _source_cte(source_sql: str, target: str | None, features: list[str], rid: str) -> str:
+    """``_src``: the features and target of the rows with a target (every row without a
+    target), numbered by their hash."""
+    cols = ", ".join(_q(c) for c in _columns(target, features))
+    where = f"\n    WHERE {_q(target)} IS NOT NULL" if target is not None else ""
     # the source on lines of its own: a trailing -- comment in it ends at its newline
     return (
         f"{_q('_src')} AS MATERIALIZED (\n"
         f"    SELECT {cols},\n"
         f"        row_number() OVER (ORDER BY hash({cols})) AS {_q(rid)}\n"
-        f"    FROM (\n{source_sql}\n) AS {_q('src')}\n"
-        f"    WHERE {_q(target)} IS NOT NULL\n)"
+        f"    FROM (\n{source_sql}\n) AS {_q('src')}{where}\n)"
     )
 
 
@@ -118,11 +131,11 @@ def _perm_cte(repeats: int, seed: int, rid: str) -> str:
     )
 
 
-def permutation_sql(source_sql: str, target: str, features: list[str], repeats: int = 5, seed: int = 0) -> str:
+def permutation_sql(source_sql: str, target: str | None, features: list[str], repeats: int = 5, seed: int = 0) -> str:
     """SQL returning the shuffles that :func:`permutation_importance_sql` scores with: one row
     per (feature, repeat, row) with columns ``feature, repeat, rid, partner`` and then the
     row's own feature and target columns, ordered by feature (in the model's order),
-    repeat and rid.
+    repeat and rid. ``target`` None (an anomaly model): every row, no target column.
 
     ``rid`` numbers the rows with a target 1..n; in repeat ``repeat`` (1..repeats) the
     row ``rid`` is scored with ``feature`` taken from the row numbered ``partner``. For
@@ -134,7 +147,7 @@ def permutation_sql(source_sql: str, target: str, features: list[str], repeats: 
     ctes = [_source_cte(source_sql, target, features, rid), _features_cte(features), _perm_cte(repeats, seed, rid)]
     columns = [
         f"f.{_q('feature')}", f"m.{r} AS {_q('repeat')}", f"m.{_q(rid)} AS {_q('rid')}",
-        f"m.{_q('_partner')} AS {_q('partner')}", *(f"s.{_q(c)}" for c in [*features, target]),
+        f"m.{_q('_partner')} AS {_q('partner')}", *(f"s.{_q(c)}" for c in _columns(target, features)),
     ]  # fmt: skip
     return (
         "WITH " + ",\n".join(ctes)
@@ -151,6 +164,8 @@ def _aggregates(task: str, predicted: str, actual: str, order: str) -> list[str]
     the last bits with the order threads hand rows over in."""
     if task == "classification":
         return [f"count(*) AS {_q('_n')}", f"count_if({predicted} = {actual}) AS {_q('_correct')}"]
+    if task == "reconstruction":  # PREDICT is the anomaly score
+        return [f"count(*) AS {_q('_n')}", f"fsum(CAST({predicted} AS DOUBLE) ORDER BY {order}) AS {_q('_sum')}"]
     err = f"CAST({actual} AS DOUBLE) - CAST({predicted} AS DOUBLE)"
     return [f"count(*) AS {_q('_n')}", f"fsum(pow({err}, 2) ORDER BY {order}) AS {_q('_sse')}"]  # PREDICT written once
 
@@ -161,6 +176,8 @@ def _metric(task: str, of: str, sst: str) -> str:
     n = f"{of}.{_q('_n')}"
     if task == "classification":
         return f"CAST({of}.{_q('_correct')} AS DOUBLE) / NULLIF({n}, 0)"
+    if task == "reconstruction":
+        return f"{of}.{_q('_sum')} / NULLIF({n}, 0)"
     sse = f"{of}.{_q('_sse')}"
     return (
         f"CASE WHEN {n} < 2 THEN NULL WHEN {sst} = 0 THEN (CASE WHEN {sse} = 0 THEN 1.0 ELSE 0.0 END) "
@@ -168,20 +185,22 @@ def _metric(task: str, of: str, sst: str) -> str:
     )
 
 
-def permutation_importance_sql(source_sql: str, model_ref: str, target: str, task: str,
+def permutation_importance_sql(source_sql: str, model_ref: str, target: str | None, task: str,
                                features: list[str], repeats: int = 5, seed: int = 0) -> str:  # fmt: skip
     """SQL returning one row per feature: feature, importance (mean drop of the metric when that
-    feature's column is shuffled), importance_std (population std over repeats), baseline (the metric
-    on the unshuffled rows), metric ('accuracy' or 'r2'), rank (1 = most important), ordered by rank.
+    feature's column is shuffled; for an anomaly model the mean rise of its mse), importance_std
+    (population std over repeats), baseline (the metric on the unshuffled rows), metric ('accuracy',
+    'r2' or 'mse'), rank (1 = most important), ordered by rank.
 
     Args:
         source_sql: a query with the target column and the model's feature columns.
         model_ref: the model reference PREDICT gets, e.g. ``'churn:3'``.
-        target: the target column; rows where it is NULL are left out.
+        target: the target column; rows where it is NULL are left out. None for an anomaly model.
         task: ``'classification'`` (metric: accuracy, the share of rows whose PREDICT
-            equals the target) or ``'regression'`` (metric: R², ``1 - SSE / SST`` with SST
+            equals the target), ``'regression'`` (metric: R², ``1 - SSE / SST`` with SST
             around the mean of the rows scored; NULL for fewer than two rows; 1.0 or 0.0
-            for a constant target, as EVALUATE MODEL gives).
+            for a constant target, as EVALUATE MODEL gives) or ``'reconstruction'``
+            (metric: mse, the mean anomaly score, as EVALUATE MODEL gives; no target).
         features: the model's feature columns, in the model's order.
         repeats: shuffles per feature (at least 1).
         seed: seed of the shuffles; the same seed on the same rows gives the same numbers.
@@ -191,6 +210,10 @@ def permutation_importance_sql(source_sql: str, model_ref: str, target: str, tas
     """
     if task not in METRICS:
         raise TargetError(f"cannot explain a model of task {task!r}; tasks are {', '.join(METRICS)}")
+    if (target is None) != (task == "reconstruction"):
+        raise TargetError(
+            f"a {task} model is explained " + ("without a target" if task == "reconstruction" else "against its target column")
+        )
     _check(target, features, repeats, seed)
     return _cross_join_sql(source_sql, model_ref, target, task, features, repeats, seed)
 
@@ -199,9 +222,11 @@ def _final(task: str, ctes: list[str]) -> str:
     """The per-feature answer from ``_features``, ``_base`` (one row: ``_m``, the baseline)
     and ``_metrics`` (``_k``, ``_r``, ``_m`` per feature and repeat)."""
     k, r, m, drop = _q("_k"), _q("_r"), _q("_m"), _q("_drop")
+    # the drop of a higher-is-better metric; the rise of an error (an anomaly model's mse)
+    change = f"x.{m} - b.{m}" if task == "reconstruction" else f"b.{m} - x.{m}"
     imp = (
         f"{_q('_imp')} AS (\n"
-        f"    SELECT f.{k}, f.{_q('feature')}, b.{m} AS {_q('baseline')}, x.{r}, b.{m} - x.{m} AS {drop}\n"
+        f"    SELECT f.{k}, f.{_q('feature')}, b.{m} AS {_q('baseline')}, x.{r}, {change} AS {drop}\n"
         f"    FROM {_q('_features')} AS f CROSS JOIN {_q('_base')} AS b LEFT JOIN {_q('_metrics')} AS x ON x.{k} = f.{k}\n)"
     )
     agg = (
@@ -221,10 +246,10 @@ def _final(task: str, ctes: list[str]) -> str:
     )  # fmt: skip
 
 
-def _base_ctes(model_ref: str, target: str, task: str, rid: str) -> list[str]:
+def _base_ctes(model_ref: str, target: str | None, task: str, rid: str) -> list[str]:
     """``_base`` (the metric on the unshuffled rows, and the target's SST) and its totals."""
     ref = _string(model_ref)
-    aggs = _aggregates(task, f"PREDICT({ref}, *)", _q(target), _q(rid))
+    aggs = _aggregates(task, f"PREDICT({ref}, *)", _q(target) if target is not None else "NULL", _q(rid))
     sst = _q("_sst")
     if task == "regression":
         aggs.append(f"var_pop(CAST({_q(target)} AS DOUBLE) ORDER BY {_q(rid)}) * count(*) AS {sst}")
@@ -244,7 +269,7 @@ def _metrics_cte(task: str, scores: str) -> str:
     )
 
 
-def _cross_join_sql(source_sql: str, model_ref: str, target: str, task: str, features: list[str], repeats: int, seed: int) -> str:
+def _cross_join_sql(source_sql: str, model_ref: str, target: str | None, task: str, features: list[str], repeats: int, seed: int) -> str:
     rid = _rid_name(target, features)
     k, r, partner = _q("_k"), _q("_r"), _q("_partner")
     ref = _string(model_ref)
@@ -252,9 +277,10 @@ def _cross_join_sql(source_sql: str, model_ref: str, target: str, task: str, fea
         f"CASE WHEN m.{k} = {i} THEN p.{_q(f)} ELSE s.{_q(f)} END AS {_q(f)}" for i, f in enumerate(features, start=1)
     ]
     predicted = f"PREDICT({ref},\n            " + ",\n            ".join(args) + ")"
+    actual = f"s.{_q(target)}" if target is not None else "NULL"
     scores = (
         f"{_q('_scores')} AS (\n"
-        f"    SELECT m.{k}, m.{r}, {', '.join(_aggregates(task, predicted, f's.{_q(target)}', f'm.{_q(rid)}'))}\n"
+        f"    SELECT m.{k}, m.{r}, {', '.join(_aggregates(task, predicted, actual, f'm.{_q(rid)}'))}\n"
         f"    FROM {_q('_perm')} AS m\n"
         f"    JOIN {_q('_src')} AS s ON s.{_q(rid)} = m.{_q(rid)}\n"
         f"    JOIN {_q('_src')} AS p ON p.{_q(rid)} = m.{partner}\n"

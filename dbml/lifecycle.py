@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 import pyarrow as pa
 
-from dbml.errors import DbmlError, RecordError, TargetError, TransferError
+from dbml.errors import DbmlError, OptionError, RecordError, TargetError, TransferError
 from dbml.options import Option, validate_options
 from dbml.records import check_imported_facts, validate_record
 from dbml.registry import check_alias_name, check_model_name, check_version
@@ -30,6 +30,8 @@ __all__ = [
 
 EVALUATE_OPTIONS = (
     Option("by", "str", None, "a column: one row of metrics per value"),
+    Option("label", "str", None, "anomaly models: a BOOLEAN (or 0/1) column, TRUE for a known anomaly, "
+           "to score ANOMALY_SCORE (roc_auc) and IS_ANOMALY (precision, recall, f1) against"),
     Option("confusion", "bool", False, "return the confusion matrix as (actual, predicted, count) rows"),
     Option("positive", "any", None, "the positive class of a binary model (default: the last label)"),
 )
@@ -67,49 +69,77 @@ def set_alias(conn: "Connection", model: str, alias: str, version: int | None) -
 def evaluate_model(
     conn: "Connection", model: str, version: int | None, source_sql: str, source_label: str, options: dict[str, Any]
 ) -> duckdb.DuckDBPyRelation:
-    """EVALUATE MODEL: metrics (or the confusion matrix) computed by DuckDB over PREDICT."""
+    """EVALUATE MODEL: metrics (or the confusion matrix) computed by DuckDB over PREDICT
+    (ANOMALY_SCORE and IS_ANOMALY for an anomaly model)."""
     from dbml import evaluate
 
-    rec, opts = _supervised(conn, model, version, options, EVALUATE_OPTIONS, "EVALUATE MODEL")
-    target = rec["target"]
-    lowered = _require_columns(conn, rec, source_sql, source_label, {"target": target, "by": opts["by"]}, "evaluate")
-    if opts["confusion"] and rec["task"] != "classification":
-        raise TargetError(f"confusion = true needs a classification model; model '{rec['model']}' is a regression")
+    rec, opts = _scored(conn, model, version, options, EVALUATE_OPTIONS, "EVALUATE MODEL")
+    what = f"model '{rec['model']}'"
     ref = f"{rec['model']}:{rec['version']}"
-    by = lowered[opts["by"].lower()] if opts["by"] else None
-    if opts["confusion"]:
-        sql = evaluate.confusion_sql(source_sql, ref, target, by=by)
+    if rec["task"] == "reconstruction":
+        if opts["confusion"]:
+            raise TargetError(
+                f"confusion = true needs a classification model; {what} is an anomaly model: "
+                "give WITH (label = <a BOOLEAN column>) for precision, recall, f1 and roc_auc"
+            )
+        if opts["positive"] is not None:
+            raise OptionError(
+                f"positive applies to binary classification models; {what} is an anomaly model, "
+                "whose positive class is its label's TRUE (a known anomaly)"
+            )
+        lowered, types = _columns(conn, rec, source_sql, source_label, {"label": opts["label"], "by": opts["by"]}, "evaluate")
+        label = lowered[opts["label"].lower()] if opts["label"] else None
+        by = lowered[opts["by"].lower()] if opts["by"] else None
+        sql = evaluate.anomaly_evaluation_sql(source_sql, ref, label, by=by, label_type=types[label] if label else "BOOLEAN")
     else:
-        sql = evaluate.evaluation_sql(source_sql, ref, target, rec["task"], rec["labels"], by=by, positive=opts["positive"])
+        if opts["label"] is not None:
+            raise OptionError(
+                f"label applies to anomaly models (USING autoencoder); {what} is a {rec['task']} model, "
+                f"evaluated against its target '{rec['target']}': leave label out"
+            )
+        target = rec["target"]
+        lowered = _require_columns(conn, rec, source_sql, source_label, {"target": target, "by": opts["by"]}, "evaluate")
+        if opts["confusion"] and rec["task"] != "classification":
+            raise TargetError(f"confusion = true needs a classification model; {what} is a regression")
+        by = lowered[opts["by"].lower()] if opts["by"] else None
+        if opts["confusion"]:
+            sql = evaluate.confusion_sql(source_sql, ref, target, by=by)
+        else:
+            sql = evaluate.evaluation_sql(source_sql, ref, target, rec["task"], rec["labels"], by=by, positive=opts["positive"])
     relation = conn.scoped().sql(conn.rewrite(sql))
     conn.registry.audit("EVALUATE", rec["model"], rec["version"], {"source": source_sql, **{k: v for k, v in opts.items() if v}})
     return relation
 
 
-def _supervised(
+def _scored(
     conn: "Connection", model: str, version: int | None, options: dict[str, Any], declared: tuple[Option, ...], statement: str
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(the version's record, the validated options) for a statement that needs a target;
-    a dbml error for a version without one (an imported foreign ONNX model)."""
+    """(the version's record, the validated options) for a statement that scores a model
+    trained by dbml: a classification or regression with its target, or an anomaly
+    (reconstruction) model; a dbml error for a version imported from a foreign ONNX file."""
     opts = validate_options(options, declared, f"{statement} {model}")
     rec = conn.registry.get(model, version)
+    if rec["task"] == "reconstruction":
+        return rec, opts
     if rec["task"] not in ("classification", "regression") or not rec.get("target"):
         raise TargetError(
-            f"{statement} needs a classification or regression model with a target; model '{rec['model']}' "
-            f"version {rec['version']} was imported from a foreign ONNX file (task '{rec['task']}'): "
-            "compare PREDICT with your labels in SQL instead"
+            f"{statement} needs a classification or regression model with a target, or an anomaly model; "
+            f"model '{rec['model']}' version {rec['version']} was imported from a foreign ONNX file "
+            f"(task '{rec['task']}'): compare PREDICT with your labels in SQL instead"
         )
     return rec, opts
 
 
-def _require_columns(
+def _columns(
     conn: "Connection", rec: dict[str, Any], source_sql: str, label: str, needed: dict[str, str | None], doing: str
-) -> dict[str, str]:
-    """The source's columns by lower-case name; a dbml error naming any needed one that is missing."""
+) -> tuple[dict[str, str], dict[str, str]]:
+    """(the source's columns by lower-case name, their SQL types by name); a dbml error naming
+    any needed column that is missing."""
     try:
-        columns = conn.scoped().sql(f"SELECT * FROM (\n{source_sql}\n) AS src LIMIT 0").columns
+        relation = conn.scoped().sql(f"SELECT * FROM (\n{source_sql}\n) AS src LIMIT 0")
     except duckdb.Error as err:
         raise TargetError(f"cannot read {label} to {doing} model '{rec['model']}': {err}") from None
+    columns = relation.columns
     lowered = {c.lower(): c for c in columns}
     for what, column in needed.items():
         if column is not None and column.lower() not in lowered:
@@ -117,16 +147,24 @@ def _require_columns(
                 f"the {what} column '{column}' of model '{rec['model']}' is not in {label}; "
                 f"its columns are {', '.join(columns)}"
             )
-    return lowered
+    return lowered, {c: str(t) for c, t in zip(columns, relation.types)}
+
+
+def _require_columns(
+    conn: "Connection", rec: dict[str, Any], source_sql: str, label: str, needed: dict[str, str | None], doing: str
+) -> dict[str, str]:
+    """The source's columns by lower-case name; a dbml error naming any needed one that is missing."""
+    return _columns(conn, rec, source_sql, label, needed, doing)[0]
 
 
 def explain_model(
     conn: "Connection", model: str, version: int | None, source_sql: str, source_label: str, options: dict[str, Any]
 ) -> duckdb.DuckDBPyRelation:
-    """EXPLAIN MODEL: permutation importance per feature, computed with PREDICT in DuckDB."""
+    """EXPLAIN MODEL: permutation importance per feature, computed with PREDICT in DuckDB
+    (for an anomaly model: the rise of the mean ANOMALY_SCORE)."""
     from dbml import explain
 
-    rec, opts = _supervised(conn, model, version, options, EXPLAIN_OPTIONS, "EXPLAIN MODEL")
+    rec, opts = _scored(conn, model, version, options, EXPLAIN_OPTIONS, "EXPLAIN MODEL")
     _require_columns(conn, rec, source_sql, source_label, {"target": rec["target"]}, "explain")
     sql = explain.permutation_importance_sql(
         source_sql, f"{rec['model']}:{rec['version']}", rec["target"], rec["task"],

@@ -25,6 +25,12 @@ Bins and shares:
   the number of edges strictly below it, :func:`dbml.features.bin_sql`), over the
   encoded values (FLOAT; dates and timestamps as days since 1970). Shares are of the
   non-NULL rows, as at training; NULLs show in the null rates only.
+* array and sequence features: the same, over each row's mean (``list_avg`` of the
+  encoded list, :meth:`dbml.kinds.Kind.monitor_sql`), against the profile's histogram
+  of the training rows' means. A NULL list (or one whose elements are all NULL) has no
+  mean and counts in ``null_rate_now`` (training refuses NULL lists, so its rate is 0);
+  such a row's prediction is NULL too, instead of PREDICT stopping the query. A list of
+  another length than at training still stops it, with PREDICT's dbml error.
 * category features: one bin per value of the training vocabulary plus one "other" bin
   for every value outside it (training share ``1 - sum(frequencies)``, floored at 0).
   Shares are of all rows, a NULL counting as ``''`` (the encoded value). The null rate
@@ -33,7 +39,8 @@ Bins and shares:
   per class label (PREDICT's label compared with each label in its own type; the
   detail names the label by its PREDICT_PROBA field, ``'true'``/``'false'`` for
   booleans); for a regression the bins of the training prediction histogram over
-  PREDICT's value. Shares are of the rows with a non-NULL prediction; the training
+  PREDICT's value; for an anomaly model (kind ``reconstruction``) the same over PREDICT's
+  value, its ANOMALY_SCORE. Shares are of the rows with a non-NULL prediction; the training
   reference is the model's predictions on its held-out rows
   (``metrics.prediction_distribution``); its training null rate is 0.
 
@@ -64,6 +71,7 @@ from typing import Any
 from sqlglot import exp
 
 from dbml.features import FeatureSpec, bin_sql, feature_sql
+from dbml.kinds import KINDS
 from dbml.udfs import label_field
 from dbml.sqltext import quote as _q, string as _string
 
@@ -133,9 +141,14 @@ def _null_rate(prof: dict[str, Any]) -> float | None:
     return float(nulls) / float(count)
 
 
+_LISTS = ("array", "sequence")  # kinds whose encoding refuses a NULL row: guarded, a NULL here
+
+
 def _feature_item(spec: FeatureSpec, prof: dict[str, Any] | None) -> _Item:
     column = exp.column(spec.name, table="_src", quoted=True)
-    value_sql = feature_sql(spec, column).sql(dialect="duckdb")
+    value_sql = KINDS[spec.kind].monitor_sql(feature_sql(spec, column).sql(dialect="duckdb"))
+    if spec.kind in _LISTS:
+        value_sql = f"CASE WHEN {column.sql(dialect='duckdb')} IS NULL THEN NULL ELSE {value_sql} END"
     v = _q("_v")
     prof = prof or {}
     if spec.kind == "category":
@@ -177,9 +190,9 @@ def _prediction_item(record: dict[str, Any], ref: str) -> _Item:
             bin_expr = "CASE " + " ".join(whens) + " END" if whens else None
             bins = [(k, float(s), None, None, str(f)) for k, (f, s) in enumerate(zip(fields, shares))]
         return _Item(PREDICTION, "classification", value_sql, f"({v} IS NULL)", bin_expr, False, 0.0, bins, True)
-    if task not in (None, "regression"):  # imported: PREDICT's own type, no training reference
+    if task not in (None, "regression", "reconstruction"):  # imported: PREDICT's own type, no training reference
         return _Item(PREDICTION, task, f"PREDICT({ref}, *)", f"({v} IS NULL)", None, False, None, None, False)
-    value_sql = f"CAST(PREDICT({ref}, *) AS DOUBLE)"
+    value_sql = f"CAST(PREDICT({ref}, *) AS DOUBLE)"  # a reconstruction's PREDICT is its ANOMALY_SCORE
     bins, bin_expr = _histogram(dist)
     return _Item(PREDICTION, task or "regression", value_sql, f"({v} IS NULL)", bin_expr, False, 0.0, bins, False)
 
@@ -209,7 +222,11 @@ def drift_sql(source_sql: str, model_ref: str, record: dict, threshold: float = 
     profile = record.get("profile") or {}
     specs = [f if isinstance(f, FeatureSpec) else FeatureSpec(f["name"], f["kind"], f["sql_type"], f.get("onnx_input")) for f in record.get("features") or []]
     items = [_feature_item(f, profile.get(f.name)) for f in specs]
-    items.append(_prediction_item(record, ref))
+    prediction = _prediction_item(record, ref)
+    lists = [exp.column(f.name, table="_src", quoted=True).sql(dialect="duckdb") for f in specs if f.kind in _LISTS]
+    if lists:  # a NULL list: a NULL prediction (counted in its null rate), not PREDICT's error
+        prediction.value_sql = f"CASE WHEN {' OR '.join(f'{c} IS NULL' for c in lists)} THEN NULL ELSE {prediction.value_sql} END"
+    items.append(prediction)
 
     i_, bin_, n_, null_, share_ = _q("_i"), _q("_bin"), _q("_n"), _q("_null"), _q("_share")
     rows_, src = _q("_rows"), _q("_src")

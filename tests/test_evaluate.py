@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import math
 
+import duckdb
 import numpy as np
 import pytest
 from sklearn import metrics as skm
 
 import dbml
 from dbml.errors import OptionError, TargetError
-from dbml.evaluate import EPS, confusion_sql, evaluation_sql, positive_label
+from dbml.evaluate import EPS, anomaly_evaluation_sql, confusion_sql, evaluation_sql, positive_label
 
 # the model's float32 probabilities sum to one within ~1e-7, which sklearn's log_loss warns about
 # sklearn's warnings for a group with one class (its AUC is undefined; ours is NULL there)
@@ -364,3 +365,199 @@ def test_sql_shape():
     assert reg.count("PREDICT(") == 1 and "PREDICT_PROBA" not in reg
     conf = confusion_sql("SELECT 1 -- x", "m:1", "y")
     assert conf.count("PREDICT('m:1', *)") == 1 and "FROM (\nSELECT 1 -- x\n)" in conf
+
+
+# -- anomaly (reconstruction) models: EVALUATE with and without a label ----------------------------
+
+AE = "epochs = 60, progress = false, hidden = [16], seed = 3, lr = 0.01, bottleneck = 2"
+ANOMALY_COLUMNS = ["rows", "flagged", "anomaly_rate", "mse"]
+LABELLED_COLUMNS = ANOMALY_COLUMNS + ["positives", "precision", "recall", "f1", "roc_auc"]
+
+
+@pytest.fixture(scope="module")
+def odd():
+    """An autoencoder trained on normal payments (b = 2a), and table payments: those rows,
+    30 planted anomalies (b = 40 - 2a, some of them near normal), 3 rows of NULL label."""
+    c = dbml.connect(user="tester")
+    c.sql(
+        """
+        CREATE TABLE normal AS
+        SELECT i AS id, (i % 20)::DOUBLE AS a, 2.0 * (i % 20) + (i % 3) * 0.1 AS b, ['p', 'q'][1 + i % 2] AS c
+        FROM range(400) AS r(i);
+        CREATE TABLE payments AS
+        SELECT id, a, b, c, false AS fraud, 'g' || (id % 2) AS grp FROM normal
+        UNION ALL
+        SELECT 1000 + i, (i % 20)::DOUBLE, 40.0 - 2.0 * (i % 20), 'p', true, 'g' || (i % 2) FROM range(30) AS r(i)
+        UNION ALL
+        SELECT 2000 + i, 1.0, 2.0, 'q', NULL, 'g0' FROM range(3) AS r(i);
+        """
+    )
+    c.sql(f"TRAIN MODEL odd USING autoencoder FROM (SELECT a, b, c FROM normal) WITH ({AE})")
+    yield c
+    c.close()
+
+
+def _anomaly_rows(con, source, label=None, by=None):
+    """(label, score, flag, group) arrays of the rows with a label (every row without one)."""
+    where = f" WHERE {_q(label)} IS NOT NULL" if label else ""
+    rows = con.sql(
+        f"SELECT {_q(label) if label else 'NULL'}, ANOMALY_SCORE(odd, *), IS_ANOMALY(odd, *), {_q(by) if by else 'NULL'} "
+        f"FROM (\n{source}\n) AS s{where}"
+    ).fetchall()
+    y, score, flag, group = (np.array([r[k] for r in rows], dtype=object) for k in range(4))
+    return y.astype(bool) if label else y, score.astype(float), flag.astype(bool), group
+
+
+def sklearn_anomaly(y, score, flag):
+    out = {"rows": len(score), "flagged": int(flag.sum()), "anomaly_rate": float(flag.mean()), "mse": float(score.mean())}
+    if y is None:
+        return out
+    return out | {
+        "positives": int(y.sum()),
+        "precision": skm.precision_score(y, flag, zero_division=0),
+        "recall": skm.recall_score(y, flag, zero_division=0),
+        "f1": skm.f1_score(y, flag, zero_division=0),
+        "roc_auc": _sklearn_or_none(skm.roc_auc_score, y, score),
+    }
+
+
+def _statement(con, sql):
+    rel = con.sql(sql)
+    return rel.columns, [dict(zip(rel.columns, row)) for row in rel.fetchall()], [str(t) for t in rel.types]
+
+
+def test_anomaly_metrics_with_a_label_match_sklearn(odd):
+    columns, rows, types = _statement(odd, "EVALUATE MODEL odd ON (SELECT * FROM payments -- note\n) WITH (label = fraud)")
+    assert columns == LABELLED_COLUMNS
+    assert types == ["BIGINT", "BIGINT", "DOUBLE", "DOUBLE", "BIGINT", "DOUBLE", "DOUBLE", "DOUBLE", "DOUBLE"]
+    y, score, flag, _ = _anomaly_rows(odd, "SELECT * FROM payments", "fraud")
+    assert len(set(score)) < len(score) / 4  # rows repeat: many tied scores (average ranks)
+    assert len(rows) == 1 and rows[0]["rows"] == 430 and rows[0]["positives"] == 30  # NULL labels left out
+    assert_metrics(rows[0], sklearn_anomaly(y, score, flag))
+    got = rows[0]
+    assert got["roc_auc"] > 0.8  # the planted anomalies score high
+    assert got["flagged"] > 0 and got["recall"] > 0.3 and got["precision"] > 0.5
+    # IS_ANOMALY is the score above the threshold stored at training
+    threshold = odd.registry.get("odd")["metrics"]["threshold"]
+    assert np.all(flag == (score > threshold))
+
+
+def test_anomaly_metrics_by_group(odd):
+    columns, rows, _ = _statement(odd, "EVALUATE MODEL odd ON (SELECT * FROM payments) WITH (label = fraud, by = grp)")
+    assert columns == ["grp"] + LABELLED_COLUMNS
+    y, score, flag, groups = _anomaly_rows(odd, "SELECT * FROM payments", "fraud", by="grp")
+    assert [r["grp"] for r in rows] == ["g0", "g1"]
+    for row in rows:
+        mask = groups == row["grp"]
+        assert_metrics({k: v for k, v in row.items() if k != "grp"}, sklearn_anomaly(y[mask], score[mask], flag[mask]))
+
+
+def test_anomaly_metrics_without_a_label(odd):
+    columns, rows, types = _statement(odd, "EVALUATE MODEL odd ON payments")
+    assert columns == ANOMALY_COLUMNS and types == ["BIGINT", "BIGINT", "DOUBLE", "DOUBLE"]
+    _, score, flag, _ = _anomaly_rows(odd, "SELECT * FROM payments")
+    assert rows[0]["rows"] == 433  # every row, NULL labels too
+    assert_metrics(rows[0], sklearn_anomaly(None, score, flag))
+    _, rows, _ = _statement(odd, "EVALUATE MODEL odd ON (SELECT * FROM payments) WITH (by = grp)")
+    assert [(r["grp"], r["rows"]) for r in rows] == [("g0", 218), ("g1", 215)]
+    _, rows, _ = _statement(odd, "EVALUATE MODEL odd ON (SELECT * FROM payments WHERE false)")
+    assert rows == [{"rows": 0, "flagged": 0, "anomaly_rate": None, "mse": None}]
+    _, rows, _ = _statement(odd, "EVALUATE MODEL odd ON (SELECT * FROM payments WHERE false) WITH (label = fraud)")
+    assert rows == [dict.fromkeys(LABELLED_COLUMNS) | {"rows": 0, "flagged": 0, "positives": 0}]
+
+
+def test_anomaly_label_of_one_class_and_integers(odd):
+    # no known anomaly among the rows: the AUC is undefined (NULL), recall 0 (zero_division)
+    _, rows, _ = _statement(odd, "EVALUATE MODEL odd ON (SELECT * FROM payments WHERE NOT fraud) WITH (label = fraud)")
+    assert rows[0]["positives"] == 0 and rows[0]["roc_auc"] is None and rows[0]["recall"] == 0.0
+    # an integer label of 0 and 1 is the boolean one
+    _, as_bool, _ = _statement(odd, "EVALUATE MODEL odd ON payments WITH (label = fraud)")
+    _, as_int, _ = _statement(odd, "EVALUATE MODEL odd ON (SELECT *, fraud::TINYINT AS f01 FROM payments) WITH (label = F01)")
+    assert as_int == as_bool
+    with pytest.raises(duckdb.Error, match="dbml: label column 'f' of EVALUATE MODEL odd:1 has the value 2, not 0 or 1"):
+        odd.sql("EVALUATE MODEL odd ON (SELECT *, CASE WHEN fraud THEN 2 ELSE 0 END AS f FROM payments) WITH (label = f)").fetchall()
+
+
+def test_anomaly_refusals(odd, db):
+    with pytest.raises(TargetError, match=r"the label column 'nope' of model 'odd' is not in \(query\); its columns are id, a, b, c, fraud, grp"):
+        odd.sql("EVALUATE MODEL odd ON (SELECT * FROM payments) WITH (label = nope)")
+    with pytest.raises(TargetError, match="the by column 'nope' of model 'odd' is not in payments"):
+        odd.sql("EVALUATE MODEL odd ON payments WITH (by = nope)")
+    with pytest.raises(TargetError, match="the label column 'c' has type VARCHAR; .* needs a BOOLEAN label"):
+        odd.sql("EVALUATE MODEL odd ON payments WITH (label = c)")
+    with pytest.raises(TargetError, match="the label column 'a' has type DOUBLE"):
+        odd.sql("EVALUATE MODEL odd ON payments WITH (label = a)")
+    with pytest.raises(TargetError, match="confusion = true needs a classification model; model 'odd' is an anomaly model"):
+        odd.sql("EVALUATE MODEL odd ON payments WITH (label = fraud, confusion = true)")
+    with pytest.raises(OptionError, match="positive applies to binary classification models; model 'odd' is an anomaly model"):
+        odd.sql("EVALUATE MODEL odd ON payments WITH (label = fraud, positive = true)")
+    with pytest.raises(OptionError, match="positive applies to binary classification models; this model is an anomaly model"):
+        evaluation_sql("SELECT 1", "odd:1", "fraud", "reconstruction", None, positive=True)
+    with pytest.raises(OptionError, match="label applies to anomaly models .*model 'reg' is a regression model, evaluated against its target 'y'"):
+        db.sql("EVALUATE MODEL reg ON reg WITH (label = y)")
+
+
+def test_anomaly_sql_shape():
+    sql = anomaly_evaluation_sql("SELECT * FROM t -- note", "it's:3", "my label", by="a b")
+    assert sql.count("ANOMALY_SCORE('it''s:3', *)") == 1 and sql.count("IS_ANOMALY('it''s:3', *)") == 1
+    assert "PREDICT" not in sql and '"scored" AS MATERIALIZED' in sql
+    assert "FROM (\nSELECT * FROM t -- note\n) AS \"src\"" in sql and 'WHERE "src"."my label" IS NOT NULL' in sql
+    assert evaluation_sql("SELECT 1", "m:1", None, "reconstruction", None) == anomaly_evaluation_sql("SELECT 1", "m:1")
+
+
+# -- metrics once per engine: training's torch metrics = EVALUATE's SQL on the held-out rows ---------
+
+
+@pytest.mark.parametrize("task", ["classification", "regression", "reconstruction"])
+def test_training_metrics_agree_with_evaluate_on_the_held_out_rows(con, task):
+    """TRAIN MODEL stores metrics computed in torch (dbml/tasks/*.py) on its validation rows;
+    EVALUATE computes them in SQL over the ONNX graph. Re-derive the split with
+    dbml.tasks.split on the rows in the order training read them (strata: the class codes,
+    indices into the sorted labels) and EVALUATE those rows only: both engines agree."""
+    from dbml.tasks import split
+
+    con.sql(
+        """
+        CREATE TABLE held AS
+        SELECT i AS id, sin(i) * 3 AS u, (i % 7)::DOUBLE AS w, ['p', 'q', 'r'][1 + i % 3] AS c,
+               CASE WHEN sin(i) * 3 + (i % 7) / 3.0 + cos(i * 7) * 1.5 > 1.5 THEN 'hi'
+                    WHEN i % 5 = 0 THEN 'mid' ELSE 'lo' END AS kind,
+               sin(i) * 3 + (i % 7) / 2.0 + cos(i * 13) AS amount
+        FROM range(300) AS r(i) ORDER BY i
+        """
+    )
+    seed, validation = 11, 0.2
+    opts = f"epochs = 15, progress = false, hidden = [16], seed = {seed}, validation = {validation}"
+    if task == "classification":
+        train, target = "SELECT u, w, c, kind FROM held ORDER BY id", "TARGET kind"
+    elif task == "regression":
+        train, target = "SELECT u, w, c, amount FROM held ORDER BY id", "TARGET amount"
+    else:
+        train, target = "SELECT u, w, c FROM held ORDER BY id", ""
+    using = "USING autoencoder " if task == "reconstruction" else ""
+    con.sql(f"TRAIN MODEL h {using}FROM ({train}) {target} WITH ({opts})")
+    rec = con.registry.get("h")
+    assert rec["task"] == task
+    ids = np.array([r[0] for r in con.sql("SELECT id FROM held ORDER BY id").fetchall()])
+    strata = None
+    if task == "classification":
+        kinds = [r[0] for r in con.sql("SELECT kind FROM held ORDER BY id").fetchall()]
+        strata = np.array([rec["labels"].index(k) for k in kinds])
+    train_idx, val_idx = split(len(ids), validation, seed, strata)
+    metrics = rec["metrics"]
+    assert metrics["evaluated_on"] == "validation"
+    assert len(val_idx) == rec["validation_rows"] == metrics["rows"] and len(train_idx) == rec["train_rows"]
+    held = ", ".join(str(int(i)) for i in ids[val_idx])
+    label = " WITH (label = flag)" if task == "reconstruction" else ""
+    _, rows, _ = _statement(con, f"EVALUATE MODEL h ON (SELECT *, id % 2 = 0 AS flag FROM held WHERE id IN ({held})){label}")
+    got = rows[0]
+    assert got["rows"] == metrics["rows"]
+    names = {"classification": ["accuracy", "f1_macro", "log_loss"], "regression": ["r2", "rmse", "mae"],
+             "reconstruction": ["mse", "anomaly_rate"]}[task]  # fmt: skip
+    for name in names:
+        assert got[name] == pytest.approx(metrics[name], abs=1e-4), name
+    # the other rows give other numbers: the comparison is of the same rows, not a coincidence
+    rest = ", ".join(str(int(i)) for i in ids[train_idx])
+    _, other, _ = _statement(con, f"EVALUATE MODEL h ON (SELECT *, id % 2 = 0 AS flag FROM held WHERE id IN ({rest})){label}")
+    continuous = {"classification": "log_loss", "regression": "rmse", "reconstruction": "mse"}[task]
+    assert abs(other[0][continuous] - metrics[continuous]) > 1e-3

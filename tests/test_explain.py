@@ -209,3 +209,73 @@ def test_bad_arguments_are_dbml_errors():
     for seed in (-1, 2**63, "1"):
         with pytest.raises(OptionError, match="seed"):
             call(seed=seed)
+
+
+# -- anomaly (reconstruction) models: the rise of the mean anomaly score ----------------------------
+
+ODD_FEATURES = ["a", "b", "noise"]
+
+
+@pytest.fixture(scope="module")
+def odd():
+    """An autoencoder with a one-number code on rows where b follows a (b = 2a + small) and
+    noise is independent of both: the code holds a/b, noise is rebuilt as its mean."""
+    con = dbml.connect(user="tester")
+    rng = np.random.default_rng(1)
+    a, noise, jitter = rng.uniform(size=(3, 300))
+    con.duckdb.from_arrow(pa.table({"a": a, "b": 2 * a + 0.05 * jitter, "noise": noise})).create("n")
+    con.sql("TRAIN MODEL odd USING autoencoder FROM n WITH (epochs = 60, progress = false, hidden = [16], "
+            "bottleneck = 1, lr = 0.01, seed = 3)")  # fmt: skip
+    yield con
+    con.close()
+
+
+def test_anomaly_model_importance_is_the_rise_of_the_mean_score(odd):
+    rel = odd.sql("EXPLAIN MODEL odd ON n WITH (repeats = 3, seed = 2)")
+    assert rel.columns == COLUMNS
+    rows = rel.fetchall()
+    assert {r[4] for r in rows} == {"mse"} and [r[5] for r in rows] == [1, 2, 3]
+    imp = {r[0]: r[1] for r in rows}
+    assert {rows[0][0], rows[1][0]} == {"a", "b"} and rows[2][0] == "noise"
+    assert min(imp["a"], imp["b"]) > 0.1 and min(imp["a"], imp["b"]) > 5 * abs(imp["noise"])
+    # the baseline is the mean ANOMALY_SCORE (PREDICT gives it) of the rows, as EVALUATE's mse
+    mean = odd.sql("SELECT avg(ANOMALY_SCORE(odd, *)) FROM n").fetchall()[0][0]
+    assert rows[0][3] == pytest.approx(mean, abs=1e-9)
+    assert odd.sql("EVALUATE MODEL odd ON n").fetchall()[0][3] == pytest.approx(mean, abs=1e-9)
+
+
+def test_anomaly_model_matches_a_python_reimplementation(odd):
+    repeats, seed, n = 2, 5, 300
+    shuffles = odd.sql(permutation_sql("SELECT * FROM n", None, ODD_FEATURES, repeats=repeats, seed=seed)).to_arrow_table()
+    assert shuffles.column_names == ["feature", "repeat", "rid", "partner", *ODD_FEATURES]  # no target column
+    assert shuffles.num_rows == len(ODD_FEATURES) * repeats * n
+    first = shuffles.slice(0, n)
+    table = {c: np.array(first.column(c).to_pylist()) for c in ODD_FEATURES}
+
+    def mean_score(cols):
+        odd.duckdb.from_arrow(pa.table(cols)).create("shuffled")
+        value = odd.sql("SELECT avg(ANOMALY_SCORE(odd, *)) FROM shuffled").fetchall()[0][0]
+        odd.duckdb.execute("DROP TABLE shuffled")
+        return value
+
+    baseline = mean_score(table)
+    rows = odd.sql(permutation_importance_sql("SELECT * FROM n", "odd:1", None, "reconstruction", ODD_FEATURES,
+                                              repeats=repeats, seed=seed)).fetchall()  # fmt: skip
+    for feature, importance, std, base, metric, _ in rows:
+        k = ODD_FEATURES.index(feature)
+        rises = []
+        for r in range(repeats):
+            partner = np.array(shuffles.slice((k * repeats + r) * n, n).column("partner").to_pylist()) - 1
+            rises.append(mean_score({**table, feature: table[feature][partner]}) - baseline)
+        assert base == pytest.approx(baseline, abs=1e-9) and metric == "mse"
+        assert importance == pytest.approx(np.mean(rises), abs=1e-9)
+        assert std == pytest.approx(np.std(rises), abs=1e-9)
+
+
+def test_anomaly_model_takes_no_target():
+    with pytest.raises(TargetError, match="a reconstruction model is explained without a target"):
+        permutation_importance_sql("SELECT 1", "m:1", "y", "reconstruction", ["a"])
+    with pytest.raises(TargetError, match="a classification model is explained against its target column"):
+        permutation_importance_sql("SELECT 1", "m:1", None, "classification", ["a"])
+    sql = permutation_importance_sql("SELECT * FROM t -- note", "m:1", None, "reconstruction", ["a", "b"], repeats=2)
+    assert "IS NOT NULL" not in sql and sql.count("PREDICT(") == 2 and "'mse'" in sql

@@ -243,3 +243,91 @@ def test_record_without_histograms(db):
     for r in out.values():
         assert r["psi"] is None and r["detail"] is None and r["drift"] is False and r["rows"] == 1000
     assert out["x"]["null_rate_now"] == pytest.approx(91 / 1000)
+
+
+# -- anomaly models, arrays and sequences ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def lists():
+    """Table s with a number, a FLOAT[4] array and a LIST of 1 to 6 numbers; an autoencoder
+    over (x, arr) and a GRU classifier over (x, seq) (~7 s)."""
+    c = dbml.connect(user="tester")
+    c.sql(
+        """
+        CREATE TABLE s AS
+        SELECT i AS id, sin(i) * 2 + (i % 5) AS x,
+            [sin(i), cos(i), sin(i * 3) + 1, (i % 4) / 2.0]::FLOAT[4] AS arr,
+            list_transform(range(1 + i % 6), lambda j: sin(i + j) + (i % 3))::DOUBLE[] AS seq,
+            (sin(i) * 2 + (i % 5)) > 2 AS y
+        FROM range(600) AS r(i)
+        """
+    )
+    c.sql("TRAIN MODEL odd USING autoencoder FROM (SELECT x, arr FROM s) WITH (epochs = 30, progress = false, "
+          "hidden = [16], seed = 3, lr = 0.01)")  # fmt: skip
+    c.sql("TRAIN MODEL rnn USING gru FROM (SELECT x, seq, y FROM s) TARGET y WITH (epochs = 5, progress = false, hidden = 8, seed = 3)")
+    yield c
+    c.close()
+
+
+def _binned(values, hist) -> np.ndarray:
+    counts = np.bincount(bin_index(np.asarray(values, dtype=np.float64), hist["edges"]), minlength=len(hist["edges"]) + 1)
+    return counts / counts.sum()
+
+
+SHIFTED_LISTS = "SELECT * REPLACE (list_transform(arr, lambda v: v + 3)::FLOAT[4] AS arr, list_transform(seq, lambda v: v + 3) AS seq) FROM s"
+
+
+def test_anomaly_model_prediction_row_is_the_anomaly_score(lists):
+    rec = lists.registry.get("odd")
+    dist = rec["metrics"]["prediction_distribution"]
+    for source in ("SELECT * FROM s", SHIFTED_LISTS):
+        out = _monitor(lists, source, "odd")
+        assert set(out) == {"x", "arr", PREDICTION}
+        pred = out[PREDICTION]
+        assert pred["kind"] == "reconstruction" and pred["rows"] == 600 and pred["null_rate_now"] == 0.0
+        scores = [v for (v,) in lists.sql(f"SELECT ANOMALY_SCORE(odd, *) FROM ({source})").fetchall()]
+        now = _binned(scores, dist)
+        assert [b["train"] for b in pred["detail"]] == dist["shares"]
+        assert [b["now"] for b in pred["detail"]] == pytest.approx(now.tolist(), abs=1e-12)
+        assert pred["psi"] == pytest.approx(_psi(dist["shares"], now), abs=1e-9)
+    assert _monitor(lists, "SELECT * FROM s", "odd")[PREDICTION]["psi"] < 0.2  # held-out scores vs all rows
+    shifted = _monitor(lists, SHIFTED_LISTS, "odd")[PREDICTION]
+    assert shifted["psi"] > 1.0 and shifted["drift"] is True  # unusual rows: high scores
+    # the statement stores the run, the prediction row among its results
+    rows = lists.sql("MONITOR MODEL odd ON s").fetchall()
+    assert {r[1] for r in rows} == {"x", "arr", PREDICTION}
+
+
+@pytest.mark.parametrize("model, feature", [("odd", "arr"), ("rnn", "seq")])
+def test_list_features_are_monitored_by_their_row_mean(lists, model, feature):
+    rec = lists.registry.get(model)
+    spec = next(f for f in rec["features"] if f["name"] == feature)
+    hist = rec["profile"][feature]["histogram"]
+    # the mean of each row as the model reads it: FLOAT elements; a sequence's last L values
+    read = f"{feature}::FLOAT[4]" if spec["kind"] == "array" else f"list_slice({feature}::FLOAT[], -{spec['sql_type'][6:-1]}, -1)"
+    for source in ("SELECT * FROM s", SHIFTED_LISTS, "SELECT * FROM s WHERE id % 6 = 5"):
+        r = _monitor(lists, source, model)[feature]
+        assert r["kind"] == spec["kind"] and r["null_rate_train"] == 0.0 and r["null_rate_now"] == 0.0
+        means = [v for (v,) in lists.sql(f"SELECT list_avg({read}) FROM ({source})").fetchall()]
+        now = _binned(means, hist)
+        assert [b["train"] for b in r["detail"]] == hist["shares"]
+        assert [b["now"] for b in r["detail"]] == pytest.approx(now.tolist(), abs=1e-12)
+        assert r["psi"] == pytest.approx(_psi(hist["shares"], now), abs=1e-9)
+    assert _monitor(lists, "SELECT * FROM s", model)[feature]["psi"] < 0.05
+    assert _monitor(lists, SHIFTED_LISTS, model)[feature]["psi"] > 1.0
+    assert spec["kind"] == "array" or spec["sql_type"] == "FLOAT[6]"  # rows longer than 6 keep their last 6
+    longer = "SELECT * REPLACE (list_concat([100.0, 100.0, 100.0], seq) AS seq) FROM s WHERE id % 6 = 5"
+    if feature == "seq":
+        assert _monitor(lists, longer, model)[feature]["detail"] == _monitor(lists, "SELECT * FROM s WHERE id % 6 = 5", model)[feature]["detail"]
+
+
+@pytest.mark.parametrize("model, feature", [("odd", "arr"), ("rnn", "seq")])
+def test_null_lists_count_as_nulls_not_errors(lists, model, feature):
+    """Training refuses NULL lists and PREDICT stops on them; MONITOR counts them instead."""
+    source = f"SELECT * REPLACE (CASE WHEN id % 4 = 0 THEN NULL ELSE {feature} END AS {feature}) FROM s"
+    out = _monitor(lists, source, model)
+    assert out[feature]["null_rate_now"] == pytest.approx(0.25) and out[feature]["null_rate_change"] == pytest.approx(0.25)
+    assert out[PREDICTION]["null_rate_now"] == pytest.approx(0.25)
+    assert out["x"]["null_rate_now"] == 0.0 and out["x"]["rows"] == 600
+    assert sum(b["now"] for b in out[feature]["detail"]) == pytest.approx(1.0)  # shares of the non-NULL rows
