@@ -18,7 +18,7 @@ from typing import Any
 
 import onnx
 import torch
-from onnx import TensorProto, helper
+from onnx import TensorProto, helper, numpy_helper
 
 from dbml.errors import ExportError, FeatureError
 from dbml.features import FeatureSpec
@@ -67,6 +67,18 @@ def _prefix_names(graph: onnx.GraphProto) -> None:
         vi.name = fix(vi.name)
 
 
+def _keep_weights(graph: onnx.GraphProto, model: Network) -> None:
+    """Add, as initializers no node reads, the weights the exporter folded or reshaped
+    (batch normalisation into convolutions, LSTM/GRU gates into ONNX's W/R/B layout),
+    under their torch names (``dbml/model.<state key>``), so that fine-tuning finds every
+    weight of the module in the graph. Runtimes drop unused initializers at load."""
+    present = {i.name for i in graph.initializer}
+    for key, tensor in model.state_dict().items():
+        name = f"{PREFIX}model.{key}"
+        if name not in present:
+            graph.initializer.append(numpy_helper.from_array(tensor.detach().cpu().numpy(), name))
+
+
 def build_onnx(model: Network, features: list[FeatureSpec], profile: dict[str, dict[str, Any]],
                task, target, metadata: dict[str, Any]) -> bytes:  # fmt: skip
     """Return the serialized ONNX model of ``model`` with its preprocessing in the graph.
@@ -100,6 +112,7 @@ def build_onnx(model: Network, features: list[FeatureSpec], profile: dict[str, d
         raise ExportError(f"torch could not export the network to ONNX: {err}") from None
     graph = proto.graph
     _prefix_names(graph)
+    _keep_weights(graph, model)
     del graph.input[:]
     del graph.output[:]
 
@@ -130,7 +143,7 @@ def build_onnx(model: Network, features: list[FeatureSpec], profile: dict[str, d
         "dbml.features": json.dumps([f.to_dict() for f in features]),
         "dbml.labels": json.dumps(target.labels) if target.labels is not None else "null",
         "dbml.outputs": json.dumps(outputs),
-        **{k: v if isinstance(v, str) else json.dumps(v) for k, v in metadata.items()},
+        **{k: v if isinstance(v, str) else json.dumps(v) for k, v in metadata.items() if v is not None},
     }
     del proto.metadata_props[:]
     for key, value in meta.items():

@@ -98,8 +98,8 @@ def load_weights(module: torch.nn.Module, parent: Parent) -> None:
         rec = parent.record
         raise TrainingError(
             f"cannot fine-tune model '{rec['model']}' version {rec['version']}: its graph lacks or reshapes "
-            f"{', '.join(missing + wrong)} (a version trained by an earlier dbml, whose network had another "
-            "layout, cannot be fine-tuned: train a new version)"
+            f"{', '.join(missing + wrong)}: its network has another layout (a version trained by dbml before "
+            "0.2's model seam, or with other options); train a new version instead"
         )
     loaded = {k: torch.from_numpy(np.array(parent.weights[k])).to(v.dtype) if k in parent.weights else v for k, v in state.items()}
     module.load_state_dict(loaded)

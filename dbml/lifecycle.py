@@ -239,8 +239,11 @@ def import_model(conn: "Connection", name: str, url: str, options: dict[str, Any
     if opts["inputs"] is not None:
         raise TransferError(f"'{url}' was written by dbml: its feature columns are its own; leave out option inputs")
     task = meta["dbml.task"]
-    if task not in ("classification", "regression"):
-        raise RecordError(f"'{url}': its dbml.task metadata is {task[:80]!r}; a graph dbml trained is a classification or a regression")
+    if task not in ("classification", "regression", "reconstruction"):
+        raise RecordError(
+            f"'{url}': its dbml.task metadata is {task[:80]!r}; a graph dbml trained is a classification, "
+            "a regression or a reconstruction (autoencoder)"
+        )
     record = {
         "architecture": meta.get("dbml.architecture", "imported"), "options": {}, "profile": {},
         "source_sql": f"IMPORT FROM '{url}'", "source_tables": [], "row_count": 0, "train_rows": 0,
@@ -284,10 +287,12 @@ def _check_graph(session: Any, record: dict[str, Any], url: str) -> None:
         if node.type != wanted or len(node.shape or []) != 2:
             raise TransferError(
                 f"'{url}': graph input '{node.name}' is {node.type} of rank {len(node.shape or [])}, but its "
-                f"dbml.features metadata says a {f['kind']} feature ({wanted}, [N, 1])"
+                f"dbml.features metadata says a {f['kind']} feature ({wanted}, rank 2)"
             )
     outputs = {o.name: o for o in session.get_outputs()}
-    wanted = "probabilities" if record["task"] == "classification" else "value"
+    from dbml.tasks import TASKS
+
+    wanted = TASKS[record["task"]].parity_output
     out = outputs.get(wanted)
     if out is None or out.type != "tensor(float)":
         raise TransferError(
@@ -296,6 +301,8 @@ def _check_graph(session: Any, record: dict[str, Any], url: str) -> None:
         )
     shape = list(out.shape or [])
     width = len(record["labels"]) if record["task"] == "classification" else 1
+    if len(shape) == 1 and width == 1:  # one value per row: [N]
+        return
     if len(shape) != 2 or (isinstance(shape[1], int) and shape[1] != width):
         raise TransferError(
             f"'{url}': output '{wanted}' has shape {shape}, but its metadata says {width} "

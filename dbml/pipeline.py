@@ -136,7 +136,8 @@ def plan(con: duckdb.DuckDBPyConnection, registry: Registry, name: str, req: Tra
         parent = finetune.load_parent(registry, name, options["from_version"] or None)
         for opt in arch.options + task_options:  # the network keeps the parent's shape
             key = opt.name
-            if key in {k.lower() for k in req.options} and req.options.get(key) != parent.record["options"].get(key):
+            given = {k.lower(): v for k, v in req.options.items()}
+            if key in given and given[key] != parent.record["options"].get(key):
                 raise OptionError(f"option '{key}' cannot change when fine-tuning model '{name}'")
             if key in parent.record["options"]:  # stored facts are checked like fresh ones
                 try:
@@ -204,7 +205,8 @@ def prepare_target(p: Plan, table: pa.Table) -> tuple[Target, np.ndarray, np.nda
 
 
 # -- 5. the profile, by DuckDB on the training rows (a fine-tune keeps its parent's) ---------
-def profile(p: Plan, train_table: pa.Table) -> tuple[dict[str, Any], list[FeatureSpec]]:
+def profile(p: Plan, train_table: pa.Table, table: pa.Table | None = None) -> tuple[dict[str, Any], list[FeatureSpec]]:
+    """The training profile and the features as stored; ``table`` (every row) is checked too."""
     if p.parent is not None:
         prof = p.parent.record["profile"]
     else:
@@ -217,6 +219,8 @@ def profile(p: Plan, train_table: pa.Table) -> tuple[dict[str, Any], list[Featur
         finally:
             profiler.close()
     for f in p.features:
+        if table is not None:
+            kind_of(f).check_rows(p.name, f, table.column(f.name), p.options)
         kind_of(f).check(p.name, f, prof, p.options)
     features = [kind_of(f).settle(f, prof) for f in p.features]
     _check_profile(p.name, features, prof, p.options)
@@ -224,9 +228,18 @@ def profile(p: Plan, train_table: pa.Table) -> tuple[dict[str, Any], list[Featur
 
 
 # -- 6. the module and training (the caller's random state is left as it was) ----------------
-def batches(table: pa.Table, features: list[FeatureSpec], prof: dict[str, Any]) -> dict[str, np.ndarray]:
-    """The model's input arrays, one per group, from the encoded Arrow columns."""
-    return {g.key: g.kind.tensor(g.features, [table.column(f.name).combine_chunks() for f in g.features], prof) for g in groups(features)}
+def batches(table: pa.Table, features: list[FeatureSpec], prof: dict[str, Any], model: str = "") -> dict[str, np.ndarray]:
+    """The model's input arrays, one per group, from the encoded Arrow columns (every
+    row: the profile saw only the training rows)."""
+    out = {}
+    for g in groups(features):
+        try:
+            out[g.key] = g.kind.tensor(g.features, [table.column(f.name).combine_chunks() for f in g.features], prof)
+        except ValueError as err:  # a row the training rows' checks could not see (a held-out one)
+            text = str(err).removeprefix("dbml: ")
+            names = ", ".join(f"'{f.name}'" for f in g.features)
+            raise FeatureError(f"column {names} of model '{model}': {text}; every row needs the training length and no NULL") from None
+    return out
 
 
 def build_network(p: Plan, features: list[FeatureSpec], prof: dict[str, Any], target: Target) -> Network:
@@ -352,10 +365,10 @@ def train(con: duckdb.DuckDBPyConnection, registry: Registry, req: TrainRequest)
     p = plan(con, registry, name, req, resolve_source(con, name, req))
     table = read_rows(con, p)
     target, train_idx, val_idx = prepare_target(p, table)
-    prof, features = profile(p, table.take(pa.array(train_idx)))
+    prof, features = profile(p, table.take(pa.array(train_idx)), table)
     _check_sizes(p.name, features, prof, target, len(val_idx) or len(train_idx),
                  p.options["batch_size"] or _auto_batch_size(len(train_idx)), p.options)  # fmt: skip
-    arrays = batches(table, features, prof)
+    arrays = batches(table, features, prof, name)
     net, logs, seconds, batch_size, metrics = fit_model(p, features, prof, target, arrays, train_idx, val_idx)
     eval_idx = val_idx if len(val_idx) else train_idx
     blob, parity = export_and_check(p, net, features, prof, target, table, arrays, eval_idx[:2048])

@@ -366,16 +366,9 @@ def test_blob_scores_raw_rows_in_plain_onnxruntime(lab, family, request):
         np.testing.assert_allclose(out[output], _sql_scores(lab, model, "PREDICT", table), rtol=1e-5, atol=1e-6)
 
 
-_IMPORT_AE = pytest.mark.xfail(strict=True, reason="IMPORT MODEL of an exported autoencoder: RecordError "
-                               "'its dbml.task metadata is 'reconstruction'; a graph dbml trained is a classification or a regression'")
-_IMPORT_REG = pytest.mark.xfail(strict=True, reason="IMPORT MODEL of an exported regression: TransferError "
-                                "\"output 'value' has shape ['N'], but its metadata says 1 value per row\"")
-
-
 @pytest.mark.parametrize("family", [
     "mlp_classifier", "cnn", "cnn_signal", "lstm_classifier", "gru",
-    pytest.param("mlp", marks=_IMPORT_REG), pytest.param("lstm", marks=_IMPORT_REG),
-    pytest.param("autoencoder", marks=_IMPORT_AE), pytest.param("autoencoder_array", marks=_IMPORT_AE),
+    "mlp", "lstm", "autoencoder", "autoencoder_array",
 ])  # fmt: skip
 def test_export_import_round_trip_scores_the_same(lab, family, request, tmp_path):
     model = request.getfixturevalue(FAMILIES[family][0])
@@ -393,15 +386,11 @@ def test_export_import_round_trip_scores_the_same(lab, family, request, tmp_path
     )
 
 
-_FINETUNE = "warm_start: finetune.load_weights finds no {} weights in the parent's ONNX graph (TrainingError 'its graph lacks or reshapes trunk.{}')"
 FINE_TUNE = [
     ("mlp", "SELECT x1, color, flag, x2 FROM pay", "TARGET x2", "hidden = [8]", "numeric"),
-    pytest.param("cnn", "SELECT sig, cov, is_sine FROM waves", "TARGET is_sine", "shape = [1, 32], channels = [4]", "array",
-                 marks=pytest.mark.xfail(strict=True, reason=_FINETUNE.format("Conv/BatchNorm", "blocks.0.weight"))),
-    pytest.param("lstm", "SELECT s, c, up FROM seqs", "TARGET up", "hidden = 8", "sequence",
-                 marks=pytest.mark.xfail(strict=True, reason=_FINETUNE.format("LSTM", "rnns.0.weight_ih_l0"))),
-    pytest.param("gru", "SELECT s, c, up FROM seqs", "TARGET up", "hidden = 8", "sequence",
-                 marks=pytest.mark.xfail(strict=True, reason=_FINETUNE.format("GRU", "rnns.0.weight_ih_l0"))),
+    pytest.param("cnn", "SELECT sig, cov, is_sine FROM waves", "TARGET is_sine", "shape = [1, 32], channels = [4]", "array"),
+    pytest.param("lstm", "SELECT s, c, up FROM seqs", "TARGET up", "hidden = 8", "sequence"),
+    pytest.param("gru", "SELECT s, c, up FROM seqs", "TARGET up", "hidden = 8", "sequence"),
     ("autoencoder", "SELECT x1, color, flag FROM pay", "", "bottleneck = 2", "numeric"),
 ]  # fmt: skip
 
@@ -421,8 +410,6 @@ def test_fine_tuning_makes_a_child_version(lab, family, source, target, options,
     assert len(lab.col(f"SELECT PREDICT({name}, *) FROM ({source}) LIMIT 5")) == 5
 
 
-@pytest.mark.xfail(strict=True, reason="fine-tuning compares req.options.get(key) with a lower-cased key: "
-                   "an option restated in upper case (HIDDEN = [8]) is taken as changed")  # fmt: skip
 def test_fine_tuning_restating_an_option_in_upper_case(lab):
     src = "(SELECT x1, color, x2 FROM pay)"
     lab.con.sql(f"TRAIN MODEL ft_case USING mlp FROM {src} TARGET x2 WITH (hidden = [8], epochs = 1, {FAST})")
@@ -501,9 +488,6 @@ SPLIT_ROWS = [
 ]  # fmt: skip
 
 
-@pytest.mark.xfail(strict=True, reason="array checks look only at the training split: a bad row among the validation rows "
-                   "gives a bare ValueError ('dbml: an array column has rows whose length is not 4' / "
-                   "'an array or sequence column is NULL in a row') from dbml/kinds/array.py, naming no column")  # fmt: skip
 @pytest.mark.parametrize("sql, words", SPLIT_ROWS, ids=["ae_length", "ae_null", "cnn_null"])
 def test_bad_array_in_the_validation_rows(small, sql, words):
     before = registry_counts(small.con)
@@ -514,8 +498,6 @@ def test_bad_array_in_the_validation_rows(small, sql, words):
         assert registry_counts(small.con) == before
 
 
-@pytest.mark.xfail(strict=True, reason="a LIST or ARRAY of DECIMAL is detected as a numeric scalar (NumericKind.detect: "
-                   "sql_type.startswith('DECIMAL')): SourceError 'Unimplemented type for cast (DECIMAL(6,1)[] -> DOUBLE)'")  # fmt: skip
 @pytest.mark.parametrize("arch, sql_type", [("lstm", "DECIMAL(6,1)[]"), ("cnn", "DECIMAL(6,1)[3]")])
 def test_lists_of_decimals_are_arrays(small, arch, sql_type):
     src = f"SELECT [1.5, 2.5, i]::{sql_type} AS d, i % 2 = 0 AS up FROM range(50) r(i)"

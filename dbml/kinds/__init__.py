@@ -84,6 +84,9 @@ class Kind:
     def check(self, model: str, feature: FeatureSpec, profile: dict[str, Any], options: dict[str, Any]) -> None:
         """Refuse a column the model cannot take, from its profile, before training."""
 
+    def check_rows(self, model: str, feature: FeatureSpec, values: pa.Array, options: dict[str, Any]) -> None:
+        """Refuse a column from every encoded row (held-out rows too), before training."""
+
     # -- a group of columns -----------------------------------------------------------
     def group_key(self, feature: FeatureSpec) -> str:
         """The name of the tensor this column goes into."""

@@ -102,6 +102,15 @@ class _ListKind(Kind):
 
         return FeatureSpec(feature.name, feature.kind, f"FLOAT[{max(1, profile[feature.name]['max_length'])}]")
 
+    def check_rows(self, model, feature, values: pa.Array, options) -> None:
+        """The checks of :meth:`check` over every row (held-out ones too), from Arrow."""
+        if isinstance(values, pa.ChunkedArray):
+            values = values.combine_chunks()
+        lengths = pc.list_value_length(values)
+        self.check(model, feature, {feature.name: {
+            "nulls": values.null_count, "min_length": pc.min(lengths).as_py() or 0, "max_length": pc.max(lengths).as_py() or 0,
+        }}, options)  # fmt: skip
+
     def check(self, model, feature, profile, options) -> None:
         p = profile[feature.name]
         if p["nulls"]:

@@ -95,7 +95,8 @@ class NumericKind(ScalarKind):
     name = "numeric"
 
     def detect(self, sql_type, list_kind):
-        return sql_type if sql_type in NUMERIC_TYPES or sql_type.startswith("DECIMAL") else None
+        decimal = sql_type.startswith("DECIMAL") and not sql_type.endswith("]")  # DECIMAL(6,1)[] is a list
+        return sql_type if sql_type in NUMERIC_TYPES or decimal else None
 
     def sql(self, feature, column, model):
         if feature.onnx_input is not None:  # an imported model's input: its sql_type (DOUBLE), converted by the UDF
