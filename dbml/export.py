@@ -72,7 +72,7 @@ def _keep_weights(graph: onnx.GraphProto, model: Network) -> None:
     (batch normalisation into convolutions, LSTM/GRU gates into ONNX's W/R/B layout),
     under their torch names (``dbml/model.<state key>``), so that fine-tuning finds every
     weight of the module in the graph. Runtimes drop unused initializers at load."""
-    present = {i.name for i in graph.initializer}
+    present = {i.name for i in graph.initializer} | {o for n in graph.node for o in n.output}
     for key, tensor in model.state_dict().items():
         name = f"{PREFIX}model.{key}"
         if name not in present:
