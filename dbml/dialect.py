@@ -29,6 +29,7 @@ __all__ = [
     "EvaluateModel",
     "ExplainModel",
     "MonitorModel",
+    "ForecastModel",
     "AlterModel",
     "ExportModel",
     "ImportModel",
@@ -85,6 +86,13 @@ class ExplainModel(exp.Expression):
     """``EXPLAIN MODEL m [VERSION n] ON <source> [WITH (repeats = 5, seed = 0)]``: permutation importance."""
 
     arg_types = {"this": True, "version": False, "source": True, "source_sql": False, "options": False}
+
+
+class ForecastModel(exp.Expression):
+    """``FORECAST MODEL m [VERSION n] HORIZON h [FROM <source>] [WITH (confidence = 0.9)]``:
+    the next h values of each series, with an interval."""
+
+    arg_types = {"this": True, "version": False, "horizon": True, "source": False, "source_sql": False, "options": False}
 
 
 class MonitorModel(exp.Expression):
@@ -185,6 +193,20 @@ class DbmlParser(DuckDB.Parser):
                 source, source_sql = self._parse_train_source()
                 options = self._parse_wrapped_csv(self._parse_train_option) if self._match(TokenType.WITH) else []
                 return self._finish(node_class(this=name, version=version, source=source, source_sql=source_sql, options=options))
+        if self._match_text_seq("FORECAST", "MODEL"):
+            name = self._parse_model_name()
+            version = self._parse_version()
+            if not self._match_text_seq("HORIZON") or not self._match(TokenType.NUMBER):
+                self.raise_error("Expected HORIZON and a whole number of steps after the model")
+            if not self._prev.text.isdigit():
+                self.raise_error(f"HORIZON must be a whole number of steps, got {self._prev.text}")
+            horizon = exp.Literal.number(self._prev.text)
+            source = source_sql = None
+            if self._match(TokenType.FROM):
+                source, source_sql = self._parse_train_source()
+            options = self._parse_wrapped_csv(self._parse_train_option) if self._match(TokenType.WITH) else []
+            return self._finish(ForecastModel(this=name, version=version, horizon=horizon, source=source,
+                                              source_sql=source_sql, options=options))  # fmt: skip
         if self._match_text_seq("ALTER", "MODEL"):
             name = self._parse_model_name()
             if self._match_text_seq("SET", "ALIAS"):
@@ -319,6 +341,8 @@ class DbmlGenerator(DuckDB.Generator):
         + (f"SET ALIAS {_name(e.args['alias'])} = {e.args['version'].name}" if e.args.get("version") else f"UNSET ALIAS {_name(e.args['alias'])}"),
         ExportModel: lambda self, e: f"EXPORT MODEL {_name(e.this)}{_version_sql(e)} TO {self.sql(e.args['url'])}",
         ImportModel: lambda self, e: f"IMPORT MODEL {_name(e.this)} FROM {self.sql(e.args['url'])}",
+        ForecastModel: lambda self, e: f"FORECAST MODEL {_name(e.this)}{_version_sql(e)} HORIZON {e.args['horizon'].name}"
+        + (f" FROM ({e.args.get('source_sql') or self.sql(e.args['source'])})" if e.args.get("source") else ""),
     }
 
 

@@ -239,10 +239,10 @@ def import_model(conn: "Connection", name: str, url: str, options: dict[str, Any
     if opts["inputs"] is not None:
         raise TransferError(f"'{url}' was written by dbml: its feature columns are its own; leave out option inputs")
     task = meta["dbml.task"]
-    if task not in ("classification", "regression", "reconstruction"):
+    if task not in ("classification", "regression", "reconstruction", "forecast"):
         raise RecordError(
             f"'{url}': its dbml.task metadata is {task[:80]!r}; a graph dbml trained is a classification, "
-            "a regression or a reconstruction (autoencoder)"
+            "a regression, a reconstruction (autoencoder) or a forecast"
         )
     record = {
         "architecture": meta.get("dbml.architecture", "imported"), "options": {}, "profile": {},
@@ -300,7 +300,8 @@ def _check_graph(session: Any, record: dict[str, Any], url: str) -> None:
             f"{', '.join(f'{o.name} ({o.type})' for o in outputs.values())}"
         )
     shape = list(out.shape or [])
-    width = len(record["labels"]) if record["task"] == "classification" else 1
+    width = len(record["labels"]) if record["task"] == "classification" else (
+        int(record["options"].get("horizon") or (shape[1] if len(shape) == 2 else 0)) if record["task"] == "forecast" else 1)
     if len(shape) == 1 and width == 1:  # one value per row: [N]
         return
     if len(shape) != 2 or (isinstance(shape[1], int) and shape[1] != width):

@@ -54,6 +54,8 @@ class Option:
             )
             value = list(value) if ok else value
         elif t == "str_list":
+            if isinstance(value, str):
+                value = [value]
             ok = value is None or (isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value))
             value = list(value) if ok and value is not None else value
         if not ok:

@@ -54,17 +54,29 @@ def _predict_source(info: VersionInfo) -> str | None:
     # A classifier's label is taken in Arrow from the probabilities: onnxruntime skips
     # ArgMax/Gather and no Python object is built per row (about 5% faster, measured with
     # benchmarks/predict.py); the graph's own `label` output gives the same answer.
-    for name in ("probabilities", "value", "anomaly_score"):
+    for name in ("probabilities", "value", "anomaly_score", "forecast"):
         if name in info.graph_outputs and (name != "probabilities" or info.task == "classification"):
             return name
     return None
 
 
 def _predict_type(info: VersionInfo) -> str:
+    if "forecast" in info.graph_outputs:  # the next `horizon` values
+        return f"FLOAT[{int(info.graph_outputs['forecast'][0])}]"
     return info.predict_type
 
 
+def _floats(width: int) -> Callable[[np.ndarray], pa.Array]:
+    def convert(out: np.ndarray) -> pa.Array:
+        flat = np.ascontiguousarray(out, dtype=np.float32).reshape(-1)
+        return pa.FixedSizeListArray.from_arrays(pa.array(flat, type=pa.float32()), width)
+
+    return convert
+
+
 def _predict_convert(info: VersionInfo) -> Callable[[np.ndarray], pa.Array]:
+    if "forecast" in info.graph_outputs:
+        return _floats(int(info.graph_outputs["forecast"][0]))
     if info.task == "classification":
         classes = pa.array(list(info.labels or ()), type=_ARROW[info.predict_type])
         return lambda out: classes.take(pa.array(out.argmax(axis=1)))
@@ -90,13 +102,7 @@ def _embed_type(info: VersionInfo) -> str:
 
 
 def _embed_convert(info: VersionInfo) -> Callable[[np.ndarray], pa.Array]:
-    width = int(info.graph_outputs["embedding"][0])
-
-    def convert(out: np.ndarray) -> pa.Array:
-        flat = np.ascontiguousarray(out, dtype=np.float32).reshape(-1)
-        return pa.FixedSizeListArray.from_arrays(pa.array(flat, type=pa.float32()), width)
-
-    return convert
+    return _floats(int(info.graph_outputs["embedding"][0]))
 
 
 def _double(out: np.ndarray) -> pa.Array:
@@ -139,7 +145,8 @@ class Output:
 
 OUTPUTS: tuple[Output, ...] = (
     Output("PREDICT", "predict", _predict_source, _predict_type, _predict_convert,
-           "the label (in the target's type), the value, or an autoencoder's anomaly score",
+           "the label (in the target's type), the value, an autoencoder's anomaly score, or a forecaster's "
+           "next values (FLOAT[horizon]) from a history list",
            "a trained model"),
     Output("PREDICT_PROBA", "proba", lambda i: "probabilities" if i.task in ("classification", "imported")
            and "probabilities" in i.graph_outputs else None, _proba_type, _proba_convert,

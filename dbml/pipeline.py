@@ -39,7 +39,7 @@ from dbml.registry import Registry, check_model_name
 from dbml.request import TrainRequest
 from dbml.runtime import arrow_feeds, new_session
 from dbml.sqltext import quote as _q
-from dbml.tasks import TASKS, INTEGER_TYPES, Target, Task, choose_task, split
+from dbml.tasks import TASKS, INTEGER_TYPES, Target, Task, choose_task
 from dbml.training import ProgressBar, fit
 
 __all__ = ["TrainRequest", "train", "Source", "Plan", "resolve_source", "plan", "read_rows", "prepare_target",
@@ -76,6 +76,7 @@ class Plan:
     data_sql: str
     columns: list[str]
     facts: dict[str, Any] = field(default_factory=dict)
+    source_rows_sql: str = ""  # the source's rows (data_sql may be the task's own, such as windows), for the fingerprint
 
 
 # -- 1. the source ---------------------------------------------------------------------------
@@ -153,16 +154,26 @@ def plan(con: duckdb.DuckDBPyConnection, registry: Registry, name: str, req: Tra
         data_sql += f" WHERE {_q(target)} IS NOT NULL"
         if target_type.upper() in ("FLOAT", "DOUBLE", "REAL"):  # NaN is missing, as in features: the row is skipped
             data_sql += f" AND NOT isnan({_q(target)})"
-    facts = _target_facts(con, data_sql, target, target_type, req.params) if target else {"distinct": 0}
+    forecasting = bool(options.get("time")) or (parent is not None and parent.record["task"] == "forecast")
+    facts = _target_facts(con, data_sql, target, target_type, req.params) if target and not forecasting else {"distinct": 0}
     try:
         task = TASKS[parent.record["task"]] if parent else choose_task(name, target, target_type, facts["distinct"], options, arch.tasks)
     except KeyError:
         raise TargetError(f"version {parent.record['version']} of model '{name}' is a {parent.record['task']} model, which cannot be fine-tuned") from None
+    source_rows_sql = data_sql
+    reshaped = task.source(con, name, req, columns, types, target, target_type, options)
+    if reshaped is not None:  # the task learns from rows of its own making (a forecaster's windows)
+        data_sql, made, extra = reshaped
+        if parent is not None:
+            finetune.check_compatible(parent, made, target, task.name, None)
+            made = [FeatureSpec(f.name, f.kind, f.sql_type) for f in parent.features]
+        features, facts = made, {**facts, "extra": extra}
     outputs = task.graph_outputs(Target())
     _check_reserved(name, req, columns, [f.name for f in features if f.name in outputs], task.name, outputs)
     if target is not None:
         task.check_facts(name, target, target_type, facts, options)
-    return Plan(name, req, arch, options, features, target, target_type, task, device, parent, data_sql, columns, facts)
+    return Plan(name, req, arch, options, features, target, target_type, task, device, parent, data_sql, columns, facts,
+                source_rows_sql)
 
 
 def _is_list(sql_type: str) -> bool:
@@ -198,7 +209,8 @@ def read_rows(con: duckdb.DuckDBPyConnection, p: Plan) -> pa.Table:
 def prepare_target(p: Plan, table: pa.Table) -> tuple[Target, np.ndarray, np.ndarray]:
     y = table.column(_TARGET_NAME) if p.target else None
     target = p.task.prepare(p.name, p.target, p.target_type, y, p.parent)
-    train_idx, val_idx = split(table.num_rows, p.options["validation"], p.options["seed"], p.task.strata(target))
+    target.extra.update(p.facts.get("extra") or {})
+    train_idx, val_idx = p.task.split_rows(table.num_rows, target, p.options)
     if len(train_idx) == 0:
         raise OptionError(f"option 'validation' = {p.options['validation']} leaves no training rows out of {table.num_rows}")
     return target, train_idx, val_idx
@@ -300,7 +312,8 @@ def export_and_check(p: Plan, net: Network, features, prof, target: Target, tabl
 
 
 def _extra_metadata(target: Target) -> dict[str, Any]:
-    return {f"dbml.{k}": v for k, v in target.extra.items()}
+    """The task's learnt scalars (an anomaly threshold) as graph metadata."""
+    return {f"dbml.{k}": v for k, v in target.extra.items() if isinstance(v, (int, float, str)) and not isinstance(v, bool)}
 
 
 def _parity(name: str, net: Network, blob: bytes, table: pa.Table, features: list[FeatureSpec],
@@ -341,7 +354,7 @@ def record(con, registry: Registry, p: Plan, features, prof, target: Target, tab
         "row_count": table.num_rows,
         "train_rows": int(len(train_idx)),
         "validation_rows": int(len(val_idx)),
-        "data_fingerprint": lineage.fingerprint(con, p.data_sql, list(p.columns), p.req.params),
+        "data_fingerprint": lineage.fingerprint(con, p.source_rows_sql or p.data_sql, list(p.columns), p.req.params),
         "metrics": metrics,
         "epochs": len(logs),
         "train_seconds": round(seconds, 3),

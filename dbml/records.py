@@ -39,7 +39,7 @@ VERSION_COLUMNS: tuple[str, ...] = (
     "library_versions", "onnx_sha256", "onnx_size", "parity_error", "parent_version",
 )  # fmt: skip
 JSON_COLUMNS = ("options", "features", "profile", "labels", "metrics", "library_versions")
-TASKS = ("classification", "regression", "reconstruction", "imported")
+TASKS = ("classification", "regression", "reconstruction", "forecast", "imported")
 # Keys an exported file's dbml.record may carry that IMPORT keeps (the rest of the
 # record is the importing registry's own: name, number, time, user, parent).
 IMPORTED_FACTS = (
@@ -253,7 +253,7 @@ def _profile(c: _Check, value: Any, features: list[dict[str, Any]], task: str) -
         entry = value.get(name)
         at = f"profile.{name}"
         if entry is None:
-            if task in ("classification", "regression", "reconstruction"):  # fine-tuning rebuilds preprocessing from it
+            if task in ("classification", "regression", "reconstruction", "forecast"):  # fine-tuning rebuilds preprocessing from it
                 raise c.fail(at, None, f"the training profile of {f['kind']} feature '{name}'")
             continue
         if not isinstance(entry, dict):

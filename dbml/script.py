@@ -25,7 +25,7 @@ __all__ = ["Statement", "split_script", "mask"]
 ML_HEADS = {
     ("TRAIN", "MODEL"), ("SHOW", "MODELS"), ("DESCRIBE", "MODEL"), ("DROP", "MODEL"),
     ("EVALUATE", "MODEL"), ("ALTER", "MODEL"), ("EXPORT", "MODEL"), ("IMPORT", "MODEL"),
-    ("EXPLAIN", "MODEL"), ("MONITOR", "MODEL"),
+    ("EXPLAIN", "MODEL"), ("MONITOR", "MODEL"), ("FORECAST", "MODEL"),
 }  # fmt: skip
 
 _DOLLAR = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)?\$")

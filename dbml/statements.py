@@ -15,7 +15,7 @@ from sqlglot import exp
 
 from dbml import lifecycle
 from dbml.dialect import (
-    AlterModel, DescribeModel, DropModel, EvaluateModel, ExplainModel, ExportModel, ImportModel, MonitorModel,
+    AlterModel, DescribeModel, DropModel, EvaluateModel, ExplainModel, ExportModel, ForecastModel, ImportModel, MonitorModel,
     ShowModels, TrainModel, option_value,
 )  # fmt: skip
 from dbml.errors import DbmlError, OptionError, SourceError
@@ -134,6 +134,15 @@ def run_import(conn: "Connection", node: ImportModel, params: list[Any] | None) 
     return lifecycle.import_model(conn, node.this.name, node.args["url"].this, _options(node))
 
 
+def run_forecast(conn: "Connection", node: ForecastModel, params: list[Any] | None) -> duckdb.DuckDBPyRelation:
+    from dbml.forecast import forecast_model
+
+    source_sql = None
+    if node.args.get("source") is not None:
+        source_sql = conn.rewrite(source_query(node.args["source"], node.args.get("source_sql"))[0])
+    return forecast_model(conn, node.this.name, _version(node), int(node.args["horizon"].name), source_sql, _options(node))
+
+
 HANDLERS: dict[type, Callable[["Connection", Any, list[Any] | None], duckdb.DuckDBPyRelation | None]] = {
     TrainModel: run_train,
     ShowModels: run_show,
@@ -145,6 +154,7 @@ HANDLERS: dict[type, Callable[["Connection", Any, list[Any] | None], duckdb.Duck
     AlterModel: run_alter,
     ExportModel: run_export,
     ImportModel: run_import,
+    ForecastModel: run_forecast,
 }
 
 

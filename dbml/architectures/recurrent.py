@@ -17,6 +17,7 @@ __all__ = ["LSTM", "GRU"]
 class _Recurrent(Architecture):
     kinds = frozenset({"numeric", "boolean", "datetime", "category", "sequence"})
     list_kind = "sequence"
+    tasks = ("classification", "regression", "forecast")
     cell = ""
     options = (
         Option("hidden", "int", 64, "width of the recurrent state", lambda v: 1 <= v <= 4096, "1 to 4096"),

@@ -233,7 +233,7 @@ class SequenceKind(_ListKind):
         from dbml.kinds.encoders import ArrayEncoder
 
         p = profile[features[0].name]
-        return ArrayEncoder(self.length(features[0]), p["mean"], p["std"], channels=2)
+        return ArrayEncoder(self.length(features[0]), p["mean"], p["std"], channels=2, instance=bool(options.get("time")))
 
 
 def _flat(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:

@@ -12,7 +12,19 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["NumberEncoder", "CategoryEncoder", "ArrayEncoder"]
+__all__ = ["NumberEncoder", "CategoryEncoder", "ArrayEncoder", "window_stats"]
+
+
+def window_stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each row's mean and spread over its present (non-NaN) values, as [N, 1]; a
+    spread of 0 (or no value) counts as 1. The forecaster scales each window by them."""
+    present = ~torch.isnan(x)
+    count = present.sum(dim=1, keepdim=True).clamp_min(1).to(x.dtype)
+    filled = torch.where(present, x, torch.zeros_like(x))
+    mean = filled.sum(dim=1, keepdim=True) / count
+    var = (torch.where(present, x - mean, torch.zeros_like(x)) ** 2).sum(dim=1, keepdim=True) / count
+    std = torch.sqrt(var)
+    return mean, torch.where(std > 1e-6, std, torch.ones_like(std))
 
 
 class NumberEncoder(nn.Module):
@@ -74,8 +86,9 @@ class ArrayEncoder(nn.Module):
     """Standardise the elements with the training mean and spread; missing elements
     become 0. ``channels = 2`` (sequences) adds a 'present' channel: [N, L, 2]; else [N, L]."""
 
-    def __init__(self, length: int, mean: float, std: float, channels: int = 1):
+    def __init__(self, length: int, mean: float, std: float, channels: int = 1, instance: bool = False):
         super().__init__()
+        self.instance = instance  # scale each row by its own mean and spread (forecasting windows)
         self.register_buffer("mean", torch.tensor(float(mean)))
         self.register_buffer("std", torch.tensor(float(std) if std > 1e-12 else 1.0))
         self.channels = channels
@@ -91,7 +104,11 @@ class ArrayEncoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         missing = torch.isnan(x)
-        scaled = torch.where(missing, torch.zeros_like(x), (x - self.mean) / self.std)
+        if self.instance:
+            mean, std = window_stats(x)
+            scaled = torch.where(missing, torch.zeros_like(x), (x - mean) / std)
+        else:
+            scaled = torch.where(missing, torch.zeros_like(x), (x - self.mean) / self.std)
         if self.channels == 1:
             return scaled
         return torch.stack([scaled, (~missing).to(torch.float32)], dim=2)

@@ -56,6 +56,13 @@ class Task:
     parity_output: str = ""
 
     # -- before the rows are read ---------------------------------------------------------
+    def source(self, con, name: str, req, columns: list[str], types: list[str], target: str | None,
+               target_type: str | None, options: dict[str, Any]):  # fmt: skip
+        """The rows the task learns from, when they are not the source's rows as they are:
+        (data SQL, features, facts kept in ``Target.extra``), or None. A forecaster turns
+        a series into windows here."""
+        return None
+
     def check_facts(self, model: str, target: str, target_type: str, facts: dict[str, Any], options: dict[str, Any]) -> None:
         """Refuse a target the task cannot take, from its SQL facts, before any row is read."""
 
@@ -72,6 +79,10 @@ class Task:
     def strata(self, target: Target) -> np.ndarray | None:
         """Values to stratify the split by (None: a random split)."""
         return None
+
+    def split_rows(self, n: int, target: Target, options: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+        """(training, validation) row indices: seeded, stratified by :meth:`strata`."""
+        return split(n, options["validation"], options["seed"], self.strata(target))
 
     def y_tensor(self, target: Target, idx: np.ndarray):
         """The target tensor of rows ``idx`` (None without a target)."""
@@ -113,10 +124,11 @@ class Task:
 
 def _builtin() -> dict[str, Task]:
     from dbml.tasks.classification import Classification
+    from dbml.tasks.forecast import Forecast
     from dbml.tasks.reconstruction import Reconstruction
     from dbml.tasks.regression import Regression
 
-    return {t.name: t for t in (Classification(), Regression(), Reconstruction())}
+    return {t.name: t for t in (Classification(), Regression(), Reconstruction(), Forecast())}
 
 
 TASKS: dict[str, Task] = _builtin()
@@ -134,7 +146,9 @@ def choose_task(model: str, target: str | None, target_type: str | None, n_disti
     """The task of a TRAIN MODEL: the ``task`` option, else from the target's type and
     distinct values (none: reconstruction), within what the architecture does."""
     asked = options.get("task", "auto")
-    if target is None:
+    if options.get("time"):
+        task = "forecast"
+    elif target is None:
         task = "reconstruction"
     else:
         t = target_type.upper()
@@ -151,6 +165,8 @@ def choose_task(model: str, target: str | None, target_type: str | None, n_disti
         else:
             raise TargetError(f"target column '{target}' has type {target_type}, which dbml cannot predict yet")
     if task not in allowed:
+        if task == "forecast":
+            raise OptionError(f"option 'time' makes model '{model}' a forecaster, which USING lstm or gru trains")
         if task == "reconstruction":
             raise TargetError(
                 f"TRAIN MODEL {model} needs a TARGET column: its architecture learns {' or '.join(allowed)}; "

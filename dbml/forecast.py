@@ -1,0 +1,274 @@
+"""Time series for forecasters: the checks of a series, its step, the training windows
+(built by DuckDB with window functions and list aggregation) and FORECAST MODEL.
+
+A forecaster reads a window of the target's last ``window`` values (the feature
+``history``, a sequence) and gives the next ``horizon`` values (the graph output
+``forecast``). Each window is scaled by its own mean and spread inside the graph, so
+series of any level share one network. Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from statistics import NormalDist
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+import numpy as np
+
+from dbml.errors import DbmlError, FeatureError, OptionError, SourceError, TargetError
+from dbml.sqltext import quote as _q
+
+if TYPE_CHECKING:
+    from dbml.connection import Connection
+
+__all__ = ["Series", "describe_series", "windows_sql", "forecast_model", "season_length", "HISTORY"]
+
+HISTORY = "history"  # the forecaster's one feature: the window of past values
+_TIME_TYPES = ("DATE", "TIMESTAMP", "TIMESTAMP WITH TIME ZONE", "TIMESTAMP_S", "TIMESTAMP_MS", "TIMESTAMP_NS")
+_INT_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT", "UINTEGER")
+_NAMED = {3_600_000_000: "hourly", 86_400_000_000: "daily", 604_800_000_000: "weekly"}
+_SEASON = {"hourly": 24, "daily": 7, "weekly": 52, "monthly": 12, "quarterly": 4, "yearly": 1}
+MAX_STORED_SERIES_BYTES = 512 * 1024
+
+
+class Series:
+    """What the planner learnt of the series of a source."""
+
+    def __init__(self, time: str, time_type: str, keys: list[str], target: str, steps: dict[tuple, dict[str, Any]]):
+        self.time, self.time_type, self.keys, self.target, self.steps = time, time_type, keys, target, steps
+
+
+def season_length(frequency: str) -> int:
+    return _SEASON.get(frequency, 1)
+
+
+def _frequency(step: dict[str, Any]) -> str:
+    if step["unit"] == "months":
+        return {1: "monthly", 3: "quarterly", 12: "yearly"}.get(step["n"], f"every {step['n']} months")
+    if step["unit"] == "micros":
+        return _NAMED.get(step["n"], f"every {step['n'] / 1e6:g} seconds")
+    return f"every {step['n']}"
+
+
+def _keys_sql(keys: list[str], alias: str = "") -> str:
+    return ", ".join(f"{alias}{_q(k)}" for k in keys)
+
+
+def describe_series(con, source_sql: str, params, model: str, time: str, keys: list[str], target: str,
+                    types: dict[str, str], window: int, horizon: int) -> Series:  # fmt: skip
+    """Check the series of ``source_sql`` and find each one's step.
+
+    Refused, naming the series and the times: a NULL time, two rows at one time in a
+    series, an irregular step, a series shorter than ``window + horizon``."""
+    time_type = types[time].upper()
+    if time_type not in _TIME_TYPES and time_type not in _INT_TYPES:
+        raise FeatureError(
+            f"time column '{time}' of model '{model}' has type {types[time]}; a forecaster's time is a DATE, a TIMESTAMP "
+            "or an integer (a period number)"
+        )
+    t, part = _q(time), _keys_sql(keys)
+    by = f"PARTITION BY {part} " if keys else ""
+    group = f"{part}, " if keys else ""
+    nulls = con.execute(f"SELECT count(*) FROM ({source_sql}) WHERE {t} IS NULL", params).fetchall()[0][0]
+    if nulls:
+        raise FeatureError(f"time column '{time}' of model '{model}' is NULL in {nulls:,} row(s); every row needs its time")
+    dup = con.execute(
+        f"SELECT {group}{t}, count(*) FROM ({source_sql}) GROUP BY ALL HAVING count(*) > 1 ORDER BY ALL LIMIT 1", params
+    ).fetchall()
+    if dup:
+        where = f" of series {dict(zip(keys, dup[0][:-2]))}" if keys else ""
+        raise FeatureError(
+            f"time column '{time}' of model '{model}' has {dup[0][-1]} rows at {dup[0][-2]}{where}; a series has one row "
+            f"per time: aggregate them first (GROUP BY {group}{t})"
+        )
+    if time_type in _INT_TYPES:
+        diff, months = f"({t} - prev)", "NULL"
+        month_ok = "FALSE"
+    else:
+        diff = f"(epoch_us(CAST({t} AS TIMESTAMP)) - epoch_us(CAST(prev AS TIMESTAMP)))"
+        months = f"date_diff('month', CAST(prev AS TIMESTAMP), CAST({t} AS TIMESTAMP))"
+        month_ok = f"CAST(prev AS TIMESTAMP) + to_months(CAST({months} AS INTEGER)) = CAST({t} AS TIMESTAMP)"
+    rows = con.execute(
+        f"SELECT {group}count(*) AS n, count(DISTINCT d) AS nd, min(d) AS d, count(DISTINCT m) AS nm, min(m) AS m, "
+        f"bool_and(mok) AS mok, min(prev) AS first, max({t}) AS last FROM ("
+        f"SELECT *, {diff} AS d, {months} AS m, {month_ok} AS mok FROM ("
+        f"SELECT *, lag({t}) OVER ({by}ORDER BY {t}) AS prev FROM ({source_sql})) s) w GROUP BY ALL",
+        params,
+    ).fetchall()  # fmt: skip
+    steps = {}
+    for row in rows:
+        key = tuple(row[: len(keys)])
+        n, nd, d, nm, m, mok, _, _ = row[len(keys) :]
+        name = f"series {dict(zip(keys, key))}" if keys else "the series"
+        if n < window + horizon:
+            raise FeatureError(
+                f"{name} of model '{model}' has {n} rows; a forecaster with window = {window} and horizon = {horizon} "
+                f"needs at least {window + horizon}: lower window or horizon, or leave the series out"
+            )
+        if nd == 1 and d is not None and d > 0:
+            step = {"unit": "micros" if time_type not in _INT_TYPES else "integer", "n": int(d)}
+        elif time_type not in _INT_TYPES and nm == 1 and m and mok:
+            step = {"unit": "months", "n": int(m)}
+        else:
+            raise FeatureError(
+                f"{name} of model '{model}' has an irregular step in time column '{time}'; a forecaster needs one row "
+                "per step (hourly, daily, weekly, monthly, quarterly, ...): fill the gaps (a calendar table and a LEFT JOIN) "
+                "or aggregate to a coarser step"
+            )
+        step["frequency"] = _frequency(step)
+        steps[key] = step
+    return Series(time, time_type, keys, target, steps)
+
+
+def windows_sql(source_sql: str, s: Series, window: int, horizon: int) -> str:
+    """One row per complete window: ``history`` (the last ``window`` values, DOUBLE[]),
+    ``__dbml_future__`` (the next ``horizon``) and ``__dbml_order__`` (the window's end
+    time, as a number, for the split by time)."""
+    t, y = _q(s.time), _q(s.target)
+    by = f"PARTITION BY {_keys_sql(s.keys)} " if s.keys else ""
+    order = t if s.time_type in _INT_TYPES else f"epoch(CAST({t} AS TIMESTAMP))"
+    return (
+        f"SELECT history, __dbml_future__, __dbml_order__ FROM ("
+        f"SELECT list(CAST({y} AS DOUBLE)) OVER (w ROWS BETWEEN {window - 1} PRECEDING AND CURRENT ROW) AS history, "
+        f"list(CAST({y} AS DOUBLE)) OVER (w ROWS BETWEEN 1 FOLLOWING AND {horizon} FOLLOWING) AS __dbml_future__, "
+        f"CAST({order} AS DOUBLE) AS __dbml_order__ FROM ({source_sql}) WINDOW w AS ({by}ORDER BY {t})) "
+        f"WHERE len(history) = {window} AND len(__dbml_future__) = {horizon} "
+        f"AND len(list_filter(__dbml_future__, lambda v: v IS NOT NULL AND NOT isnan(v))) = {horizon}"
+    )
+
+
+def last_windows(con, source_sql: str, params, s: Series, window: int) -> list[dict[str, Any]]:
+    """Each series' last ``window`` values and last time (what a forecast starts from)."""
+    t, y = _q(s.time), _q(s.target)
+    part = _keys_sql(s.keys)
+    by = f"PARTITION BY {part} " if s.keys else ""
+    group = f"{part}, " if s.keys else ""
+    rows = con.execute(
+        f"SELECT {group}list(CAST({y} AS DOUBLE) ORDER BY {t}) AS h, max({t}) AS last FROM ("
+        f"SELECT *, row_number() OVER ({by}ORDER BY {t} DESC) AS r FROM ({source_sql})) WHERE r <= {window} GROUP BY ALL "
+        f"ORDER BY ALL",
+        params,
+    ).fetchall()  # fmt: skip
+    out = []
+    for row in rows:
+        key = tuple(row[: len(s.keys)])
+        out.append({"key": list(key), "history": [float("nan") if v is None else float(v) for v in row[-2]],
+                    "last": _iso(row[-1]), "step": s.steps[key]})  # fmt: skip
+    return out
+
+
+def _iso(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, (dt.date, dt.datetime)) else value
+
+
+def _advance(last: Any, step: dict[str, Any], k: int, time_type: str) -> Any:
+    """The time ``k`` steps after ``last`` (an ISO text, or a period number)."""
+    if step["unit"] == "integer":
+        return int(last) + k * step["n"]
+    is_date = time_type == "DATE"
+    base = dt.date.fromisoformat(last) if is_date else dt.datetime.fromisoformat(last)
+    if step["unit"] == "micros":
+        moved = (base if not is_date else dt.datetime.combine(base, dt.time())) + dt.timedelta(microseconds=k * step["n"])
+        return moved.date() if is_date and moved.time() == dt.time() else moved
+    months = base.month - 1 + k * step["n"]
+    year, month = base.year + months // 12, months % 12 + 1
+    day = min(base.day, [31, 29 if year % 4 == 0 and (year % 100 or year % 400 == 0) else 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][month - 1])
+    return base.replace(year=year, month=month, day=day)
+
+
+def forecast_model(conn: "Connection", model: str, version: int | None, horizon: int, source_sql: str | None,
+                   options: dict[str, Any]) -> duckdb.DuckDBPyRelation:  # fmt: skip
+    """``FORECAST MODEL m [VERSION n] HORIZON h [FROM (query)] [WITH (confidence = 0.9)]``:
+    one row per series and future step: the series keys, the time (under its own name),
+    ``forecast``, ``lower``, ``upper``."""
+    from dbml import statements
+    from dbml.options import Option, validate_options
+    from dbml.registry import parse_reference
+
+    opts = validate_options(options, (Option("confidence", "float", 0.9, "coverage of [lower, upper]",
+                                             lambda v: 0 < v < 1, "in (0, 1)"),), f"FORECAST MODEL {model}")  # fmt: skip
+    name, ref_version, alias = parse_reference(model)
+    rec = conn.registry.get(name, version or ref_version, alias)
+    what = f"model '{rec['model']}' version {rec['version']}"
+    if rec["task"] != "forecast":
+        raise TargetError(
+            f"FORECAST needs a forecaster (TRAIN MODEL ... USING lstm or gru ... WITH (time = ..., horizon = ...)); "
+            f"{what} is a {rec['task']} model: use PREDICT"
+        )
+    if not isinstance(horizon, int) or isinstance(horizon, bool) or not 1 <= horizon <= 100_000:
+        raise OptionError(f"HORIZON must be a whole number from 1 to 100000, got {horizon!r}")
+    o, m = rec["options"], rec["metrics"]
+    window, trained = int(o["window"]), int(o["horizon"])
+    series = Series(o["time"], m["time_type"], list(o["series"] or []), rec["target"], {})
+    if source_sql is None:
+        starts = m["series_end"]
+    else:
+        con = conn.db()
+        try:
+            rel = con.sql(f"SELECT * FROM ({source_sql})")
+            cols = dict(zip(rel.columns, [str(t) for t in rel.types]))
+        except duckdb.Error as err:
+            raise SourceError(f"cannot read the FROM query of FORECAST MODEL {name}: {err}") from None
+        missing = [c for c in [series.time, *series.keys, series.target] if c not in cols]
+        if missing:
+            raise FeatureError(f"the FROM query of FORECAST MODEL {name} lacks column(s) {', '.join(missing)}; it needs the time, series and target columns")
+        series = describe_series(con, source_sql, None, name, series.time, series.keys, series.target, cols, window, 0)
+        starts = last_windows(con, source_sql, None, series, window)
+    session = conn._session(rec)
+    sigma = np.asarray(m.get("residual_scale") or [0.0] * trained, dtype=np.float64)
+    z = NormalDist().inv_cdf(0.5 + opts["confidence"] / 2)
+    rows = []
+    if starts:
+        history = np.asarray([s["history"] for s in starts], dtype=np.float32)
+        values, spreads = _roll(session, history, horizon, trained, window, sigma)
+        for i, s in enumerate(starts):
+            for k in range(horizon):
+                f, half = float(values[i, k]), float(z * spreads[i, k])
+                row = {key: v for key, v in zip(series.keys, s["key"])}
+                row[series.time] = _advance(s["last"], s["step"], k + 1, series.time_type)
+                row.update(forecast=f, lower=f - half, upper=f + half)
+                rows.append(row)
+    if not rows:
+        return conn.db().sql("SELECT NULL::DOUBLE AS forecast, NULL::DOUBLE AS lower, NULL::DOUBLE AS upper LIMIT 0")
+    return statements.rows_relation(conn.db(), rows)
+
+
+def _roll(session, history: np.ndarray, horizon: int, trained: int, window: int, sigma: np.ndarray):
+    """Forecasts of ``horizon`` steps from each window, feeding forecasts back in beyond the
+    trained horizon; and each value's spread (the residual scale at its step, times the
+    window's spread, growing with the square root of the rounds fed back)."""
+    from dbml.runtime import run_bounded
+
+    n = history.shape[0]
+    out = np.zeros((n, horizon), np.float64)
+    spread = np.zeros((n, horizon), np.float64)
+    current = history.copy()
+    done, rounds = 0, 0
+    while done < horizon:
+        got = run_bounded(session, ["forecast"], {HISTORY: current}, "a forecaster")[0].astype(np.float64)
+        take = min(trained, horizon - done)
+        scale = np.nanstd(current, axis=1).astype(np.float64)
+        scale = np.where(scale > 1e-12, scale, 1.0)
+        out[:, done : done + take] = got[:, :take]
+        spread[:, done : done + take] = sigma[None, :take] * scale[:, None] * math.sqrt(rounds + 1)
+        current = np.concatenate([current, got[:, :take].astype(np.float32)], axis=1)[:, -window:]
+        done, rounds = done + take, rounds + 1
+    if not np.all(np.isfinite(out)):
+        raise DbmlError("the forecaster gave a value that is not finite; check the history for extreme values")
+    return out, spread
+
+
+def stored_starts(starts: list[dict[str, Any]], model: str) -> list[dict[str, Any]]:
+    """The series' ends kept with the version, within the registry's size."""
+    import json
+
+    size = len(json.dumps(starts, default=str))
+    if size > MAX_STORED_SERIES_BYTES:
+        raise FeatureError(
+            f"the ends of the series of model '{model}' take {size:,} bytes, over the {MAX_STORED_SERIES_BYTES:,} kept "
+            "with a version: lower window, or train on fewer series"
+        )
+    return starts
+

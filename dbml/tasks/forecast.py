@@ -1,0 +1,167 @@
+"""Forecasting: the next ``horizon`` values of a target from its last ``window`` values,
+per series (``series`` key columns) ordered by ``time``.
+
+DuckDB builds the windows (see :mod:`dbml.forecast`); the split is by time (the latest
+windows validate); each window is scaled by its own mean and spread in the graph, so a
+network serves series of any level. Outputs ``forecast`` (FLOAT [N, horizon]) and
+``embedding``; the residual spread per step on the validation windows is kept for
+FORECAST's intervals, and each series' end for FORECAST without FROM."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from onnx import TensorProto, helper
+
+from dbml.errors import FeatureError, OptionError, TargetError
+from dbml.kinds.common import QUANTILES
+from dbml.kinds.scalar import bin_index
+from dbml.options import Option
+from dbml.tasks import INTEGER_TYPES, Target, Task
+
+__all__ = ["Forecast"]
+
+KEY = "array:history"  # the group of the window feature (dbml.forecast.HISTORY)
+
+
+def _head(width: int, horizon: int):
+    from torch import nn
+
+    return nn.Linear(width, horizon)
+
+
+class Forecast(Task):
+    name = "forecast"
+    parity_output = "forecast"
+    options = (
+        Option("time", "str", "", "forecasting: the time column (DATE, TIMESTAMP or a period number)"),
+        Option("series", "str_list", [], "forecasting: the key column(s) of each series ([] for one series)"),
+        Option("window", "int", 0, "forecasting: past values each forecast reads; 0 picks two seasons (at least 8)",
+               lambda v: 0 <= v <= 10_000, "0 (auto) to 10000"),
+        Option("horizon", "int", 1, "forecasting: future values each window predicts", lambda v: 1 <= v <= 1_000, "1 to 1000"),
+    )  # fmt: skip
+
+    def source(self, con, name, req, columns, types, target, target_type, options):
+        from dbml import forecast
+        from dbml.features import FeatureSpec
+
+        if target is None:
+            raise TargetError(f"TRAIN MODEL {name} with time = '{options['time']}' needs the TARGET column to forecast")
+        t = target_type.upper()
+        if not (t in INTEGER_TYPES or t in ("FLOAT", "DOUBLE", "REAL", "HUGEINT") or t.startswith("DECIMAL")):
+            raise TargetError(f"target column '{target}' of model '{name}' has type {target_type}; a forecaster needs a numeric target")
+        by_lower = {c.lower(): c for c in columns}
+        wanted = [options["time"], *options["series"]]
+        missing = [c for c in wanted if c.lower() not in by_lower]
+        if missing:
+            raise OptionError(f"option time/series names column '{missing[0]}', which the source of model '{name}' lacks; "
+                              f"its columns are {', '.join(columns)}")  # fmt: skip
+        time, keys = by_lower[options["time"].lower()], [by_lower[k.lower()] for k in options["series"]]
+        options["time"], options["series"] = time, keys
+        extra = [c for c in columns if c not in (time, target, *keys)]
+        if extra:
+            raise FeatureError(
+                f"model '{name}' forecasts '{target}' from its own past; the source also has {', '.join(extra)}, and "
+                f"covariates are not taken yet: leave them out (SELECT {', '.join([time, *keys, target])} FROM ...)"
+            )
+        typed = dict(zip(columns, types))
+        base = f"SELECT * FROM (\n{req.source_sql}\n) AS src"
+        horizon = options["horizon"]
+        probe = forecast.describe_series(con, base, req.params, name, time, keys, target, typed, 2, horizon)
+        season = max(forecast.season_length(s["frequency"]) for s in probe.steps.values())
+        if options["window"] == 0:
+            options["window"] = max(8, 2 * season)
+        window = options["window"]
+        series = forecast.describe_series(con, base, req.params, name, time, keys, target, typed, window, horizon)
+        starts = forecast.stored_starts(forecast.last_windows(con, base, req.params, series, window), name)
+        facts = {"season": season, "series_end": starts, "time_type": series.time_type,
+                 "frequencies": sorted({s["frequency"] for s in series.steps.values()})}  # fmt: skip
+        features = [FeatureSpec(forecast.HISTORY, "sequence", f"FLOAT[{window}]")]
+        return forecast.windows_sql(base, series, window, horizon), features, facts
+
+    def target_sql(self, target, target_type):
+        return "struct_pack(future := __dbml_future__, order_ := __dbml_order__)"
+
+    def prepare(self, model, target, target_type, y, parent):
+        future = y.combine_chunks().field("future")
+        h = len(future[0]) if len(future) else 0
+        values = np.asarray(future.flatten().to_numpy(zero_copy_only=False), np.float64).reshape(-1, h)
+        order = y.combine_chunks().field("order_").to_numpy(zero_copy_only=False)
+        return Target(values, extra={"order": np.asarray(order, np.float64)})
+
+    def split_rows(self, n, target, options):
+        fraction = options["validation"]
+        if fraction <= 0 or n < 10:
+            return np.arange(n), np.arange(0)
+        order = np.argsort(target.extra["order"], kind="stable")
+        n_val = max(1, int(round(n * fraction)))
+        return np.sort(order[:-n_val]), np.sort(order[-n_val:])
+
+    def y_tensor(self, target, idx):
+        import torch
+
+        return torch.from_numpy(target.y[idx]).float()
+
+    def head(self, width, target, architecture, net_info, options):
+        return _head(width, options["horizon"])
+
+    def _stats(self, batch):
+        from dbml.kinds.encoders import window_stats
+
+        return window_stats(batch[KEY])
+
+    def loss(self, net, out, batch):
+        import torch
+
+        mean, std = self._stats(batch)
+        return torch.nn.functional.mse_loss(out, (batch["target"] - mean) / std)
+
+    def score(self, net, out, batch):
+        return -self.loss(net, out, batch)
+
+    def outputs(self, net, batch):
+        mean, std = self._stats(batch)
+        embedding = net.embed(batch)
+        return {"forecast": net.head(embedding) * std + mean, "embedding": embedding}
+
+    def metrics(self, net, batch, target, idx):
+        out = net.outputs(batch)["forecast"].detach().double().cpu().numpy()
+        y = target.y[idx]
+        history = batch[KEY].detach().double().cpu().numpy()
+        err = out - y
+        mean, std = (t.detach().double().cpu().numpy() for t in self._stats(batch))
+        residual = err / std  # in units of each window's spread
+        m = int(target.extra.get("season", 1))
+        h = y.shape[1]
+        window = history.shape[1]
+        steps = np.arange(h)
+        naive = history[:, window - m + (steps % m)] if m <= window else np.repeat(history[:, -1:], h, axis=1)
+        naive_mae = float(np.nanmean(np.abs(naive - y)))
+        denom = np.abs(out) + np.abs(y)
+        first = out[:, 0]
+        edges = sorted(set(np.quantile(first, QUANTILES).tolist())) if len(first) else []
+        counts = np.bincount(bin_index(first, edges), minlength=len(edges) + 1)
+        nonzero = np.abs(y) > 0
+        return {
+            "mae": float(np.mean(np.abs(err))),
+            "rmse": math.sqrt(float(np.mean(err**2))),
+            "mape": float(np.mean(np.abs(err[nonzero] / y[nonzero]))) if nonzero.any() else None,
+            "smape": float(np.mean(np.where(denom > 0, 2 * np.abs(err) / np.where(denom > 0, denom, 1), 0.0))),
+            "mase": float(np.mean(np.abs(err)) / naive_mae) if naive_mae > 0 else None,
+            "seasonal_naive_mae": naive_mae,
+            "season": m,
+            "residual_scale": np.sqrt(np.mean(residual**2, axis=0)).tolist(),
+            "series_end": target.extra.get("series_end", []),
+            "time_type": target.extra.get("time_type"),
+            "frequencies": target.extra.get("frequencies", []),
+            "prediction_distribution": {"edges": edges, "shares": (counts / max(counts.sum(), 1)).tolist()},
+        }
+
+    def graph_outputs(self, target):
+        return {"forecast": "float [N, horizon]: the next values after each window, in the target's units",
+                "embedding": "float [N, k]: the last hidden layer"}  # fmt: skip
+
+    def onnx_tail(self, target, produced, prefix):
+        nodes = [helper.make_node("Identity", [produced["forecast"]], ["forecast"], name=prefix + "forecast")]
+        return nodes, [], [helper.make_tensor_value_info("forecast", TensorProto.FLOAT, ["N", target.y.shape[1]])]
