@@ -118,3 +118,18 @@ def test_each_scoring_function_parses_and_regenerates(name):
 def test_a_scoring_function_without_arguments_is_a_syntax_error(name):
     with pytest.raises(DbmlSyntaxError, match=f"{name} needs a model as its first argument"):
         parse_statement(f"SELECT {name}() FROM t")
+
+
+def test_forecast_model_parses_and_regenerates():
+    from dbml.dialect import ForecastModel
+
+    node = parse_statement("FORECAST MODEL demand VERSION 2 HORIZON 14 FROM (SELECT * FROM sales WHERE store = 1) WITH (confidence = 0.8)")
+    assert isinstance(node, ForecastModel)
+    assert (node.this.name, node.args["version"].name, node.args["horizon"].name) == ("demand", "2", "14")
+    assert node.args["source_sql"] == "SELECT * FROM sales WHERE store = 1"
+    assert node.sql(dialect=Dbml) == "FORECAST MODEL demand VERSION 2 HORIZON 14 FROM (SELECT * FROM sales WHERE store = 1)"
+    assert isinstance(parse_statement("FORECAST MODEL demand HORIZON 3"), ForecastModel)
+    for bad, words in [("FORECAST MODEL demand", "HORIZON"), ("FORECAST MODEL demand HORIZON 1.5", "whole number"),
+                       ("FORECAST MODEL demand HORIZON 3 extra", "Unexpected")]:  # fmt: skip
+        with pytest.raises(DbmlSyntaxError, match=words):
+            parse_statement(bad)
