@@ -142,7 +142,7 @@ def main() -> None:
     duck.create_function("bench_noop", noop_udf(len(features), "no"),
                          [sqltypes.VARCHAR if f.kind == "category" else sqltypes.FLOAT for f in features],
                          sqltypes.VARCHAR, type="arrow", null_handling="special", side_effects=False)  # fmt: skip
-    noop_sql = predict_sql.replace(f"{sig.predict_function}(", "bench_noop(")
+    noop_sql = predict_sql.replace(f"{sig.functions['PREDICT']}(", "bench_noop(")
 
     # The encoded feature columns, exactly as PREDICT's UDF receives them, fetched once.
     encoded = [feature_sql(f, exp.column(f.name, quoted=True)).sql(dialect="duckdb") for f in features]

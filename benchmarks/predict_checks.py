@@ -60,8 +60,8 @@ def main() -> None:
     checked = [feature_sql(f, exp.column(f.name, quoted=True), "m").sql(dialect="duckdb") for f in sig.features]
     plain = [f'CAST("{f.name}" AS FLOAT)' for f in sig.features]
     measures = {
-        "PREDICT, checked encoding": f"SELECT sum(hash({sig.predict_function}({', '.join(checked)}))) FROM t",
-        "PREDICT, plain CAST (baseline)": f"SELECT sum(hash({sig.predict_function}({', '.join(plain)}))) FROM t",
+        "PREDICT, checked encoding": f"SELECT sum(hash({sig.functions['PREDICT']}({', '.join(checked)}))) FROM t",
+        "PREDICT, plain CAST (baseline)": f"SELECT sum(hash({sig.functions['PREDICT']}({', '.join(plain)}))) FROM t",
         "encoding alone, checked": f"SELECT sum({' + '.join(checked)}) FROM t",
         "encoding alone, plain CAST (baseline)": f"SELECT sum({' + '.join(plain)}) FROM t",
     }
