@@ -124,16 +124,18 @@ def describe_series(con, source_sql: str, params, model: str, time: str, keys: l
 
 def windows_sql(source_sql: str, s: Series, window: int, horizon: int) -> str:
     """One row per complete window: ``history`` (the last ``window`` values, DOUBLE[]),
-    ``__dbml_future__`` (the next ``horizon``) and ``__dbml_order__`` (the window's end
-    time, as a number, for the split by time)."""
+    ``__dbml_future__`` (the next ``horizon``), ``__dbml_order__`` (the window's end
+    time, as a number) and ``__dbml_series__`` (a series number), for the split by time."""
     t, y = _q(s.time), _q(s.target)
     by = f"PARTITION BY {_keys_sql(s.keys)} " if s.keys else ""
     order = t if s.time_type in _INT_TYPES else f"epoch(CAST({t} AS TIMESTAMP))"
+    rank = f"dense_rank() OVER (ORDER BY {_keys_sql(s.keys)})" if s.keys else "1"
     return (
-        f"SELECT history, __dbml_future__, __dbml_order__ FROM ("
+        f"SELECT history, __dbml_future__, __dbml_order__, __dbml_series__ FROM ("
         f"SELECT list(CAST({y} AS DOUBLE)) OVER (w ROWS BETWEEN {window - 1} PRECEDING AND CURRENT ROW) AS history, "
         f"list(CAST({y} AS DOUBLE)) OVER (w ROWS BETWEEN 1 FOLLOWING AND {horizon} FOLLOWING) AS __dbml_future__, "
-        f"CAST({order} AS DOUBLE) AS __dbml_order__ FROM ({source_sql}) WINDOW w AS ({by}ORDER BY {t})) "
+        f"CAST({order} AS DOUBLE) AS __dbml_order__, {rank} AS __dbml_series__ "
+        f"FROM ({source_sql}) WINDOW w AS ({by}ORDER BY {t})) "
         f"WHERE len(history) = {window} AND len(__dbml_future__) = {horizon} "
         f"AND len(list_filter(__dbml_future__, lambda v: v IS NOT NULL AND NOT isnan(v))) = {horizon}"
     )

@@ -81,22 +81,38 @@ class Forecast(Task):
         return forecast.windows_sql(base, series, window, horizon), features, facts
 
     def target_sql(self, target, target_type):
-        return "struct_pack(future := __dbml_future__, order_ := __dbml_order__)"
+        return "struct_pack(future := __dbml_future__, order_ := __dbml_order__, series_ := __dbml_series__)"
 
     def prepare(self, model, target, target_type, y, parent):
         future = y.combine_chunks().field("future")
         h = len(future[0]) if len(future) else 0
         values = np.asarray(future.flatten().to_numpy(zero_copy_only=False), np.float64).reshape(-1, h)
-        order = y.combine_chunks().field("order_").to_numpy(zero_copy_only=False)
-        return Target(values, extra={"order": np.asarray(order, np.float64)})
+        rows = y.combine_chunks()
+        order = np.asarray(rows.field("order_").to_numpy(zero_copy_only=False), np.float64)
+        series = np.asarray(rows.field("series_").to_numpy(zero_copy_only=False), np.int64)
+        return Target(values, extra={"order": order, "series": series})
 
     def split_rows(self, n, target, options):
+        """By time, in each series: its latest windows validate, and the ``horizon - 1``
+        windows before them are left out of training, whose futures would overlap the
+        validated values."""
         fraction = options["validation"]
         if fraction <= 0 or n < 10:
             return np.arange(n), np.arange(0)
-        order = np.argsort(target.extra["order"], kind="stable")
-        n_val = max(1, int(round(n * fraction)))
-        return np.sort(order[:-n_val]), np.sort(order[-n_val:])
+        order, series = target.extra["order"], target.extra["series"]
+        gap = max(0, target.y.shape[1] - 1)
+        train, val = [], []
+        for s in np.unique(series):
+            rows = np.flatnonzero(series == s)
+            rows = rows[np.argsort(order[rows], kind="stable")]
+            n_val = max(1, int(round(len(rows) * fraction)))
+            if len(rows) - n_val - gap < 1:  # too short to hold out: it trains only
+                train.append(rows)
+                continue
+            val.append(rows[-n_val:])
+            train.append(rows[: len(rows) - n_val - gap])
+        pick = lambda parts: np.sort(np.concatenate(parts)) if parts else np.arange(0)  # noqa: E731
+        return pick(train), pick(val)
 
     def y_tensor(self, target, idx):
         import torch
