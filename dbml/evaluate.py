@@ -60,6 +60,31 @@ the rows with ``ANOMALY_SCORE`` and ``IS_ANOMALY`` (both in one materialized CTE
   (``sklearn.metrics.precision_score(label, flag, zero_division=0)`` and so on);
   ``roc_auc``: the AUC of ANOMALY_SCORE against the label (Mann-Whitney over average
   ranks, as above; NULL when every row, or none, is labelled TRUE).
+
+Forecasters (task ``forecast``) are backtested by :func:`forecast_evaluation_sql` on
+every complete window of the source's series: the ``window`` values up to a time (the
+history, as at training: :func:`dbml.forecast.windows_sql`) and the next ``horizon``
+actual values, all non-NULL and not NaN (windows without them are left out, as at
+training). ``PREDICT(m, history)`` forecasts each window; each of its ``horizon``
+values is compared with the actual one at its step (``unnest ... WITH ORDINALITY``):
+
+* ``windows``: the windows scored; ``rows``: the values compared (``windows * horizon``).
+* ``mae``: mean ``|f - y|``; ``rmse``: the root of the mean ``(f - y)^2``.
+* ``mape``: mean ``|f - y| / |y|`` over the values whose actual ``y`` is not 0 (a
+  fraction; NULL when every actual is 0).
+* ``smape``: mean ``2 |f - y| / (|f| + |y|)``, a term being 0 where ``|f| + |y|`` is 0
+  (a fraction, from 0 to 2).
+* ``seasonal_naive_mae``: the MAE of the seasonal naive forecast on the same windows:
+  step ``k`` (1-based) of a window is forecast by its history's value one season
+  before it, ``history[window - season + ((k - 1) % season) + 1]`` (the last season,
+  repeated beyond it), with ``season`` the version's ``metrics.season``; when ``season
+  > window``, the history's last value. A NULL or NaN naive value is left out of it.
+* ``mase``: ``mae / seasonal_naive_mae`` (NULL when that is 0 or NULL): below 1, the
+  model beats the seasonal naive forecast.
+
+These are the training metrics of the same names, recomputed on the rows given. With
+``by`` (a list of series key columns), one row per value of those columns (first),
+over the windows of the series with that value; ordered, NULL last.
 """
 
 from __future__ import annotations
@@ -72,7 +97,7 @@ from dbml.errors import OptionError, TargetError
 from dbml.udfs import label_field as _label_field  # the PREDICT_PROBA struct field of a label
 from dbml.sqltext import quote as _q, string as _string
 
-__all__ = ["evaluation_sql", "anomaly_evaluation_sql", "confusion_sql", "positive_label", "EPS"]
+__all__ = ["evaluation_sql", "anomaly_evaluation_sql", "confusion_sql", "forecast_evaluation_sql", "positive_label", "EPS"]
 
 EPS = 2.220446049250313e-16  # numpy.finfo(numpy.float64).eps, sklearn's clip and mape epsilon
 _EPS = repr(EPS)  # a DOUBLE literal in DuckDB (scientific notation)
@@ -440,3 +465,118 @@ def confusion_sql(source_sql: str, model_ref: str, target: str, by: str | None =
         + "\nORDER BY " + ", ".join(f"{grid}.{c} NULLS LAST" for c in keys)
     )  # fmt: skip
 
+
+
+SERIES_SHIFT = 4294967296  # 2**32: a window's series number times this, plus its row in the series
+MAX_KEYED_SERIES = 2**20  # series numbers below 2**21 keep (number * 2**32 + row) exact in a DOUBLE
+
+
+def _keyed_windows(source_sql: str, series: Any, window: int, horizon: int) -> tuple[list[str], str]:
+    """The CTEs ``_keyed`` (the source's rows, numbered: series number * 2**32 + the row's
+    place in its series by time) and ``_series`` (each series' keys and number), and the
+    windows of :func:`dbml.forecast.windows_sql` over ``_keyed`` (ordered by that number,
+    which within a series is the order of time), so that ``__dbml_order__`` tells each
+    window's series: ``floor(__dbml_order__ / 2**32)``."""
+    from dbml.forecast import Series, windows_sql
+
+    keys = ", ".join(_q(k) for k in series.keys)
+    t, y, n = _q(series.time), _q(series.target), _q("__dbml_t")
+    sid = f"CAST(dense_rank() OVER (ORDER BY {keys}) - 1 AS BIGINT)"
+    keyed = (
+        f"{_q('_keyed')} AS MATERIALIZED (\n    SELECT {keys}, {y}, {sid} AS {_q('_sid')}, "
+        f"{sid} * {SERIES_SHIFT} + row_number() OVER (PARTITION BY {keys} ORDER BY {t}) AS {n}\n"
+        f"    FROM (\n{source_sql}\n) AS {_q('src')}\n)"
+    )
+    numbers = f"{_q('_series')} AS (\n    SELECT DISTINCT {keys}, {_q('_sid')} FROM {_q('_keyed')}\n)"
+    renumbered = Series("__dbml_t", "BIGINT", list(series.keys), series.target, series.steps)
+    return [keyed, numbers], windows_sql(f"SELECT * FROM {_q('_keyed')}", renumbered, window, horizon)
+
+
+def forecast_evaluation_sql(source_sql: str, model_ref: str, series: Any, window: int, horizon: int,
+                            season: int, by: list[str] | None = None) -> str:  # fmt: skip
+    """SQL that backtests a forecaster on the series of source_sql: one row of metrics, or
+    one row per value of the ``by`` columns (series key columns, first, named as they are).
+
+    Args:
+        source_sql: a query with the time, series key and target columns (others ignored).
+        model_ref: the model reference PREDICT gets, e.g. ``'demand:2'``.
+        series: the :class:`dbml.forecast.Series` that :func:`dbml.forecast.describe_series`
+            found in source_sql (it checks the series as training does).
+        window, horizon: the version's; each window's history has ``window`` values and
+            PREDICT gives ``horizon``.
+        season: the seasonal naive forecast's season (the version's ``metrics.season``).
+        by: series key columns to group by; None or [] for one row.
+
+    Columns: ``[by...,] windows, rows, mae, rmse, mape, smape, mase, seasonal_naive_mae``.
+    See the module's docstring for definitions.
+    """
+    from dbml.forecast import windows_sql
+
+    for name, value, low in (("window", window, 1), ("horizon", horizon, 1), ("season", season, 1)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            raise TargetError(f"cannot evaluate a forecaster with {name} = {value!r}; it must be a whole number >= {low}")
+    by = list(by or [])
+    unknown = [b for b in by if b not in series.keys]
+    if unknown:
+        raise OptionError(f"by = '{unknown[0]}' is not a series key column of the forecaster; its keys are "
+                          f"{', '.join(series.keys) or '(none: one series)'}")  # fmt: skip
+    ref, w, g = _string(model_ref), _q("_win"), [_q(f"_g{i}") for i in range(len(by))]
+    ctes: list[str] = []
+    if by:
+        if len(series.steps) > MAX_KEYED_SERIES:
+            raise OptionError(f"by over {len(series.steps):,} series is more than the {MAX_KEYED_SERIES:,} EVALUATE groups: leave by out")
+        ctes, windows = _keyed_windows(source_sql, series, window, horizon)
+        s = _q("_s")
+        sid = f"CAST(floor({w}.{_q('__dbml_order__')} / {SERIES_SHIFT}) AS BIGINT)"
+        join = f"\n    JOIN {_q('_series')} AS {s} ON {s}.{_q('_sid')} = {sid}"
+        groups = [f"{s}.{_q(b)} AS {gi}" for b, gi in zip(by, g)]
+    else:
+        windows, join, groups = windows_sql(f"SELECT * FROM (\n{source_sql}\n) AS {_q('src')}", series, window, horizon), "", []
+    history, actual, forecast = _q("_history"), _q("_actual"), _q("_forecast")
+    ctes.append(
+        f"{_q('_windows')} AS MATERIALIZED (\n    SELECT {''.join(x + ', ' for x in groups)}"
+        f"{w}.{_q('history')} AS {history}, CAST({w}.{_q('__dbml_future__')} AS DOUBLE[]) AS {actual},\n"
+        f"        CAST(PREDICT({ref}, {w}.{_q('history')}) AS DOUBLE[]) AS {forecast}\n"
+        f"    FROM (\n{windows}\n) AS {w}{join}\n)"
+    )
+    f, k, a, nv = _q("_f"), _q("_k"), _q("_a"), _q("_naive")
+    if season <= window:
+        naive = f"{history}[{window - season} + ({k} - 1) % {season} + 1]"
+    else:
+        naive = f"{history}[{window}]"
+    ctes.append(
+        f"{_q('_steps')} AS (\n    SELECT {''.join(x + ', ' for x in g)}{_q('u')}.{f} AS {f}, {_q('u')}.{k} AS {k}, "
+        f"{actual}[{_q('u')}.{k}] AS {a},\n"
+        f"        CASE WHEN isnan({naive}) THEN NULL ELSE {naive} END AS {nv}\n"
+        f"    FROM {_q('_windows')}, unnest({forecast}) WITH ORDINALITY AS {_q('u')}({f}, {k})\n)"
+    )
+    err = f"abs({f} - {a})"
+    n = _q("_n")
+    aggs = [
+        f"count(*) AS {n}",
+        f"count_if({k} = 1) AS {_q('_windows_n')}",
+        f"sum({err}) AS {_q('_abs')}",
+        f"sum(({f} - {a}) * ({f} - {a})) AS {_q('_sq')}",
+        f"sum({err} / abs({a})) FILTER (WHERE {a} <> 0) AS {_q('_ape')}",
+        f"count(*) FILTER (WHERE {a} <> 0) AS {_q('_nonzero')}",
+        f"sum(CASE WHEN abs({f}) + abs({a}) > 0 THEN 2 * {err} / (abs({f}) + abs({a})) ELSE 0.0 END) AS {_q('_sape')}",
+        f"avg(abs({nv} - {a})) AS {_q('_naive_mae')}",
+    ]
+    ctes.append(
+        f"{_q('totals')} AS (\n    SELECT {', '.join(g + aggs)}\n    FROM {_q('_steps')}"
+        + (f"\n    GROUP BY {', '.join(g)}" if by else "") + "\n)"
+    )  # fmt: skip
+    mae = f"{_q('_abs')} / NULLIF({n}, 0)"
+    metrics = [
+        f"CAST(coalesce({_q('_windows_n')}, 0) AS BIGINT) AS {_q('windows')}",
+        f"{n} AS {_q('rows')}",
+        f"{mae} AS {_q('mae')}",
+        f"sqrt({_q('_sq')} / NULLIF({n}, 0)) AS {_q('rmse')}",
+        f"{_q('_ape')} / NULLIF({_q('_nonzero')}, 0) AS {_q('mape')}",
+        f"{_q('_sape')} / NULLIF({n}, 0) AS {_q('smape')}",
+        f"{mae} / NULLIF({_q('_naive_mae')}, 0) AS {_q('mase')}",
+        f"{_q('_naive_mae')} AS {_q('seasonal_naive_mae')}",
+    ]
+    columns = [f"{gi} AS {_q(b)}" for gi, b in zip(g, by)] + metrics
+    order = ("\nORDER BY " + ", ".join(f"{gi} NULLS LAST" for gi in g)) if by else ""
+    return "WITH " + ",\n".join(ctes) + "\nSELECT\n    " + ",\n    ".join(columns) + f"\nFROM {_q('totals')}" + order

@@ -208,6 +208,11 @@ def permutation_importance_sql(source_sql: str, model_ref: str, target: str | No
     Ties in importance take ranks in the model's feature order. With no rows (or only
     NULL targets) every feature has a row with NULL importance, std and baseline.
     """
+    if task == "forecast":
+        raise TargetError(
+            f"EXPLAIN MODEL takes classifiers, regressors and anomaly models; {model_ref} is a forecaster, whose one "
+            "feature is its own history: backtest it with EVALUATE MODEL"
+        )
     if task not in METRICS:
         raise TargetError(f"cannot explain a model of task {task!r}; tasks are {', '.join(METRICS)}")
     if (target is None) != (task == "reconstruction"):

@@ -70,13 +70,16 @@ def evaluate_model(
     conn: "Connection", model: str, version: int | None, source_sql: str, source_label: str, options: dict[str, Any]
 ) -> duckdb.DuckDBPyRelation:
     """EVALUATE MODEL: metrics (or the confusion matrix) computed by DuckDB over PREDICT
-    (ANOMALY_SCORE and IS_ANOMALY for an anomaly model)."""
+    (ANOMALY_SCORE and IS_ANOMALY for an anomaly model; for a forecaster, a backtest over
+    every complete window of the source's series: :func:`_forecast_evaluation`)."""
     from dbml import evaluate
 
-    rec, opts = _scored(conn, model, version, options, EVALUATE_OPTIONS, "EVALUATE MODEL")
+    rec, opts = _scored(conn, model, version, options, EVALUATE_OPTIONS, "EVALUATE MODEL", forecasts=True)
     what = f"model '{rec['model']}'"
     ref = f"{rec['model']}:{rec['version']}"
-    if rec["task"] == "reconstruction":
+    if rec["task"] == "forecast":
+        sql = _forecast_evaluation(conn, rec, source_sql, source_label, opts)
+    elif rec["task"] == "reconstruction":
         if opts["confusion"]:
             raise TargetError(
                 f"confusion = true needs a classification model; {what} is an anomaly model: "
@@ -111,19 +114,93 @@ def evaluate_model(
     return relation
 
 
+def _forecast_evaluation(conn: "Connection", rec: dict[str, Any], source_sql: str, source_label: str,
+                         opts: dict[str, Any]) -> str:  # fmt: skip
+    """The SQL of EVALUATE on a forecaster: a backtest over every complete window of the
+    source's series, checked as at training (:func:`dbml.forecast.describe_series`).
+
+    ``by``: a series key column (one row per its value), or ``'series'`` (one row per
+    series, under every key column) unless a column of that name is a series key."""
+    from dbml import evaluate
+
+    what = f"model '{rec['model']}' version {rec['version']}"
+    for option, fix in (("label", "label applies to anomaly models"), ("confusion", "confusion = true needs a classification model"),
+                        ("positive", "positive applies to binary classification models")):  # fmt: skip
+        if opts[option] is not None and opts[option] is not False:
+            raise OptionError(f"{fix}; {what} is a forecaster, evaluated against the actual values of its target "
+                              f"'{rec['target']}': leave {option} out")  # fmt: skip
+    m = rec["metrics"]
+    series = _series_of(conn, rec, source_sql, source_label, "evaluate")
+    keys = series.keys
+    by: list[str] = []
+    if opts["by"] is not None:
+        named = [k for k in keys if k.lower() == opts["by"].lower()]
+        if named:
+            by = named
+        elif opts["by"].lower() == "series" and keys:
+            by = keys
+        else:
+            raise OptionError(
+                f"by = '{opts['by']}': {what} is a forecaster, evaluated per series: by names a series key column "
+                + (f"({', '.join(keys)}) or is 'series' (one row per series)" if keys else "and this one has none (one series): leave by out")
+            )
+    window, horizon = int(rec["options"]["window"]), int(rec["options"]["horizon"])
+    return evaluate.forecast_evaluation_sql(source_sql, f"{rec['model']}:{rec['version']}", series, window, horizon,
+                                            int(m.get("season") or 1), by=by)  # fmt: skip
+
+
+def _series_of(conn: "Connection", rec: dict[str, Any], source_sql: str, source_label: str, doing: str):
+    """The series of a forecaster's source (:class:`dbml.forecast.Series`, under the
+    source's own column names), checked as at training: the time, key and target
+    columns present, a numeric target, one row per time, a regular step of a frequency
+    the version was trained on, at least ``window + horizon`` rows per series."""
+    from dbml import forecast
+    from dbml.evaluate import _INTEGER_TYPES
+
+    what = f"model '{rec['model']}' version {rec['version']}"
+    o, m = rec["options"], rec["metrics"]
+    keys = list(o.get("series") or [])
+    needed = {"time": o["time"], "target": rec["target"], **{f"series key '{k}'": k for k in keys}}
+    lowered, types = _columns(conn, rec, source_sql, source_label, needed, doing)
+    time, target, keys = lowered[o["time"].lower()], lowered[rec["target"].lower()], [lowered[k.lower()] for k in keys]
+    t = types[target].upper()
+    if not (t in _INTEGER_TYPES or t in ("FLOAT", "DOUBLE", "REAL") or t.startswith("DECIMAL")):
+        raise TargetError(f"target column '{target}' of {source_label} has type {types[target]}; {what} forecasts a number")
+    series = forecast.describe_series(conn.scoped(), f"SELECT * FROM (\n{source_sql}\n) AS src", None, rec["model"],
+                                      time, keys, target, types, int(o["window"]), int(o["horizon"]))  # fmt: skip
+    trained = set(m.get("frequencies") or [])
+    for key, step in series.steps.items():
+        if trained and step["frequency"] not in trained:
+            name = f"series {dict(zip(keys, key))}" if keys else "the series"
+            raise TargetError(
+                f"{name} of {source_label} is {step['frequency']}; {what} was trained on {', '.join(sorted(trained))} "
+                f"series: {doing} it on series of that step"
+            )
+    return series
+
+
 def _scored(
-    conn: "Connection", model: str, version: int | None, options: dict[str, Any], declared: tuple[Option, ...], statement: str
+    conn: "Connection", model: str, version: int | None, options: dict[str, Any], declared: tuple[Option, ...], statement: str,
+    forecasts: bool = False,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """(the version's record, the validated options) for a statement that scores a model
     trained by dbml: a classification or regression with its target, or an anomaly
-    (reconstruction) model; a dbml error for a version imported from a foreign ONNX file."""
+    (reconstruction) model, or (``forecasts``) a forecaster; a dbml error for a forecaster
+    otherwise, and for a version imported from a foreign ONNX file."""
     opts = validate_options(options, declared, f"{statement} {model}")
     rec = conn.registry.get(model, version)
-    if rec["task"] == "reconstruction":
+    if rec["task"] == "reconstruction" or (forecasts and rec["task"] == "forecast"):
         return rec, opts
+    if rec["task"] == "forecast":
+        raise TargetError(
+            f"{statement} takes classifiers, regressors and anomaly models; model '{rec['model']}' version "
+            f"{rec['version']} is a forecaster, whose one feature is its own history: backtest it with EVALUATE MODEL "
+            f"{rec['model']} ON (<its series>)"
+        )
     if rec["task"] not in ("classification", "regression") or not rec.get("target"):
         raise TargetError(
-            f"{statement} needs a classification or regression model with a target, or an anomaly model; "
+            f"{statement} needs a classification or regression model with a target, an anomaly model"
+            f"{', or a forecaster' if forecasts else ''}; "
             f"model '{rec['model']}' version {rec['version']} was imported from a foreign ONNX file "
             f"(task '{rec['task']}'): compare PREDICT with your labels in SQL instead"
         )
@@ -177,13 +254,25 @@ def monitor_model(
     conn: "Connection", model: str, version: int | None, source_sql: str, source_label: str, options: dict[str, Any]
 ) -> duckdb.DuckDBPyRelation:
     """MONITOR MODEL: drift of the features and predictions against the training profile,
-    stored as a run in dbml.monitor_runs / dbml.monitor_results."""
+    stored as a run in dbml.monitor_runs / dbml.monitor_results.
+
+    A forecaster's source is its series (time, keys, target), checked as at training;
+    what is monitored is their complete windows (those EVALUATE backtests): the feature
+    ``history`` by each window's mean, the prediction by the first forecast value."""
     from dbml import monitor
 
     opts = validate_options(options, MONITOR_OPTIONS, f"MONITOR MODEL {model}")
     rec = conn.registry.get(model, version)
     _require_columns(conn, rec, source_sql, source_label, {}, "monitor")
-    sql = monitor.drift_sql(source_sql, f"{rec['model']}:{rec['version']}", rec, threshold=opts["threshold"])
+    scored = source_sql
+    if rec["task"] == "forecast":  # the rows are series: their windows are what the model reads
+        from dbml.forecast import HISTORY, windows_sql
+
+        series = _series_of(conn, rec, source_sql, source_label, "monitor")
+        windows = windows_sql(f"SELECT * FROM (\n{source_sql}\n) AS src", series, int(rec["options"]["window"]),
+                              int(rec["options"]["horizon"]))  # fmt: skip
+        scored = f"SELECT {HISTORY} FROM (\n{windows}\n) AS {HISTORY}_windows"
+    sql = monitor.drift_sql(scored, f"{rec['model']}:{rec['version']}", rec, threshold=opts["threshold"])
     table = conn.scoped().sql(conn.rewrite(sql)).to_arrow_table()
     run_id = conn.registry.add_monitor_run(rec["model"], rec["version"], source_sql, opts["threshold"], table.to_pylist())
     run = pa.array([run_id] * table.num_rows, type=pa.int64())

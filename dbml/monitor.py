@@ -40,7 +40,8 @@ Bins and shares:
   detail names the label by its PREDICT_PROBA field, ``'true'``/``'false'`` for
   booleans); for a regression the bins of the training prediction histogram over
   PREDICT's value; for an anomaly model (kind ``reconstruction``) the same over PREDICT's
-  value, its ANOMALY_SCORE. Shares are of the rows with a non-NULL prediction; the training
+  value, its ANOMALY_SCORE; for a forecaster (kind ``forecast``) the same over the first
+  value of PREDICT's FLOAT[horizon] (the next step's forecast). Shares are of the rows with a non-NULL prediction; the training
   reference is the model's predictions on its held-out rows
   (``metrics.prediction_distribution``); its training null rate is 0.
 
@@ -56,6 +57,11 @@ share in the source rows, ``null_rate_change`` their difference (now - train).
 bin order: ``{"bin", "low", "high", "train", "now"}`` for histogram bins (the bin holds
 ``low < x <= high``, a missing bound is null), ``{"value", "train", "now"}`` for
 categories and class labels (``"value": null`` is the "other" bin).
+
+A forecaster's source rows are its series (time, keys, target): MONITOR MODEL
+(:func:`dbml.lifecycle.monitor_model`) checks them as training does and gives this query
+their complete windows (those EVALUATE backtests), so ``rows`` counts windows; the one
+feature, ``history``, is binned by each window's mean against the training windows'.
 
 With no source rows (or, for a histogram, no non-NULL values) the current shares, psi
 and ``null_rate_now`` are NULL and ``drift`` is FALSE. A feature (or prediction) whose
@@ -190,6 +196,9 @@ def _prediction_item(record: dict[str, Any], ref: str) -> _Item:
             bin_expr = "CASE " + " ".join(whens) + " END" if whens else None
             bins = [(k, float(s), None, None, str(f)) for k, (f, s) in enumerate(zip(fields, shares))]
         return _Item(PREDICTION, "classification", value_sql, f"({v} IS NULL)", bin_expr, False, 0.0, bins, True)
+    if task == "forecast":  # the first forecast value, against the first step's held-out forecasts
+        bins, bin_expr = _histogram(dist)
+        return _Item(PREDICTION, task, f"CAST((PREDICT({ref}, *))[1] AS DOUBLE)", f"({v} IS NULL)", bin_expr, False, 0.0, bins, False)
     if task not in (None, "regression", "reconstruction"):  # imported: PREDICT's own type, no training reference
         return _Item(PREDICTION, task, f"PREDICT({ref}, *)", f"({v} IS NULL)", None, False, None, None, False)
     value_sql = f"CAST(PREDICT({ref}, *) AS DOUBLE)"  # a reconstruction's PREDICT is its ANOMALY_SCORE

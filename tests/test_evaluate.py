@@ -11,8 +11,9 @@ import pytest
 from sklearn import metrics as skm
 
 import dbml
-from dbml.errors import OptionError, TargetError
-from dbml.evaluate import EPS, anomaly_evaluation_sql, confusion_sql, evaluation_sql, positive_label
+from dbml.errors import FeatureError, OptionError, TargetError
+from dbml.evaluate import EPS, anomaly_evaluation_sql, confusion_sql, evaluation_sql, forecast_evaluation_sql, positive_label
+from dbml.forecast import describe_series
 
 # the model's float32 probabilities sum to one within ~1e-7, which sklearn's log_loss warns about
 # sklearn's warnings for a group with one class (its AUC is undefined; ours is NULL there)
@@ -561,3 +562,198 @@ def test_training_metrics_agree_with_evaluate_on_the_held_out_rows(con, task):
     _, other, _ = _statement(con, f"EVALUATE MODEL h ON (SELECT *, id % 2 = 0 AS flag FROM held WHERE id IN ({rest})){label}")
     continuous = {"classification": "log_loss", "regression": "rmse", "reconstruction": "mse"}[task]
     assert abs(other[0][continuous] - metrics[continuous]) > 1e-3
+
+
+# -- forecasters: EVALUATE backtests every complete window ----------------------------------------
+
+WINDOW, HORIZON, SEASON = 14, 3, 7
+FORECAST_COLUMNS = ["windows", "rows", "mae", "rmse", "mape", "smape", "mase", "seasonal_naive_mae"]
+# two stores of 100 days: a weekly wave of its own size per store, a deterministic wiggle, and a few
+# zero days in store A (left out of MAPE only)
+SALES = """
+    CREATE TABLE sales AS
+    SELECT 'store ' || ['A', 'B'][s + 1] AS store, DATE '2024-01-01' + d::INTEGER AS day,
+           CASE WHEN s = 0 AND d % 23 = 5 THEN 0.0
+                ELSE 20 + 10 * s + (3 + 2 * s) * sin(2 * pi() * d / 7) + ((d * 37 + s * 11) % 13) / 4.0 END AS units
+    FROM range(2) AS a(s), range(100) AS b(d)
+"""
+
+
+@pytest.fixture(scope="module")
+def fc():
+    c = dbml.connect(user="tester")
+    c.sql(SALES)
+    c.sql(f"TRAIN MODEL fc USING lstm FROM sales TARGET units WITH (time = 'day', series = 'store', window = {WINDOW}, "
+          f"horizon = {HORIZON}, epochs = 2, hidden = 8, progress = false, seed = 1)")  # fmt: skip
+    yield c
+    c.close()
+
+
+def _series(con, where: str = "TRUE") -> dict[str, np.ndarray]:
+    rows = con.sql(f"SELECT store, list(units ORDER BY day) FROM sales WHERE {where} GROUP BY store ORDER BY store").fetchall()
+    return {r[0]: np.asarray(r[1], dtype=np.float64) for r in rows}
+
+
+def _numpy_windows(con, y: np.ndarray, ref: str = "fc"):
+    """(history, actual, forecast) of every complete window of y, built here in numpy; the
+    forecast is PREDICT's on each history."""
+    ends = range(WINDOW - 1, len(y) - HORIZON)
+    hist = np.stack([y[e - WINDOW + 1 : e + 1] for e in ends])
+    actual = np.stack([y[e + 1 : e + 1 + HORIZON] for e in ends])
+    got = con.sql(
+        f"SELECT PREDICT('{ref}', h) FROM unnest(?::DOUBLE[][]) WITH ORDINALITY AS u(h, k) ORDER BY k", [hist.tolist()]
+    ).fetchall()
+    return hist, actual, np.asarray([r[0] for r in got], dtype=np.float64)
+
+
+def _seasonal_naive(hist: np.ndarray, season: int) -> np.ndarray:
+    steps = np.arange(HORIZON)
+    if season > hist.shape[1]:
+        return np.repeat(hist[:, -1:], HORIZON, axis=1)
+    return hist[:, hist.shape[1] - season + steps % season]
+
+
+def numpy_forecast_metrics(hist, actual, forecast, season=SEASON) -> dict:
+    err = forecast - actual
+    nonzero = actual != 0
+    denom = np.abs(forecast) + np.abs(actual)
+    naive_mae = float(np.mean(np.abs(_seasonal_naive(hist, season) - actual)))
+    mae = float(np.mean(np.abs(err)))
+    return {
+        "windows": len(hist), "rows": err.size, "mae": mae, "rmse": math.sqrt(float(np.mean(err**2))),
+        "mape": float(np.mean(np.abs(err[nonzero]) / np.abs(actual[nonzero]))),
+        "smape": float(np.mean(np.where(denom > 0, 2 * np.abs(err) / np.where(denom > 0, denom, 1), 0.0))),
+        "mase": mae / naive_mae, "seasonal_naive_mae": naive_mae,
+    }  # fmt: skip
+
+
+def _assert_close(got: dict, expected: dict):
+    for name, value in expected.items():
+        assert got[name] == pytest.approx(value, rel=1e-6, abs=1e-6), name
+
+
+def _frame(rel) -> list[dict]:
+    return [dict(zip(rel.columns, r)) for r in rel.fetchall()]
+
+
+def test_forecast_metrics_match_numpy_on_the_same_windows(fc):
+    rel = fc.sql("EVALUATE MODEL fc ON (SELECT * FROM sales)")
+    assert rel.columns == FORECAST_COLUMNS
+    (got,) = _frame(rel)
+    parts = [_numpy_windows(fc, y) for y in _series(fc).values()]
+    hist, actual, forecast = (np.concatenate([p[i] for p in parts]) for i in range(3))
+    assert (actual == 0).any()  # MAPE leaves these out; the rest count
+    expected = numpy_forecast_metrics(hist, actual, forecast)
+    assert got["windows"] == 2 * (100 - WINDOW - HORIZON + 1) and got["rows"] == got["windows"] * HORIZON
+    _assert_close(got, expected)
+    assert fc.registry.get("fc")["metrics"]["season"] == SEASON
+
+
+def test_forecast_by_series_key_and_by_series(fc):
+    by_store = _frame(fc.sql("EVALUATE MODEL fc ON (SELECT day, units, store FROM sales) WITH (by = STORE)"))
+    by_series = _frame(fc.sql("EVALUATE MODEL fc ON sales WITH (by = 'series')"))
+    assert [r["store"] for r in by_store] == ["store A", "store B"]
+    assert list(by_store[0]) == ["store"] + FORECAST_COLUMNS
+    assert by_store == by_series  # one key: 'series' is that key
+    for row, (store, y) in zip(by_store, _series(fc).items()):
+        assert row["store"] == store
+        _assert_close(row, numpy_forecast_metrics(*_numpy_windows(fc, y)))
+    assert by_store[0]["mae"] != pytest.approx(by_store[1]["mae"], rel=1e-3)
+    # a store's own rows give its row
+    (alone,) = _frame(fc.sql("EVALUATE MODEL fc ON (SELECT * FROM sales WHERE store = 'store B')"))
+    _assert_close(alone, {k: v for k, v in by_store[1].items() if k != "store"})
+
+
+def test_forecast_training_metrics_agree_on_the_held_out_windows(fc):
+    """The latest 20% of windows validated at training: the series from 13 days before the
+    first of their ends give exactly those windows."""
+    rec = fc.registry.get("fc")
+    m, n = rec["metrics"], 2 * (100 - WINDOW - HORIZON + 1)
+    ends = (n - m["rows"]) // 2 + WINDOW - 1  # the first validation window's end, per store
+    (got,) = _frame(fc.sql(f"EVALUATE MODEL fc ON (SELECT * FROM sales WHERE day >= DATE '2024-01-01' + {ends - WINDOW + 1})"))
+    assert got["windows"] == m["rows"]
+    for name in ("mae", "rmse", "mape", "smape", "mase", "seasonal_naive_mae"):
+        assert got[name] == pytest.approx(m[name], rel=1e-4, abs=1e-5), name
+
+
+def _naive_sql(sql: str, ref: str, window: int, season: int) -> str:
+    """The backtest SQL with PREDICT replaced by the seasonal naive forecast itself."""
+    call = f"PREDICT('{ref}', \"_win\".\"history\")"
+    assert sql.count(call) == 1
+    if season <= window:
+        naive = f'"_win"."history"[{window - season} + (k - 1) % {season} + 1]'
+    else:
+        naive = f'"_win"."history"[{window}]'
+    return sql.replace(call, f"list_transform(range(1, {HORIZON + 1}), lambda k: {naive})")
+
+
+@pytest.mark.parametrize("season", [1, 3, 7, 14, 30])
+def test_seasonal_naive_scores_mase_one(season):
+    """MASE of the seasonal naive forecast itself is 1, and its MAE is numpy's naive's."""
+    con = duckdb.connect()
+    con.sql(SALES)
+    types = dict(zip(*[con.sql("SELECT * FROM sales").columns, [str(t) for t in con.sql("SELECT * FROM sales").types]]))
+    src = "SELECT * FROM sales"
+    series = describe_series(con, src, None, "n", "day", ["store"], "units", types, WINDOW, HORIZON)
+    for by in (None, ["store"]):
+        sql = _naive_sql(forecast_evaluation_sql(src, "n:1", series, WINDOW, HORIZON, season, by=by), "n:1", WINDOW, season)
+        rows = _frame(con.sql(sql))
+        ys = [np.asarray(r[0]) for r in con.sql("SELECT list(units ORDER BY day) FROM sales GROUP BY store ORDER BY store").fetchall()]
+        hists, actuals = [], []
+        for y in ys:
+            ends = range(WINDOW - 1, len(y) - HORIZON)
+            hists.append(np.stack([y[e - WINDOW + 1 : e + 1] for e in ends]))
+            actuals.append(np.stack([y[e + 1 : e + 1 + HORIZON] for e in ends]))
+        groups = [(np.concatenate(hists), np.concatenate(actuals))] if by is None else list(zip(hists, actuals))
+        assert len(rows) == len(groups)
+        for row, (hist, actual) in zip(rows, groups):
+            naive = _seasonal_naive(hist, season)
+            assert row["mase"] == pytest.approx(1.0, abs=1e-12)
+            assert row["mae"] == pytest.approx(row["seasonal_naive_mae"], abs=1e-12)
+            _assert_close(row, numpy_forecast_metrics(hist, actual, naive, season))
+
+
+def test_forecast_by_a_key_of_several():
+    """by one key of two: every series with that key's value; by 'series': every key."""
+    con = duckdb.connect()
+    con.sql(SALES)
+    con.sql("CREATE TABLE items AS SELECT store, i AS item, day, units * (1 + i) AS units FROM sales, range(2) AS r(i)")
+    src = "SELECT * FROM items"
+    rel = con.sql(src)
+    types = dict(zip(rel.columns, [str(t) for t in rel.types]))
+    series = describe_series(con, src, None, "n", "day", ["store", "item"], "units", types, WINDOW, HORIZON)
+    one = _frame(con.sql(_naive_sql(forecast_evaluation_sql(src, "n", series, WINDOW, HORIZON, 7, by=["store"]), "n", WINDOW, 7)))
+    every = _frame(con.sql(_naive_sql(forecast_evaluation_sql(src, "n", series, WINDOW, HORIZON, 7, by=["store", "item"]), "n", WINDOW, 7)))
+    assert [r["store"] for r in one] == ["store A", "store B"] and all(r["windows"] == 2 * 84 for r in one)
+    assert [(r["store"], r["item"]) for r in every] == [("store A", 0), ("store A", 1), ("store B", 0), ("store B", 1)]
+    for r in one:  # item 1 is item 0 doubled: twice its MAE, the same MAPE
+        mine = [e for e in every if e["store"] == r["store"]]
+        assert r["mae"] == pytest.approx((mine[0]["mae"] + mine[1]["mae"]) / 2, rel=1e-9)
+        assert mine[1]["mae"] == pytest.approx(2 * mine[0]["mae"], rel=1e-9)
+    with pytest.raises(OptionError, match="by = 'day' is not a series key column of the forecaster; its keys are store, item"):
+        forecast_evaluation_sql(src, "n", series, WINDOW, HORIZON, 7, by=["day"])
+
+
+def test_forecast_no_complete_window_gives_zero_and_nulls(fc):
+    (got,) = _frame(fc.sql("EVALUATE MODEL fc ON (SELECT * FROM sales WHERE units IS NULL)"))
+    assert got["windows"] == 0 and got["rows"] == 0
+    assert all(got[k] is None for k in FORECAST_COLUMNS[2:])
+
+
+def test_forecast_refusals(fc):
+    with pytest.raises(OptionError, match=r"by = 'day': model 'fc' version 1 is a forecaster, evaluated per series: by names a "
+                                          r"series key column \(store\) or is 'series'"):  # fmt: skip
+        fc.sql("EVALUATE MODEL fc ON sales WITH (by = day)")
+    for option in ("label = units", "confusion = true", "positive = 'x'"):
+        with pytest.raises(OptionError, match=f"{option.split(' ')[0]} out"):
+            fc.sql(f"EVALUATE MODEL fc ON sales WITH ({option})")
+    with pytest.raises(TargetError, match=r"the series key 'store' column 'store' of model 'fc' is not in \(query\)"):
+        fc.sql("EVALUATE MODEL fc ON (SELECT day, units FROM sales)")
+    with pytest.raises(TargetError, match="target column 'units' of .* has type VARCHAR; model 'fc' version 1 forecasts a number"):
+        fc.sql("EVALUATE MODEL fc ON (SELECT store, day, CAST(units AS VARCHAR) AS units FROM sales)")
+    with pytest.raises(FeatureError, match=r"series \{'store': 'store [AB]'\} of model 'fc' has 9 rows; .* needs at least 17"):
+        fc.sql("EVALUATE MODEL fc ON (SELECT * FROM sales WHERE day < DATE '2024-01-10')")
+    with pytest.raises(TargetError, match=r"series \{'store': 'store [AB]'\} of \(query\) is weekly; model 'fc' version 1 was trained on daily"):
+        fc.sql("EVALUATE MODEL fc ON (SELECT store, day + CAST((day - DATE '2024-01-01') * 6 AS INTEGER) AS day, units FROM sales)")
+    with pytest.raises(FeatureError, match="has 2 rows at 2024-01-01"):
+        fc.sql("EVALUATE MODEL fc ON (SELECT * FROM sales UNION ALL SELECT * FROM sales WHERE day = DATE '2024-01-01')")

@@ -279,3 +279,16 @@ def test_anomaly_model_takes_no_target():
         permutation_importance_sql("SELECT 1", "m:1", None, "classification", ["a"])
     sql = permutation_importance_sql("SELECT * FROM t -- note", "m:1", None, "reconstruction", ["a", "b"], repeats=2)
     assert "IS NOT NULL" not in sql and sql.count("PREDICT(") == 2 and "'mse'" in sql
+
+
+def test_forecaster_is_refused_with_the_tasks_explain_takes():
+    con = dbml.connect(user="tester")
+    con.sql("CREATE TABLE sales AS SELECT DATE '2024-01-01' + d::INTEGER AS day, 10 + sin(d) AS units FROM range(40) AS r(d)")
+    con.sql("TRAIN MODEL fc USING lstm FROM sales TARGET units WITH (time = 'day', window = 8, horizon = 2, epochs = 1, "
+            "hidden = 4, progress = false)")  # fmt: skip
+    with pytest.raises(TargetError, match=r"EXPLAIN MODEL takes classifiers, regressors and anomaly models; model 'fc' "
+                                          r"version 1 is a forecaster, .*backtest it with EVALUATE MODEL fc"):  # fmt: skip
+        con.sql("EXPLAIN MODEL fc ON sales")
+    with pytest.raises(TargetError, match="EXPLAIN MODEL takes classifiers, regressors and anomaly models; fc:1 is a forecaster"):
+        permutation_importance_sql("SELECT * FROM sales", "fc:1", "units", "forecast", ["history"])
+    con.close()

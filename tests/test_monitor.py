@@ -331,3 +331,86 @@ def test_null_lists_count_as_nulls_not_errors(lists, model, feature):
     assert out[PREDICTION]["null_rate_now"] == pytest.approx(0.25)
     assert out["x"]["null_rate_now"] == 0.0 and out["x"]["rows"] == 600
     assert sum(b["now"] for b in out[feature]["detail"]) == pytest.approx(1.0)  # shares of the non-NULL rows
+
+
+# -- forecasters: the windows of the series, by their mean; the first forecast value ---------------
+
+WINDOW, HORIZON = 14, 3
+SALES = """
+    CREATE TABLE sales AS
+    SELECT 'store ' || ['A', 'B'][s + 1] AS store, DATE '2024-01-01' + d::INTEGER AS day,
+           20 + 10 * s + (3 + 2 * s) * sin(2 * pi() * d / 7) + ((d * 37 + s * 11) % 13) / 4.0 AS units
+    FROM range(2) AS a(s), range(100) AS b(d)
+"""
+SHIFTED_SALES = "SELECT store, day, units * 3 + 40 AS units FROM sales"
+
+
+@pytest.fixture(scope="module")
+def fc():
+    """A daily forecaster of two stores' sales, 100 days each (~10 s)."""
+    c = dbml.connect(user="tester")
+    c.sql(SALES)
+    c.sql(f"TRAIN MODEL fc USING lstm FROM sales TARGET units WITH (time = 'day', series = 'store', window = {WINDOW}, "
+          f"horizon = {HORIZON}, epochs = 2, hidden = 8, progress = false, seed = 1)")  # fmt: skip
+    yield c
+    c.close()
+
+
+def _monitor_statement(con, sql: str) -> dict[str, dict]:
+    rel = con.sql(sql)
+    assert rel.columns == ["run_id"] + COLUMNS
+    rows = [dict(zip(rel.columns, r)) for r in rel.fetchall()]
+    for r in rows:
+        r["detail"] = json.loads(r["detail"]) if r["detail"] is not None else None
+    return {r["feature"]: r for r in rows}
+
+
+def _windows(con, source: str) -> np.ndarray:
+    """Every complete window's history, built here in numpy from the series of source."""
+    hists = []
+    for (y,) in con.sql(f"SELECT list(units ORDER BY day) FROM ({source}) GROUP BY store ORDER BY store").fetchall():
+        y = np.asarray(y, dtype=np.float64)
+        hists += [y[e - WINDOW + 1 : e + 1] for e in range(WINDOW - 1, len(y) - HORIZON)]
+    return np.stack(hists)
+
+
+def test_forecaster_monitors_history_means_and_first_forecast(fc):
+    rec = fc.registry.get("fc")
+    hist_profile = rec["profile"]["history"]["histogram"]
+    dist = rec["metrics"]["prediction_distribution"]
+    runs = fc.duckdb.execute("SELECT count(*) FROM dbml.monitor_runs").fetchall()[0][0]
+    for source in ("SELECT * FROM sales", SHIFTED_SALES):
+        out = _monitor_statement(fc, f"MONITOR MODEL fc ON ({source})")
+        assert set(out) == {"history", PREDICTION}
+        h, p = out["history"], out[PREDICTION]
+        assert (h["kind"], p["kind"]) == ("sequence", "forecast")
+        windows = _windows(fc, source)
+        assert h["rows"] == p["rows"] == len(windows) == 2 * (100 - WINDOW - HORIZON + 1)  # rows are windows
+        assert h["null_rate_now"] == p["null_rate_now"] == 0.0
+        means = windows.astype(np.float32).astype(np.float64).mean(axis=1)  # the model reads FLOAT values
+        now = _binned(means, hist_profile)
+        assert [b["train"] for b in h["detail"]] == hist_profile["shares"]
+        assert [b["now"] for b in h["detail"]] == pytest.approx(now.tolist(), abs=1e-12)
+        assert h["psi"] == pytest.approx(_psi(hist_profile["shares"], now), abs=1e-9)
+        first = [r[0][0] for r in fc.sql("SELECT PREDICT('fc', h) FROM unnest(?::DOUBLE[][]) AS u(h)", [windows.tolist()]).fetchall()]
+        now = _binned(first, dist)
+        assert [b["train"] for b in p["detail"]] == dist["shares"]
+        assert [b["now"] for b in p["detail"]] == pytest.approx(now.tolist(), abs=1e-12)
+        assert p["psi"] == pytest.approx(_psi(dist["shares"], now), abs=1e-9)
+    assert fc.duckdb.execute("SELECT count(*) FROM dbml.monitor_runs").fetchall()[0][0] == runs + 2
+    same = _monitor_statement(fc, "MONITOR MODEL fc ON sales")
+    assert not same["history"]["drift"] and same["history"]["psi"] < 0.05
+    shifted = _monitor_statement(fc, f"MONITOR MODEL fc ON ({SHIFTED_SALES})")
+    assert shifted["history"]["drift"] and shifted["history"]["psi"] > 1.0
+    assert shifted[PREDICTION]["drift"] and shifted[PREDICTION]["psi"] > 1.0
+
+
+def test_forecaster_monitor_checks_the_series(fc):
+    from dbml.errors import FeatureError, TargetError
+
+    with pytest.raises(TargetError, match=r"the time column 'day' of model 'fc' is not in \(query\)"):
+        fc.sql("MONITOR MODEL fc ON (SELECT store, units FROM sales)")
+    with pytest.raises(FeatureError, match=r"has 9 rows; a forecaster with window = 14 and horizon = 3 needs at least 17"):
+        fc.sql("MONITOR MODEL fc ON (SELECT * FROM sales WHERE day < DATE '2024-01-10')")
+    with pytest.raises(FeatureError, match="irregular step"):
+        fc.sql("MONITOR MODEL fc ON (SELECT * FROM sales WHERE day <> DATE '2024-02-01')")
