@@ -90,17 +90,18 @@ def describe_series(con, source_sql: str, params, model: str, time: str, keys: l
         diff = f"(epoch_us(CAST({t} AS TIMESTAMP)) - epoch_us(CAST(prev AS TIMESTAMP)))"
         months = f"date_diff('month', CAST(prev AS TIMESTAMP), CAST({t} AS TIMESTAMP))"
         month_ok = f"CAST(prev AS TIMESTAMP) + to_months(CAST({months} AS INTEGER)) = CAST({t} AS TIMESTAMP)"
+    month_end = "FALSE" if time_type in _INT_TYPES else f"CAST({t} AS DATE) = last_day(CAST({t} AS DATE))"
     rows = con.execute(
         f"SELECT {group}count(*) AS n, count(DISTINCT d) AS nd, min(d) AS d, count(DISTINCT m) AS nm, min(m) AS m, "
-        f"bool_and(mok) AS mok, min(prev) AS first, max({t}) AS last FROM ("
-        f"SELECT *, {diff} AS d, {months} AS m, {month_ok} AS mok FROM ("
+        f"bool_and(mok) AS mok, bool_and(mend) AS mend, max({t}) AS last FROM ("
+        f"SELECT *, {diff} AS d, {months} AS m, {month_ok} AS mok, {month_end} AS mend FROM ("
         f"SELECT *, lag({t}) OVER ({by}ORDER BY {t}) AS prev FROM ({source_sql})) s) w GROUP BY ALL",
         params,
     ).fetchall()  # fmt: skip
     steps = {}
     for row in rows:
         key = tuple(row[: len(keys)])
-        n, nd, d, nm, m, mok, _, _ = row[len(keys) :]
+        n, nd, d, nm, m, mok, mend, _ = row[len(keys) :]
         name = f"series {dict(zip(keys, key))}" if keys else "the series"
         if n < window + horizon:
             raise FeatureError(
@@ -109,8 +110,8 @@ def describe_series(con, source_sql: str, params, model: str, time: str, keys: l
             )
         if nd == 1 and d is not None and d > 0:
             step = {"unit": "micros" if time_type not in _INT_TYPES else "integer", "n": int(d)}
-        elif time_type not in _INT_TYPES and nm == 1 and m and mok:
-            step = {"unit": "months", "n": int(m)}
+        elif time_type not in _INT_TYPES and nm == 1 and m and (mok or mend):
+            step = {"unit": "months", "n": int(m), **({"month_end": True} if mend and not mok else {})}
         else:
             raise FeatureError(
                 f"{name} of model '{model}' has an irregular step in time column '{time}'; a forecaster needs one row "
@@ -176,7 +177,8 @@ def _advance(last: Any, step: dict[str, Any], k: int, time_type: str) -> Any:
         return moved.date() if is_date and moved.time() == dt.time() else moved
     months = base.month - 1 + k * step["n"]
     year, month = base.year + months // 12, months % 12 + 1
-    day = min(base.day, [31, 29 if year % 4 == 0 and (year % 100 or year % 400 == 0) else 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][month - 1])
+    days = [31, 29 if year % 4 == 0 and (year % 100 or year % 400 == 0) else 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][month - 1]
+    day = days if step.get("month_end") else min(base.day, days)  # a month-end series stays at month ends
     return base.replace(year=year, month=month, day=day)
 
 
@@ -232,29 +234,39 @@ def forecast_model(conn: "Connection", model: str, version: int | None, horizon:
                 row[series.time] = _advance(s["last"], s["step"], k + 1, series.time_type)
                 row.update(forecast=f, lower=f - half, upper=f + half)
                 rows.append(row)
-    if not rows:
-        return conn.db().sql("SELECT NULL::DOUBLE AS forecast, NULL::DOUBLE AS lower, NULL::DOUBLE AS upper LIMIT 0")
+    if not rows:  # no series: the columns, no rows
+        if source_sql is None:
+            return conn.db().sql("SELECT NULL::DOUBLE AS forecast, NULL::DOUBLE AS lower, NULL::DOUBLE AS upper LIMIT 0")
+        keys = ", ".join(_q(c) for c in [*series.keys, series.time])
+        return conn.db().sql(f"SELECT {keys}, NULL::DOUBLE AS forecast, NULL::DOUBLE AS lower, NULL::DOUBLE AS upper "
+                             f"FROM ({source_sql}) LIMIT 0")  # fmt: skip
     return statements.rows_relation(conn.db(), rows)
 
 
 def _roll(session, history: np.ndarray, horizon: int, trained: int, window: int, sigma: np.ndarray):
     """Forecasts of ``horizon`` steps from each window, feeding forecasts back in beyond the
-    trained horizon; and each value's spread (the residual scale at its step, times the
-    window's spread, growing with the square root of the rounds fed back)."""
+    trained horizon; and each value's spread: the residual scale at its step (never below
+    an earlier step's), growing with the square root of the rounds fed back, times the
+    spread of the observed window."""
     from dbml.runtime import run_bounded
 
     n = history.shape[0]
     out = np.zeros((n, horizon), np.float64)
     spread = np.zeros((n, horizon), np.float64)
     current = history.copy()
+    # the spread of the observed window (fed-back forecasts are smoother than data), and a
+    # residual scale that does not shrink with the step
+    scale = np.nanstd(history, axis=1).astype(np.float64)
+    scale = np.where(scale > 1e-12, scale, 1.0)
+    sigma = np.maximum.accumulate(sigma) if sigma.size else sigma
     done, rounds = 0, 0
     while done < horizon:
         got = run_bounded(session, ["forecast"], {HISTORY: current}, "a forecaster")[0].astype(np.float64)
         take = min(trained, horizon - done)
-        scale = np.nanstd(current, axis=1).astype(np.float64)
-        scale = np.where(scale > 1e-12, scale, 1.0)
         out[:, done : done + take] = got[:, :take]
-        spread[:, done : done + take] = sigma[None, :take] * scale[:, None] * math.sqrt(rounds + 1)
+        spread[:, done : done + take] = np.maximum.accumulate(sigma[:take] * math.sqrt(rounds + 1))[None, :] * scale[:, None]
+        if done:
+            spread[:, done : done + take] = np.maximum(spread[:, done : done + take], spread[:, done - 1 : done])
         current = np.concatenate([current, got[:, :take].astype(np.float32)], axis=1)[:, -window:]
         done, rounds = done + take, rounds + 1
     if not np.all(np.isfinite(out)):

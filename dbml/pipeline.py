@@ -138,16 +138,13 @@ def plan(con: duckdb.DuckDBPyConnection, registry: Registry, name: str, req: Tra
         for opt in arch.options + task_options:  # the network keeps the parent's shape
             key = opt.name
             given = {k.lower(): v for k, v in req.options.items()}
-            if key in given and given[key] != parent.record["options"].get(key):
+            if key in given and opt.coerce(given[key]) != parent.record["options"].get(key):
                 raise OptionError(f"option '{key}' cannot change when fine-tuning model '{name}'")
             if key in parent.record["options"]:  # stored facts are checked like fresh ones
                 try:
                     options[key] = opt.coerce(parent.record["options"][key])
                 except OptionError as err:
                     raise OptionError(f"version {parent.record['version']} of model '{name}' stores {str(err)[6:]}") from None
-        by_name = {f.name.lower(): f for f in features}
-        finetune.check_compatible(parent, features, target, parent.record["task"], None)
-        features = [FeatureSpec(by_name[f.name.lower()].name, f.kind, f.sql_type) for f in parent.features]
 
     data_sql = f"SELECT * FROM (\n{req.source_sql}\n) AS src"
     if target is not None:
@@ -163,11 +160,12 @@ def plan(con: duckdb.DuckDBPyConnection, registry: Registry, name: str, req: Tra
     source_rows_sql = data_sql
     reshaped = task.source(con, name, req, columns, types, target, target_type, options)
     if reshaped is not None:  # the task learns from rows of its own making (a forecaster's windows)
-        data_sql, made, extra = reshaped
-        if parent is not None:
-            finetune.check_compatible(parent, made, target, task.name, None)
-            made = [FeatureSpec(f.name, f.kind, f.sql_type) for f in parent.features]
-        features, facts = made, {**facts, "extra": extra}
+        data_sql, features, extra = reshaped
+        facts = {**facts, "extra": extra}
+    if parent is not None:  # the parent's features, as it stored them
+        by_name = {f.name.lower(): f for f in features}
+        finetune.check_compatible(parent, features, target, parent.record["task"], None)
+        features = [FeatureSpec(by_name[f.name.lower()].name, f.kind, f.sql_type) for f in parent.features]
     outputs = task.graph_outputs(Target())
     _check_reserved(name, req, columns, [f.name for f in features if f.name in outputs], task.name, outputs)
     if target is not None:

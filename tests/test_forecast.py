@@ -136,8 +136,6 @@ def test_horizon_beyond_the_trained_one_feeds_forecasts_back(lab):
         assert np.mean(np.abs(values[:, 0] - truth)) < 1.5
 
 
-@pytest.mark.xfail(strict=True, reason="beyond window + horizon the interval is scaled by the spread of the fed-back "
-                   "window (forecasts only), so for a series forecast as flat it collapses instead of widening")
 def test_intervals_do_not_shrink_beyond_the_window(con):
     con.sql("CREATE TABLE noise AS SELECT DATE '2024-01-01' + i::INTEGER AS day, "
             "(50 + 10 * ((hash(i) % 1000) / 1000.0 - 0.5))::DOUBLE AS units FROM range(120) r(i)")
@@ -147,8 +145,6 @@ def test_intervals_do_not_shrink_beyond_the_window(con):
     assert width[12:].min() >= width[:4].max(), width.round(3).tolist()
 
 
-@pytest.mark.xfail(strict=True, reason="the residual scale per step is kept as measured, so the interval at a later step "
-                   "within the trained horizon can be narrower than at an earlier one")
 def test_intervals_widen_step_by_step_within_the_trained_horizon(lab):
     for got in _by_store(_rows(lab, "FORECAST MODEL demand HORIZON 7")).values():
         width = [r["upper"] - r["lower"] for r in got]
@@ -189,8 +185,6 @@ def test_forecast_from_a_series_not_seen_at_training(lab):
         lab.sql("FORECAST MODEL demand HORIZON 3 FROM (SELECT day, units FROM sales)")
 
 
-@pytest.mark.xfail(strict=True, reason="FORECAST FROM a query with no rows returns only forecast, lower, upper: "
-                   "the series key and time columns are missing")
 def test_forecast_from_an_empty_query_keeps_the_columns(lab):
     try:
         rel = lab.sql("FORECAST MODEL demand HORIZON 3 FROM (SELECT * FROM sales WHERE FALSE)")
@@ -236,8 +230,6 @@ def test_each_frequency_continues_at_its_step(lab, freq):
     assert [type(v) for v in got] == [type(v) for v in nxt]
 
 
-@pytest.mark.xfail(strict=True, reason="a month-end series (Jan 31, Feb 29, Mar 31, ...) is refused as an irregular "
-                   "step: the check adds one month to the previous date (Feb 29 -> Mar 29)")
 def test_a_month_end_series_is_monthly(lab):
     src = "(SELECT (DATE '2000-02-01' + INTERVAL (i) MONTH - INTERVAL 1 DAY)::DATE AS t, (i % 4)::DOUBLE AS y FROM range(30) r(i))"
     lab.sql(f"TRAIN MODEL f_month_end USING gru FROM {src} TARGET y WITH (time = 't', {TINY})")
@@ -301,8 +293,6 @@ def test_the_bad_source_trains_once_fixed(lab):
     assert len(_rows(lab, "FORECAST MODEL good_base HORIZON 2")) == 6
 
 
-@pytest.mark.xfail(strict=True, reason="a series key named like an output column (lower) is overwritten by the lower "
-                   "bound in FORECAST's rows: neither refused at TRAIN nor kept")
 def test_a_key_named_like_an_output_column(lab):
     src = "(SELECT s AS lower, DATE '2024-01-01' + i::INTEGER AS day, (s * 3 + i % 7)::DOUBLE AS units FROM range(2) a(s), range(20) b(i))"
     try:
@@ -406,8 +396,6 @@ def small(con):
     return con
 
 
-@pytest.mark.xfail(strict=True, reason="fine-tuning a forecaster compares the source's raw columns (day, store) with "
-                   "the parent's feature (history) before the windows are built: FeatureError 'the features differ'")
 def test_fine_tuning_a_forecaster_makes_version_2(small):
     con = small
     row = con.sql("TRAIN MODEL ft USING gru FROM shop TARGET units WITH (time = 'day', series = ['store'], window = 8, "
@@ -417,8 +405,6 @@ def test_fine_tuning_a_forecaster_makes_version_2(small):
     assert len(_rows(con, "FORECAST MODEL ft HORIZON 2")) == 4
 
 
-@pytest.mark.xfail(strict=True, reason="restating series = 'store' (the string form) when fine-tuning is refused: "
-                   "'option series cannot change' (the given text is compared uncoerced with the stored ['store'])")
 def test_fine_tuning_restating_series_as_text(small):
     con = small
     try:
@@ -430,8 +416,6 @@ def test_fine_tuning_restating_series_as_text(small):
         pass  # the other fine-tuning bug, past the option check
 
 
-@pytest.mark.xfail(strict=True, reason="fine-tuning a forecaster without restating its options fails the same way "
-                   "(FeatureError 'the features differ (missing history; new day, store)')")
 def test_fine_tuning_a_forecaster_inherits_its_options(small):
     row = small.sql(f"TRAIN MODEL ft USING gru FROM shop TARGET units WITH (warm_start = true, epochs = 2, {FAST})").fetchall()[0]
     assert row[:2] == ("ft", 2)

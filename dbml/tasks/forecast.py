@@ -58,6 +58,12 @@ class Forecast(Task):
             raise OptionError(f"option time/series names column '{missing[0]}', which the source of model '{name}' lacks; "
                               f"its columns are {', '.join(columns)}")  # fmt: skip
         time, keys = by_lower[options["time"].lower()], [by_lower[k.lower()] for k in options["series"]]
+        taken = [c for c in (time, *keys) if c.lower() in ("forecast", "lower", "upper")]
+        if taken:
+            raise OptionError(
+                f"column '{taken[0]}' of model '{name}' has the name of a column FORECAST returns (forecast, lower, upper); "
+                f"rename it in the source (SELECT * RENAME ({taken[0]} AS {taken[0]}_1) FROM ...)"
+            )
         options["time"], options["series"] = time, keys
         extra = [c for c in columns if c not in (time, target, *keys)]
         if extra:
