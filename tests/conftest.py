@@ -96,3 +96,23 @@ def kill_when_ready(code: str, args: list[str], marker, what: str, timeout: floa
         if child.poll() is None:
             child.kill()
             child.wait()
+
+
+_NO_TORCH = '''
+import sys
+class NoTorch:
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" or name.startswith("torch."):
+            raise ImportError("torch is blocked in this process")
+sys.meta_path.insert(0, NoTorch())
+'''
+
+
+def run_without_torch(script: str, timeout: float = 120):
+    """Run ``script`` in a fresh Python where importing torch raises ImportError; it
+    should end with ``assert "torch" not in sys.modules``. Returns the finished process."""
+    import subprocess
+    import sys
+    import textwrap
+
+    return subprocess.run([sys.executable, "-c", _NO_TORCH + textwrap.dedent(script)], capture_output=True, text=True, timeout=timeout)

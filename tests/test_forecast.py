@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import subprocess
-import sys
-import textwrap
 
 import numpy as np
 import onnxruntime as ort
@@ -20,6 +17,7 @@ import pytest
 from conftest import registry_counts
 
 import dbml
+from conftest import run_without_torch
 from dbml.errors import FeatureError, ModelNotFoundError, OptionError, TargetError
 
 FAST = "progress = false, seed = 0"
@@ -430,13 +428,8 @@ def test_forecast_runs_where_torch_cannot_be_imported(tmp_path):
     c.sql(f"TRAIN MODEL fc USING lstm FROM shop TARGET units WITH (time = 'day', series = 'store', {TINY})")
     expected = [tuple(r) for r in c.sql("FORECAST MODEL fc HORIZON 5").fetchall()]
     c.close()
-    script = textwrap.dedent(f"""
+    script = (f"""
         import sys
-        class NoTorch:
-            def find_spec(self, name, path=None, target=None):
-                if name == "torch" or name.startswith("torch."):
-                    raise ImportError("torch is blocked in this process")
-        sys.meta_path.insert(0, NoTorch())
         import dbml
         con = dbml.connect({str(path)!r})
         rows = [tuple(r) for r in con.sql("FORECAST MODEL fc HORIZON 5").fetchall()]
@@ -447,6 +440,6 @@ def test_forecast_runs_where_torch_cannot_be_imported(tmp_path):
         assert "torch" not in sys.modules, "torch was imported"
         print("forecast without torch")
     """).replace("datetime.date", "__import__('datetime').date")
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    out = run_without_torch(script)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "forecast without torch" in out.stdout

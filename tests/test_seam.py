@@ -4,13 +4,11 @@ outputs table as the one list of scoring functions."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import textwrap
 
 import pytest
 
 import dbml
+from conftest import run_without_torch
 from dbml import architectures, pipeline
 from dbml.architectures import Architecture, concat
 from dbml.errors import TargetError
@@ -68,13 +66,8 @@ def test_scoring_runs_where_torch_cannot_be_imported(con, tmp_path):
     con.sql("CREATE TABLE img AS SELECT [i % 4, i % 3, 1, 0]::FLOAT[4] AS px, i % 4 < 2 AS y FROM range(200) r(i)")
     con.sql(f"TRAIN MODEL pic USING cnn FROM img TARGET y WITH ({O}, shape = [1, 2, 2])")
     con.close()
-    script = textwrap.dedent(f"""
+    script = (f"""
         import sys
-        class NoTorch:
-            def find_spec(self, name, path=None, target=None):
-                if name == "torch" or name.startswith("torch."):
-                    raise ImportError("torch is blocked in this process")
-        sys.meta_path.insert(0, NoTorch())
         import dbml
         con = dbml.connect({str(tmp_path / "seam.duckdb")!r})
         rows = con.sql("SELECT PREDICT(cls, *), PREDICT_PROBA(cls, *), EMBED(cls, *), ANOMALY_SCORE(odd, *), "
@@ -91,7 +84,7 @@ def test_scoring_runs_where_torch_cannot_be_imported(con, tmp_path):
         assert "torch" not in sys.modules, "torch was imported"
         print("scored without torch")
     """)
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    out = run_without_torch(script)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "scored without torch" in out.stdout
 
