@@ -467,29 +467,15 @@ def confusion_sql(source_sql: str, model_ref: str, target: str, by: str | None =
 
 
 
-SERIES_SHIFT = 4294967296  # 2**32: a window's series number times this, plus its row in the series
-MAX_KEYED_SERIES = 2**20  # series numbers below 2**21 keep (number * 2**32 + row) exact in a DOUBLE
-
-
-def _keyed_windows(source_sql: str, series: Any, window: int, horizon: int) -> tuple[list[str], str]:
-    """The CTEs ``_keyed`` (the source's rows, numbered: series number * 2**32 + the row's
-    place in its series by time) and ``_series`` (each series' keys and number), and the
-    windows of :func:`dbml.forecast.windows_sql` over ``_keyed`` (ordered by that number,
-    which within a series is the order of time), so that ``__dbml_order__`` tells each
-    window's series: ``floor(__dbml_order__ / 2**32)``."""
-    from dbml.forecast import Series, windows_sql
-
+def _series_numbers(source_sql: str, series: Any) -> str:
+    """The CTE ``_series``: each series' keys and its number, numbered as
+    :func:`dbml.forecast.windows_sql` numbers its windows' ``__dbml_series__``
+    (``dense_rank()`` over the keys of the same rows)."""
     keys = ", ".join(_q(k) for k in series.keys)
-    t, y, n = _q(series.time), _q(series.target), _q("__dbml_t")
-    sid = f"CAST(dense_rank() OVER (ORDER BY {keys}) - 1 AS BIGINT)"
-    keyed = (
-        f"{_q('_keyed')} AS MATERIALIZED (\n    SELECT {keys}, {y}, {sid} AS {_q('_sid')}, "
-        f"{sid} * {SERIES_SHIFT} + row_number() OVER (PARTITION BY {keys} ORDER BY {t}) AS {n}\n"
+    return (
+        f"{_q('_series')} AS (\n    SELECT DISTINCT {keys}, dense_rank() OVER (ORDER BY {keys}) AS {_q('_sid')}\n"
         f"    FROM (\n{source_sql}\n) AS {_q('src')}\n)"
     )
-    numbers = f"{_q('_series')} AS (\n    SELECT DISTINCT {keys}, {_q('_sid')} FROM {_q('_keyed')}\n)"
-    renumbered = Series("__dbml_t", "BIGINT", list(series.keys), series.target, series.steps)
-    return [keyed, numbers], windows_sql(f"SELECT * FROM {_q('_keyed')}", renumbered, window, horizon)
 
 
 def forecast_evaluation_sql(source_sql: str, model_ref: str, series: Any, window: int, horizon: int,
@@ -522,16 +508,13 @@ def forecast_evaluation_sql(source_sql: str, model_ref: str, series: Any, window
                           f"{', '.join(series.keys) or '(none: one series)'}")  # fmt: skip
     ref, w, g = _string(model_ref), _q("_win"), [_q(f"_g{i}") for i in range(len(by))]
     ctes: list[str] = []
+    windows = windows_sql(f"SELECT * FROM (\n{source_sql}\n) AS {_q('src')}", series, window, horizon)
+    join, groups = "", []
     if by:
-        if len(series.steps) > MAX_KEYED_SERIES:
-            raise OptionError(f"by over {len(series.steps):,} series is more than the {MAX_KEYED_SERIES:,} EVALUATE groups: leave by out")
-        ctes, windows = _keyed_windows(source_sql, series, window, horizon)
+        ctes = [_series_numbers(source_sql, series)]
         s = _q("_s")
-        sid = f"CAST(floor({w}.{_q('__dbml_order__')} / {SERIES_SHIFT}) AS BIGINT)"
-        join = f"\n    JOIN {_q('_series')} AS {s} ON {s}.{_q('_sid')} = {sid}"
+        join = f"\n    JOIN {_q('_series')} AS {s} ON {s}.{_q('_sid')} = {w}.{_q('__dbml_series__')}"
         groups = [f"{s}.{_q(b)} AS {gi}" for b, gi in zip(by, g)]
-    else:
-        windows, join, groups = windows_sql(f"SELECT * FROM (\n{source_sql}\n) AS {_q('src')}", series, window, horizon), "", []
     history, actual, forecast = _q("_history"), _q("_actual"), _q("_forecast")
     ctes.append(
         f"{_q('_windows')} AS MATERIALIZED (\n    SELECT {''.join(x + ', ' for x in groups)}"

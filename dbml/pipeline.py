@@ -28,7 +28,7 @@ from sqlglot import exp
 
 import dbml
 from dbml import finetune, lineage, records
-from dbml.architectures import Architecture, default_architecture, get_architecture
+from dbml.architectures import ARCHITECTURES, Architecture, default_architecture, get_architecture
 from dbml.errors import ExportError, FeatureError, OptionError, SourceError, TargetError
 from dbml.export import PREFIX, build_onnx
 from dbml.features import FeatureSpec, feature_sql
@@ -130,6 +130,13 @@ def plan(con: duckdb.DuckDBPyConnection, registry: Registry, name: str, req: Tra
     if unsupported:
         raise FeatureError(f"architecture '{arch.name}' cannot take column '{unsupported[0].name}' ({unsupported[0].kind})")
     task_options = tuple(o for t in arch.tasks for o in TASKS[t].options)
+    own = {o.name for o in TRAINING_OPTIONS + arch.options + task_options}
+    for key in req.options:  # another task's option: say which families take it
+        takers = sorted(a for a, fam in ARCHITECTURES.items() if key.lower() not in own and any(
+            key.lower() in {o.name for o in TASKS[t].options} for t in fam.tasks))  # fmt: skip
+        if takers:
+            raise OptionError(f"option '{key}' is for USING {' or '.join(takers)} (a forecaster); "
+                              f"architecture '{arch.name}' does not take it")  # fmt: skip
     options = validate_options(req.options, TRAINING_OPTIONS + arch.options + task_options, f"TRAIN MODEL {name} USING {arch.name}")
     device = _device(options["device"])
     parent = None
