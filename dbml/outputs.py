@@ -157,7 +157,7 @@ OUTPUTS: tuple[Output, ...] = (
            "a model trained by dbml with an embedding output (imported files have none; versions "
            "trained before EMBED existed neither: retrain them)"),
     Output("ANOMALY_SCORE", "score", "anomaly_score", lambda i: "DOUBLE", lambda i: _double,
-           "DOUBLE: how unusual the row is (mean squared reconstruction error; higher is more unusual)",
+           "DOUBLE: how unusual the row is (mean squared reconstruction error, each value scaled by its typical error on held-out rows; higher is more unusual)",
            "an anomaly model (TRAIN MODEL ... USING autoencoder, without TARGET)"),
     Output("IS_ANOMALY", "anomaly", "is_anomaly", lambda i: "BOOLEAN", lambda i: _boolean,
            "BOOLEAN: the anomaly score above the threshold fixed at training from `contamination`",

@@ -654,10 +654,10 @@ def test_forecast_by_series_key_and_by_series(fc):
     by_series = _frame(fc.sql("EVALUATE MODEL fc ON sales WITH (by = 'series')"))
     assert [r["store"] for r in by_store] == ["store A", "store B"]
     assert list(by_store[0]) == ["store"] + FORECAST_COLUMNS
-    # one key: 'series' is that key (sums over windows may differ in the last bit)
+    # one key: 'series' is that key (float32 scores may differ in the last bits with the batch a window lands in)
     assert [r["store"] for r in by_series] == ["store A", "store B"]
     assert [{k: v for k, v in r.items() if k != "store"} for r in by_store] == [
-        pytest.approx({k: v for k, v in r.items() if k != "store"}, rel=1e-12) for r in by_series
+        pytest.approx({k: v for k, v in r.items() if k != "store"}, rel=1e-5) for r in by_series
     ]
     for row, (store, y) in zip(by_store, _series(fc).items()):
         assert row["store"] == store

