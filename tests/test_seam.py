@@ -77,6 +77,8 @@ def test_scoring_runs_where_torch_cannot_be_imported(con, tmp_path):
         con.sql("SHOW MODELS").fetchall()
         con.sql("EVALUATE MODEL cls ON (SELECT a, c, y FROM t)").fetchall()
         con.sql("MONITOR MODEL cls ON (SELECT a, c FROM t)").fetchall()
+        con.sql("EXPLAIN MODEL cls ON (SELECT a, c, y FROM t) WITH (repeats = 1)").fetchall()
+        con.sql("EVALUATE MODEL odd ON (SELECT a, c, a > 8 AS odd_row FROM t) WITH (label = odd_row)").fetchall()
         try:
             con.sql("TRAIN MODEL again FROM (SELECT a, y FROM t) TARGET y")
         except ImportError as err:
