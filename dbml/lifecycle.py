@@ -372,7 +372,9 @@ def _check_graph(session: Any, record: dict[str, Any], url: str) -> None:
     if names != [f["name"] for f in record["features"]]:
         raise TransferError(f"'{url}' has inputs {names}, which do not match its dbml.features metadata")
     for node, f in zip(inputs, record["features"]):
-        wanted = "tensor(string)" if f["kind"] == "category" else "tensor(float)"
+        from dbml.kinds import KINDS
+
+        wanted = f"tensor({KINDS[f['kind']].onnx_elem})"
         if node.type != wanted or len(node.shape or []) != 2:
             raise TransferError(
                 f"'{url}': graph input '{node.name}' is {node.type} of rank {len(node.shape or [])}, but its "
