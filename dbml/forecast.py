@@ -84,30 +84,33 @@ def describe_series(con, source_sql: str, params, model: str, time: str, keys: l
             f"per time: aggregate them first (GROUP BY {group}{t})"
         )
     if time_type in _INT_TYPES:
-        diff, months = f"({t} - prev)", "NULL"
+        diff, months = f"({t} - __dbml_prev)", "NULL"
         month_ok = "FALSE"
     else:
-        diff = f"(epoch_us(CAST({t} AS TIMESTAMP)) - epoch_us(CAST(prev AS TIMESTAMP)))"
-        months = f"date_diff('month', CAST(prev AS TIMESTAMP), CAST({t} AS TIMESTAMP))"
-        month_ok = f"CAST(prev AS TIMESTAMP) + to_months(CAST({months} AS INTEGER)) = CAST({t} AS TIMESTAMP)"
+        diff = f"(epoch_us(CAST({t} AS TIMESTAMP)) - epoch_us(CAST(__dbml_prev AS TIMESTAMP)))"
+        months = f"date_diff('month', CAST(__dbml_prev AS TIMESTAMP), CAST({t} AS TIMESTAMP))"
+        month_ok = f"CAST(__dbml_prev AS TIMESTAMP) + to_months(CAST({months} AS INTEGER)) = CAST({t} AS TIMESTAMP)"
     month_end = "FALSE" if time_type in _INT_TYPES else f"CAST({t} AS DATE) = last_day(CAST({t} AS DATE))"
     rows = con.execute(
-        f"SELECT {group}count(*) AS n, count(DISTINCT d) AS nd, min(d) AS d, count(DISTINCT m) AS nm, min(m) AS m, "
-        f"bool_and(mok) AS mok, bool_and(mend) AS mend, max({t}) AS last FROM ("
-        f"SELECT *, {diff} AS d, {months} AS m, {month_ok} AS mok, {month_end} AS mend FROM ("
-        f"SELECT *, lag({t}) OVER ({by}ORDER BY {t}) AS prev FROM ({source_sql})) s) w GROUP BY ALL",
+        f"SELECT {group}count(*), count(DISTINCT __dbml_d), min(__dbml_d), count(DISTINCT __dbml_m), min(__dbml_m), "
+        f"bool_and(__dbml_mok), bool_and(__dbml_mend), count({_q(target)}) FROM ("
+        f"SELECT *, {diff} AS __dbml_d, {months} AS __dbml_m, {month_ok} AS __dbml_mok, {month_end} AS __dbml_mend FROM ("
+        f"SELECT *, lag({t}) OVER ({by}ORDER BY {t}) AS __dbml_prev FROM ({source_sql})) s) w GROUP BY ALL",
         params,
     ).fetchall()  # fmt: skip
     steps = {}
     for row in rows:
         key = tuple(row[: len(keys)])
-        n, nd, d, nm, m, mok, mend, _ = row[len(keys) :]
+        n, nd, d, nm, m, mok, mend, values = row[len(keys) :]
         name = f"series {dict(zip(keys, key))}" if keys else "the series"
         if n < window + horizon:
             raise FeatureError(
-                f"{name} of model '{model}' has {n} rows; a forecaster with window = {window} and horizon = {horizon} "
-                f"needs at least {window + horizon}: lower window or horizon, or leave the series out"
+                f"{name} of model '{model}' has {n} rows; a forecaster with window = {window}"
+                + (f" and horizon = {horizon}" if horizon else "")
+                + f" needs at least {window + horizon}" + (": lower window or horizon, or leave the series out" if horizon else "")
             )
+        if values == 0:
+            raise FeatureError(f"{name} of model '{model}' has no value of '{target}' that is not NULL; leave it out")
         if nd == 1 and d is not None and d > 0:
             step = {"unit": "micros" if time_type not in _INT_TYPES else "integer", "n": int(d)}
         elif time_type not in _INT_TYPES and nm == 1 and m and (mok or mend):
@@ -138,6 +141,7 @@ def windows_sql(source_sql: str, s: Series, window: int, horizon: int) -> str:
         f"CAST({order} AS DOUBLE) AS __dbml_order__, {rank} AS __dbml_series__ "
         f"FROM ({source_sql}) WINDOW w AS ({by}ORDER BY {t})) "
         f"WHERE len(history) = {window} AND len(__dbml_future__) = {horizon} "
+        f"AND len(list_filter(history, lambda v: v IS NOT NULL AND NOT isnan(v))) > 0 "
         f"AND len(list_filter(__dbml_future__, lambda v: v IS NOT NULL AND NOT isnan(v))) = {horizon}"
     )
 
@@ -150,13 +154,16 @@ def last_windows(con, source_sql: str, params, s: Series, window: int) -> list[d
     group = f"{part}, " if s.keys else ""
     rows = con.execute(
         f"SELECT {group}list(CAST({y} AS DOUBLE) ORDER BY {t}) AS h, max({t}) AS last FROM ("
-        f"SELECT *, row_number() OVER ({by}ORDER BY {t} DESC) AS r FROM ({source_sql})) WHERE r <= {window} GROUP BY ALL "
+        f"SELECT *, row_number() OVER ({by}ORDER BY {t} DESC) AS __dbml_r FROM ({source_sql})) WHERE __dbml_r <= {window} GROUP BY ALL "
         f"ORDER BY ALL",
         params,
     ).fetchall()  # fmt: skip
     out = []
     for row in rows:
         key = tuple(row[: len(s.keys)])
+        if all(v is None or v != v for v in row[-2]):
+            name = f"series {dict(zip(s.keys, key))}" if s.keys else "the series"
+            raise FeatureError(f"{name} has no value of '{s.target}' that is not NULL in its last {window} rows; a forecast needs its history")
         out.append({"key": list(key), "history": [float("nan") if v is None else float(v) for v in row[-2]],
                     "last": _iso(row[-1]), "step": s.steps[key]})  # fmt: skip
     return out
@@ -218,6 +225,11 @@ def forecast_model(conn: "Connection", model: str, version: int | None, horizon:
         missing = [c for c in [series.time, *series.keys, series.target] if c not in cols]
         if missing:
             raise FeatureError(f"the FROM query of FORECAST MODEL {name} lacks column(s) {', '.join(missing)}; it needs the time, series and target columns")
+        kind = cols[series.target].upper()
+        if not (kind in _INT_TYPES or kind in ("BIGINT", "HUGEINT", "UBIGINT", "FLOAT", "DOUBLE", "REAL") or
+                (kind.startswith("DECIMAL") and not kind.endswith("]"))):  # fmt: skip
+            raise TargetError(f"column '{series.target}' of the FROM query of FORECAST MODEL {name} has type "
+                              f"{cols[series.target]}; the forecaster reads numbers: cast it to DOUBLE")  # fmt: skip
         series = describe_series(con, source_sql, None, name, series.time, series.keys, series.target, cols, window, 0)
         starts = last_windows(con, source_sql, None, series, window)
     session = conn._session(rec)

@@ -120,7 +120,14 @@ def plan(con: duckdb.DuckDBPyConnection, registry: Registry, name: str, req: Tra
             f"TRAIN MODEL {name} needs a TARGET column; the source has columns {', '.join(columns)} "
             "(to find unusual rows without a target, write USING autoencoder)"
         )
-    arch = get_architecture(req.architecture or default_architecture(bool(req.targets), lists))
+    given = {k.lower(): v for k, v in req.options.items()}
+    if req.architecture is None and (given.get("warm_start") or given.get("from_version")) and registry.has_versions(name):
+        # fine-tuning keeps the parent's family
+        parent_rec = registry.get(name, given.get("from_version") if isinstance(given.get("from_version"), int) and given.get("from_version") else None)
+        known = parent_rec["architecture"] in ARCHITECTURES  # an imported file's is not: load_parent says why
+        arch = get_architecture(parent_rec["architecture"] if known else default_architecture(bool(req.targets), lists))
+    else:
+        arch = get_architecture(req.architecture or default_architecture(bool(req.targets), lists))
     features = [FeatureSpec(c, *detect(c, t, arch.list_kind)) for c, t in zip(columns, types) if c != target]
     if not features:
         raise FeatureError(f"the source {req.source_label} has no column besides the target '{target}'")
@@ -142,6 +149,11 @@ def plan(con: duckdb.DuckDBPyConnection, registry: Registry, name: str, req: Tra
     parent = None
     if options["warm_start"] or options["from_version"]:
         parent = finetune.load_parent(registry, name, options["from_version"] or None)
+        if parent.record["architecture"] != arch.name:
+            raise OptionError(
+                f"version {parent.record['version']} of model '{name}' is USING {parent.record['architecture']}; "
+                f"fine-tuning keeps the architecture: write USING {parent.record['architecture']} or leave USING out"
+            )
         for opt in arch.options + task_options:  # the network keeps the parent's shape
             key = opt.name
             given = {k.lower(): v for k, v in req.options.items()}

@@ -142,6 +142,8 @@ def fit(
             total = 0.0
             for start in range(0, n, batch_size):
                 idx = order[start : start + batch_size]
+                if idx.numel() == 1 and batch_size > 1:  # a last batch of one row: batch normalisation cannot train on it
+                    continue
                 batch = take(train, idx)
                 optimizer.zero_grad(set_to_none=True)
                 loss = task.loss(model, model(batch), batch)

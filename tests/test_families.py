@@ -562,3 +562,12 @@ def test_bad_rows_at_scoring_name_the_column(lab, digits, lstm_reg, odd_array, s
 def test_bad_rows_at_scoring_raise_a_dbml_error(lab, digits, sql, words):
     with pytest.raises(dbml.DbmlError, match=words):
         lab.con.sql(sql).fetchall()
+
+
+def test_a_last_batch_of_one_row_does_not_stop_batch_normalisation():
+    """Found in review: a cnn whose sides pool down to 1 could not train on a final batch of one row."""
+    con = dbml.connect()
+    con.sql("CREATE TABLE sig AS SELECT list_transform(range(8), lambda j: ((i * 7 + j) % 5)::DOUBLE)::FLOAT[8] AS a, "
+            "i % 2 AS y FROM range(41) t(i)")  # fmt: skip
+    row = con.sql("TRAIN MODEL c USING cnn FROM sig TARGET y WITH (channels = [8, 8, 8, 8], epochs = 2, progress = false)").fetchall()[0]
+    assert row[1:5] == (1, "trained", "classification", "cnn")

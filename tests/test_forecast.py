@@ -443,3 +443,35 @@ def test_forecast_runs_where_torch_cannot_be_imported(tmp_path):
     out = run_without_torch(script)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "forecast without torch" in out.stdout
+
+
+def test_columns_named_like_the_checks_own_are_read_as_the_users(tmp_path):
+    """Found in review: the series checks and the series' ends once named their own
+    columns d, m, prev and r, which hid the user's columns of those names."""
+    c = dbml.connect()
+    c.sql("CREATE TABLE s AS SELECT DATE '2025-01-01' + i::INTEGER AS d, (i % 7)::DOUBLE AS r, i % 2 AS prev FROM range(60) t(i)")
+    c.sql(f"TRAIN MODEL a USING lstm FROM s TARGET r WITH (time = 'd', series = 'prev', {TINY})")
+    rows = c.sql("FORECAST MODEL a HORIZON 2").fetchall()
+    assert len(rows) == 4 and {r[0] for r in rows} == {0, 1}
+    ends = json.loads(c.sql("SELECT metrics FROM dbml.model_versions WHERE model = 'a'").fetchall()[0][0])["series_end"]
+    assert [len(e["history"]) for e in ends] == [8, 8]
+
+
+def test_a_history_without_values_and_a_text_target_are_refused():
+    c = dbml.connect()
+    c.sql("CREATE TABLE s AS SELECT DATE '2025-01-01' + i::INTEGER AS day, (i % 7)::DOUBLE AS y FROM range(40) t(i)")
+    c.sql(f"TRAIN MODEL f USING gru FROM s TARGET y WITH (time = 'day', {TINY})")
+    with pytest.raises(FeatureError, match="no value of 'y' that is not NULL"):
+        c.sql("FORECAST MODEL f HORIZON 2 FROM (SELECT day, NULL::DOUBLE AS y FROM s)")
+    with pytest.raises(TargetError, match="column 'y' of the FROM query .* has type VARCHAR"):
+        c.sql("FORECAST MODEL f HORIZON 2 FROM (SELECT day, 'abc' AS y FROM s)")
+
+
+def test_fine_tuning_without_using_keeps_the_family():
+    c = dbml.connect()
+    c.sql("CREATE TABLE s AS SELECT DATE '2025-01-01' + i::INTEGER AS day, (i % 7)::DOUBLE AS y FROM range(40) t(i)")
+    c.sql(f"TRAIN MODEL f USING gru FROM s TARGET y WITH (time = 'day', {TINY})")
+    row = c.sql("TRAIN MODEL f FROM s TARGET y WITH (warm_start = true, epochs = 1, progress = false)").fetchall()[0]
+    assert row[1:5] == (2, "trained", "forecast", "gru")
+    with pytest.raises(dbml.OptionError, match="fine-tuning keeps the architecture: write USING gru"):
+        c.sql("TRAIN MODEL f USING lstm FROM s TARGET y WITH (warm_start = true, epochs = 1, progress = false)")

@@ -74,7 +74,7 @@ class Forecast(Task):
         typed = dict(zip(columns, types))
         base = f"SELECT * FROM (\n{req.source_sql}\n) AS src"
         horizon = options["horizon"]
-        probe = forecast.describe_series(con, base, req.params, name, time, keys, target, typed, 2, horizon)
+        probe = forecast.describe_series(con, base, req.params, name, time, keys, target, typed, options["window"] or 2, horizon)
         season = max(forecast.season_length(s["frequency"]) for s in probe.steps.values())
         if options["window"] == 0:
             options["window"] = max(8, 2 * season)
