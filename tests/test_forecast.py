@@ -475,3 +475,32 @@ def test_fine_tuning_without_using_keeps_the_family():
     assert row[1:5] == (2, "trained", "forecast", "gru")
     with pytest.raises(dbml.OptionError, match="fine-tuning keeps the architecture: write USING gru"):
         c.sql("TRAIN MODEL f USING lstm FROM s TARGET y WITH (warm_start = true, epochs = 1, progress = false)")
+
+
+GOLDEN_WINDOWS = {
+    "one daily series, window 28, horizon 14": (("day", "DATE", [], "units"), 28, 14),
+    "two keys, monthly, window 24, horizon 6": (("month", "TIMESTAMP", ["store", "sku"], "units"), 24, 6),
+    "period numbers, quoted names": (("the period", "INTEGER", ['st"ore'], "y value"), 8, 2),
+}
+
+
+def test_golden_windows_sql():
+    """The windows DuckDB builds for a forecaster, as golden pairs (tests/golden/forecast.expected.sql);
+    each runs on a table of that shape."""
+    from pathlib import Path
+
+    from dbml.forecast import Series, windows_sql
+
+    text = (Path(__file__).parent / "golden" / "forecast.expected.sql").read_text()
+    blocks = {b.split("\n", 1)[0].strip(): b.split("\n", 1)[1].strip().rstrip(";") for b in text.split("\n\n-- ")[1:]}
+    assert list(blocks) == list(GOLDEN_WINDOWS)
+    con = dbml.connect()
+    for name, ((time, time_type, keys, target), window, horizon) in GOLDEN_WINDOWS.items():
+        sql = windows_sql("SELECT * FROM sales", Series(time, time_type, keys, target, {}), window, horizon)
+        assert sql == blocks[name], name
+        cols = ", ".join(f'{q} AS "{c.replace(chr(34), chr(34) * 2)}"' for c, q in
+                         [(time, {"DATE": "DATE '2020-01-01' + i::INTEGER", "TIMESTAMP": "TIMESTAMP '2020-01-01' + to_months(i::INTEGER)",
+                                  "INTEGER": "i::INTEGER"}[time_type]), (target, "(i % 5)::DOUBLE"), *[(k, "'a'") for k in keys]])  # fmt: skip
+        con.sql(f"CREATE OR REPLACE TABLE sales AS SELECT {cols} FROM range(60) r(i)")
+        rows = con.sql(sql).fetchall()
+        assert len(rows) == 60 - window - horizon + 1 and all(len(r[0]) == window and len(r[1]) == horizon for r in rows)
