@@ -18,6 +18,7 @@ import duckdb
 import numpy as np
 
 from dbml.errors import DbmlError, FeatureError, OptionError, SourceError, TargetError
+from dbml.kinds.scalar import is_number_type
 from dbml.sqltext import quote as _q
 
 if TYPE_CHECKING:
@@ -225,9 +226,7 @@ def forecast_model(conn: "Connection", model: str, version: int | None, horizon:
         missing = [c for c in [series.time, *series.keys, series.target] if c not in cols]
         if missing:
             raise FeatureError(f"the FROM query of FORECAST MODEL {name} lacks column(s) {', '.join(missing)}; it needs the time, series and target columns")
-        kind = cols[series.target].upper()
-        if not (kind in _INT_TYPES or kind in ("BIGINT", "HUGEINT", "UBIGINT", "FLOAT", "DOUBLE", "REAL") or
-                (kind.startswith("DECIMAL") and not kind.endswith("]"))):  # fmt: skip
+        if not is_number_type(cols[series.target]):
             raise TargetError(f"column '{series.target}' of the FROM query of FORECAST MODEL {name} has type "
                               f"{cols[series.target]}; the forecaster reads numbers: cast it to DOUBLE")  # fmt: skip
         series = describe_series(con, source_sql, None, name, series.time, series.keys, series.target, cols, window, 0)

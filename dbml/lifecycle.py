@@ -155,7 +155,7 @@ def _series_of(conn: "Connection", rec: dict[str, Any], source_sql: str, source_
     columns present, a numeric target, one row per time, a regular step of a frequency
     the version was trained on, at least ``window + horizon`` rows per series."""
     from dbml import forecast
-    from dbml.evaluate import _INTEGER_TYPES
+    from dbml.kinds.scalar import is_number_type
 
     what = f"model '{rec['model']}' version {rec['version']}"
     o, m = rec["options"], rec["metrics"]
@@ -163,8 +163,7 @@ def _series_of(conn: "Connection", rec: dict[str, Any], source_sql: str, source_
     needed = {"time": o["time"], "target": rec["target"], **{f"series key '{k}'": k for k in keys}}
     lowered, types = _columns(conn, rec, source_sql, source_label, needed, doing)
     time, target, keys = lowered[o["time"].lower()], lowered[rec["target"].lower()], [lowered[k.lower()] for k in keys]
-    t = types[target].upper()
-    if not (t in _INTEGER_TYPES or t in ("FLOAT", "DOUBLE", "REAL") or t.startswith("DECIMAL")):
+    if not is_number_type(types[target]):
         raise TargetError(f"target column '{target}' of {source_label} has type {types[target]}; {what} forecasts a number")
     series = forecast.describe_series(conn.scoped(), f"SELECT * FROM (\n{source_sql}\n) AS src", None, rec["model"],
                                       time, keys, target, types, int(o["window"]), int(o["horizon"]))  # fmt: skip

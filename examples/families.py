@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import dbml
-from dbml.rewrite import split_statements
+from quickstart import run_file  # the same loop: each statement echoed and shown
 
 HERE = Path(__file__).resolve().parent
 
@@ -19,12 +19,7 @@ def main(path: str) -> None:
     Path(path).unlink(missing_ok=True)
     con = dbml.connect(path)
     con.sql("SELECT setseed(0.42)")
-    for statement in split_statements((HERE / "families.sql").read_text()):
-        print(f"dbml> {statement.text}")
-        result = con.sql(statement.text)
-        if result is not None:
-            result.show(max_width=160)
-        print()
+    run_file(con, HERE / "families.sql")
     con.close()
 
     # A new connection (as a new process would) forecasts from the stored versions.

@@ -16,6 +16,16 @@ from dbml.rewrite import split_statements
 HERE = Path(__file__).resolve().parent
 
 
+def run_file(con: dbml.Connection, path: Path) -> None:
+    """Run each statement of a SQL file, echoing it and showing its result."""
+    for statement in split_statements(path.read_text()):
+        print(f"dbml> {statement.text}")
+        result = con.sql(statement.text)
+        if result is not None:
+            result.show(max_width=160)
+        print()
+
+
 def main(path: str) -> None:
     Path(path).unlink(missing_ok=True)
     csv = resources.files("palmerpenguins") / "data" / "penguins.csv"
@@ -23,12 +33,7 @@ def main(path: str) -> None:
     con.execute("CREATE TABLE penguins AS SELECT * FROM read_csv($csv, nullstr = 'NA')", {"csv": str(csv)})
     print(f"{path}: table penguins with {con.sql('SELECT count(*) FROM penguins').fetchall()[0][0]} rows\n")
 
-    for statement in split_statements((HERE / "quickstart.sql").read_text()):
-        print(f"dbml> {statement.text}")
-        result = con.sql(statement.text)
-        if result is not None:
-            result.show(max_width=160)
-        print()
+    run_file(con, HERE / "quickstart.sql")
     con.close()
 
     # A new connection (as a new process would) scores with the stored ONNX blob.

@@ -28,7 +28,7 @@ from sqlglot import exp, parse_one
 from dbml.errors import FeatureError
 from dbml.kinds import Kind
 from dbml.kinds.common import FLOAT_MAX, QUANTILES, once, refuse
-from dbml.kinds.scalar import NUMERIC_TYPES, histogram
+from dbml.kinds.scalar import histogram, is_number_type
 from dbml.sqltext import quote as _q
 
 __all__ = ["ArrayKind", "SequenceKind", "list_element", "MAX_LENGTH"]
@@ -43,7 +43,7 @@ def list_element(sql_type: str) -> tuple[str, int | None] | None:
     if not m:
         return None
     element = m.group(1).strip()
-    if element not in NUMERIC_TYPES and not element.startswith("DECIMAL"):
+    if not is_number_type(element):
         return None
     return element, (int(m.group(3)) if m.group(3) else None)
 

@@ -19,7 +19,7 @@ from dbml.kinds import Kind
 from dbml.kinds.common import FLOAT_MAX, QUANTILES, once, refuse
 from dbml.sqltext import quote as _q
 
-__all__ = ["ScalarKind", "NumericKind", "BooleanKind", "DatetimeKind", "NUMERIC_TYPES", "DATETIME_TYPES", "histogram"]
+__all__ = ["ScalarKind", "NumericKind", "BooleanKind", "DatetimeKind", "NUMERIC_TYPES", "DATETIME_TYPES", "histogram", "is_number_type"]
 
 NUMERIC_TYPES = {
     "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT",
@@ -30,6 +30,12 @@ DATETIME_TYPES = {
     "DATE", "TIMESTAMP", "TIMESTAMP WITH TIME ZONE", "TIMESTAMP_S", "TIMESTAMP_MS", "TIMESTAMP_NS",
 }  # fmt: skip
 _FLOAT = exp.DataType.build("FLOAT")
+
+
+def is_number_type(sql_type: str) -> bool:
+    """A DuckDB type of plain numbers (an integer, a float or a DECIMAL; not a list of them)."""
+    t = sql_type.upper()
+    return t in NUMERIC_TYPES or (t.startswith("DECIMAL") and not t.endswith("]"))
 
 
 class ScalarKind(Kind):
@@ -95,8 +101,7 @@ class NumericKind(ScalarKind):
     name = "numeric"
 
     def detect(self, sql_type, list_kind):
-        decimal = sql_type.startswith("DECIMAL") and not sql_type.endswith("]")  # DECIMAL(6,1)[] is a list
-        return sql_type if sql_type in NUMERIC_TYPES or decimal else None
+        return sql_type if is_number_type(sql_type) else None
 
     def sql(self, feature, column, model):
         if feature.onnx_input is not None:  # an imported model's input: its sql_type (DOUBLE), converted by the UDF

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from dbml.errors import OptionError, TargetError
+from dbml.kinds.scalar import is_number_type
 from dbml.options import Option
 
 __all__ = ["Task", "Target", "TASKS", "get_task", "choose_task", "INTEGER_TYPES", "split"]
@@ -153,7 +154,7 @@ def choose_task(model: str, target: str | None, target_type: str | None, n_disti
     else:
         t = target_type.upper()
         categorical = t in ("BOOLEAN", "VARCHAR") or t.startswith("ENUM")
-        numeric = t in INTEGER_TYPES or t in ("UHUGEINT", "FLOAT", "DOUBLE", "REAL") or t.startswith("DECIMAL")
+        numeric = is_number_type(t)
         if asked == "regression" and not numeric:
             raise TargetError(f"target column '{target}' has type {target_type}; task = 'regression' needs a numeric target")
         if asked not in ("auto", None):

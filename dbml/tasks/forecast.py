@@ -16,9 +16,9 @@ from onnx import TensorProto, helper
 
 from dbml.errors import FeatureError, OptionError, TargetError
 from dbml.kinds.common import QUANTILES
-from dbml.kinds.scalar import bin_index
+from dbml.kinds.scalar import bin_index, is_number_type
 from dbml.options import Option
-from dbml.tasks import INTEGER_TYPES, Target, Task
+from dbml.tasks import Target, Task
 
 __all__ = ["Forecast"]
 
@@ -48,8 +48,7 @@ class Forecast(Task):
 
         if target is None:
             raise TargetError(f"TRAIN MODEL {name} with time = '{options['time']}' needs the TARGET column to forecast")
-        t = target_type.upper()
-        if not (t in INTEGER_TYPES or t in ("FLOAT", "DOUBLE", "REAL", "HUGEINT") or t.startswith("DECIMAL")):
+        if not is_number_type(target_type):
             raise TargetError(f"target column '{target}' of model '{name}' has type {target_type}; a forecaster needs a numeric target")
         by_lower = {c.lower(): c for c in columns}
         wanted = [options["time"], *options["series"]]
