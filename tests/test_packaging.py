@@ -33,6 +33,11 @@ def test_wheel_contents(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     assert "dbml/sql/001_registry.sql" in names
     assert {"dbml/udfs/__init__.py", "dbml/udfs/predict.py", "dbml/architectures/mlp.py", "dbml/connection.py"} <= names
+    # every module of the source tree, subpackages included (an editable install's finder would
+    # hide a missing one from the installed-wheel test below)
+    sources = {f"dbml/{p.relative_to(ROOT / 'dbml').as_posix()}" for p in (ROOT / "dbml").rglob("*.py")}
+    missing = sorted(sources - names)
+    assert not missing, missing
 
 
 def test_installed_wheel_creates_the_registry(wheel, tmp_path):
