@@ -1,23 +1,34 @@
-"""PREDICT in SQL against plain onnxruntime on the same rows.
+"""PREDICT in SQL against plain onnxruntime and the notebook pipeline, on the same rows.
 
-What it measures, on one table of N rows (20 DOUBLE features, K VARCHAR category
-columns, a yes/no target) and one small MLP trained on 20,000 of them:
+For each case (a table of N rows and one model trained on 20,000 of them):
 
-* dbml: ``SELECT sum(hash(PREDICT(m, *))) FROM t`` (the aggregate keeps result
-  transfer out of the figure) and ``CREATE TEMP TABLE .. AS SELECT PREDICT(m, *)``.
-* a no-op Arrow UDF with PREDICT's arguments (same casts, same types) that returns
-  a constant column: the floor of scanning, casting and calling Python.
-* plain onnxruntime outside DuckDB on the same encoded rows, fetched once as Arrow:
-  in batches of 2,048 (DuckDB's vector size) and in one batch, with one intra-op
-  thread and with onnxruntime's default; "prebuilt" feeds time ``session.run`` only,
-  "+ arrow_feeds" also converts each Arrow batch as the UDF does.
+* ``tabular``: 20 FLOAT features, an MLP [64, 32];
+* ``strings``: the same plus 3 VARCHAR columns (10, 100 and 1,000 values);
+* ``cnn``: one FLOAT[64] column (8 x 8), ``USING cnn``;
+* ``lstm``: one LIST of 8 to 24 numbers per row, ``USING lstm``;
 
-Each figure is the best of ``--repeat`` runs. The headline is the ratio of PREDICT's
-rows/s to plain onnxruntime's, since absolute figures depend on the machine.
+it prints, from one run on the same data (best of ``--repeat`` rounds; every round runs
+every measure in turn, so a burst of load elsewhere hits them all alike):
+
+* dbml PREDICT: ``SELECT sum(hash(PREDICT(m, *))) FROM t`` (the aggregate keeps result
+  transfer out) and ``CREATE TEMP TABLE out AS SELECT *, PREDICT(m, *) FROM t``;
+* a no-op Arrow UDF with PREDICT's arguments (same encodings, same types) returning a
+  constant: the floor of scanning, encoding and calling Python;
+* plain onnxruntime on the stored blob, outside DuckDB, feeds prebuilt in memory (so
+  neither reading nor encoding is counted), reading PREDICT's graph output: batches of
+  2,048, 65,536 rows and the whole table; one intra-op thread, one per core, and one
+  intra-op thread in one Python thread per core (onnxruntime releases the GIL); the
+  best of these is "best plain onnxruntime";
+* the notebook pipeline PREDICT replaces: ``.df()`` of the table, one
+  ``session.run`` over the frame (default session options), the labels as a new
+  column, and ``CREATE TABLE .. AS SELECT * FROM df``.
+
+Ratios (times): PREDICT / best plain onnxruntime (the issue's goal: at most 1.1),
+notebook pipeline / PREDICT's CREATE TABLE (goal: at least 3), PREDICT / no-op floor.
 
 Run::
 
-    python benchmarks/predict.py [--rows N] [--categories K] [--repeat R] [--threads T]
+    python benchmarks/predict.py [--rows N] [--cases tabular,strings,cnn,lstm] [--repeat R]
 """
 
 from __future__ import annotations
@@ -26,6 +37,7 @@ import argparse
 import inspect
 import os
 import platform
+import threading
 import time
 from typing import Callable
 
@@ -33,40 +45,44 @@ import duckdb
 import numpy as np
 import onnxruntime as ort
 import pyarrow as pa
-from duckdb import sqltypes
 from sqlglot import exp
 
 import dbml
 from dbml.features import FeatureSpec, feature_sql
 from dbml.runtime import arrow_feeds, new_session
+from dbml.udfs.predict import sql_type
 
-N_NUMERIC = 20
-BATCH = 2048
+CASES = {
+    # name: (columns of t built from the row number i, TRAIN options, default rows)
+    "tabular": ([f"((hash(i, {k}) % 1000000) / 1000000.0)::FLOAT AS f{k}" for k in range(20)],
+                "hidden = [64, 32]", 2_000_000),
+    "strings": ([f"((hash(i, {k}) % 1000000) / 1000000.0)::FLOAT AS f{k}" for k in range(20)]
+                + [f"'c' || (hash(i, {100 + k}) % {n})::VARCHAR AS c{k}" for k, n in enumerate((10, 100, 1000))],
+                "hidden = [64, 32]", 2_000_000),
+    "cnn": (["list_transform(range(64), lambda j: ((hash(i, j) % 1000) / 1000.0)::FLOAT)::FLOAT[64] AS img"],
+            "shape = [1, 8, 8], channels = [16, 32]", 200_000),
+    "lstm": (["list_transform(range((8 + hash(i) % 17)::BIGINT), lambda j: ((hash(i, j) % 1000) / 1000.0)::FLOAT) AS seq"],
+             "hidden = 32", 200_000),
+}  # fmt: skip
+USING = {"cnn": "USING cnn ", "lstm": "USING lstm "}
 
 
-def build_table(con: duckdb.DuckDBPyConnection, rows: int, categories: int) -> None:
-    """Create table ``t``: deterministic pseudo-random features (hash of the row number) and a target.
-
-    Args:
-        con: the raw DuckDB connection.
-        rows: number of rows.
-        categories: number of VARCHAR category columns (10 values each).
-    """
-    cols = [f"(hash(i, {k}) % 1000000) / 1000000.0 AS f{k}" for k in range(N_NUMERIC)]
-    cols += [f"'c' || (hash(i, {100 + k}) % 10)::VARCHAR AS c{k}" for k in range(categories)]
-    bump = " + 0.5 * (c0 IN ('c1', 'c2'))::INT" if categories else ""
+def build_table(con: duckdb.DuckDBPyConnection, case: str, rows: int) -> None:
+    """Table ``t`` of the case: deterministic pseudo-random features and a yes/no target
+    that depends on them."""
+    cols = CASES[case][0]
+    first = cols[0].rsplit(" AS ", 1)[1]
+    signal = {"cnn": "list_sum(img[1:8])", "lstm": "list_sum(seq) / len(seq) * 8"}.get(case, "f0 + f1 - f2")
+    bump = " + 0.5 * (c0 IN ('c1', 'c2'))::INT" if case == "strings" else ""
+    threshold = {"cnn": 4.0, "lstm": 4.0}.get(case, 0.5)
     con.execute(
-        f"CREATE OR REPLACE TABLE t AS SELECT *, CASE WHEN f0 + f1 - f2{bump} > 0.5 THEN 'yes' ELSE 'no' END AS y "
-        f"FROM (SELECT {', '.join(cols)} FROM range({rows}) r(i))"
+        f"CREATE OR REPLACE TABLE t AS SELECT *, CASE WHEN {signal}{bump} > {threshold} THEN 'yes' ELSE 'no' END AS y "
+        f"FROM (SELECT {', '.join(cols)} FROM range({rows}) r(i)) ORDER BY {first} IS NULL"
     )
 
 
 def best_times(measures: dict[str, Callable[[], object]], repeat: int) -> dict[str, float]:
-    """The shortest wall time of each callable over ``repeat`` rounds, in seconds.
-
-    Rounds run every measure in turn, so a burst of load elsewhere on the machine
-    hits all of them alike rather than one.
-    """
+    """The shortest wall time of each callable over ``repeat`` rounds, in seconds."""
     best = {name: float("inf") for name in measures}
     for _ in range(repeat):
         for name, fn in measures.items():
@@ -76,12 +92,12 @@ def best_times(measures: dict[str, Callable[[], object]], repeat: int) -> dict[s
     return best
 
 
-def noop_udf(n_args: int, value: str) -> Callable[..., pa.Array]:
-    """An Arrow UDF of ``n_args`` arguments that returns ``value`` on every row."""
-    one = pa.array([value], type=pa.string())
+def noop_udf(n_args: int) -> Callable[..., pa.Array]:
+    """An Arrow UDF of ``n_args`` arguments that returns 'no' on every row."""
+    one = pa.scalar("no")
 
     def udf(*columns: pa.Array) -> pa.Array:
-        return pa.repeat(one[0], len(columns[0]))
+        return pa.repeat(one, len(columns[0]))
 
     udf.__signature__ = inspect.Signature(
         [inspect.Parameter(f"x{i}", inspect.Parameter.POSITIONAL_ONLY) for i in range(n_args)]
@@ -89,106 +105,151 @@ def noop_udf(n_args: int, value: str) -> Callable[..., pa.Array]:
     return udf
 
 
-def ort_runner(session: ort.InferenceSession, batches: list, features: tuple[FeatureSpec, ...], convert: bool):
-    """A callable that scores every batch with plain onnxruntime.
+def session(blob: bytes, threads: int) -> ort.InferenceSession:
+    """A plain onnxruntime session as a user would make it (0 threads: onnxruntime's default)."""
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.log_severity_level = 3
+    return ort.InferenceSession(blob, sess_options=opts, providers=["CPUExecutionProvider"])
 
-    Args:
-        session: the onnxruntime session of the model's blob.
-        batches: prebuilt feeds (dicts of numpy arrays), or lists of Arrow columns.
-        features: the model's features, in input order.
-        convert: the batches are Arrow columns; build feeds with ``arrow_feeds`` and turn
-            the labels into an Arrow array, as the UDF does.
-    """
+
+def ort_runner(sess: ort.InferenceSession, batches: list[dict[str, np.ndarray]], output: str, callers: int):
+    """Score every prebuilt batch with ``sess``, from ``callers`` Python threads."""
+
+    def run_some(part: list) -> None:
+        for feeds in part:
+            sess.run([output], feeds)
+
+    if callers == 1:
+        return lambda: run_some(batches)
 
     def run() -> None:
-        for batch in batches:
-            feeds = arrow_feeds(features, batch) if convert else batch
-            label = session.run(["label"], feeds)[0]
-            if convert:
-                pa.array(label.reshape(-1), type=pa.string())
+        workers = [threading.Thread(target=run_some, args=(batches[k::callers],)) for k in range(callers)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
 
     return run
 
 
-def main() -> None:
-    """Build the table, train the model, run every measure and print the table of rows/s."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--categories", type=int, default=2)
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=os.cpu_count(), help="DuckDB threads")
-    parser.add_argument("--train-rows", type=int, default=20_000)
-    args = parser.parse_args()
+def notebook(duck: duckdb.DuckDBPyConnection, blob: bytes, features: tuple[FeatureSpec, ...], labels: list[str]):
+    """The pipeline PREDICT replaces: fetch a DataFrame, score it, write it back."""
+    sess = session(blob, 0)
+    names = [f.name for f in features]
+    classes = np.array(labels, dtype=object)
 
-    con = dbml.connect(threads=args.threads)
+    def feed(df, f: FeatureSpec) -> np.ndarray:
+        column = df[f.name]
+        if f.kind == "category":
+            return column.fillna("").to_numpy(dtype=object).reshape(-1, 1)
+        if f.kind in ("array", "sequence"):
+            width = int(sess.get_inputs()[names.index(f.name)].shape[1])
+            out = np.zeros((len(column), width), np.float32)
+            for r, v in enumerate(column):  # what a notebook does with a column of lists
+                v = np.asarray(v, np.float32)[-width:]
+                out[r, width - len(v):] = v
+            return out
+        return column.to_numpy(dtype=np.float32).reshape(-1, 1)
+
+    def run() -> None:
+        df = duck.sql("SELECT * FROM t").df()
+        out = sess.run(["probabilities"], {f.name: feed(df, f) for f in features})[0]
+        df["prediction"] = classes[out.argmax(axis=1)]
+        duck.register("scored_df", df)
+        duck.execute("CREATE OR REPLACE TEMP TABLE nb_out AS SELECT * FROM scored_df")
+        duck.unregister("scored_df")
+
+    return run
+
+
+def run_case(case: str, rows: int, repeat: int, threads: int) -> dict[str, float]:
+    con = dbml.connect(threads=threads)
     duck = con.duckdb
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}")
-    print(f"python {platform.python_version()}, duckdb {duckdb.__version__}, onnxruntime {ort.__version__}, "
-          f"pyarrow {pa.__version__}, numpy {np.__version__}, dbml {dbml.__version__}")  # fmt: skip
-
     start = time.perf_counter()
-    build_table(duck, args.rows, args.categories)
-    print(f"table: {args.rows:,} rows, {N_NUMERIC} numeric + {args.categories} category features "
-          f"({time.perf_counter() - start:.1f}s)")  # fmt: skip
+    build_table(duck, case, rows)
+    built = time.perf_counter() - start
     start = time.perf_counter()
-    con.sql(f"TRAIN MODEL m FROM (SELECT * FROM t LIMIT {args.train_rows}) TARGET y "
-            "WITH (epochs = 2, hidden = [64, 32], progress = false)")  # fmt: skip
-    print(f"model: MLP [64, 32] trained on {args.train_rows:,} rows ({time.perf_counter() - start:.1f}s)")
+    con.sql(f"TRAIN MODEL m {USING.get(case, '')}FROM (SELECT * FROM t LIMIT 20000) TARGET y "
+            f"WITH (epochs = 1, {CASES[case][1]}, progress = false)")  # fmt: skip
+    print(f"\n== {case}: {rows:,} rows (built in {built:.1f}s), model trained in {time.perf_counter() - start:.1f}s")
 
-    sig = con.signature("m")  # registers the UDF and builds the cached session
+    sig = con.signature("m")  # registers the UDFs and builds the scoring session
     features = sig.features
     predict_sql = con.rewrite("SELECT sum(hash(PREDICT(m, *))) FROM t")
-    table_sql = con.rewrite("CREATE OR REPLACE TEMP TABLE out AS SELECT PREDICT(m, *) AS p FROM t")
-    duck.create_function("bench_noop", noop_udf(len(features), "no"),
-                         [sqltypes.VARCHAR if f.kind == "category" else sqltypes.FLOAT for f in features],
-                         sqltypes.VARCHAR, type="arrow", null_handling="special", side_effects=False)  # fmt: skip
+    table_sql = con.rewrite("CREATE OR REPLACE TEMP TABLE out AS SELECT *, PREDICT(m, *) AS prediction FROM t")
+    from dbml.kinds import KINDS
+
+    duck.create_function("bench_noop", noop_udf(len(features)), [KINDS[f.kind].udf_type(f) for f in features],
+                         sql_type("VARCHAR"), type="arrow", null_handling="special", side_effects=False)  # fmt: skip
     noop_sql = predict_sql.replace(f"{sig.functions['PREDICT']}(", "bench_noop(")
 
-    # The encoded feature columns, exactly as PREDICT's UDF receives them, fetched once.
+    # the encoded feature columns, exactly as PREDICT's UDF receives them, fetched once
     encoded = [feature_sql(f, exp.column(f.name, quoted=True)).sql(dialect="duckdb") for f in features]
-    start = time.perf_counter()
     data = duck.sql(f"SELECT {', '.join(encoded)} FROM t").to_arrow_table()
-    fetch_s = time.perf_counter() - start
-    starts = range(0, data.num_rows, BATCH)
-    arrow_batches = [[c.combine_chunks() for c in data.slice(i, BATCH).columns] for i in starts]
-    feed_batches = [arrow_feeds(features, b) for b in arrow_batches]
-    whole = [arrow_feeds(features, data.columns)]
     blob = bytes(duck.sql("SELECT onnx FROM dbml.model_blobs WHERE model = 'm' AND version = 1").fetchall()[0][0])
-    one, default = new_session(blob, threads=1), new_session(blob, threads=0)
+    labels = [str(v) for v in con.registry.get("m", 1)["labels"]]
+    cores = os.cpu_count() or 1
 
-    def predict_one_thread() -> None:
-        duck.execute("SET threads = 1")
-        try:
-            duck.sql(predict_sql).fetchall()
-        finally:
-            duck.execute(f"SET threads = {args.threads}")
+    def batches(size: int) -> list[dict[str, np.ndarray]]:
+        return [arrow_feeds(features, [c.combine_chunks() for c in data.slice(i, size).columns])
+                for i in range(0, data.num_rows, size)]  # fmt: skip
 
     measures: dict[str, Callable[[], object]] = {
         "dbml PREDICT, sum(hash(..))": lambda: duck.sql(predict_sql).fetchall(),
-        "dbml PREDICT, sum(hash(..)), DuckDB 1 thread": predict_one_thread,
         "dbml PREDICT, CREATE TEMP TABLE": lambda: duck.execute(table_sql).fetchall(),
         "no-op Arrow UDF, same arguments": lambda: duck.sql(noop_sql).fetchall(),
-        "ort 1 thread, 2,048/batch, prebuilt": ort_runner(one, feed_batches, features, False),
-        "ort 1 thread, 2,048/batch, + arrow_feeds": ort_runner(one, arrow_batches, features, True),
-        "ort default threads, 2,048/batch, prebuilt": ort_runner(default, feed_batches, features, False),
-        "ort 1 thread, one batch, prebuilt": ort_runner(one, whole, features, False),
-        "ort default threads, one batch, prebuilt": ort_runner(default, whole, features, False),
+        "notebook: .df(), run, CREATE TABLE": notebook(duck, blob, features, labels),
     }
-    best_times(measures, 1)  # warm-up: caches, allocator, lazy initialisation
-    rate = {name: args.rows / seconds for name, seconds in best_times(measures, args.repeat).items()}
+    one, many = session(blob, 1), session(blob, cores)
+    for size in (2048, 65536, data.num_rows):
+        prebuilt = batches(size)
+        label = "whole table" if size == data.num_rows else f"{size:,}/batch"
+        measures[f"ort 1 thread, {label}"] = ort_runner(one, prebuilt, "probabilities", 1)
+        if cores > 1:
+            measures[f"ort {cores} intra-op threads, {label}"] = ort_runner(many, prebuilt, "probabilities", 1)
+            if size != data.num_rows:
+                measures[f"ort 1 thread x {cores} callers, {label}"] = ort_runner(one, prebuilt, "probabilities", cores)
+    best_times(measures, 1)  # warm-up: caches, allocators, lazy initialisation
+    times = best_times(measures, repeat)
 
-    reference = "ort 1 thread, 2,048/batch, prebuilt"
-    best_ort = max(v for k, v in rate.items() if k.startswith("ort"))
-    print(f"\nDuckDB threads: {args.threads}; feature fetch as Arrow (not in the figures): "
-          f"{fetch_s:.2f}s; best of {args.repeat}\n")  # fmt: skip
-    print(f"{'measure':<48}{'rows/s':>14}{'vs ref':>9}")
-    for name, value in rate.items():
-        print(f"{name:<48}{value:>14,.0f}{value / rate[reference]:>9.2f}")
-    headline, single = rate["dbml PREDICT, sum(hash(..))"], rate["dbml PREDICT, sum(hash(..)), DuckDB 1 thread"]
-    print(f"\nratio PREDICT / ref ({reference}): {headline / rate[reference]:.2f}")
-    print(f"ratio PREDICT, DuckDB 1 thread / ref: {single / rate[reference]:.2f}")
-    print(f"ratio PREDICT / best plain onnxruntime: {headline / best_ort:.2f}")
-    print(f"ratio PREDICT / no-op UDF floor: {headline / rate['no-op Arrow UDF, same arguments']:.2f}")
+    plain = {k: v for k, v in times.items() if k.startswith("ort")}
+    best_plain = min(plain, key=plain.get)
+    print(f"{'measure':<44}{'seconds':>9}{'M rows/s':>10}")
+    for name, seconds in times.items():
+        print(f"{name:<44}{seconds:>9.3f}{rows / seconds / 1e6:>10.2f}")
+    predict, table = times["dbml PREDICT, sum(hash(..))"], times["dbml PREDICT, CREATE TEMP TABLE"]
+    ratios = {
+        "PREDICT / best plain onnxruntime": predict / plain[best_plain],
+        "notebook / PREDICT CREATE TABLE": times["notebook: .df(), run, CREATE TABLE"] / table,
+        "PREDICT / no-op UDF floor": predict / times["no-op Arrow UDF, same arguments"],
+    }
+    print(f"best plain onnxruntime: {best_plain}")
+    for name, value in ratios.items():
+        print(f"ratio {name}: {value:.2f}")
+    con.close()
+    return ratios
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=0, help="rows per case (default: 2M tabular, 200k cnn/lstm)")
+    parser.add_argument("--cases", default="tabular,strings,cnn,lstm")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=os.cpu_count(), help="DuckDB threads")
+    args = parser.parse_args()
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}")
+    print(f"python {platform.python_version()}, duckdb {duckdb.__version__}, onnxruntime {ort.__version__}, "
+          f"pyarrow {pa.__version__}, numpy {np.__version__}, dbml {dbml.__version__}; DuckDB threads {args.threads}, "
+          f"best of {args.repeat}")  # fmt: skip
+    summary = {}
+    for case in args.cases.split(","):
+        summary[case] = run_case(case, args.rows or CASES[case][2], args.repeat, args.threads)
+    print("\nsummary (time ratios)")
+    names = list(next(iter(summary.values())))
+    print(f"{'case':<10}" + "".join(f"{n:>36}" for n in names))
+    for case, ratios in summary.items():
+        print(f"{case:<10}" + "".join(f"{ratios[n]:>36.2f}" for n in names))
 
 
 if __name__ == "__main__":

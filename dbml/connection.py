@@ -39,7 +39,7 @@ from dbml.request import TrainRequest
 from dbml.tasks.classification import label_types
 from dbml.registry import Registry, check_model_name, parse_reference
 from dbml.rewrite import ModelSignature, Statement, rewrite_predict, split_statements
-from dbml.runtime import session_for
+from dbml.runtime import scoring_session_for, session_for
 from dbml.sqltext import string as sql_string
 if TYPE_CHECKING:
     from dbml.training import Callback
@@ -437,6 +437,12 @@ class Connection:
         what = f"model '{model}' version {version}"
         return session_for(rec["onnx_sha256"], rec["onnx_size"], lambda: self.registry.blob(model, version), what)
 
+    def _scoring(self, rec: dict[str, Any], features: tuple[FeatureSpec, ...]):
+        """The session the scoring functions of a version trained by dbml run (its packed graph)."""
+        model, version = rec["model"], rec["version"]
+        what = f"model '{model}' version {version}"
+        return scoring_session_for(rec["onnx_sha256"], rec["onnx_size"], lambda: self.registry.blob(model, version), what, features)
+
     def _version_info(self, rec: dict[str, Any]) -> VersionInfo:
         task = rec["task"]
         if task == "imported":  # a foreign ONNX file: PREDICT returns its first output's type
@@ -444,14 +450,15 @@ class Connection:
             outputs = {"value": ()} | ({"probabilities": ()} if layout.get("proba") else {})
             return VersionInfo(task, None, rec["target_type"], outputs)
         predict_type = label_types(rec["target_type"])[1] if task == "classification" else "DOUBLE"
-        return version_info(task, rec["labels"], predict_type, self._session(rec))
+        features = tuple(FeatureSpec(**f) for f in rec["features"])
+        return version_info(task, rec["labels"], predict_type, self._scoring(rec, features).session)
 
     def _register(self, rec, features, info: VersionInfo, con, names: dict[str, str]) -> dict[str, str]:
         model, version = rec["model"], rec["version"]
-        session = self._session(rec)
         if rec["task"] == "imported":
+            session = self._session(rec)
             return register_imported(con, model, version, features, rec["options"], info.predict_type, session, names)
-        return register_version(con, model, version, features, info, session, names)
+        return register_version(con, model, version, features, info, self._scoring(rec, features), names)
 
     def _registrar_con(self) -> duckdb.DuckDBPyConnection:
         """dbml's own connection to this database for creating functions: autocommitted,

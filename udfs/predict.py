@@ -23,7 +23,7 @@ from duckdb import sqltypes
 from dbml.features import FeatureSpec
 from dbml.kinds import KINDS
 from dbml.outputs import BY_FUNCTION, OUTPUTS, VersionInfo, label_field
-from dbml.runtime import arrow_feeds, run_bounded
+from dbml.runtime import ScoringSession, run_bounded
 
 __all__ = ["FUNCTIONS", "function_names", "function_digest", "parse_function_name", "register_version",
            "register_imported", "label_field", "version_info", "sql_type"]  # fmt: skip
@@ -82,15 +82,13 @@ def version_info(task: str, labels: list[Any] | None, predict_type: str, session
     return VersionInfo(task, tuple(labels) if labels is not None else None, predict_type, outputs)
 
 
-def _udf(session: ort.InferenceSession, features: Sequence[FeatureSpec], output: str,
-         convert: Callable[[np.ndarray], pa.Array], what: str):  # fmt: skip
-    features = tuple(features)
+def _udf(scoring: ScoringSession, output: str, convert: Callable[[np.ndarray], pa.Array], what: str):
+    session, feeds, outputs = scoring.session, scoring.feeds, [output]
 
     def udf(*columns):
-        out = run_bounded(session, [output], arrow_feeds(features, columns), what)[0]
-        return convert(out)
+        return convert(run_bounded(session, outputs, feeds(columns), what)[0])
 
-    return _with_arity(udf, len(features))
+    return _with_arity(udf, len(scoring.features))
 
 
 def _with_arity(udf: Callable, n: int) -> Callable:
@@ -107,18 +105,19 @@ def register_version(
     version: int,
     features: Sequence[FeatureSpec],
     info: VersionInfo,
-    session: ort.InferenceSession,
+    scoring: ScoringSession,
     names: dict[str, str],
 ) -> dict[str, str]:
     """Create the UDFs ``names`` ({SQL function: UDF name}) of one model version on
     ``con`` (a connection outside any user transaction, so a ROLLBACK cannot take
-    them), unless they exist already. Returns the names, as given."""
+    them), unless they exist already; each scores with ``scoring`` (the version's
+    packed graph, see :func:`dbml.runtime.scoring_session_for`). Returns the names, as given."""
     what = f"model '{model}' version {version}"
     params = [KINDS[f.kind].udf_type(f) for f in features]
     for function, name in names.items():
         out = BY_FUNCTION[function]
         source = out.source(info)
-        udf = _udf(session, features, source, out.convert(info), what)
+        udf = _udf(scoring, source, out.convert(info), what)
         _create(con, name, udf, params, sql_type(out.sql_type(info)))
     return dict(names)
 

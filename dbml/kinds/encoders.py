@@ -48,11 +48,18 @@ class NumberEncoder(nn.Module):
         return self.n_features
 
     def target(self, x: torch.Tensor) -> torch.Tensor:
-        return (torch.where(torch.isnan(x), self.mean, x) - self.mean) / self.std
+        return self._scaled(x, torch.isnan(x))
+
+    def _scaled(self, x: torch.Tensor, missing: torch.Tensor) -> torch.Tensor:
+        # Standardise, then 0 where missing: the same numbers, bit for bit, as imputing
+        # the mean first ((mean - mean) / std is +0.0), but the exported Where takes a
+        # scalar instead of a [1, F] row, which onnxruntime runs about a third faster
+        # on 2,048 x 20 (benchmarks/predict.py's model).
+        return torch.where(missing, torch.zeros((), dtype=x.dtype, device=x.device), (x - self.mean) / self.std)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         missing = torch.isnan(x)
-        scaled = (torch.where(missing, self.mean, x) - self.mean) / self.std
+        scaled = self._scaled(x, missing)
         if not self.n_indicators:
             return scaled
         return torch.cat([scaled, missing.index_select(1, self.indicators).to(torch.float32)], dim=1)
