@@ -430,9 +430,9 @@ class ScoringSession:
         out = {name: kind.feed(f, columns[i]) for name, i, kind, f in self._single}
         for name, members in self._stacks:
             n = len(columns[members[0][0]])
-            block = np.empty((n, len(members)), dtype=np.float32)
+            block = np.empty((len(members), n), dtype=np.float32)  # [k, N]: the graph transposes it
             for j, (i, kind, f) in enumerate(members):
-                block[:, j] = kind.feed(f, columns[i]).reshape(-1)
+                block[j] = kind.feed(f, columns[i]).reshape(-1)
             out[name] = block
         return out
 
@@ -445,10 +445,10 @@ def _one_chunk(values: pa.Array | pa.ChunkedArray) -> pa.Array:
 
 def packed_graph(proto: onnx.ModelProto, features: Sequence[FeatureSpec]) -> dict[str, list[int]]:
     """Rewrite ``proto`` in place so that each Concat of several raw [N, 1] FLOAT feature
-    inputs (along axis 1, read by nothing else) becomes one [N, k] graph input named as
-    its output. Returns {new input: feature positions, in stacking order}; empty (and
-    ``proto`` untouched) when the graph has no such node: a foreign graph, or a version
-    whose graph reads its columns otherwise."""
+    inputs (along axis 1, read by nothing else) reads one [k, N] graph input instead,
+    through a Transpose. Returns {new input: feature positions, one row each, in
+    order}; empty (and ``proto`` untouched) when the graph has no such node: a foreign
+    graph, or a version whose graph reads its columns otherwise."""
     graph = proto.graph
     position = {f.name: i for i, f in enumerate(features)}
     inputs = {i.name: i for i in graph.input}
@@ -478,16 +478,33 @@ def packed_graph(proto: onnx.ModelProto, features: Sequence[FeatureSpec]) -> dic
         batch = inputs[names[0]].type.tensor_type.shape.dim[0]
         first = [i for i, value in enumerate(graph.input) if value.name in names][0]
         kept = [value for value in graph.input if value.name not in names]
-        new = helper.make_tensor_value_info(node.output[0], TensorProto.FLOAT, [None, len(names)])
-        new.type.tensor_type.shape.dim[0].CopyFrom(batch)
+        by_column = _fresh_name(proto, node.output[0] + "/columns")
+        new = helper.make_tensor_value_info(by_column, TensorProto.FLOAT, [len(names), None])
+        new.type.tensor_type.shape.dim[1].CopyFrom(batch)
         kept.insert(min(first, len(kept)), new)
         del graph.input[:]
         graph.input.extend(kept)
+        # [k, N] in, one Transpose to the [N, k] the Concat made: filling a row per column
+        # is a contiguous copy, where filling [N, k] column by column is strided
+        # (benchmarks/predict_breakdown.py)
+        at = list(graph.node).index(node)
         graph.node.remove(node)
+        graph.node.insert(at, helper.make_node("Transpose", [by_column], [node.output[0]], perm=[1, 0], name=node.name + "/packed"))
         for name in names:
             del inputs[name]
-        packed[node.output[0]] = [position[n] for n in names]
+        packed[by_column] = [position[n] for n in names]
     return packed
+
+
+def _fresh_name(proto: onnx.ModelProto, wanted: str) -> str:
+    """``wanted``, or ``wanted`` with a number, so that no tensor of the graph has it."""
+    graph = proto.graph
+    taken = {i.name for i in graph.input} | {o.name for o in graph.output} | {i.name for i in graph.initializer}
+    taken |= {name for n in graph.node for name in (*n.input, *n.output)}
+    name, k = wanted, 1
+    while name in taken:
+        name, k = f"{wanted}_{k}", k + 1
+    return name
 
 
 _scoring: OrderedDict[str, ScoringSession] = OrderedDict()

@@ -34,7 +34,8 @@ def test_the_packed_graph_scores_the_stored_graphs_numbers_bit_for_bit(con, mixe
     assert not set(scalars) & set(names)
     assert {"plan", "mood"} <= set(names)
     wide = next(i for i in proto.graph.input if i.name in packed)
-    assert [d.dim_value for d in wide.type.tensor_type.shape.dim][1:] == [len(scalars)]
+    assert wide.type.tensor_type.shape.dim[0].dim_value == len(scalars)  # [k, N], a row per column
+    assert [n.op_type for n in proto.graph.node if wide.name in n.input] == ["Transpose"]
     onnx.checker.check_model(proto)
 
     scoring = scoring_session_for(rec["onnx_sha256"], rec["onnx_size"], lambda: blob, "model 'p'", features)

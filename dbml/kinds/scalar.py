@@ -47,9 +47,7 @@ class ScalarKind(Kind):
     def feed(self, feature, values: pa.Array) -> np.ndarray:
         if not pa.types.is_float32(values.type):
             values = values.cast(pa.float32())
-        if values.null_count:
-            values = pc.fill_null(values, float("nan"))
-        return values.to_numpy(zero_copy_only=False).reshape(-1, 1)
+        return values.to_numpy(zero_copy_only=False).reshape(-1, 1)  # NULL becomes NaN
 
     def profile(self, con, table, features, options):
         aggs = []
