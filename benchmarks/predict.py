@@ -21,7 +21,10 @@ every measure in turn, so a burst of load elsewhere hits them all alike):
   best of these is "best plain onnxruntime";
 * the notebook pipeline PREDICT replaces: ``.df()`` of the table, one
   ``session.run`` over the frame (default session options), the labels as a new
-  column, and ``CREATE TABLE .. AS SELECT * FROM df``.
+  column, and ``CREATE TABLE .. AS SELECT * FROM df``;
+* not a dbml feature, a measure of what a table-level path could reach: the encoded
+  columns streamed out of DuckDB in record batches of 65,536 rows and scored from one
+  Python thread per core on 2,048-row slices of them (the packed scoring session).
 
 Ratios (times): PREDICT / best plain onnxruntime (the issue's goal: at most 1.1),
 notebook pipeline / PREDICT's CREATE TABLE (goal: at least 3), PREDICT / no-op floor.
@@ -49,7 +52,7 @@ from sqlglot import exp
 
 import dbml
 from dbml.features import FeatureSpec, feature_sql
-from dbml.runtime import arrow_feeds, new_session
+from dbml.runtime import arrow_feeds, scoring_session_for
 from dbml.udfs.predict import sql_type
 
 CASES = {
@@ -163,6 +166,27 @@ def notebook(duck: duckdb.DuckDBPyConnection, blob: bytes, features: tuple[Featu
     return run
 
 
+def streamed(duck: duckdb.DuckDBPyConnection, query: str, scoring, output: str, callers: int):
+    """Stream ``query``'s record batches of 65,536 rows out of DuckDB and score them on
+    2,048-row slices from ``callers`` threads."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def score(batch: pa.RecordBatch) -> int:
+        done = 0
+        for start in range(0, batch.num_rows, 2048):
+            part = batch.slice(start, 2048)
+            scoring.session.run([output], scoring.feeds(part.columns))[0].argmax(axis=1)
+            done += part.num_rows
+        return done
+
+    def run() -> None:
+        reader = duck.sql(query).fetch_record_batch(65536)
+        with ThreadPoolExecutor(callers) as pool:
+            assert sum(pool.map(score, reader)) > 0
+
+    return run
+
+
 def run_case(case: str, rows: int, repeat: int, threads: int) -> dict[str, float]:
     con = dbml.connect(threads=threads)
     duck = con.duckdb
@@ -201,6 +225,10 @@ def run_case(case: str, rows: int, repeat: int, threads: int) -> dict[str, float
         "no-op Arrow UDF, same arguments": lambda: duck.sql(noop_sql).fetchall(),
         "notebook: .df(), run, CREATE TABLE": notebook(duck, blob, features, labels),
     }
+    rec = con.registry.get("m", 1)
+    scoring = scoring_session_for(rec["onnx_sha256"], rec["onnx_size"], lambda: blob, "model 'm'", features)
+    measures[f"streamed 65,536-row batches, {cores} threads"] = streamed(
+        duck, f"SELECT {', '.join(encoded)} FROM t", scoring, "probabilities", cores)
     one, many = session(blob, 1), session(blob, cores)
     for size in (2048, 65536, data.num_rows):
         prebuilt = batches(size)

@@ -17,6 +17,11 @@ scoring graph PREDICT runs; and the number encoder's two exported forms (imputin
 mean before standardising, as versions trained before this change do, and
 standardising then zeroing the missing values, as new versions do).
 
+Part 3 is the floor of any Python Arrow UDF in DuckDB: a UDF of one FLOAT argument
+that returns a constant column, per 2,048-row call, with a DOUBLE result, a VARCHAR
+result built by ``take`` and a VARCHAR result given as a dictionary array, and one of
+20 FLOAT arguments; at 1 thread and one per core (the GIL is held for all of it).
+
 Run::
 
     python benchmarks/predict_breakdown.py [--rows N] [--repeat R]
@@ -140,7 +145,7 @@ def main() -> None:
         x = rng.random((n, len(features)), dtype=np.float32)
         columns = {f.name: np.ascontiguousarray(x[:, i : i + 1]) for i, f in enumerate(features)}
         a = per_batch(stored, columns, "probabilities")
-        b = per_batch(derived, {packed_input: x}, "probabilities")
+        b = per_batch(derived, {packed_input: np.ascontiguousarray(x.T)}, "probabilities")
         print(f"  {n:>5} rows: stored graph (20 inputs + Concat) {a:7.0f}   packed scoring graph {b:7.0f}   ratio {b / a:.2f}")
     for n in (2048, 8192):
         x = rng.random((n, len(features)), dtype=np.float32)
@@ -148,6 +153,31 @@ def main() -> None:
         times = {name: per_batch(s, {"x": x}, "y", reps=100) for name, s in encoder_graphs(len(features)).items()}
         (old_name, old), (new_name, new) = times.items()
         print(f"  {n:>5} rows: encoder {old_name} {old:5.0f}   {new_name} {new:5.0f}   ratio {new / old:.2f}")
+    udf_floor(duck, args.rows, args.repeat)
+
+
+def udf_floor(duck, rows: int, repeat: int) -> None:
+    calls = -(-rows // 2048)
+    double = pa.array(np.zeros(2048))
+    labels, codes = pa.array(["no", "yes"]), pa.array((np.arange(2048) % 2).astype(np.int32))
+    floors = {
+        "1 argument, DOUBLE result": (1, sqltypes.DOUBLE, lambda cols: double[: len(cols[0])]),
+        "1 argument, VARCHAR by take": (1, sqltypes.VARCHAR, lambda cols: labels.take(codes[: len(cols[0])])),
+        "1 argument, VARCHAR as dictionary": (1, sqltypes.VARCHAR, lambda cols: pa.DictionaryArray.from_arrays(codes[: len(cols[0])], labels)),
+        "20 arguments, DOUBLE result": (20, sqltypes.DOUBLE, lambda cols: double[: len(cols[0])]),
+    }  # fmt: skip
+    queries = {"no UDF: sum(f0)": "SELECT sum(f0) FROM t"}
+    for k, (name, (n, result, body)) in enumerate(floors.items()):
+        duck.create_function(f"floor{k}", udf_of(n, body), [sqltypes.FLOAT] * n, result, type="arrow",
+                             null_handling="special", side_effects=False)  # fmt: skip
+        queries[name] = f"SELECT sum(hash(floor{k}({', '.join(f'f{i}' for i in range(n))}))) FROM t"
+    print(f"\nPart 3: the Python UDF floor, {calls:,} calls of 2,048 rows (microseconds per call)")
+    for threads in (1, os.cpu_count() or 1):
+        duck.execute(f"SET threads = {threads}")
+        timed = {name: (lambda q=q: duck.sql(q).fetchall()) for name, q in queries.items()}
+        best_times(timed, 1)
+        times = best_times(timed, repeat)
+        print(f"  DuckDB threads {threads}: " + ", ".join(f"{name} {seconds / calls * 1e6:.0f}" for name, seconds in times.items()))
 
 
 if __name__ == "__main__":
