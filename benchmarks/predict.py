@@ -56,16 +56,16 @@ from dbml.runtime import arrow_feeds, scoring_session_for
 from dbml.udfs.predict import sql_type
 
 CASES = {
-    # name: (columns of t built from the row number i, TRAIN options, default rows)
+    # name: (columns of t built from the row number i, TRAIN options, default rows: two full DuckDB row groups for cnn and lstm, so both threads get equal work)
     "tabular": ([f"((hash(i, {k}) % 1000000) / 1000000.0)::FLOAT AS f{k}" for k in range(20)],
                 "hidden = [64, 32]", 2_000_000),
     "strings": ([f"((hash(i, {k}) % 1000000) / 1000000.0)::FLOAT AS f{k}" for k in range(20)]
                 + [f"'c' || (hash(i, {100 + k}) % {n})::VARCHAR AS c{k}" for k, n in enumerate((10, 100, 1000))],
                 "hidden = [64, 32]", 2_000_000),
     "cnn": (["list_transform(range(64), lambda j: ((hash(i, j) % 1000) / 1000.0)::FLOAT)::FLOAT[64] AS img"],
-            "shape = [1, 8, 8], channels = [16, 32]", 200_000),
+            "shape = [1, 8, 8], channels = [16, 32]", 245_760),
     "lstm": (["list_transform(range((8 + hash(i) % 17)::BIGINT), lambda j: ((hash(i, j) % 1000) / 1000.0)::FLOAT) AS seq"],
-             "hidden = 32", 200_000),
+             "hidden = 32", 245_760),
 }  # fmt: skip
 USING = {"cnn": "USING cnn ", "lstm": "USING lstm "}
 
@@ -261,7 +261,7 @@ def run_case(case: str, rows: int, repeat: int, threads: int) -> dict[str, float
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=0, help="rows per case (default: 2M tabular, 200k cnn/lstm)")
+    parser.add_argument("--rows", type=int, default=0, help="rows per case (default: 2M tabular and strings; 245,760 for cnn and lstm, two whole DuckDB row groups, so both threads get equal work)")
     parser.add_argument("--cases", default="tabular,strings,cnn,lstm")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="DuckDB threads")
