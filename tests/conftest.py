@@ -39,20 +39,24 @@ def udf_names(c) -> list[str]:
     return sorted(r[0] for r in rows)
 
 
+# an integer, a DECIMAL, a BOOLEAN and a DATE column of i (a row number), each NULL in some rows
+NULLABLE_COLUMNS = """CASE WHEN i % 17 = 0 THEN NULL ELSE (i % 50)::INTEGER END AS age,
+    CASE WHEN i % 19 = 0 THEN NULL ELSE ((i * 37) % 100) / 10.0 END::DECIMAL(6, 2) AS spend,
+    CASE WHEN i % 23 = 0 THEN NULL ELSE i % 2 = 0 END AS member,
+    CASE WHEN i % 29 = 0 THEN NULL ELSE DATE '2024-01-01' + (i % 90)::INTEGER END AS joined"""
+
+
 @pytest.fixture
 def mixed(con):
     """300 rows with numbers, a decimal, booleans, dates, timestamps, strings, an enum
     and NULLs in every feature column; the label depends on several of them."""
     con.sql(
-        """
+        f"""
         CREATE TYPE mood AS ENUM ('calm', 'tense', 'wild');
         CREATE TABLE mixed AS
         SELECT
             i AS id,
-            CASE WHEN i % 17 = 0 THEN NULL ELSE (i % 50)::INTEGER END AS age,
-            CASE WHEN i % 19 = 0 THEN NULL ELSE ((i * 37) % 100) / 10.0 END::DECIMAL(6, 2) AS spend,
-            CASE WHEN i % 23 = 0 THEN NULL ELSE i % 2 = 0 END AS member,
-            CASE WHEN i % 29 = 0 THEN NULL ELSE DATE '2024-01-01' + (i % 90)::INTEGER END AS joined,
+            {NULLABLE_COLUMNS},
             CASE WHEN i % 31 = 0 THEN NULL ELSE TIMESTAMP '2024-01-01 00:00:00' + to_hours(i % 48) END AS seen_at,
             CASE WHEN i % 13 = 0 THEN NULL ELSE ['basic', 'plus', 'pro'][1 + i % 3] END AS plan,
             (['calm', 'tense', 'wild'][1 + (i // 3) % 3])::mood AS mood,
@@ -124,10 +128,7 @@ SCORING_FEATURES = "age, spend, member, joined, seen_at, stamped, plan"
 _SCORING_ROWS = """
     SELECT
         i AS id,
-        CASE WHEN i % 17 = 0 THEN NULL ELSE (i % 50)::INTEGER END AS age,
-        CASE WHEN i % 19 = 0 THEN NULL ELSE ((i * 37) % 100) / 10.0 END::DECIMAL(6, 2) AS spend,
-        CASE WHEN i % 23 = 0 THEN NULL ELSE i % 2 = 0 END AS member,
-        CASE WHEN i % 29 = 0 THEN NULL ELSE DATE '2024-01-01' + (i % 90)::INTEGER END AS joined,
+        {nullable},
         CASE WHEN i % 31 = 0 THEN NULL ELSE TIMESTAMP '2024-01-01 00:00:00' + to_minutes(i * 37 % 2880) END AS seen_at,
         TIMESTAMP '2023-06-01 08:00:00' + to_seconds(i * 4001) AS stamped,
         CASE WHEN i % 13 = 0 THEN NULL ELSE {plans}[1 + i % {n_plans}] END AS plan,
@@ -147,9 +148,11 @@ def exported_models(tmp_path_factory):
     (connection, {model: (path, sha256, bytes)})."""
     folder = tmp_path_factory.mktemp("exported")
     c = dbml.connect(user="tester")
-    c.sql("CREATE TABLE train_rows AS " + _SCORING_ROWS.format(plans="['basic', 'plus', 'pro']", n_plans=3, start=0, stop=300))
+    c.sql("CREATE TABLE train_rows AS " + _SCORING_ROWS.format(plans="['basic', 'plus', 'pro']", n_plans=3, start=0, stop=300,
+                                                           nullable=NULLABLE_COLUMNS))
     c.sql("CREATE TABLE score_rows AS "
-          + _SCORING_ROWS.format(plans="['basic', 'plus', 'pro', 'enterprise']", n_plans=4, start=300, stop=420))  # fmt: skip
+          + _SCORING_ROWS.format(plans="['basic', 'plus', 'pro', 'enterprise']", n_plans=4, start=300, stop=420,
+                                nullable=NULLABLE_COLUMNS))  # fmt: skip
     trains = {
         "tier": f"TRAIN MODEL tier FROM (SELECT {SCORING_FEATURES}, tier FROM train_rows) TARGET tier",
         "churn": f"TRAIN MODEL churn FROM (SELECT {SCORING_FEATURES}, churned FROM train_rows) TARGET churned",

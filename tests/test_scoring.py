@@ -258,6 +258,7 @@ def test_times_follow_the_timezone_argument(exported_models):
 
 
 def test_scoring_imports_neither_duckdb_nor_torch(exported_models, tmp_path):
+    """Nor sqlglot: the kinds build SQL only when DuckDB asks for it."""
     con, files = exported_models
     path = files["tier"][0]
     rows = _rows(con)
@@ -276,6 +277,7 @@ def test_scoring_imports_neither_duckdb_nor_torch(exported_models, tmp_path):
         print(dbml.load_model({path!r}).task)
         assert sys.modules["duckdb"] is None
         assert "torch" not in sys.modules
+        assert not [m for m in sys.modules if m.startswith("sqlglot")]  # SQL is only built for DuckDB
     """)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.strip().splitlines()

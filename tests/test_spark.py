@@ -102,7 +102,7 @@ def test_workers_import_neither_duckdb_nor_torch(scoring):
 
     def report(batches):
         for batch in score(batches):
-            loaded = ",".join(m for m in ("duckdb", "torch", "dbml.connection") if m in sys.modules)
+            loaded = ",".join(m for m in ("duckdb", "torch", "dbml.connection", "sqlglot") if m in sys.modules)
             yield batch.append_column("loaded", pa.array([loaded or "-"] * batch.num_rows, pa.string()))
 
     rows = df.mapInArrow(report, T.StructType([*schema.fields, T.StructField("loaded", T.StringType())])).collect()

@@ -16,12 +16,12 @@ carry a "present" channel); infinite or out-of-FLOAT-range elements are refused.
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from onnx import helper
-from sqlglot import exp, parse_one
 
 from dbml.errors import FeatureError
 from dbml.kinds import Kind
@@ -29,6 +29,9 @@ from dbml.kinds.arrow import doubles, finite_floats, is_number, plain
 from dbml.kinds.common import FLOAT_MAX, QUANTILES, once, refusal, refuse
 from dbml.kinds.scalar import histogram, is_number_type
 from dbml.sqltext import quote as _q
+
+if TYPE_CHECKING:
+    from sqlglot import exp  # imported where SQL is built, so Arrow scoring runs without sqlglot
 
 __all__ = ["ArrayKind", "SequenceKind", "list_element", "MAX_LENGTH"]
 
@@ -67,6 +70,8 @@ def _wrong_length(n: int) -> tuple[str, str]:
 def _elements(feature, column: exp.Expression, model: str | None) -> exp.Expression:
     """``column`` as FLOAT[] (a LIST), each element checked: NULL and NaN become NULL,
     infinite and out-of-range elements stop the query."""
+    from sqlglot import exp
+
     name = "dbml_e"
     e = exp.column(name)
     body = exp.Case(
@@ -176,6 +181,8 @@ class ArrayKind(_ListKind):
         return "FLOAT[]" if found[1] is None else f"FLOAT[{found[1]}]"  # a LIST's length is found at training
 
     def sql(self, feature, column, model):
+        from sqlglot import exp
+
         n = list_element(feature.sql_type)[1]
         if n is None:  # at training, before the length is known: the checked list
             return _elements(feature, column, model)
@@ -241,6 +248,8 @@ class SequenceKind(_ListKind):
         return "FLOAT[]" if found is not None and list_kind == "sequence" else None
 
     def sql(self, feature, column, model):
+        from sqlglot import exp, parse_one
+
         checked = once(column, lambda value: exp.Case(
             ifs=[exp.If(this=exp.Is(this=value.copy(), expression=exp.Null()),
                         true=refuse(feature, None, model, *_null_row(feature, _A_LIST)))],

@@ -9,7 +9,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from onnx import helper
-from sqlglot import exp
 
 from dbml.kinds import Kind
 from dbml.kinds.arrow import plain
@@ -33,6 +32,8 @@ class CategoryKind(Kind):
         return "VARCHAR" if sql_type == "VARCHAR" or sql_type.startswith("ENUM") else None
 
     def sql(self, feature, column, model):
+        from sqlglot import exp
+
         typed = exp.cast(column, exp.DataType.build(feature.sql_type, dialect="duckdb"))
         return exp.func("COALESCE", typed, exp.Literal.string(""))
 

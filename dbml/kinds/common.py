@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Callable
 
-from sqlglot import exp
-
 if TYPE_CHECKING:
+    from sqlglot import exp  # imported where SQL is built, so Arrow scoring runs without sqlglot
+
     from dbml.features import FeatureSpec
 
 __all__ = ["FLOAT_MAX", "once", "refuse", "refusal", "QUANTILES"]
@@ -24,6 +24,8 @@ def once(value: exp.Expression, body: Callable[[exp.Expression], exp.Expression]
     other expression (a ``?`` parameter, which would become several parameters, or
     ``random()``, which would draw several values) is evaluated once, through
     ``list_transform([value], lambda v: body(v))[1]``."""
+    from sqlglot import exp
+
     inner = value.this if isinstance(value, exp.Cast) else value
     if isinstance(inner, (exp.Column, exp.Literal, exp.Null)) or (
         isinstance(inner, exp.Placeholder) and inner.this
@@ -62,6 +64,8 @@ def refusal(feature: FeatureSpec, shown: str | None, model: str | None, wanted: 
 def refuse(feature: FeatureSpec, shown: exp.Expression | None, model: str | None, wanted: str, fix: str | None = None) -> exp.Expression:
     """``error('dbml: ...')`` naming the column, the model and the value (only evaluated
     for the rows that reach it)."""
+    from sqlglot import exp
+
     head, tail = _message(feature, model, wanted, fix, shown is not None)
     if shown is None:
         return exp.Anonymous(this="error", expressions=[exp.Literal.string(head)])

@@ -10,7 +10,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from onnx import helper
-from sqlglot import exp
 
 from dbml.errors import FeatureError
 from dbml.kinds import Kind, clock
@@ -20,6 +19,8 @@ from dbml.sqltext import quote as _q
 
 if TYPE_CHECKING:
     import duckdb
+
+# sqlglot is imported where SQL is built (sql()), so Arrow scoring runs without it
 
 __all__ = ["ScalarKind", "NumericKind", "BooleanKind", "DatetimeKind", "NUMERIC_TYPES", "DATETIME_TYPES", "histogram", "is_number_type"]
 
@@ -31,7 +32,6 @@ NUMERIC_TYPES = {
 DATETIME_TYPES = {
     "DATE", "TIMESTAMP", "TIMESTAMP WITH TIME ZONE", "TIMESTAMP_S", "TIMESTAMP_MS", "TIMESTAMP_NS",
 }  # fmt: skip
-_FLOAT = exp.DataType.build("FLOAT")
 
 
 def is_number_type(sql_type: str) -> bool:
@@ -108,6 +108,8 @@ class NumericKind(ScalarKind):
         return sql_type if is_number_type(sql_type) else None
 
     def sql(self, feature, column, model):
+        from sqlglot import exp
+
         if feature.onnx_input is not None:  # an imported model's input: its sql_type (DOUBLE), converted by the UDF
             return exp.cast(column, exp.DataType.build(feature.sql_type, dialect="duckdb"))
         # through DOUBLE, which holds every value of every numeric type
@@ -115,7 +117,7 @@ class NumericKind(ScalarKind):
             ifs=[
                 exp.If(
                     this=exp.LTE(this=exp.func("abs", value.copy()), expression=exp.Literal.number(repr(FLOAT_MAX))),
-                    true=exp.cast(value.copy(), _FLOAT),
+                    true=exp.cast(value.copy(), exp.DataType.build("FLOAT")),
                 ),
                 exp.If(this=exp.or_(exp.Is(this=value.copy(), expression=exp.Null()), exp.func("isnan", value.copy())), true=exp.Null()),
             ],
@@ -146,7 +148,9 @@ class BooleanKind(ScalarKind):
         return sql_type if sql_type == "BOOLEAN" else None
 
     def sql(self, feature, column, model):
-        return exp.cast(exp.cast(column, exp.DataType.build("BOOLEAN")), _FLOAT)
+        from sqlglot import exp
+
+        return exp.cast(exp.cast(column, exp.DataType.build("BOOLEAN")), exp.DataType.build("FLOAT"))
 
     arrow_needs = "booleans (or integers: 0 is false, anything else true, as DuckDB casts them)"
 
@@ -169,12 +173,14 @@ class DatetimeKind(ScalarKind):
         return sql_type if sql_type in DATETIME_TYPES else None
 
     def sql(self, feature, column, model):
+        from sqlglot import exp
+
         typed = exp.cast(column, exp.DataType.build(feature.sql_type, dialect="duckdb"))
         return once(typed, lambda value: exp.Case(
             ifs=[
                 exp.If(
                     this=exp.func("isfinite", value.copy()),
-                    true=exp.cast(exp.Div(this=exp.func("epoch", value.copy()), expression=exp.Literal.number("86400.0")), _FLOAT),
+                    true=exp.cast(exp.Div(this=exp.func("epoch", value.copy()), expression=exp.Literal.number("86400.0")), exp.DataType.build("FLOAT")),
                 ),
                 exp.If(this=exp.Is(this=value.copy(), expression=exp.Null()), true=exp.Null()),
             ],
