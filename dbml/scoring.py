@@ -47,11 +47,11 @@ from dbml.outputs import BY_FUNCTION, FUNCTION_NAMES, OUTPUTS, VersionInfo, arro
 from dbml.runtime import arrow_feeds, run_bounded
 from dbml.transfer import MAX_IMPORT_BYTES, checked_onnx, fetch
 
-__all__ = ["Scorer", "load_model", "score", "BATCH_ROWS"]
+__all__ = ["Scorer", "load_model", "score", "as_scorer", "as_table", "BATCH_ROWS"]
 
-# Rows per onnxruntime run: DuckDB hands PREDICT 2,048; a few times that keeps the
-# per-batch Python work small beside onnxruntime's, far from the sizes whose cache misses
-# make one run of millions of rows ten times slower (DESIGN.md, measured facts).
+# Rows per onnxruntime run. Measured scoring 1M rows of 7 mixed features (an MLP, 2 busy
+# cores): 2,048-row runs 2.3 s (per-batch Python work shows), 8,192 1.3-1.8 s, 65,536
+# 1.8 s, one run of all rows 2.5 s (cache misses, as DESIGN.md's measured facts say).
 BATCH_ROWS = 8192
 _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
 _CACHE_SIZE = 16
@@ -132,15 +132,21 @@ def score(model: Any, data: Any, functions: Sequence[str] = ("PREDICT",), *, sha
     Returns:
         An Arrow table with one column per function, in the order asked.
     """
-    if isinstance(model, Scorer):
-        if sha256 is not None and sha256.lower() != model.sha256:
-            raise IntegrityError(f"{model.what} has sha256 {model.sha256}, not the {sha256.lower()} given (sha256=)")
-        if size is not None and size != model.size:
-            raise IntegrityError(f"{model.what} has {model.size:,} bytes, not the {size:,} given (size=)")
-        scorer = model
-    else:
-        scorer = load_model(model, sha256, size, inputs=inputs)
-    return scorer.score(data, functions, timezone=timezone)
+    return as_scorer(model, sha256, size, inputs).score(data, functions, timezone=timezone)
+
+
+def as_scorer(model: Any, sha256: str | None = None, size: int | None = None,
+              inputs: Sequence[str] | None = None) -> Scorer:  # fmt: skip
+    """``model`` itself when it is a :class:`Scorer` (of that sha256 and size, when
+    given), else :func:`load_model` of it."""
+    if not isinstance(model, Scorer):
+        return load_model(model, sha256, size, inputs=inputs)
+    _check_digest_options(sha256, size, None)
+    if sha256 is not None and sha256.lower() != model.sha256:
+        raise IntegrityError(f"{model.what} has sha256 {model.sha256}, not the {sha256.lower()} given (sha256=)")
+    if size is not None and size != model.size:
+        raise IntegrityError(f"{model.what} has {model.size:,} bytes, not the {size:,} given (size=)")
+    return model
 
 
 class Scorer:

@@ -33,8 +33,8 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import pyarrow as pa
 
-from dbml.errors import FeatureError, IntegrityError, OptionError
-from dbml.scoring import Scorer, load_model
+from dbml.errors import FeatureError, OptionError
+from dbml.scoring import Scorer, as_scorer, load_model
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -115,19 +115,14 @@ def scoring_function(df: DataFrame, model: Any, function: str = "PREDICT", outpu
     T, to_arrow_type = _pyspark()
     if not isinstance(output, str) or not output:
         raise OptionError(f"output must be a column name, got {output!r}")
-    if isinstance(model, Scorer):
-        scorer = model
-        if sha256 is not None and sha256.lower() != scorer.sha256:
-            raise IntegrityError(f"{scorer.what} has sha256 {scorer.sha256}, not the {sha256.lower()} given (sha256=)")
-    else:
-        scorer = load_model(model, sha256, size, inputs=inputs)
+    scorer = as_scorer(model, sha256, size, inputs)
     sql_type = scorer.output_type(function)  # refuses a function the model does not offer
     fields = {f.name: f for f in df.schema.fields}
     clash = [n for n in fields if n.lower() == output.lower()]
     if clash:
         raise OptionError(f"the DataFrame already has a column '{clash[0]}'; give the new one another name (output=...)")
     timezone = df.sparkSession.conf.get("spark.sql.session.timeZone")
-    columns = scorer.columns(fields)
+    columns = scorer.columns([f.name for f in df.schema.fields])  # two of one name are ambiguous, as two differing in case
     arrow_fields = []
     for feature in scorer.features:
         field = fields[columns[feature.name]]

@@ -349,6 +349,7 @@ def test_arrays_of_every_list_type(duck, element):
         rows = [[v if v is None or abs(v) < FLOAT_MAX else 1.0 for v in r] for r in rows]
     for column in (pa.array(rows, pa.list_(element)), pa.array(rows, pa.large_list(element)), pa.array(rows, pa.list_(element, 4))):
         check(duck, f, column)
+        check(duck, FeatureSpec("a", "array", "FLOAT[]"), column)  # at training, before the length is known
 
 
 @pytest.mark.parametrize("length", [None, 3, 12])
