@@ -4,12 +4,45 @@
     con = dbml.connect("shop.duckdb")
     con.sql("TRAIN MODEL churn FROM customers TARGET churned")
     con.sql("SELECT id, PREDICT(churn, *) FROM new_customers").show()
+
+Outside DuckDB, a file written by EXPORT MODEL scores Arrow, pandas or polars data
+with onnxruntime alone (no DuckDB, no torch):
+
+    dbml.score("churn.onnx", table)              # an Arrow table: prediction
+    model = dbml.load_model("churn.onnx")        # verified once, reused
+    model.score(batch, functions=("PREDICT", "PREDICT_PROBA"))
+
+The names are imported on first use (PEP 562), so ``import dbml`` loads neither DuckDB
+nor torch until ``dbml.connect`` (or ``Connection``, ``install``) is touched.
 """
+
+from __future__ import annotations
+
+from typing import Any
+
+from dbml.errors import *  # noqa: F401,F403 - the errors need nothing else
+from dbml.errors import __all__ as _errors
 
 __version__ = "0.1.0"
 
-from dbml.connection import Connection, connect, install  # noqa: E402
-from dbml.errors import *  # noqa: E402,F401,F403
-from dbml.errors import __all__ as _errors
+_LAZY = {
+    "connect": "dbml.connection", "install": "dbml.connection", "Connection": "dbml.connection",
+    "score": "dbml.scoring", "load_model": "dbml.scoring", "Scorer": "dbml.scoring",
+}  # fmt: skip
 
-__all__ = ["__version__", "connect", "install", "Connection", *_errors]
+__all__ = ["__version__", "connect", "install", "Connection", "score", "load_model", "Scorer", *_errors]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'dbml' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -59,7 +59,8 @@ class OptionError(DbmlError):
 
 
 class SourceError(DbmlError):
-    """The FROM source of TRAIN MODEL cannot be read, or holds no usable rows."""
+    """The FROM source of TRAIN MODEL cannot be read, or holds no usable rows; or the data
+    given to :func:`dbml.score` is of a kind it does not read."""
 
 
 class TargetError(DbmlError):

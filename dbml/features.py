@@ -1,23 +1,27 @@
-"""Feature columns as the registry stores them, and the one SQL encoding of each.
+"""Feature columns as the registry stores them, and the one encoding of each.
 
 :class:`FeatureSpec` is one raw column (name, kind, type). :func:`feature_sql` says how
 a raw column becomes a model input; the training query and every rewritten PREDICT
-call use it, so a column is encoded the same way at training and at scoring. What
-each kind does lives in :mod:`dbml.kinds`.
+call use it, so a column is encoded the same way at training and at scoring.
+:func:`feature_arrow` gives the same encoded column from a raw Arrow column, for
+engines that are not DuckDB. What each kind does lives in :mod:`dbml.kinds`.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-
-from sqlglot import exp
+from typing import TYPE_CHECKING
 
 from dbml.kinds import KINDS, detect
 from dbml.kinds.common import FLOAT_MAX, QUANTILES
 from dbml.kinds.scalar import DATETIME_TYPES, NUMERIC_TYPES, bin_index, bin_sql
 
+if TYPE_CHECKING:
+    import pyarrow as pa
+    from sqlglot import exp
+
 __all__ = [
-    "FeatureSpec", "feature_kind", "feature_sql", "FLOAT_MAX", "QUANTILES", "bin_sql", "bin_index",
+    "FeatureSpec", "feature_kind", "feature_sql", "feature_arrow", "FLOAT_MAX", "QUANTILES", "bin_sql", "bin_index",
     "NUMERIC_TYPES", "DATETIME_TYPES", "ONNX_INPUT",
 ]  # fmt: skip
 
@@ -71,3 +75,23 @@ def feature_sql(feature: FeatureSpec, column: exp.Expression, model: str | None 
     first branch is the plain CAST; ``error()`` runs only for the rows that reach it.
     """
     return KINDS[feature.kind].sql(feature, column, model)
+
+
+def feature_arrow(feature: FeatureSpec, values: pa.Array | pa.ChunkedArray, model: str | None = None,
+                  timezone: str = "UTC") -> pa.Array:  # fmt: skip
+    """The encoded column :func:`feature_sql` gives in DuckDB, from a raw Arrow column:
+    the same values (to the float32 bit) and the same refusals, as FeatureErrors.
+
+    Args:
+        timezone: DuckDB's TimeZone setting it stands for, used only where a time zone and
+            a wall clock meet (a TIMESTAMPTZ column for a model trained on TIMESTAMP or
+            DATE, or the reverse).
+
+    Raises:
+        FeatureError: a type the feature's kind cannot take, or a value its SQL encoding
+            refuses (naming the column, ``model`` and the value).
+    """
+    from dbml.kinds import check_arrow_type
+
+    check_arrow_type(feature, values.type, model)
+    return KINDS[feature.kind].arrow(feature, values, model, timezone)

@@ -17,18 +17,25 @@ per-version UDFs (:func:`dbml.udfs.register_imported`) run from it.
 * PREDICT_PROBA exists when a float ``[N, K]`` output (K > 1) is named like
   ``probabilities`` / ``output_probability``: a STRUCT with fields ``'0'`` .. ``'K-1'``.
   A ZipMap output (a sequence of maps) does not count.
+
+:func:`imported_feeds`, :func:`imported_output` and :func:`imported_proba` run a stored
+layout: encoded Arrow columns -> the graph's inputs, its outputs -> Arrow columns (for
+DuckDB's UDFs, :func:`dbml.udfs.register_imported`, and for scoring outside DuckDB).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable, Sequence
 
+import numpy as np
 import onnxruntime as ort
+import pyarrow as pa
+import pyarrow.compute as pc
 
-from dbml.errors import TransferError
+from dbml.errors import FeatureError, ScoringError, TransferError
 from dbml.features import FeatureSpec
 
-__all__ = ["describe_graph", "INPUT_DTYPES", "OUTPUT_TYPES"]
+__all__ = ["describe_graph", "imported_feeds", "imported_output", "imported_proba", "INPUT_DTYPES", "OUTPUT_TYPES"]
 
 # onnxruntime's input type -> numpy dtype the UDF feeds
 INPUT_DTYPES = {
@@ -163,3 +170,90 @@ def describe_graph(session: ort.InferenceSession, url: str, names: list[str] | N
         "features": [f.to_dict() for f in features], "graph_inputs": graph_inputs, "output": output,
         "proba": proba, "outputs": outputs, "predict_type": predict_type,
     }  # fmt: skip
+
+
+_ARROW_TYPES = {"VARCHAR": pa.string(), "BOOLEAN": pa.bool_(), "BIGINT": pa.int64(), "DOUBLE": pa.float64()}
+
+
+def _imported_column(values: pa.Array | pa.ChunkedArray, feature: FeatureSpec, dtype: str, what: str) -> np.ndarray:
+    """One encoded column (DOUBLE, or VARCHAR for strings) in the graph input's dtype."""
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    if dtype == "string":
+        if values.null_count:
+            values = pc.fill_null(values.cast(pa.string()), "")
+        return values.to_numpy(zero_copy_only=False).astype(object)
+    if values.null_count:
+        if dtype not in ("float32", "float64"):
+            raise FeatureError(
+                f"column '{feature.name}' has NULLs, but input '{feature.onnx_input}' of {what} takes {dtype}, "
+                "which has no NULL: filter or fill them (coalesce) first"
+            )
+        values = pc.fill_null(values, float("nan"))
+    array = values.to_numpy(zero_copy_only=False)
+    return array != 0 if dtype == "bool" else array.astype(dtype, copy=False)
+
+
+def imported_feeds(features: Sequence[FeatureSpec], options: dict[str, Any], what: str
+                   ) -> Callable[[Sequence[pa.Array | pa.ChunkedArray]], dict[str, np.ndarray]]:  # fmt: skip
+    """The feeds of a foreign graph from its features' encoded columns (in feature order),
+    by the stored layout ``options`` (:func:`describe_graph`): each column in its input's
+    dtype, the columns of an ``[N, F]`` input stacked in order."""
+    features = tuple(features)
+    position = {f.name: i for i, f in enumerate(features)}
+    layout = [(g["name"], g["dtype"], len(g["shape"]), [position[c] for c in g["columns"]]) for g in options["graph_inputs"]]
+
+    def feeds(columns) -> dict[str, np.ndarray]:
+        out = {}
+        for name, dtype, rank, indices in layout:
+            arrays = [_imported_column(columns[i], features[i], dtype, what) for i in indices]
+            out[name] = arrays[0] if rank == 1 else np.stack(arrays, axis=1)
+        return out
+
+    return feeds
+
+
+def imported_output(options: dict[str, Any], predict_type: str, what: str) -> Callable[[np.ndarray, int], pa.Array]:
+    """What PREDICT returns for ``n`` rows, from the graph's first output: one value per
+    row in ``predict_type``, or a list per row (``predict_type`` ending in ``[]``)."""
+    as_list = bool(options["output"].get("list"))
+    element = predict_type[:-2] if as_list else predict_type
+    arrow_type = _ARROW_TYPES[element]
+
+    def convert(out: np.ndarray, n: int) -> pa.Array:
+        out = np.asarray(out)
+        if as_list:
+            flat = out.reshape(n, -1)
+            width = flat.shape[1]
+            values = _typed(flat.reshape(-1), element, arrow_type)
+            return pa.ListArray.from_arrays(pa.array(np.arange(0, n * width + 1, width, dtype=np.int32)), values)
+        if out.size != n:
+            raise ScoringError(f"output '{options['output']['name']}' of {what} gave {out.size} values for {n} rows")
+        return _typed(out.reshape(-1), element, arrow_type)
+
+    return convert
+
+
+def imported_proba(options: dict[str, Any]) -> tuple[str, list[str], Callable[[np.ndarray, int], pa.Array]] | None:
+    """(graph output, STRUCT field names, conversion) of PREDICT_PROBA, or None when the
+    layout has no probabilities."""
+    proba = options.get("proba")
+    if not proba:
+        return None
+    fields = list(proba["fields"])
+
+    def convert(out: np.ndarray, n: int) -> pa.Array:
+        out = np.asarray(out, dtype=np.float64).reshape(n, len(fields))
+        return pa.StructArray.from_arrays([pa.array(out[:, k]) for k in range(len(fields))], names=fields)
+
+    return proba["name"], fields, convert
+
+
+def _typed(values: np.ndarray, sql_type: str, arrow_type: pa.DataType) -> pa.Array:
+    if sql_type == "DOUBLE":
+        return pa.array(values.astype(np.float64, copy=False), type=arrow_type)
+    if sql_type == "BIGINT":
+        return pa.array(values.astype(np.int64, copy=False), type=arrow_type)
+    if sql_type == "BOOLEAN":
+        return pa.array(values.astype(bool, copy=False), type=arrow_type)
+    return pa.array([v.decode() if isinstance(v, bytes) else str(v) for v in values], type=arrow_type)

@@ -6,19 +6,18 @@ Each returns a DuckDB relation; the registry module does every write.
 from __future__ import annotations
 
 import hashlib
-import json
 import warnings
 from typing import TYPE_CHECKING, Any
 
 import duckdb
 import pyarrow as pa
 
-from dbml.errors import DbmlError, OptionError, RecordError, TargetError, TransferError
+from dbml.errors import OptionError, TargetError
+from dbml.modelfile import describe_file, open_session
+from dbml.names import check_alias_name, check_model_name, check_version
 from dbml.options import Option, validate_options
-from dbml.records import check_imported_facts, validate_record
-from dbml.registry import check_alias_name, check_model_name, check_version
-from dbml.runtime import new_session, verify_blob
-from dbml.transfer import MAX_IMPORT_BYTES, RECORD_KEY, dbml_metadata, read_url, with_metadata, write_url
+from dbml.runtime import verify_blob
+from dbml.transfer import MAX_IMPORT_BYTES, read_url, with_metadata, write_url
 
 if TYPE_CHECKING:
     from dbml.connection import Connection
@@ -296,143 +295,25 @@ def import_model(conn: "Connection", name: str, url: str, options: dict[str, Any
     keeping its lineage, metrics and profile; a foreign ONNX file (no dbml metadata)
     becomes a version of architecture and task ``imported`` (see :mod:`dbml.foreign`).
 
-    The file's metadata is data, never trusted: its ``dbml.record`` keys are checked
-    (:func:`dbml.records.check_imported_facts`: unknown identifier-shaped keys are
-    dropped, named in a warning and in the audit row; any other key is refused), the
-    record IMPORT builds is checked against the declared schema
-    (:func:`dbml.records.validate_record`) and against the graph (inputs, outputs,
-    label count), all before anything is written.
+    The file's metadata is data, never trusted: :func:`dbml.modelfile.describe_file`
+    checks its ``dbml.record`` keys (:func:`dbml.records.check_imported_facts`: unknown
+    identifier-shaped keys are dropped, named in a warning and in the audit row; any
+    other key is refused), the record IMPORT builds against the declared schema
+    (:func:`dbml.records.validate_record`) and against the graph (inputs, outputs, label
+    count), all before anything is written. Scoring outside DuckDB (:func:`dbml.score`)
+    runs the same checks.
     """
     name = check_model_name(name)
     opts = validate_options(options, IMPORT_OPTIONS, f"IMPORT MODEL {name}")
     blob = read_url(url, opts["max_size"])
-    meta = dbml_metadata(blob)
-    try:
-        session = new_session(blob)
-    except DbmlError:
-        raise  # already names what is wrong (an unsafe graph, a resource bound)
-    except Exception as err:  # onnxruntime's own errors
-        raise TransferError(f"onnxruntime cannot load '{url}': {err}") from None
-    raw = _json_meta(meta, RECORD_KEY, url, {})
-    facts, dropped = check_imported_facts(raw, url, _warn)  # raw is a dict from here on
-    origin = None
-    if isinstance(raw.get("model"), str) and isinstance(raw.get("version"), int) and not isinstance(raw.get("version"), bool):
-        try:
-            origin = f"{check_model_name(raw['model'])}:{check_version(raw['version'])}"
-        except DbmlError:
-            origin = None  # lineage text only: a malformed origin is left out, not refused
-    detail = {"url": url, "exported_from": origin, **({"dropped_facts": dropped} if dropped else {})}
-    if "dbml.features" not in meta or "dbml.task" not in meta:
-        return _import_foreign(conn, name, url, blob, session, facts, origin, opts, detail)
-    if opts["inputs"] is not None:
-        raise TransferError(f"'{url}' was written by dbml: its feature columns are its own; leave out option inputs")
-    task = meta["dbml.task"]
-    if task not in ("classification", "regression", "reconstruction", "forecast"):
-        raise RecordError(
-            f"'{url}': its dbml.task metadata is {task[:80]!r}; a graph dbml trained is a classification, "
-            "a regression, a reconstruction (autoencoder) or a forecast"
-        )
-    record = {
-        "architecture": meta.get("dbml.architecture", "imported"), "options": {}, "profile": {},
-        "source_sql": f"IMPORT FROM '{url}'", "source_tables": [], "row_count": 0, "train_rows": 0,
-        "validation_rows": 0, "data_fingerprint": "", "metrics": {}, "epochs": 0, "train_seconds": 0.0,
-        "device": "", "library_versions": {}, "parity_error": 0.0,
-        **facts,
-        "model": name, "task": task, "features": _json_meta(meta, "dbml.features", url, None),
-        "labels": _json_meta(meta, "dbml.labels", url, None),
-        "target": meta.get("dbml.target"), "target_type": meta.get("dbml.target_type"),
-        "onnx_sha256": hashlib.sha256(blob).hexdigest(), "onnx_size": len(blob), "parent_version": None,
-    }  # fmt: skip
-    record = validate_record(record, f"'{url}'")
-    _check_graph(session, record, url)
-    return _store_import(conn, name, url, record, blob, origin, detail)
+    session = open_session(blob, url)
+    described = describe_file(blob, url, session, name, opts["inputs"], warn=_warn)
+    detail = {"url": url, "exported_from": described.origin, **({"dropped_facts": described.dropped} if described.dropped else {})}
+    return _store_import(conn, name, url, described.record, blob, described.origin, detail)
 
 
 def _warn(message: str) -> None:
-    warnings.warn(message, stacklevel=4)
-
-
-def _json_meta(meta: dict[str, str], key: str, url: str, default: Any) -> Any:
-    """One metadata entry decoded from JSON (``default`` when absent); a RecordError naming
-    the file and the key when it is not JSON."""
-    if key not in meta:
-        return default
-    try:
-        return json.loads(meta[key])
-    except (ValueError, RecursionError):
-        raise RecordError(f"'{url}': its {key} metadata is not valid JSON; the file was altered or not written by dbml") from None
-
-
-def _check_graph(session: Any, record: dict[str, Any], url: str) -> None:
-    """The graph of a dbml file must be the one its metadata describes: one input per
-    feature, of the feature's type, and the outputs its task scores with."""
-    inputs = session.get_inputs()
-    names = [i.name for i in inputs]
-    if names != [f["name"] for f in record["features"]]:
-        raise TransferError(f"'{url}' has inputs {names}, which do not match its dbml.features metadata")
-    for node, f in zip(inputs, record["features"]):
-        from dbml.kinds import KINDS
-
-        wanted = f"tensor({KINDS[f['kind']].onnx_elem})"
-        if node.type != wanted or len(node.shape or []) != 2:
-            raise TransferError(
-                f"'{url}': graph input '{node.name}' is {node.type} of rank {len(node.shape or [])}, but its "
-                f"dbml.features metadata says a {f['kind']} feature ({wanted}, rank 2)"
-            )
-    outputs = {o.name: o for o in session.get_outputs()}
-    from dbml.tasks import TASKS
-
-    wanted = TASKS[record["task"]].parity_output
-    out = outputs.get(wanted)
-    if out is None or out.type != "tensor(float)":
-        raise TransferError(
-            f"'{url}': a {record['task']} graph of dbml has a float output '{wanted}'; this one has "
-            f"{', '.join(f'{o.name} ({o.type})' for o in outputs.values())}"
-        )
-    shape = list(out.shape or [])
-    width = len(record["labels"]) if record["task"] == "classification" else (
-        int(record["options"].get("horizon") or (shape[1] if len(shape) == 2 else 0)) if record["task"] == "forecast" else 1)
-    if len(shape) == 1 and width == 1:  # one value per row: [N]
-        return
-    if len(shape) != 2 or (isinstance(shape[1], int) and shape[1] != width):
-        raise TransferError(
-            f"'{url}': output '{wanted}' has shape {shape}, but its metadata says {width} "
-            + ("class labels" if record["task"] == "classification" else "value per row")
-        )
-
-
-def _import_foreign(
-    conn: "Connection", name: str, url: str, blob: bytes, session: Any, facts: dict[str, Any],
-    origin: str | None, opts: dict[str, Any], detail: dict[str, Any],
-) -> duckdb.DuckDBPyRelation:  # fmt: skip
-    """A foreign ONNX file as a version of architecture and task ``imported``."""
-    import onnx
-
-    from dbml.foreign import describe_graph
-
-    names = opts["inputs"]
-    if names is None and facts.get("architecture") == "imported":  # exported by dbml after an import
-        names = (facts.get("options") or {}).get("inputs") if isinstance(facts.get("options"), dict) else None
-        if names is not None and (not isinstance(names, list) or not all(isinstance(n, str) for n in names)):
-            raise RecordError(f"'{url}': field 'options.inputs' of its dbml.record is {str(names)[:80]!r}, not a list of column names")
-    graph = describe_graph(session, url, names)
-    proto = onnx.load_from_string(blob)
-    producer = " ".join(p for p in (proto.producer_name, proto.producer_version) if p)
-    record = {
-        "model": name, "architecture": "imported", "task": "imported",
-        "options": {"inputs": names, "graph_inputs": graph["graph_inputs"], "output": graph["output"],
-                    "proba": graph["proba"]},
-        "features": graph["features"], "profile": {}, "target": None, "target_type": graph["predict_type"],
-        "labels": None, "source_sql": f"IMPORT FROM '{url}'", "source_tables": [], "row_count": 0,
-        "train_rows": 0, "validation_rows": 0, "data_fingerprint": "", "metrics": {"outputs": graph["outputs"]},
-        "epochs": 0, "train_seconds": 0.0, "device": "",
-        "library_versions": {"producer": producer[:1000], "ir_version": proto.ir_version,
-                             "opsets": {o.domain or "ai.onnx": o.version for o in proto.opset_import}},
-        "onnx_sha256": hashlib.sha256(blob).hexdigest(), "onnx_size": len(blob), "parity_error": 0.0,
-        "parent_version": None,
-    }  # fmt: skip
-    record = validate_record(record, f"'{url}'")
-    return _store_import(conn, name, url, record, blob, origin, detail)
+    warnings.warn(message, stacklevel=5)
 
 
 def _store_import(

@@ -13,13 +13,17 @@ autoencoder has ``anomaly_score`` and ``is_anomaly``; every dbml network has
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 import pyarrow as pa
 
-__all__ = ["Output", "OUTPUTS", "BY_FUNCTION", "FUNCTION_NAMES", "VersionInfo", "label_field", "offered"]
+from dbml.errors import FeatureError
+
+__all__ = ["Output", "OUTPUTS", "BY_FUNCTION", "FUNCTION_NAMES", "VersionInfo", "label_field", "offered", "not_offered",
+           "arrow_type"]  # fmt: skip
 
 
 def label_field(label: Any) -> str:
@@ -47,7 +51,29 @@ class VersionInfo:
     graph_outputs: dict[str, tuple[int | str, ...]]
 
 
-_ARROW = {"VARCHAR": pa.string(), "BOOLEAN": pa.bool_(), "BIGINT": pa.int64(), "DOUBLE": pa.float64()}
+# SQL types as DuckDB hands them to Arrow: what the functions return, and the class targets
+# PREDICT casts its label to (HUGEINT is a 38-digit DECIMAL in Arrow)
+_ARROW = {
+    "VARCHAR": pa.string(), "BOOLEAN": pa.bool_(), "BIGINT": pa.int64(), "DOUBLE": pa.float64(), "FLOAT": pa.float32(),
+    "TINYINT": pa.int8(), "SMALLINT": pa.int16(), "INTEGER": pa.int32(), "HUGEINT": pa.decimal128(38, 0),
+    "UTINYINT": pa.uint8(), "USMALLINT": pa.uint16(), "UINTEGER": pa.uint32(), "UBIGINT": pa.uint64(),
+}  # fmt: skip
+
+
+def arrow_type(spec: str | dict[str, str]) -> pa.DataType:
+    """The Arrow type of a SQL type as the outputs table spells it (a STRUCT is a dict of
+    fields, FLOAT[k] a fixed-size list), as DuckDB exports it.
+
+    Raises:
+        KeyError: a type no scoring function returns.
+    """
+    if isinstance(spec, dict):
+        return pa.struct([(name, arrow_type(t)) for name, t in spec.items()])
+    m = re.fullmatch(r"(\w+)\[(\d*)\]", spec.strip())
+    if m:
+        element = arrow_type(m.group(1))
+        return pa.list_(element, int(m.group(2))) if m.group(2) else pa.list_(element)
+    return _ARROW[spec.strip().upper()]
 
 
 def _predict_source(info: VersionInfo) -> str | None:
@@ -130,6 +156,8 @@ class Output:
         convert: for a version, onnxruntime's array -> the Arrow column DuckDB receives.
         description: one line for users.
         needs: what a model must be to offer it, for the refusal message.
+        column: the name of its result column outside DuckDB (:func:`dbml.score`,
+            :mod:`dbml.spark`).
     """
 
     function: str
@@ -139,6 +167,7 @@ class Output:
     convert: Callable[[VersionInfo], Callable[[np.ndarray], pa.Array]]
     description: str
     needs: str
+    column: str = ""
 
     def source(self, info: VersionInfo) -> str | None:
         """The graph output this function reads for ``info``, or None if not offered."""
@@ -151,21 +180,21 @@ OUTPUTS: tuple[Output, ...] = (
     Output("PREDICT", "predict", _predict_source, _predict_type, _predict_convert,
            "the label (in the target's type), the value, an autoencoder's anomaly score, or a forecaster's "
            "next values (FLOAT[horizon]) from a history list",
-           "a trained model"),
+           "a trained model", column="prediction"),
     Output("PREDICT_PROBA", "proba", lambda i: "probabilities" if i.task in ("classification", "imported")
            and "probabilities" in i.graph_outputs else None, _proba_type, _proba_convert,
            "a STRUCT of class probabilities, one DOUBLE field per label",
-           "a classification model"),
+           "a classification model", column="probabilities"),
     Output("EMBED", "embed", "embedding", _embed_type, _embed_convert,
            "FLOAT[k]: the last hidden layer (an autoencoder's bottleneck)",
            "a model trained by dbml with an embedding output (imported files have none; versions "
-           "trained before EMBED existed neither: retrain them)"),
+           "trained before EMBED existed neither: retrain them)", column="embedding"),
     Output("ANOMALY_SCORE", "score", "anomaly_score", lambda i: "DOUBLE", lambda i: _double,
            "DOUBLE: how unusual the row is (mean squared reconstruction error, each value scaled by its typical error on held-out rows; higher is more unusual)",
-           "an anomaly model (TRAIN MODEL ... USING autoencoder, without TARGET)"),
+           "an anomaly model (TRAIN MODEL ... USING autoencoder, without TARGET)", column="anomaly_score"),
     Output("IS_ANOMALY", "anomaly", "is_anomaly", lambda i: "BOOLEAN", lambda i: _boolean,
            "BOOLEAN: the anomaly score above the threshold fixed at training from `contamination`",
-           "an anomaly model (TRAIN MODEL ... USING autoencoder, without TARGET)"),
+           "an anomaly model (TRAIN MODEL ... USING autoencoder, without TARGET)", column="is_anomaly"),
 )  # fmt: skip
 
 BY_FUNCTION: dict[str, Output] = {o.function: o for o in OUTPUTS}
@@ -180,3 +209,16 @@ def offered(info: VersionInfo) -> dict[str, str]:
         if source is not None:
             out[o.function] = source
     return out
+
+
+def not_offered(function: str, who: str, task: str | None, functions: Iterable[str]) -> FeatureError:
+    """The refusal of a function a version does not offer, naming what it needs and the
+    functions the version does offer (``who``: "model 'churn' (version 3)")."""
+    task = task or "unknown"
+    article = "an" if task[:1].lower() in "aeiou" else "a"
+    message = f"{function} needs {BY_FUNCTION[function].needs}; {who} is {article} {task} model"
+    functions = set(functions)
+    offers = [f for f in FUNCTION_NAMES if f in functions]
+    if offers:
+        message += ": use " + (offers[0] if len(offers) == 1 else f"{', '.join(offers[:-1])} or {offers[-1]}")
+    return FeatureError(message)

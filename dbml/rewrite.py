@@ -22,7 +22,7 @@ from sqlglot.errors import ParseError
 from dbml.dialect import PREDICT_FUNCTIONS, parse_statement
 from dbml.errors import DbmlSyntaxError, FeatureError, ModelNotFoundError
 from dbml.features import FeatureSpec, feature_sql
-from dbml.outputs import BY_FUNCTION, FUNCTION_NAMES
+from dbml.outputs import not_offered
 from dbml.script import Statement, mask, predict_calls, split_script
 
 __all__ = ["ModelSignature", "Statement", "split_statements", "rewrite_predict", "contains_predict"]
@@ -136,21 +136,6 @@ def _unalias(arg: exp.Expression) -> exp.Expression:
     return arg
 
 
-def _not_offered(func: str, sig: ModelSignature) -> FeatureError:
-    """The refusal of a function the version does not offer, naming what it needs and
-    the functions the version does offer."""
-    task = sig.task or "unknown"
-    article = "an" if task[:1].lower() in "aeiou" else "a"
-    message = (
-        f"{func} needs {BY_FUNCTION[func].needs}; model '{sig.model}' (version {sig.version}) "
-        f"is {article} {task} model"
-    )
-    offered = [f for f in FUNCTION_NAMES if f in sig.functions]
-    if offered:
-        message += ": use " + (offered[0] if len(offered) == 1 else f"{', '.join(offered[:-1])} or {offered[-1]}")
-    return FeatureError(message)
-
-
 def _rewrite_call(
     text: str, resolve: Callable[[str], ModelSignature | None], keep: Callable[[], bool] | None
 ) -> str | None:
@@ -169,7 +154,7 @@ def _rewrite_call(
         return None
     udf = sig.functions.get(func)
     if udf is None:
-        raise _not_offered(func, sig)
+        raise not_offered(func, f"model '{sig.model}' (version {sig.version})", sig.task, sig.functions)
     inputs = _feature_inputs(sig, list(node.expressions), func)
     args = [feature_sql(f, col, sig.model) for f, col in zip(sig.features, inputs)]
     call: exp.Expression = exp.Anonymous(this=udf, expressions=args)

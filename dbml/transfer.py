@@ -20,7 +20,7 @@ from fsspec.implementations.local import LocalFileSystem
 
 from dbml.errors import IntegrityError, TransferError
 
-__all__ = ["MAX_IMPORT_BYTES", "write_url", "read_url", "with_metadata", "dbml_metadata", "RECORD_KEY"]
+__all__ = ["MAX_IMPORT_BYTES", "write_url", "read_url", "fetch", "checked_onnx", "with_metadata", "dbml_metadata", "RECORD_KEY"]
 
 MAX_IMPORT_BYTES = 512 * 1024 * 1024
 RECORD_KEY = "dbml.record"
@@ -102,11 +102,23 @@ def _write_local(path: str, data: bytes) -> None:
 
 
 def read_url(url: str, max_bytes: int = MAX_IMPORT_BYTES) -> bytes:
-    """Read an ONNX file from an fsspec URL or local path.
+    """Read an ONNX file from an fsspec URL or local path: :func:`fetch`, then
+    :func:`checked_onnx`.
 
     Raises:
         TransferError: unreadable, larger than ``max_bytes`` (checked before reading),
             or not an ONNX model.
+    """
+    data, fs, path = fetch(url, max_bytes)
+    return checked_onnx(data, url, max_bytes, fs, path)
+
+
+def fetch(url: str, max_bytes: int = MAX_IMPORT_BYTES) -> tuple[bytes, Any, str]:
+    """(the bytes, the fsspec file system, the path on it) of the file at ``url``,
+    nothing parsed.
+
+    Raises:
+        TransferError: unreadable, or larger than ``max_bytes`` (checked before reading).
     """
     try:
         fs, path = fsspec.core.url_to_fs(url)
@@ -121,6 +133,18 @@ def read_url(url: str, max_bytes: int = MAX_IMPORT_BYTES) -> bytes:
         raise TransferError(f"cannot read '{url}': {type(err).__name__}: {err}") from None
     if len(data) > max_bytes:
         raise TransferError(f"'{url}' is over the import limit of {max_bytes:,} bytes (option max_size)")
+    return data, fs, path
+
+
+def checked_onnx(data: bytes, url: str, max_bytes: int = MAX_IMPORT_BYTES, fs: Any = None, path: str | None = None) -> bytes:
+    """The bytes of an ONNX model, checked as IMPORT checks a file: ONNX only (never
+    unpickled), the ONNX checker, graph inputs and outputs, :func:`dbml.graphcheck.check_graph`.
+    External data beside the model (on ``fs`` next to ``path``) goes inside the bytes
+    returned; without ``fs`` (bytes given in memory) :func:`check_graph` refuses it.
+
+    Raises:
+        TransferError: not an ONNX model, or a graph dbml will not load (naming ``url``).
+    """
     from dbml import graphcheck  # what a graph may do: no outside files, standard operators, bounded sizes
 
     try:
@@ -128,7 +152,7 @@ def read_url(url: str, max_bytes: int = MAX_IMPORT_BYTES) -> bytes:
     except Exception:
         raise TransferError(f"'{url}' is not a valid ONNX model") from None
     # data kept beside the model goes inside the stored blob; anything else is refused
-    if graphcheck.inline_external_data(proto, fs, path, url, max_bytes - len(data)):
+    if fs is not None and graphcheck.inline_external_data(proto, fs, path, url, max_bytes - len(data)):
         try:
             data = proto.SerializeToString()
         except Exception as err:  # protobuf's 2 GiB limit

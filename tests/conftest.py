@@ -39,20 +39,24 @@ def udf_names(c) -> list[str]:
     return sorted(r[0] for r in rows)
 
 
+# an integer, a DECIMAL, a BOOLEAN and a DATE column of i (a row number), each NULL in some rows
+NULLABLE_COLUMNS = """CASE WHEN i % 17 = 0 THEN NULL ELSE (i % 50)::INTEGER END AS age,
+    CASE WHEN i % 19 = 0 THEN NULL ELSE ((i * 37) % 100) / 10.0 END::DECIMAL(6, 2) AS spend,
+    CASE WHEN i % 23 = 0 THEN NULL ELSE i % 2 = 0 END AS member,
+    CASE WHEN i % 29 = 0 THEN NULL ELSE DATE '2024-01-01' + (i % 90)::INTEGER END AS joined"""
+
+
 @pytest.fixture
 def mixed(con):
     """300 rows with numbers, a decimal, booleans, dates, timestamps, strings, an enum
     and NULLs in every feature column; the label depends on several of them."""
     con.sql(
-        """
+        f"""
         CREATE TYPE mood AS ENUM ('calm', 'tense', 'wild');
         CREATE TABLE mixed AS
         SELECT
             i AS id,
-            CASE WHEN i % 17 = 0 THEN NULL ELSE (i % 50)::INTEGER END AS age,
-            CASE WHEN i % 19 = 0 THEN NULL ELSE ((i * 37) % 100) / 10.0 END::DECIMAL(6, 2) AS spend,
-            CASE WHEN i % 23 = 0 THEN NULL ELSE i % 2 = 0 END AS member,
-            CASE WHEN i % 29 = 0 THEN NULL ELSE DATE '2024-01-01' + (i % 90)::INTEGER END AS joined,
+            {NULLABLE_COLUMNS},
             CASE WHEN i % 31 = 0 THEN NULL ELSE TIMESTAMP '2024-01-01 00:00:00' + to_hours(i % 48) END AS seen_at,
             CASE WHEN i % 13 = 0 THEN NULL ELSE ['basic', 'plus', 'pro'][1 + i % 3] END AS plan,
             (['calm', 'tense', 'wild'][1 + (i // 3) % 3])::mood AS mood,
@@ -116,3 +120,65 @@ def run_without_torch(script: str, timeout: float = 120):
     import textwrap
 
     return subprocess.run([sys.executable, "-c", _NO_TORCH + textwrap.dedent(script)], capture_output=True, text=True, timeout=timeout)
+
+
+# -- models exported for scoring outside DuckDB (dbml.score, dbml.spark) ---------------------
+
+SCORING_FEATURES = "age, spend, member, joined, seen_at, stamped, plan"
+_SCORING_ROWS = """
+    SELECT
+        i AS id,
+        {nullable},
+        CASE WHEN i % 31 = 0 THEN NULL ELSE TIMESTAMP '2024-01-01 00:00:00' + to_minutes(i * 37 % 2880) END AS seen_at,
+        TIMESTAMP '2023-06-01 08:00:00' + to_seconds(i * 4001) AS stamped,
+        CASE WHEN i % 13 = 0 THEN NULL ELSE {plans}[1 + i % {n_plans}] END AS plan,
+        ((i % 3 + (i % 50 > 40)::INTEGER) % 3)::INTEGER AS tier,
+        i % 3 = 2 OR i % 50 > 40 AS churned,
+        coalesce(i % 50, 7) * 0.5 + ((i * 37) % 100) / 10.0 + (i % 2) AS amount
+    FROM range({start}, {stop}) AS r(i)
+"""
+
+
+@pytest.fixture(scope="session")
+def exported_models(tmp_path_factory):
+    """A DuckDB connection with table ``train_rows`` (300 rows) and ``score_rows`` (120
+    rows: NULLs in every feature, a plan no training row has), and four models trained on
+    the features ``SCORING_FEATURES`` and exported: ``tier`` (an INTEGER class), ``churn``
+    (a BOOLEAN class), ``amount`` (a regression) and ``odd`` (an autoencoder). Returns
+    (connection, {model: (path, sha256, bytes)})."""
+    folder = tmp_path_factory.mktemp("exported")
+    c = dbml.connect(user="tester")
+    c.sql("CREATE TABLE train_rows AS " + _SCORING_ROWS.format(plans="['basic', 'plus', 'pro']", n_plans=3, start=0, stop=300,
+                                                           nullable=NULLABLE_COLUMNS))
+    c.sql("CREATE TABLE score_rows AS "
+          + _SCORING_ROWS.format(plans="['basic', 'plus', 'pro', 'enterprise']", n_plans=4, start=300, stop=420,
+                                nullable=NULLABLE_COLUMNS))  # fmt: skip
+    trains = {
+        "tier": f"TRAIN MODEL tier FROM (SELECT {SCORING_FEATURES}, tier FROM train_rows) TARGET tier",
+        "churn": f"TRAIN MODEL churn FROM (SELECT {SCORING_FEATURES}, churned FROM train_rows) TARGET churned",
+        "amount": f"TRAIN MODEL amount FROM (SELECT {SCORING_FEATURES}, amount FROM train_rows) TARGET amount",
+        "odd": f"TRAIN MODEL odd USING autoencoder FROM (SELECT {SCORING_FEATURES} FROM train_rows)",
+    }
+    files = {}
+    for name, sql in trains.items():
+        c.sql(sql + " WITH (epochs = 3, seed = 7, progress = false)")
+        path = folder / f"{name}.onnx"
+        _, _, _, size, sha = c.sql(f"EXPORT MODEL {name} TO '{path}'").fetchall()[0]
+        files[name] = (str(path), sha, size)
+    yield c, files
+    c.close()
+
+
+def foreign_add_model(path) -> None:
+    """A foreign ONNX file of plain float inputs: out = x + 2 * y ([N, 1] each)."""
+    from onnx import TensorProto, helper, save
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 1])
+    out = helper.make_tensor_value_info("out", TensorProto.FLOAT, ["N", 1])
+    two = helper.make_tensor("two", TensorProto.FLOAT, [1], [2.0])
+    nodes = [helper.make_node("Mul", ["y", "two"], ["y2"]), helper.make_node("Add", ["x", "y2"], ["out"])]
+    graph = helper.make_graph(nodes, "add", [x, y], [out], initializer=[two])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="tests")
+    model.ir_version = 8
+    save(model, str(path))

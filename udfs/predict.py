@@ -17,10 +17,10 @@ import duckdb
 import numpy as np
 import onnxruntime as ort
 import pyarrow as pa
-import pyarrow.compute as pc
 from duckdb import sqltypes
 
 from dbml.features import FeatureSpec
+from dbml.foreign import imported_feeds, imported_output, imported_proba
 from dbml.kinds import KINDS
 from dbml.outputs import BY_FUNCTION, OUTPUTS, VersionInfo, label_field
 from dbml.runtime import ScoringSession, run_bounded
@@ -38,7 +38,6 @@ _WORDS = "|".join(o.udf for o in OUTPUTS)
 FUNCTION_NAME = re.compile(rf"^dbml_({_WORDS})__(.+)__v(\d+)(?:__([0-9a-f]{{8}}))?(?:__[rt]\d+)?$")
 _SQL_TYPES = {"VARCHAR": sqltypes.VARCHAR, "BOOLEAN": sqltypes.BOOLEAN, "BIGINT": sqltypes.BIGINT, "DOUBLE": sqltypes.DOUBLE,
               "FLOAT": sqltypes.FLOAT}  # fmt: skip
-_ARROW_TYPES = {"VARCHAR": pa.string(), "BOOLEAN": pa.bool_(), "BIGINT": pa.int64(), "DOUBLE": pa.float64()}
 
 
 def function_names(model: str, version: int, sha256: str | None = None) -> dict[str, str]:
@@ -122,25 +121,6 @@ def register_version(
     return dict(names)
 
 
-def _imported_column(values: pa.Array | pa.ChunkedArray, feature: FeatureSpec, dtype: str, what: str) -> np.ndarray:
-    """One encoded column (DOUBLE, or VARCHAR for strings) in the graph input's dtype."""
-    if isinstance(values, pa.ChunkedArray):
-        values = values.combine_chunks()
-    if dtype == "string":
-        if values.null_count:
-            values = pc.fill_null(values.cast(pa.string()), "")
-        return values.to_numpy(zero_copy_only=False).astype(object)
-    if values.null_count:
-        if dtype not in ("float32", "float64"):
-            raise ValueError(
-                f"dbml: column '{feature.name}' has NULLs, but input '{feature.onnx_input}' of {what} takes {dtype}, "
-                "which has no NULL: filter or fill them (coalesce) first"
-            )
-        values = pc.fill_null(values, float("nan"))
-    array = values.to_numpy(zero_copy_only=False)
-    return array != 0 if dtype == "bool" else array.astype(dtype, copy=False)
-
-
 def register_imported(
     con: duckdb.DuckDBPyConnection,
     model: str,
@@ -161,16 +141,8 @@ def register_imported(
     """
     features = tuple(features)
     what = f"imported model '{model}' version {version}"
-    position = {f.name: i for i, f in enumerate(features)}
-    layout = [(g["name"], g["dtype"], len(g["shape"]), [position[c] for c in g["columns"]]) for g in options["graph_inputs"]]
     params = [sqltypes.VARCHAR if f.kind == "category" else sqltypes.DOUBLE for f in features]
-
-    def feeds(columns) -> dict[str, np.ndarray]:
-        out = {}
-        for name, dtype, rank, indices in layout:
-            arrays = [_imported_column(columns[i], features[i], dtype, what) for i in indices]
-            out[name] = arrays[0] if rank == 1 else np.stack(arrays, axis=1)
-        return out
+    feeds = imported_feeds(features, options, what)
 
     def make(output: str, convert: Callable[[np.ndarray, int], pa.Array]):
         def udf(*columns):
@@ -181,43 +153,16 @@ def register_imported(
 
     as_list = bool(options["output"].get("list"))
     element = predict_type[:-2] if as_list else predict_type
-    arrow_type = _ARROW_TYPES[element]
-
-    def convert(out: np.ndarray, n: int) -> pa.Array:
-        out = np.asarray(out)
-        if as_list:
-            flat = out.reshape(n, -1)
-            width = flat.shape[1]
-            values = _typed(flat.reshape(-1), element, arrow_type)
-            return pa.ListArray.from_arrays(pa.array(np.arange(0, n * width + 1, width, dtype=np.int32)), values)
-        if out.size != n:
-            raise ValueError(f"dbml: output '{options['output']['name']}' of {what} gave {out.size} values for {n} rows")
-        return _typed(out.reshape(-1), element, arrow_type)
-
+    convert = imported_output(options, predict_type, what)
     return_type = duckdb.list_type(_SQL_TYPES[element]) if as_list else _SQL_TYPES[element]
     made = {"PREDICT": _create(con, names["PREDICT"], make(options["output"]["name"], convert), params, return_type)}
-    proba = options.get("proba")
-    if not proba or "PREDICT_PROBA" not in names:
+    proba = imported_proba(options)
+    if proba is None or "PREDICT_PROBA" not in names:
         return made
-    fields = list(proba["fields"])
-
-    def convert_proba(out: np.ndarray, n: int) -> pa.Array:
-        out = np.asarray(out, dtype=np.float64).reshape(n, len(fields))
-        return pa.StructArray.from_arrays([pa.array(out[:, k]) for k in range(len(fields))], names=fields)
-
+    output, fields, convert_proba = proba
     struct = duckdb.struct_type({f: sqltypes.DOUBLE for f in fields})
-    made["PREDICT_PROBA"] = _create(con, names["PREDICT_PROBA"], make(proba["name"], convert_proba), params, struct)
+    made["PREDICT_PROBA"] = _create(con, names["PREDICT_PROBA"], make(output, convert_proba), params, struct)
     return made
-
-
-def _typed(values: np.ndarray, sql_type: str, arrow_type: pa.DataType) -> pa.Array:
-    if sql_type == "DOUBLE":
-        return pa.array(values.astype(np.float64, copy=False), type=arrow_type)
-    if sql_type == "BIGINT":
-        return pa.array(values.astype(np.int64, copy=False), type=arrow_type)
-    if sql_type == "BOOLEAN":
-        return pa.array(values.astype(bool, copy=False), type=arrow_type)
-    return pa.array([v.decode() if isinstance(v, bytes) else str(v) for v in values], type=arrow_type)
 
 
 # Every function ever handed to DuckDB, kept alive for the process: DuckDB 2.0.1 lets the

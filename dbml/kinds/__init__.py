@@ -1,10 +1,11 @@
 """Column kinds: everything that depends on what a feature column holds.
 
 A kind owns, for its columns: detection from the DuckDB type, the SQL that encodes a
-raw column at training and in PREDICT (one expression for both), the profile DuckDB
-computes, the ONNX input and the UDF parameter type, the Arrow -> ONNX feed, the
-Arrow -> tensor conversion at training, the ONNX front nodes and the torch encoder.
-Nothing outside this package branches on a kind.
+raw column at training and in PREDICT (one expression for both), its twin on raw Arrow
+columns for engines that are not DuckDB (the same values, to the float32 bit, and the
+same refusals), the profile DuckDB computes, the ONNX input and the UDF parameter type,
+the Arrow -> ONNX feed, the Arrow -> tensor conversion at training, the ONNX front
+nodes and the torch encoder. Nothing outside this package branches on a kind.
 
 Columns of one *group* become one tensor: the scalar kinds (numeric, boolean,
 datetime) share the group ``numbers`` (one [N, F] float tensor, standardised in one
@@ -13,25 +14,27 @@ column), and each array or sequence column is a group of its own ([N, L] floats)
 The model is encoders (one per group) -> combiner -> trunk -> task head; a batch is a
 dict {group: tensor}.
 
-Only :meth:`Kind.encoder` needs torch; it imports it when called, so scoring runs in
-a process without torch.
+Only :meth:`Kind.encoder` needs torch and only :meth:`Kind.udf_type` and
+:meth:`Kind.profile` need DuckDB; they import it when called, so scoring runs in a
+process without either.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Sequence
 
-import duckdb
 import numpy as np
 import pyarrow as pa
-from sqlglot import exp
 
 from dbml.errors import FeatureError
 
 if TYPE_CHECKING:
+    import duckdb
+    from sqlglot import exp
+
     from dbml.features import FeatureSpec
 
-__all__ = ["Kind", "KINDS", "kind_of", "detect", "groups", "Group"]
+__all__ = ["Kind", "KINDS", "kind_of", "detect", "groups", "Group", "check_arrow_type"]
 
 
 class Kind:
@@ -53,6 +56,21 @@ class Kind:
 
     def sql(self, feature: FeatureSpec, column: exp.Expression, model: str | None) -> exp.Expression:
         """The SQL that encodes a raw column, the same at training and in PREDICT."""
+        raise NotImplementedError
+
+    def takes(self, feature: FeatureSpec, arrow_type: pa.DataType) -> bool:
+        """Whether :meth:`arrow` takes a raw column of this Arrow type (dictionaries are
+        read as their values, Arrow's null type as a column of NULLs)."""
+        raise NotImplementedError
+
+    arrow_needs: str = ""  # what :meth:`takes` takes, in words, for messages
+
+    def arrow(self, feature: FeatureSpec, values: pa.Array | pa.ChunkedArray, model: str | None,
+              timezone: str = "UTC") -> pa.Array:  # fmt: skip
+        """A raw Arrow column -> the encoded column :meth:`sql` gives in DuckDB (same
+        values, same refusals as FeatureErrors naming the column and ``model``), for
+        engines that are not DuckDB. ``timezone`` stands for DuckDB's TimeZone setting
+        (where a time zone and a wall clock meet)."""
         raise NotImplementedError
 
     def udf_type(self, feature: FeatureSpec) -> duckdb.DuckDBPyType:
@@ -158,6 +176,23 @@ def detect(column: str, sql_type: str, list_kind: str = "array") -> tuple[str, s
         f"column '{column}' has type {sql_type}, which no dbml model takes (numbers, booleans, dates, "
         f"text, and arrays or lists of numbers); leave it out with SELECT * EXCLUDE ({column}) or cast it"
     )
+
+
+def check_arrow_type(feature: FeatureSpec, arrow_type: pa.DataType, model: str | None, shown: str | None = None) -> None:
+    """Refuse, before any row is read, a column whose type the feature's kind cannot take.
+
+    Args:
+        shown: the column's type as the user knows it (a Spark type), default the Arrow type.
+
+    Raises:
+        FeatureError: naming the column, its type, the model and what the feature takes.
+    """
+    from dbml.kinds.arrow import type_error
+
+    kind = kind_of(feature)
+    t = arrow_type.value_type if pa.types.is_dictionary(arrow_type) else arrow_type
+    if not pa.types.is_null(t) and not kind.takes(feature, t):
+        raise type_error(feature, shown or str(arrow_type), model, kind.arrow_needs)
 
 
 def groups(features: Sequence[FeatureSpec]) -> list[Group]:

@@ -16,20 +16,22 @@ carry a "present" channel); infinite or out-of-FLOAT-range elements are refused.
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
-import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from duckdb import sqltypes
 from onnx import helper
-from sqlglot import exp, parse_one
 
 from dbml.errors import FeatureError
 from dbml.kinds import Kind
-from dbml.kinds.common import FLOAT_MAX, QUANTILES, once, refuse
+from dbml.kinds.arrow import doubles, finite_floats, is_number, plain
+from dbml.kinds.common import FLOAT_MAX, QUANTILES, once, refusal, refuse
 from dbml.kinds.scalar import histogram, is_number_type
 from dbml.sqltext import quote as _q
+
+if TYPE_CHECKING:
+    from sqlglot import exp  # imported where SQL is built, so Arrow scoring runs without sqlglot
 
 __all__ = ["ArrayKind", "SequenceKind", "list_element", "MAX_LENGTH"]
 
@@ -48,9 +50,28 @@ def list_element(sql_type: str) -> tuple[str, int | None] | None:
     return element, (int(m.group(3)) if m.group(3) else None)
 
 
+_ELEMENT = ("a finite FLOAT element (+-3.4e38)", "NULL and NaN elements are imputed, infinite ones refused: clip them")
+
+
+def _null_row(feature, needed: str) -> tuple[str, str]:
+    """(wanted, fix) of the refusal of a NULL row (``needed``: what each row needs)."""
+    name = feature.name.replace('"', '""')
+    tail = " or use []" if needed == _A_LIST else ""
+    return "is NULL in a row", f'{needed}: filter the row (WHERE "{name}" IS NOT NULL){tail}'
+
+
+_A_LIST = "a list of numbers is needed (it may be empty)"
+
+
+def _wrong_length(n: int) -> tuple[str, str]:
+    return f"length {n}", f"every row needs {n} elements, as at training (lengths are the value shown)"
+
+
 def _elements(feature, column: exp.Expression, model: str | None) -> exp.Expression:
     """``column`` as FLOAT[] (a LIST), each element checked: NULL and NaN become NULL,
     infinite and out-of-range elements stop the query."""
+    from sqlglot import exp
+
     name = "dbml_e"
     e = exp.column(name)
     body = exp.Case(
@@ -59,14 +80,20 @@ def _elements(feature, column: exp.Expression, model: str | None) -> exp.Express
                    true=exp.cast(e.copy(), exp.DataType.build("FLOAT"))),
             exp.If(this=exp.or_(exp.Is(this=e.copy(), expression=exp.Null()), exp.func("isnan", e.copy())), true=exp.Null()),
         ],
-        default=refuse(feature, e, model, "a finite FLOAT element (+-3.4e38)",
-                       "NULL and NaN elements are imputed, infinite ones refused: clip them"),
+        default=refuse(feature, e, model, *_ELEMENT),
     )  # fmt: skip
     fn = exp.Lambda(this=body, expressions=[exp.to_identifier(name)])
     return exp.func("list_transform", exp.cast(column, exp.DataType.build("DOUBLE[]")), fn)
 
 
 class _ListKind(Kind):
+    arrow_needs = "lists of numbers (list, large_list or fixed_size_list of integers, floats, decimals or booleans)"
+
+    def takes(self, feature, arrow_type):
+        t = arrow_type
+        lists = pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t)
+        return lists and is_number(t.value_type)
+
     def group_key(self, feature) -> str:
         return "array:" + feature.name
 
@@ -154,22 +181,37 @@ class ArrayKind(_ListKind):
         return "FLOAT[]" if found[1] is None else f"FLOAT[{found[1]}]"  # a LIST's length is found at training
 
     def sql(self, feature, column, model):
+        from sqlglot import exp
+
         n = list_element(feature.sql_type)[1]
         if n is None:  # at training, before the length is known: the checked list
             return _elements(feature, column, model)
-        name = feature.name.replace('"', '""')
         return once(column, lambda value: exp.Case(
             ifs=[
                 exp.If(this=exp.EQ(this=exp.func("len", value.copy()), expression=exp.Literal.number(n)),
                        true=exp.cast(_elements(feature, value.copy(), model), exp.DataType.build(f"FLOAT[{n}]"))),
                 exp.If(this=exp.Is(this=value.copy(), expression=exp.Null()),
-                       true=refuse(feature, None, model, "is NULL in a row", f'an array of {n} numbers is needed: filter the row (WHERE "{name}" IS NOT NULL)')),
+                       true=refuse(feature, None, model, *_null_row(feature, f"an array of {n} numbers is needed"))),
             ],
-            default=refuse(feature, exp.func("len", value.copy()), model, f"length {n}" ,
-                           f"every row needs {n} elements, as at training (lengths are the value shown)"),
+            default=refuse(feature, exp.func("len", value.copy()), model, *_wrong_length(n)),
         ), name="dbml_a")  # fmt: skip
 
+    def arrow(self, feature, values, model, timezone="UTC"):
+        values = plain(values, pa.list_(pa.float64()))
+        n = list_element(feature.sql_type)[1]
+        if n is None:  # at training, before the length is known: the checked list
+            return _arrow_elements(feature, values, model)[0]
+        _refuse_null_rows(feature, values, model, f"an array of {n} numbers is needed")
+        lengths = _lengths(values)
+        wrong = lengths != n
+        if wrong.any():
+            raise FeatureError(refusal(feature, str(int(lengths[np.argmax(wrong)])), model, *_wrong_length(n)))
+        return pa.FixedSizeListArray.from_arrays(_arrow_elements(feature, values, model)[1], n)
+
     def udf_type(self, feature):
+        import duckdb
+        from duckdb import sqltypes
+
         return duckdb.array_type(sqltypes.FLOAT, self.length(feature))
 
     def check(self, model, feature, profile, options) -> None:
@@ -206,11 +248,11 @@ class SequenceKind(_ListKind):
         return "FLOAT[]" if found is not None and list_kind == "sequence" else None
 
     def sql(self, feature, column, model):
-        name = feature.name.replace('"', '""')
+        from sqlglot import exp, parse_one
+
         checked = once(column, lambda value: exp.Case(
             ifs=[exp.If(this=exp.Is(this=value.copy(), expression=exp.Null()),
-                        true=refuse(feature, None, model, "is NULL in a row",
-                                    f'a list of numbers is needed (it may be empty): filter the row (WHERE "{name}" IS NOT NULL) or use []'))],
+                        true=refuse(feature, None, model, *_null_row(feature, _A_LIST)))],
             default=_elements(feature, value.copy(), model),
         ), name="dbml_s")  # fmt: skip
         found = list_element(feature.sql_type)
@@ -220,7 +262,25 @@ class SequenceKind(_ListKind):
             lambda node: checked.copy() if isinstance(node, exp.Column) and node.name == "x" else node
         )
 
+    def arrow(self, feature, values, model, timezone="UTC"):
+        values = plain(values, pa.list_(pa.float64()))
+        _refuse_null_rows(feature, values, model, _A_LIST)
+        checked, flat = _arrow_elements(feature, values, model)
+        found = list_element(feature.sql_type)
+        if found is None or found[1] is None:
+            return checked
+        # list_slice(x, -L, -1): the last L values of each row
+        lengths = _lengths(values)
+        kept = np.minimum(lengths, found[1])
+        ends = np.cumsum(lengths)
+        offsets = np.concatenate([[0], np.cumsum(kept)])
+        index = np.repeat(ends - kept - offsets[:-1], kept) + np.arange(offsets[-1])
+        return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), flat.take(pa.array(index, pa.int64())))
+
     def udf_type(self, feature):
+        import duckdb
+        from duckdb import sqltypes
+
         return duckdb.list_type(sqltypes.FLOAT)
 
     def feed(self, feature, values: pa.Array) -> np.ndarray:
@@ -234,6 +294,26 @@ class SequenceKind(_ListKind):
 
         p = profile[features[0].name]
         return ArrayEncoder(self.length(features[0]), p["mean"], p["std"], channels=2, instance=bool(options.get("time")))
+
+
+def _lengths(values: pa.Array) -> np.ndarray:
+    return np.asarray(pc.fill_null(pc.list_value_length(values), 0).to_numpy(zero_copy_only=False), np.int64)
+
+
+def _refuse_null_rows(feature, values: pa.Array, model: str | None, what: str) -> None:
+    if values.null_count:
+        raise FeatureError(refusal(feature, None, model, *_null_row(feature, what)))
+
+
+def _arrow_elements(feature, values: pa.Array, model: str | None) -> tuple[pa.Array, pa.Array]:
+    """(the column as list<float> the way :func:`_elements` makes it, its elements):
+    NULL and NaN elements NULL, infinite or out-of-range ones refused; NULL rows stay NULL."""
+    x, nulls = doubles(values.flatten())
+    out, missing = finite_floats(feature, x, nulls, model, *_ELEMENT)
+    flat = pa.array(out, type=pa.float32(), mask=missing if missing.any() else None)
+    offsets = pa.array(np.concatenate([[0], np.cumsum(_lengths(values))]), pa.int32())
+    mask = values.is_null() if values.null_count else None
+    return pa.ListArray.from_arrays(offsets, flat, mask=mask), flat
 
 
 def _flat(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:

@@ -8,11 +8,10 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from duckdb import sqltypes
 from onnx import helper
-from sqlglot import exp
 
 from dbml.kinds import Kind
+from dbml.kinds.arrow import plain
 from dbml.sqltext import quote as _q
 
 __all__ = ["CategoryKind", "embedding_dim"]
@@ -33,10 +32,28 @@ class CategoryKind(Kind):
         return "VARCHAR" if sql_type == "VARCHAR" or sql_type.startswith("ENUM") else None
 
     def sql(self, feature, column, model):
+        from sqlglot import exp
+
         typed = exp.cast(column, exp.DataType.build(feature.sql_type, dialect="duckdb"))
         return exp.func("COALESCE", typed, exp.Literal.string(""))
 
+    arrow_needs = "text (string, large_string, string_view or a dictionary of strings), or integers or booleans"
+
+    def takes(self, feature, arrow_type):
+        t = arrow_type
+        return pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t) or \
+            pa.types.is_integer(t) or pa.types.is_boolean(t)  # fmt: skip
+
+    def arrow(self, feature, values, model, timezone="UTC"):
+        # COALESCE(CAST(x AS VARCHAR), ''): Arrow writes integers and booleans as DuckDB does (-5, true)
+        values = plain(values, pa.string())
+        if not pa.types.is_string(values.type):
+            values = pc.cast(values, pa.string())
+        return pc.fill_null(values, "") if values.null_count else values
+
     def udf_type(self, feature):
+        from duckdb import sqltypes
+
         return sqltypes.VARCHAR
 
     def feed(self, feature, values: pa.Array) -> np.ndarray:

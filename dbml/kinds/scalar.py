@@ -4,20 +4,23 @@ together in the ``numbers`` tensor."""
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from duckdb import sqltypes
 from onnx import helper
-from sqlglot import exp
 
 from dbml.errors import FeatureError
-from dbml.kinds import Kind
-from dbml.kinds.common import FLOAT_MAX, QUANTILES, once, refuse
+from dbml.kinds import Kind, clock
+from dbml.kinds.arrow import NUMBERS, doubles, finite_floats, is_number, plain
+from dbml.kinds.common import FLOAT_MAX, QUANTILES, once, refusal, refuse
 from dbml.sqltext import quote as _q
+
+if TYPE_CHECKING:
+    import duckdb
+
+# sqlglot is imported where SQL is built (sql()), so Arrow scoring runs without it
 
 __all__ = ["ScalarKind", "NumericKind", "BooleanKind", "DatetimeKind", "NUMERIC_TYPES", "DATETIME_TYPES", "histogram", "is_number_type"]
 
@@ -29,7 +32,6 @@ NUMERIC_TYPES = {
 DATETIME_TYPES = {
     "DATE", "TIMESTAMP", "TIMESTAMP WITH TIME ZONE", "TIMESTAMP_S", "TIMESTAMP_MS", "TIMESTAMP_NS",
 }  # fmt: skip
-_FLOAT = exp.DataType.build("FLOAT")
 
 
 def is_number_type(sql_type: str) -> bool:
@@ -42,6 +44,8 @@ class ScalarKind(Kind):
     """A column that becomes one FLOAT (NULL and NaN: missing, imputed in the graph)."""
 
     def udf_type(self, feature):
+        from duckdb import sqltypes
+
         return sqltypes.FLOAT
 
     def feed(self, feature, values: pa.Array) -> np.ndarray:
@@ -102,6 +106,8 @@ class NumericKind(ScalarKind):
         return sql_type if is_number_type(sql_type) else None
 
     def sql(self, feature, column, model):
+        from sqlglot import exp
+
         if feature.onnx_input is not None:  # an imported model's input: its sql_type (DOUBLE), converted by the UDF
             return exp.cast(column, exp.DataType.build(feature.sql_type, dialect="duckdb"))
         # through DOUBLE, which holds every value of every numeric type
@@ -109,12 +115,28 @@ class NumericKind(ScalarKind):
             ifs=[
                 exp.If(
                     this=exp.LTE(this=exp.func("abs", value.copy()), expression=exp.Literal.number(repr(FLOAT_MAX))),
-                    true=exp.cast(value.copy(), _FLOAT),
+                    true=exp.cast(value.copy(), exp.DataType.build("FLOAT")),
                 ),
                 exp.If(this=exp.or_(exp.Is(this=value.copy(), expression=exp.Null()), exp.func("isnan", value.copy())), true=exp.Null()),
             ],
-            default=refuse(feature, value, model, "a finite FLOAT (+-3.4e38)"),
+            default=refuse(feature, value, model, _FINITE),
         ))  # fmt: skip
+
+    arrow_needs = NUMBERS
+
+    def takes(self, feature, arrow_type):
+        return is_number(arrow_type)
+
+    def arrow(self, feature, values, model, timezone="UTC"):
+        values = plain(values, pa.float64())
+        x, nulls = doubles(values)
+        if feature.onnx_input is not None:  # CAST(x AS DOUBLE), nothing refused (see sql)
+            return pa.array(x, type=pa.float64(), mask=nulls if nulls.any() else None)
+        out, missing = finite_floats(feature, x, nulls, model, _FINITE)
+        return pa.array(out, type=pa.float32(), mask=missing if missing.any() else None)
+
+
+_FINITE = "a finite FLOAT (+-3.4e38)"
 
 
 class BooleanKind(ScalarKind):
@@ -124,7 +146,20 @@ class BooleanKind(ScalarKind):
         return sql_type if sql_type == "BOOLEAN" else None
 
     def sql(self, feature, column, model):
-        return exp.cast(exp.cast(column, exp.DataType.build("BOOLEAN")), _FLOAT)
+        from sqlglot import exp
+
+        return exp.cast(exp.cast(column, exp.DataType.build("BOOLEAN")), exp.DataType.build("FLOAT"))
+
+    arrow_needs = "booleans (or integers: 0 is false, anything else true, as DuckDB casts them)"
+
+    def takes(self, feature, arrow_type):
+        return pa.types.is_boolean(arrow_type) or pa.types.is_integer(arrow_type)
+
+    def arrow(self, feature, values, model, timezone="UTC"):
+        values = plain(values, pa.bool_())
+        if not pa.types.is_boolean(values.type):
+            values = pc.not_equal(values, pa.scalar(0, values.type))
+        return pc.cast(values, pa.float32())
 
 
 class DatetimeKind(ScalarKind):
@@ -136,17 +171,54 @@ class DatetimeKind(ScalarKind):
         return sql_type if sql_type in DATETIME_TYPES else None
 
     def sql(self, feature, column, model):
+        from sqlglot import exp
+
         typed = exp.cast(column, exp.DataType.build(feature.sql_type, dialect="duckdb"))
         return once(typed, lambda value: exp.Case(
             ifs=[
                 exp.If(
                     this=exp.func("isfinite", value.copy()),
-                    true=exp.cast(exp.Div(this=exp.func("epoch", value.copy()), expression=exp.Literal.number("86400.0")), _FLOAT),
+                    true=exp.cast(exp.Div(this=exp.func("epoch", value.copy()), expression=exp.Literal.number("86400.0")), exp.DataType.build("FLOAT")),
                 ),
                 exp.If(this=exp.Is(this=value.copy(), expression=exp.Null()), true=exp.Null()),
             ],
-            default=refuse(feature, value, model, "a finite date or time"),
+            default=refuse(feature, value, model, _FINITE_TIME),
         ))  # fmt: skip
+
+    arrow_needs = "dates or timestamps (date32, date64, or timestamp of any unit, with or without a time zone)"
+
+    def takes(self, feature, arrow_type):
+        return clock.takes(arrow_type, feature.sql_type.upper())
+
+    def arrow(self, feature, values, model, timezone="UTC"):
+        values = plain(values, pa.date32())
+
+        def fail(rows: np.ndarray, wanted: str) -> None:
+            if rows.any():
+                raise FeatureError(refusal(feature, _shown_time(values, int(np.argmax(rows))), model, wanted))
+
+        moments = clock.read(values, fail)
+        if moments.infinite.any():
+            row = int(np.argmax(moments.infinite))
+            raise FeatureError(refusal(feature, _shown_time(values, row), model, _FINITE_TIME))
+        days = clock.encode_days(moments, feature.sql_type.upper(), timezone, fail)
+        nulls = moments.null
+        return pa.array(days.astype(np.float32), type=pa.float32(), mask=nulls if nulls.any() else None)
+
+
+_FINITE_TIME = "a finite date or time"
+
+
+def _shown_time(values: pa.Array, row: int) -> str:
+    """A refused date or time as DuckDB shows it (infinity, -infinity), else Arrow's text."""
+    t = values.type
+    raw = values.view(pa.int32() if pa.types.is_date32(t) else pa.int64())[row].as_py()
+    if not pa.types.is_date64(t) and abs(raw) == (clock.DATE_INFINITY if pa.types.is_date32(t) else clock.INFINITY):
+        return "infinity" if raw > 0 else "-infinity"
+    try:
+        return str(values[row].as_py())
+    except (ValueError, OverflowError):  # beyond Python's datetime
+        return f"{raw} ({t})"
 
 
 def bin_sql(column: str, edges: list[float]) -> str:

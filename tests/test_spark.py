@@ -1,0 +1,160 @@
+"""dbml.spark: models trained in DuckDB and exported score Spark DataFrames with PREDICT's
+answers row for row (labels exactly and in the target's type, probabilities to 1e-6),
+through mapInArrow, in Python workers that import neither DuckDB nor torch; bad input is
+refused on the driver, before any Spark job.
+
+One local Spark session serves the module (its start takes tens of seconds)."""
+
+from __future__ import annotations
+
+import sys
+import zoneinfo
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from conftest import foreign_add_model
+
+pytest.importorskip("pyspark")
+
+import dbml.spark  # noqa: E402
+from dbml.errors import FeatureError, IntegrityError, OptionError, TransferError  # noqa: E402
+
+ZONE = "America/New_York"
+SCHEMA = ("id bigint, age int, spend decimal(6,2), member boolean, joined date, seen_at timestamp, stamped timestamp_ntz, "
+          "plan string, x double, y double")  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def spark():
+    from pyspark.sql import SparkSession
+
+    session = (
+        SparkSession.builder.master("local[2]").appName("dbml-tests")
+        .config("spark.sql.shuffle.partitions", "2")
+        .config("spark.ui.enabled", "false")
+        .config("spark.driver.bindAddress", "127.0.0.1")
+        .config("spark.driver.host", "127.0.0.1")
+        .config("spark.sql.session.timeZone", ZONE)
+        .config("spark.sql.execution.arrow.maxRecordsPerBatch", "50")  # several Arrow batches per task
+        .getOrCreate()
+    )  # fmt: skip
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="module")
+def scoring(exported_models, spark, tmp_path_factory):
+    """(DuckDB connection, exported files, the Spark DataFrame of view ``spark_rows``)."""
+    con, files = exported_models
+    path = tmp_path_factory.mktemp("foreign") / "add.onnx"
+    foreign_add_model(path)
+    con.sql(f"IMPORT MODEL adder FROM '{path}'")
+    files = {**files, "adder": (str(path), None, None)}
+    con.sql("CREATE OR REPLACE VIEW spark_rows AS SELECT *, (id % 7)::DOUBLE AS x, "
+            "CASE WHEN id % 5 = 0 THEN NULL ELSE id / 3.0 END AS y FROM score_rows")  # fmt: skip
+    rows = con.sql("SELECT id, age, spend, member, joined, seen_at, stamped, plan, x, y FROM spark_rows ORDER BY id").fetchall()
+    # seen_at becomes a TimestampType (an instant) showing the same wall clock in the session's zone,
+    # stamped a TimestampNTZType (a wall clock, like DuckDB's TIMESTAMP)
+    zone = zoneinfo.ZoneInfo(ZONE)
+    rows = [r[:5] + (None if r[5] is None else r[5].replace(tzinfo=zone),) + r[6:] for r in rows]
+    return con, files, spark.createDataFrame(rows, SCHEMA)
+
+
+def test_spark_gives_predicts_answers_row_for_row(scoring):
+    con, files, df = scoring
+    tier, tier_sha, tier_size = files["tier"]
+    scored = dbml.spark.predict(df, tier, sha256=tier_sha, size=tier_size)
+    scored = dbml.spark.predict_proba(scored, tier, output="tier_proba")
+    scored = dbml.spark.predict(scored, files["churn"][0], output="churn")
+    scored = dbml.spark.predict(scored, dbml.load_model(files["amount"][0]), output="amount")
+    scored = dbml.spark.predict(scored, files["adder"][0], output="added")
+    types = {f.name: f.dataType.simpleString() for f in scored.schema.fields}
+    assert {k: types[k] for k in ("prediction", "tier_proba", "churn", "amount", "added")} == {
+        "prediction": "int", "tier_proba": "struct<0:double,1:double,2:double>", "churn": "boolean",
+        "amount": "double", "added": "double",
+    }  # fmt: skip
+    got = sorted(scored.select("id", "prediction", "tier_proba", "churn", "amount", "added").collect(), key=lambda r: r.id)
+    want = con.sql(
+        "SELECT id, PREDICT(tier, *), PREDICT_PROBA(tier, *), PREDICT(churn, *), PREDICT(amount, *), PREDICT(adder, *) "
+        "FROM spark_rows ORDER BY id"
+    ).fetchall()
+    assert [r.id for r in got] == [w[0] for w in want] and len(got) == 120
+    assert [r.prediction for r in got] == [w[1] for w in want]
+    assert [r.churn for r in got] == [w[3] for w in want]
+    proba = np.array([[r.tier_proba[k] for k in ("0", "1", "2")] for r in got])
+    np.testing.assert_allclose(proba, np.array([[w[2][k] for k in ("0", "1", "2")] for w in want]), atol=1e-6, rtol=0)
+    np.testing.assert_allclose([r.amount for r in got], [w[4] for w in want], rtol=1e-6, atol=1e-6)
+    added = np.array([r.added for r in got], dtype=np.float64)
+    np.testing.assert_array_equal(added, np.array([w[5] for w in want], dtype=np.float64))  # NaN where y is NULL
+    # the rows hold NULLs in every feature, a plan no training row had, and both kinds of timestamp
+    plans = {r[0] for r in con.sql("SELECT plan FROM spark_rows").fetchall()}
+    assert None in plans and "enterprise" in plans
+
+
+def test_workers_import_neither_duckdb_nor_torch(scoring):
+    """The scoring function itself, wrapped to report its worker's modules once it scored."""
+    _, files, df = scoring
+    from pyspark.sql import types as T
+
+    score, schema = dbml.spark.scoring_function(df, files["tier"][0])
+
+    def report(batches):
+        for batch in score(batches):
+            loaded = ",".join(m for m in ("duckdb", "torch", "dbml.connection", "sqlglot") if m in sys.modules)
+            yield batch.append_column("loaded", pa.array([loaded or "-"] * batch.num_rows, pa.string()))
+
+    rows = df.mapInArrow(report, T.StructType([*schema.fields, T.StructField("loaded", T.StringType())])).collect()
+    assert len(rows) == 120 and {r.loaded for r in rows} == {"-"}
+    assert "duckdb" in sys.modules  # the driver has it: the test would see it if the workers shared this process
+
+
+def test_bad_input_is_refused_on_the_driver_before_any_job(scoring, tmp_path):
+    con, files, df = scoring
+    tier, sha, size = files["tier"]
+    sc = df.sparkSession.sparkContext
+    sc.setJobGroup("dbml-refusals", "bad input for dbml.spark")
+    try:
+        with pytest.raises(FeatureError, match=r"the data is missing feature column\(s\) plan of model 'tier' version 1"):
+            dbml.spark.predict(df.drop("plan"), tier)
+        with pytest.raises(FeatureError, match=r"column 'age' of model 'tier' has type string, but the model's numeric feature "
+                                               r"'age' \(trained as INTEGER\) takes numbers"):  # fmt: skip
+            dbml.spark.predict(df.withColumn("age", df.age.cast("string")), tier)
+        from pyspark.sql import functions as F
+
+        with pytest.raises(FeatureError, match=r"column 'joined' of model 'tier' has type array<int>.*takes dates or timestamps"):
+            dbml.spark.predict(df.withColumn("joined", F.array(df.age)), tier)
+        with pytest.raises(FeatureError, match=r"columns 'plan', 'PLAN', which all match"):
+            dbml.spark.predict(df.select("*", df.plan.alias("PLAN")), tier)  # withColumn would replace plan
+        with pytest.raises(IntegrityError, match=f"not the {'0' * 64} given"):
+            dbml.spark.predict(df, tier, sha256="0" * 64)
+        with pytest.raises(IntegrityError, match=f"not the {size + 1:,} given"):
+            dbml.spark.predict(df, tier, size=size + 1)
+        truncated = tmp_path / "truncated.onnx"
+        truncated.write_bytes(open(tier, "rb").read()[:1000])
+        with pytest.raises(TransferError, match="is not a valid ONNX model"):
+            dbml.spark.predict(df, str(truncated))
+        notes = tmp_path / "notes.onnx"
+        notes.write_text("PREDICT me")
+        with pytest.raises(TransferError, match="is not a valid ONNX model"):
+            dbml.spark.predict(df, str(notes))
+        with pytest.raises(FeatureError, match="PREDICT_PROBA needs a classification model"):
+            dbml.spark.predict_proba(df, files["amount"][0])
+        with pytest.raises(OptionError, match="already has a column 'plan'"):
+            dbml.spark.predict(df, tier, output="PLAN")
+        assert sc.statusTracker().getJobIdsForGroup("dbml-refusals") == []
+    finally:
+        sc.setJobGroup("", "")
+
+
+def test_spark_types_of_sql_types():
+    from pyspark.sql import types as T
+
+    assert dbml.spark.spark_type("VARCHAR") == T.StringType()
+    assert dbml.spark.spark_type("BIGINT") == T.LongType()
+    assert dbml.spark.spark_type("INTEGER") == T.IntegerType()
+    assert dbml.spark.spark_type("FLOAT[7]") == T.ArrayType(T.FloatType(), True)
+    assert dbml.spark.spark_type({"yes": "DOUBLE"}) == T.StructType([T.StructField("yes", T.DoubleType(), True)])
+    with pytest.raises(OptionError, match="has no Spark type"):
+        dbml.spark.spark_type("INTERVAL")
