@@ -44,7 +44,7 @@ from dbml.foreign import imported_feeds, imported_output, imported_proba
 from dbml.kinds import KINDS, check_arrow_type, clock
 from dbml.modelfile import describe_file, open_session
 from dbml.outputs import BY_FUNCTION, FUNCTION_NAMES, OUTPUTS, VersionInfo, arrow_type, not_offered
-from dbml.runtime import arrow_feeds, run_bounded
+from dbml.runtime import run_bounded, scoring_session_for
 from dbml.transfer import MAX_IMPORT_BYTES, checked_onnx, fetch
 
 __all__ = ["Scorer", "load_model", "score", "as_scorer", "as_table", "BATCH_ROWS"]
@@ -214,7 +214,10 @@ class Scorer:
                 sql_type = self.target_type.upper()
                 convert = _cast(convert, arrow_type(sql_type))
             self._plan[o.function] = (source, _rows_ignored(convert), sql_type)
-        self._feeds = lambda columns: arrow_feeds(self.features, columns)
+        # the packed scoring graph PREDICT runs (dbml.runtime.packed_graph): the same numbers
+        digest = hashlib.sha256(self.blob).hexdigest()  # of the bytes loaded (external data inside), not the file's
+        scoring = scoring_session_for(digest, len(self.blob), lambda: self.blob, self.what, self.features)
+        self._session, self._feeds = scoring.session, scoring.feeds
 
     def _plan_imported(self, options: dict[str, Any]) -> None:
         self._plan["PREDICT"] = (options["output"]["name"], imported_output(options, self.target_type, self.what), self.target_type)
