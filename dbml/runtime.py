@@ -448,8 +448,11 @@ def packed_graph(proto: onnx.ModelProto, features: Sequence[FeatureSpec]) -> dic
     inputs (along axis 1, read by nothing else) reads one [k, N] graph input instead,
     through a Transpose. Returns {new input: feature positions, one row each, in
     order}; empty (and ``proto`` untouched) when the graph has no such node: a foreign
-    graph, or a version whose graph reads its columns otherwise."""
+    graph, or a version whose graph reads its columns otherwise. A graph with subgraphs
+    (If, Loop, Scan: their bodies may read an outer input) is left as it is."""
     graph = proto.graph
+    if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for n in graph.node for a in n.attribute):
+        return {}
     position = {f.name: i for i, f in enumerate(features)}
     inputs = {i.name: i for i in graph.input}
     readers: dict[str, int] = {}
@@ -489,7 +492,11 @@ def packed_graph(proto: onnx.ModelProto, features: Sequence[FeatureSpec]) -> dic
         # (benchmarks/predict_breakdown.py)
         at = list(graph.node).index(node)
         graph.node.remove(node)
-        graph.node.insert(at, helper.make_node("Transpose", [by_column], [node.output[0]], perm=[1, 0], name=node.name + "/packed"))
+        taken = {n.name for n in graph.node}
+        node_name, k = (node.name or "dbml") + "/packed", 1
+        while node_name in taken:
+            node_name, k = f"{node.name or 'dbml'}/packed_{k}", k + 1
+        graph.node.insert(at, helper.make_node("Transpose", [by_column], [node.output[0]], perm=[1, 0], name=node_name))
         for name in names:
             del inputs[name]
         packed[by_column] = [position[n] for n in names]
@@ -525,9 +532,13 @@ def scoring_session_for(sha256: str, size: int, load_blob: Callable[[], bytes], 
     proto = parse_blob(blob, what)
     check_graph(proto, f"the ONNX blob of {what}", file_bytes=len(blob))  # the stored graph keeps its rules
     packed = packed_graph(proto, features)
+    session = None
     if packed:
-        session = _load(proto.SerializeToString(), what, proto)
-    else:
+        try:
+            session = _load(proto.SerializeToString(), what, proto)
+        except DbmlError:  # a graph packing does not suit: score the stored graph, which names its own faults
+            packed, session = {}, None
+    if session is None:
         session = session_for(sha256, size, lambda: blob, what)
     scoring = ScoringSession(session, features, packed)
     with _lock:

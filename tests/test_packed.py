@@ -121,3 +121,62 @@ def test_the_number_encoder_standardises_as_before():
     out = enc(x)
     assert torch.equal(out[:, :3], before)
     assert torch.equal(out[:, 3:], torch.isnan(x)[:, [0, 2]].float())
+
+
+def _concat_graph(nodes, names, extra_inputs=()):
+    inputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, ["N", 1]) for n in names] + list(extra_inputs)
+    out = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", None])
+    model = helper.make_model(helper.make_graph(nodes, "g", inputs, [out]), opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model
+
+
+def test_several_unnamed_concats_pack_into_their_own_inputs():
+    names = ["a", "b", "c", "d", "e"]
+    features = [FeatureSpec(n, "numeric", "DOUBLE") for n in names]
+    nodes = [helper.make_node("Concat", ["d", "b"], ["db"], axis=1), helper.make_node("Concat", ["a", "e", "c"], ["aec"], axis=-1),
+             helper.make_node("Concat", ["db", "aec"], ["y"], axis=1)]  # fmt: skip
+    proto = _concat_graph(nodes, names)
+    stored = new_session(proto.SerializeToString())
+    packed = packed_graph(proto, features)
+    assert sorted(packed.values()) == [[0, 4, 2], [3, 1]]
+    assert len({n.name for n in proto.graph.node}) == len(proto.graph.node)  # every node named once
+    onnx.checker.check_model(proto)
+    scoring = runtime.ScoringSession(new_session(proto.SerializeToString()), features, packed)
+    rng = np.random.default_rng(3)
+    columns = [pa.array(rng.normal(size=50).astype(np.float32)) for _ in names]
+    assert np.array_equal(stored.run(["y"], arrow_feeds(features, columns))[0], scoring.session.run(["y"], scoring.feeds(columns))[0])
+
+
+def test_a_graph_with_a_subgraph_is_scored_as_stored():
+    features = [FeatureSpec(n, "numeric", "DOUBLE") for n in ("a", "b")]
+    branch = helper.make_graph([helper.make_node("Identity", ["b"], ["r"])], "then", [],
+                               [helper.make_tensor_value_info("r", TensorProto.FLOAT, ["N", 1])])  # reads outer 'b'
+    nodes = [helper.make_node("Concat", ["a", "b"], ["ab"], axis=1), helper.make_node("ReduceSum", ["ab"], ["s"], keepdims=0),
+             helper.make_node("Constant", [], ["t"], value=helper.make_tensor("t", TensorProto.BOOL, [], [True])),
+             helper.make_node("If", ["t"], ["y"], then_branch=branch, else_branch=branch)]  # fmt: skip
+    proto = _concat_graph(nodes, ["a", "b"])
+    before = proto.SerializeToString()
+    assert packed_graph(proto, features) == {}
+    assert proto.SerializeToString() == before
+
+
+def test_a_packed_graph_that_fails_to_load_falls_back_to_the_stored_one(monkeypatch):
+    names = ["a", "b"]
+    features = [FeatureSpec(n, "numeric", "DOUBLE") for n in names]
+    proto = _concat_graph([helper.make_node("Concat", names, ["y"], axis=1)], names)
+    blob = proto.SerializeToString()
+    real = runtime._load
+
+    def refuse_packed(data, what, proto=None):
+        if proto is not None:
+            raise runtime.CorruptBlobError("cannot load the packed graph")
+        return real(data, what)
+
+    monkeypatch.setattr(runtime, "_load", refuse_packed)
+    import hashlib
+
+    scoring = scoring_session_for(hashlib.sha256(blob).hexdigest(), len(blob), lambda: blob, "model 'f'", features)
+    assert scoring.packed == {}
+    columns = [pa.array(np.arange(4, dtype=np.float32)), pa.array(np.ones(4, dtype=np.float32))]
+    assert scoring.session.run(["y"], scoring.feeds(columns))[0].tolist() == [[0, 1], [1, 1], [2, 1], [3, 1]]
