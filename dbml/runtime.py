@@ -515,6 +515,7 @@ def _fresh_name(proto: onnx.ModelProto, wanted: str) -> str:
 
 
 _scoring: OrderedDict[str, ScoringSession] = OrderedDict()
+_building = threading.Lock()
 
 
 def scoring_session_for(sha256: str, size: int, load_blob: Callable[[], bytes], what: str,
@@ -528,6 +529,16 @@ def scoring_session_for(sha256: str, size: int, load_blob: Callable[[], bytes], 
         if found is not None:
             _scoring.move_to_end(key)
             return found
+    with _building:  # threads meeting a new version at once build its session once
+        with _lock:
+            found = _scoring.get(key)
+        if found is not None:
+            return found
+        return _build_scoring(key, sha256, size, load_blob, what, features)
+
+
+def _build_scoring(key: str, sha256: str, size: int, load_blob: Callable[[], bytes], what: str,
+                   features: Sequence[FeatureSpec]) -> ScoringSession:  # fmt: skip
     blob = verify_blob(load_blob(), sha256, size, what)
     proto = parse_blob(blob, what)
     check_graph(proto, f"the ONNX blob of {what}", file_bytes=len(blob))  # the stored graph keeps its rules

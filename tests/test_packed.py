@@ -180,3 +180,29 @@ def test_a_packed_graph_that_fails_to_load_falls_back_to_the_stored_one(monkeypa
     assert scoring.packed == {}
     columns = [pa.array(np.arange(4, dtype=np.float32)), pa.array(np.ones(4, dtype=np.float32))]
     assert scoring.session.run(["y"], scoring.feeds(columns))[0].tolist() == [[0, 1], [1, 1], [2, 1], [3, 1]]
+
+
+def test_threads_meeting_a_new_version_build_one_session(monkeypatch):
+    import hashlib
+    import threading
+
+    names = ["a", "b", "c"]
+    features = [FeatureSpec(n, "numeric", "DOUBLE") for n in names]
+    blob = _concat_graph([helper.make_node("Concat", names, ["y"], axis=1)], names).SerializeToString()
+    built = []
+    real = runtime.new_session
+    monkeypatch.setattr(runtime, "new_session", lambda data, threads=1, proto=None: built.append(1) or real(data, threads, proto))
+    runtime.clear_sessions()
+    got = []
+    start = threading.Barrier(6)
+
+    def score():
+        start.wait()
+        got.append(scoring_session_for(hashlib.sha256(blob).hexdigest(), len(blob), lambda: blob, "model 't'", features))
+
+    workers = [threading.Thread(target=score) for _ in range(6)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert len(built) == 1 and len({id(s) for s in got}) == 1
