@@ -184,7 +184,7 @@ def streamed(duck: duckdb.DuckDBPyConnection, query: str, scoring, output: str, 
         return done
 
     def run() -> None:
-        reader = duck.sql(query).fetch_record_batch(65536)
+        reader = duck.sql(query).to_arrow_reader(65536)
         with ThreadPoolExecutor(callers) as pool:
             assert sum(pool.map(score, reader)) > 0
 

@@ -23,6 +23,12 @@ that returns a constant column, per 2,048-row call, with a DOUBLE result, a VARC
 result built by ``take`` and a VARCHAR result given as a dictionary array, and one of
 20 FLOAT arguments; at 1 thread and one per core (the GIL is held for all of it).
 
+Part 4 measures a possible next step for text columns, not what dbml does: on the
+``strings`` table, a no-op UDF that takes the 3 VARCHAR columns and converts them to the
+numpy object arrays onnxruntime needs (what PREDICT does) against one that takes
+their vocabulary codes, looked up by DuckDB through a cast to an ENUM of the
+vocabulary (``enum_code(TRY_CAST(c AS vocab))``).
+
 Run::
 
     python benchmarks/predict_breakdown.py [--rows N] [--repeat R]
@@ -168,6 +174,7 @@ def main() -> None:
         (old_name, old), (new_name, new) = times.items()
         print(f"  {n:>5} rows: encoder {old_name} {old:5.0f}   {new_name} {new:5.0f}   ratio {new / old:.2f}")
     udf_floor(duck, args.rows, args.repeat)
+    enum_lookup(args.rows, args.repeat)
 
 
 def udf_floor(duck, rows: int, repeat: int) -> None:
@@ -192,6 +199,38 @@ def udf_floor(duck, rows: int, repeat: int) -> None:
         best_times(timed, 1)
         times = best_times(timed, repeat)
         print(f"  DuckDB threads {threads}: " + ", ".join(f"{name} {seconds / calls * 1e6:.0f}" for name, seconds in times.items()))
+
+
+def enum_lookup(rows: int, repeat: int) -> None:
+    import duckdb
+
+    duck = duckdb.connect()
+    build_table(duck, "strings", rows)
+    for k, n in enumerate((10, 100, 1000)):
+        values = ", ".join(f"'c{i}'" for i in range(n))
+        duck.execute(f"CREATE TYPE vocab{k} AS ENUM ({values})")
+    zero = pa.array(np.zeros(2048))
+
+    def convert(columns):
+        for c in columns[20:]:
+            (c.chunk(0) if isinstance(c, pa.ChunkedArray) else c).to_numpy(zero_copy_only=False)
+        return zero[: len(columns[0])]
+
+    for name, kind in (("texts", sqltypes.VARCHAR), ("codes", sqltypes.INTEGER)):
+        duck.create_function(name, udf_of(23, convert), [sqltypes.FLOAT] * 20 + [kind] * 3, sqltypes.DOUBLE,
+                             type="arrow", null_handling="special", side_effects=False)  # fmt: skip
+    numbers = ", ".join(f"f{i}" for i in range(20))
+    texts = ", ".join(f"coalesce(c{k}, '')" for k in range(3))
+    codes = ", ".join(f"coalesce(enum_code(TRY_CAST(c{k} AS vocab{k}))::INTEGER + 1, 0)" for k in range(3))
+    queries = {"VARCHAR arguments, object arrays": f"SELECT sum(texts({numbers}, {texts})) FROM t",
+               "codes from an ENUM cast": f"SELECT sum(codes({numbers}, {codes})) FROM t"}  # fmt: skip
+    print(f"\nPart 4: 3 text columns of {rows:,} rows into a UDF (seconds)")
+    for threads in (1, os.cpu_count() or 1):
+        duck.execute(f"SET threads = {threads}")
+        timed = {name: (lambda q=q: duck.sql(q).fetchall()) for name, q in queries.items()}
+        best_times(timed, 1)
+        times = best_times(timed, repeat)
+        print(f"  DuckDB threads {threads}: " + ", ".join(f"{name} {seconds:.3f}" for name, seconds in times.items()))
 
 
 if __name__ == "__main__":
