@@ -12,8 +12,9 @@ with onnxruntime alone (no DuckDB, no torch):
     model = dbml.load_model("churn.onnx")        # verified once, reused
     model.score(batch, functions=("PREDICT", "PREDICT_PROBA"))
 
-The names are imported on first use (PEP 562), so ``import dbml`` loads neither DuckDB
-nor torch until ``dbml.connect`` (or ``Connection``, ``install``) is touched.
+The names and the submodules (``dbml.runtime``, ``dbml.registry``, ...) are imported on
+first use (PEP 562), so ``import dbml`` loads neither DuckDB nor torch until
+``dbml.connect`` (or ``Connection``, ``install``, a submodule that needs DuckDB) is touched.
 """
 
 from __future__ import annotations
@@ -34,11 +35,18 @@ __all__ = ["__version__", "connect", "install", "Connection", "score", "load_mod
 
 
 def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'dbml' has no attribute {name!r}")
     import importlib
 
+    module = _LAZY.get(name)
+    if module is None:  # a submodule (dbml.runtime, dbml.registry, ...), imported on first use like the names
+        if name.startswith("_") or not name.isidentifier():
+            raise AttributeError(f"module 'dbml' has no attribute {name!r}")
+        try:
+            return importlib.import_module(f"{__name__}.{name}")  # the import sets the attribute
+        except ModuleNotFoundError as err:
+            if err.name != f"{__name__}.{name}":
+                raise  # the submodule exists and needs something missing: say what
+            raise AttributeError(f"module 'dbml' has no attribute {name!r}") from None
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value  # later look-ups skip this function
     return value

@@ -320,3 +320,26 @@ def test_dates_and_times_of_every_arrow_unit_score_alike(exported_models):
     data = rows.set_column(rows.column_names.index("joined"), "joined", joined)
     np.testing.assert_array_equal(np.asarray(dbml.score(files["amount"][0], data).column(0)), np.asarray(want))
     assert dt.date(2024, 1, 1) in rows.column("joined").to_pylist()
+
+
+def test_submodules_are_reached_from_import_dbml_alone():
+    """dbml's messages say dbml.runtime.configure_limits(...): it works after `import dbml`,
+    without DuckDB; submodules that need DuckDB import it when touched."""
+    proc = run_without_torch("""
+        import sys
+        import dbml
+        assert callable(dbml.runtime.configure_limits)
+        assert "duckdb" not in sys.modules, "dbml.runtime imported DuckDB"
+        assert "KINDS" in dir(dbml.kinds) and callable(dbml.records.validate_record)
+        assert "duckdb" not in sys.modules
+        assert dbml.registry.Registry.__module__ == "dbml.registry"
+        try:
+            dbml.no_such_module
+        except AttributeError as err:
+            assert "no attribute 'no_such_module'" in str(err)
+        else:
+            raise AssertionError("dbml.no_such_module")
+        assert not hasattr(dbml, "__no_such_dunder__")
+        assert "torch" not in sys.modules
+    """)
+    assert proc.returncode == 0, proc.stderr
