@@ -157,8 +157,9 @@ def _check_graph(session: Any, record: dict[str, Any], url: str) -> None:
             f"{', '.join(f'{o.name} ({o.type})' for o in outputs.values())}"
         )
     shape = list(out.shape or [])
+    horizon = record["options"].get("horizon")  # a whole number from 1 to 1000 when present (validate_record)
     width = len(record["labels"]) if record["task"] == "classification" else (
-        int(record["options"].get("horizon") or (shape[1] if len(shape) == 2 else 0)) if record["task"] == "forecast" else 1)
+        (horizon or (shape[1] if len(shape) == 2 and isinstance(shape[1], int) else 0)) if record["task"] == "forecast" else 1)
     if len(shape) == 1 and width == 1:  # one value per row: [N]
         return
     if len(shape) != 2 or (isinstance(shape[1], int) and shape[1] != width):

@@ -349,6 +349,21 @@ def _imported_options(c: _Check, value: dict[str, Any], features: list[dict[str,
         c.texts(value["inputs"], "options.inputs", MAX_FEATURES, empty=False)
 
 
+def _trained_options(c: _Check, value: dict[str, Any]) -> dict[str, Any]:
+    """The options a network's scoring and FORECAST read back (the forecasting options of
+    dbml.tasks.forecast, which every lstm or gru version stores), when present."""
+    out = dict(value)
+    if out.get("horizon") is not None:
+        out["horizon"] = c.integer(out["horizon"], "options.horizon", 1, 1_000)
+    if out.get("window") is not None:
+        out["window"] = c.integer(out["window"], "options.window", 0, 10_000)
+    if out.get("time") is not None:
+        c.text(out["time"], "options.time", empty=True)
+    if out.get("series") is not None:
+        c.texts(out["series"], "options.series", MAX_FEATURES, empty=False)
+    return out
+
+
 def _metrics(c: _Check, value: Any) -> dict[str, Any]:
     c.mapping(value, "metrics")
     dist = value.get("prediction_distribution")
@@ -402,6 +417,8 @@ def validate_record(record: dict[str, Any], what: str) -> dict[str, Any]:
     r["options"] = c.mapping(r.get("options"), "options")
     if task == "imported":
         _imported_options(c, r["options"], features)
+    else:
+        r["options"] = _trained_options(c, r["options"])
     r["profile"] = _profile(c, r.get("profile"), features, task)
     if task == "reconstruction":  # no target
         if r.get("target") is not None or r.get("target_type") is not None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import warnings
 
 import numpy as np
@@ -343,3 +344,23 @@ def test_submodules_are_reached_from_import_dbml_alone():
         assert "torch" not in sys.modules
     """)
     assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize("value", ["two", [3], 0, 1001, True])
+def test_options_the_scoring_path_reads_are_validated_at_the_boundary(exported_models, tmp_path, value):
+    """options.horizon (int() in the graph check) and the other forecasting options:
+    refused by IMPORT and load_model alike, naming the file and the field."""
+    con, files = exported_models
+    record = json.loads({p.key: p.value for p in onnx.load(files["tier"][0]).metadata_props}["dbml.record"])
+    record["options"]["horizon"] = value
+    altered = _altered(files["tier"][0], tmp_path / "horizon.onnx", "dbml.record", json.dumps(record))
+    message = rf"'{re.escape(altered)}': field 'options.horizon' is .*, which is not a whole number between 1 and 1,000"
+    with pytest.raises(RecordError, match=message) as by_import:
+        con.sql(f"IMPORT MODEL altered_horizon FROM '{altered}'")
+    with pytest.raises(RecordError, match=message) as by_load:
+        dbml.load_model(altered)
+    assert str(by_import.value) == str(by_load.value)
+    record["options"]["horizon"], record["options"]["window"] = 1, "eight"
+    altered = _altered(files["tier"][0], tmp_path / "window.onnx", "dbml.record", json.dumps(record))
+    with pytest.raises(RecordError, match="field 'options.window' is 'eight'"):
+        dbml.load_model(altered)
