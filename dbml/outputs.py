@@ -21,6 +21,7 @@ import numpy as np
 import pyarrow as pa
 
 from dbml.errors import FeatureError
+from dbml.kinds.clock import LABEL_TYPES
 
 __all__ = ["Output", "OUTPUTS", "BY_FUNCTION", "FUNCTION_NAMES", "VersionInfo", "label_field", "offered", "not_offered",
            "arrow_type"]  # fmt: skip
@@ -52,11 +53,13 @@ class VersionInfo:
 
 
 # SQL types as DuckDB hands them to Arrow: what the functions return, and the class targets
-# PREDICT casts its label to (HUGEINT is a 38-digit DECIMAL in Arrow)
+# PREDICT casts its label to (HUGEINT is a 38-digit DECIMAL in Arrow; DATE and the naive
+# TIMESTAMP types as dbml.kinds.clock reads their labels)
 _ARROW = {
     "VARCHAR": pa.string(), "BOOLEAN": pa.bool_(), "BIGINT": pa.int64(), "DOUBLE": pa.float64(), "FLOAT": pa.float32(),
     "TINYINT": pa.int8(), "SMALLINT": pa.int16(), "INTEGER": pa.int32(), "HUGEINT": pa.decimal128(38, 0),
     "UTINYINT": pa.uint8(), "USMALLINT": pa.uint16(), "UINTEGER": pa.uint32(), "UBIGINT": pa.uint64(),
+    **LABEL_TYPES,
 }  # fmt: skip
 
 

@@ -25,6 +25,7 @@ from typing import Any, Callable
 
 from dbml.errors import RecordError
 from dbml.features import DATETIME_TYPES, NUMERIC_TYPES, ONNX_INPUT
+from dbml.kinds import clock
 
 __all__ = [
     "VERSION_COLUMNS", "JSON_COLUMNS", "TASKS", "IMPORTED_FACTS", "validate_record", "check_imported_facts",
@@ -304,6 +305,14 @@ def _labels(c: _Check, value: Any, task: str, target_type: str | None) -> list[A
             c.integer(label, at, -(2**63), INT64)
         if kind == "str":
             c.text(label, at, MAX_LABEL_TEXT, empty=True)
+    if kind == "str" and (target_type or "").upper() in clock.LABEL_TYPES:  # PREDICT casts them back to the target's type
+        t = target_type.upper()
+        for i, label in enumerate(value):
+            try:
+                clock.label_value(label, t)
+            except ValueError:
+                rule = f"a {t} as DuckDB writes one (the target type is {target_type})"
+                raise c.fail(f"labels[{i}]", label, rule) from None
     fields = ["true" if v is True else "false" if v is False else str(v) for v in value]
     if len(set(fields)) != len(fields):
         raise c.fail("labels", value, "a list of distinct labels")

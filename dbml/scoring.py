@@ -20,8 +20,9 @@ PREDICT's SQL encodes them (:meth:`dbml.kinds.Kind.arrow`) and scored in batches
 
 Each function gives one column, named by the outputs table (``prediction``,
 ``probabilities``, ``embedding``, ``anomaly_score``, ``is_anomaly``), typed as in SQL:
-PREDICT in the target's own type (INTEGER stays int32), PREDICT_PROBA a struct of one
-double per class.
+PREDICT in the target's own type (INTEGER stays int32, a DATE target gives date32, a
+TIMESTAMP one timestamp[us]; :data:`CLASS_TARGET_TYPES` lists the class targets scored
+here, others are refused at load), PREDICT_PROBA a struct of one double per class.
 """
 
 from __future__ import annotations
@@ -36,18 +37,17 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from dbml.errors import FeatureError, IntegrityError, OptionError, SourceError, TransferError
+from dbml.errors import FeatureError, IntegrityError, OptionError, SourceError, TargetError, TransferError
 from dbml.features import FeatureSpec
 from dbml.foreign import imported_feeds, imported_output, imported_proba
-from dbml.kinds import KINDS, check_arrow_type, clock
+from dbml.kinds import KINDS, clock, kind_of
 from dbml.modelfile import describe_file, open_session
 from dbml.outputs import BY_FUNCTION, FUNCTION_NAMES, OUTPUTS, VersionInfo, arrow_type, not_offered
 from dbml.runtime import run_bounded, scoring_session_for
 from dbml.transfer import MAX_IMPORT_BYTES, checked_onnx, fetch
 
-__all__ = ["Scorer", "load_model", "score", "as_scorer", "as_table", "BATCH_ROWS"]
+__all__ = ["Scorer", "load_model", "score", "as_scorer", "as_table", "check_timezone", "BATCH_ROWS", "CLASS_TARGET_TYPES"]
 
 # Rows per onnxruntime run. Measured scoring 1M rows of 7 mixed features (an MLP, 2 busy
 # cores): 2,048-row runs 2.3 s (per-batch Python work shows), 8,192 1.3-1.8 s, 65,536
@@ -55,8 +55,14 @@ __all__ = ["Scorer", "load_model", "score", "as_scorer", "as_table", "BATCH_ROWS
 BATCH_ROWS = 8192
 _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
 _CACHE_SIZE = 16
-_cache: OrderedDict[tuple[str, tuple[str, ...] | None], Scorer] = OrderedDict()
+# (the file's sha256, where it was read, inputs, max_size) -> its Scorer
+_cache: OrderedDict[tuple[str, str, tuple[str, ...] | None, int], Scorer] = OrderedDict()
 _lock = threading.Lock()
+# The class targets PREDICT's answers are given for outside DuckDB: the types its UDF
+# returns and those DuckDB's CAST of the label text gives a plain Arrow value for (the
+# date and naive timestamp types: dbml.kinds.clock reads their labels as that CAST does)
+_INTEGER_TARGETS = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT")
+CLASS_TARGET_TYPES = ("VARCHAR", "BOOLEAN", *_INTEGER_TARGETS, *clock.LABEL_TYPES)
 
 
 def load_model(model: str | os.PathLike | bytes | bytearray | memoryview, sha256: str | None = None,
@@ -74,14 +80,18 @@ def load_model(model: str | os.PathLike | bytes | bytearray | memoryview, sha256
             shape ``[N, F]``); refused for a file dbml wrote.
         max_size: the largest file accepted, in bytes (IMPORT's limit by default).
 
-    The onnxruntime session of a file is kept (per process, by the file's sha256), so
-    loading the same bytes again costs a read and a digest.
+    The Scorer of a file is kept (per process, by the file's sha256, where it was read,
+    ``inputs`` and ``max_size``), so loading the same file again costs a read and a
+    digest; a file with external data beside it is checked again (that data may have
+    changed), and its Scorer reused when the checked bytes are the same.
 
     Raises:
         TransferError: unreadable, too large, not ONNX, or a graph dbml cannot feed.
         IntegrityError: a size or sha256 other than the ones given.
         RecordError: dbml metadata that breaks the version record's schema.
         UnsafeGraphError: a graph dbml will not load (see :mod:`dbml.graphcheck`).
+        TargetError: a classifier of a target type scored in DuckDB only (TIME, UUID,
+            lists, ...; see :data:`CLASS_TARGET_TYPES`).
     """
     _check_digest_options(sha256, size, max_size)
     data, url, fs, path = _read(model, max_size)
@@ -97,17 +107,21 @@ def load_model(model: str | os.PathLike | bytes | bytearray | memoryview, sha256
             "wrote: refusing to load it"
         )
     names = _inputs(inputs)
-    key = (digest, names)
+    key = (digest, url, names, max_size)
     with _lock:
         cached = _cache.get(key)
         if cached is not None:
             _cache.move_to_end(key)
-            return cached
+    if cached is not None and not cached.external_data:  # these bytes are all it read
+        return cached
     blob = checked_onnx(data, url, max_size, fs, path)
+    if cached is not None and len(blob) == len(cached.blob) and blob == cached.blob:
+        return cached  # the same external data beside it
     session = open_session(blob, url)
     described = describe_file(blob, url, session, None, list(names) if names is not None else None,
                               warn=lambda message: warnings.warn(message, stacklevel=5))  # fmt: skip
-    scorer = Scorer(described, session, url, digest, len(data), blob, names)
+    scorer = Scorer(described, session, url, digest, len(data), blob, names, max_size)
+    scorer.external_data = blob != data
     with _lock:
         _cache[key] = scorer
         while len(_cache) > _CACHE_SIZE:
@@ -127,7 +141,9 @@ def score(model: Any, data: Any, functions: Sequence[str] = ("PREDICT",), *, sha
             ANOMALY_SCORE, IS_ANOMALY.
         sha256, size, inputs: see :func:`load_model`.
         timezone: stands for DuckDB's TimeZone setting where a time zone meets a wall
-            clock (a timestamp with a zone for a model trained on TIMESTAMP, or the reverse).
+            clock (a timestamp with a zone for a model trained on TIMESTAMP, or the reverse):
+            an IANA name or a fixed offset (``+02:00``, ``GMT+2``, ``Z``); checked only
+            for a model with a date or time feature.
 
     Returns:
         An Arrow table with one column per function, in the order asked.
@@ -161,6 +177,7 @@ class Scorer:
         blob: the checked ONNX bytes onnxruntime loaded (the file's, with any external
             data beside it inside).
         inputs: a foreign file's column names as given to :func:`load_model`, or None.
+        max_size: the largest file it was loaded under (:func:`load_model`'s max_size).
         features: its feature columns (:class:`dbml.features.FeatureSpec`), in model order.
         task: classification, regression, reconstruction, forecast, or imported (a
             foreign ONNX file).
@@ -172,9 +189,10 @@ class Scorer:
     """
 
     def __init__(self, described, session: Any, url: str, sha256: str, size: int, blob: bytes,
-                 inputs: tuple[str, ...] | None = None):  # fmt: skip
+                 inputs: tuple[str, ...] | None = None, max_size: int = MAX_IMPORT_BYTES):  # fmt: skip
         rec = described.record
-        self.blob, self.inputs = blob, inputs
+        self.blob, self.inputs, self.max_size = blob, inputs, max_size
+        self.external_data = False  # whether the file had external data beside it (load_model sets it)
         self.record = rec
         self.name = rec["model"]
         self.version = int(described.origin.split(":")[1]) if described.origin else None
@@ -186,6 +204,7 @@ class Scorer:
         version = f" version {self.version}" if self.version is not None else ""
         self.what = f"model '{self.name}'{version} from '{url}'"
         self._session = session
+        self._datetime = any(f.kind == "datetime" for f in self.features)  # where a time zone can matter
         # {function: (graph output, convert(onnxruntime's array, rows) -> Arrow, SQL type)}
         self._plan: dict[str, tuple[str, Any, str | dict[str, str]]] = {}
         if self.task == "imported":
@@ -202,6 +221,7 @@ class Scorer:
 
         classifier = self.task == "classification"
         predict_type = label_types(self.target_type)[1] if classifier else "DOUBLE"
+        labels = self._label_column() if classifier else None
         graph = {o.name: tuple(o.shape[1:]) if o.shape else () for o in self._session.get_outputs()}
         info = VersionInfo(self.task, self.labels, predict_type, graph)
         for o in OUTPUTS:
@@ -210,14 +230,37 @@ class Scorer:
                 continue
             convert, sql_type = o.convert(info), o.sql_type(info)
             if o.function == "PREDICT" and classifier and self.target_type.upper() != predict_type:
-                # PREDICT's SQL wraps the UDF in CAST(... AS <target type>) (dbml.rewrite)
+                # PREDICT's SQL wraps the UDF in CAST(... AS <target type>) (dbml.rewrite): the
+                # labels, cast once here
                 sql_type = self.target_type.upper()
-                convert = _cast(convert, arrow_type(sql_type))
+                convert = _labelled(labels)
             self._plan[o.function] = (source, _rows_ignored(convert), sql_type)
         # the packed scoring graph PREDICT runs (dbml.runtime.packed_graph): the same numbers
         digest = hashlib.sha256(self.blob).hexdigest()  # of the bytes loaded (external data inside), not the file's
         scoring = scoring_session_for(digest, len(self.blob), lambda: self.blob, self.what, self.features)
         self._session, self._feeds = scoring.session, scoring.feeds
+
+    def _label_column(self) -> pa.Array:
+        """The class labels in the Arrow type PREDICT gives (its CAST to the target's type).
+
+        Raises:
+            TargetError: a target type PREDICT gives only in DuckDB, or a label it cannot hold.
+        """
+        t = self.target_type.upper()
+        if t not in CLASS_TARGET_TYPES:
+            raise TargetError(
+                f"{self.what} is a classifier of the {self.target_type} target '{self.target}'; outside DuckDB, "
+                f"dbml.score and dbml.spark give PREDICT for class targets of type {', '.join(CLASS_TARGET_TYPES)}: "
+                "score it with PREDICT in DuckDB (IMPORT MODEL), or train it on the target cast to VARCHAR"
+            )
+        if t in clock.LABEL_TYPES:
+            return clock.label_values(list(self.labels), t)  # the record's labels are such texts (validate_record)
+        try:
+            return pa.array(list(self.labels), arrow_type(t))
+        except (pa.ArrowException, OverflowError, ValueError):
+            raise TargetError(
+                f"{self.what} has class labels {list(self.labels)[:10]} beyond its target type {self.target_type}"
+            ) from None
 
     def _plan_imported(self, options: dict[str, Any]) -> None:
         self._plan["PREDICT"] = (options["output"]["name"], imported_output(options, self.target_type, self.what), self.target_type)
@@ -297,8 +340,17 @@ class Scorer:
         found = self.columns(schema.names)
         for f in self.features:
             column = found[f.name]
-            check_arrow_type(f, schema.field(column).type, self.name, (shown or {}).get(column))
+            self._check_type(f, column, schema.field(column).type, (shown or {}).get(column))
         return found
+
+    def _check_type(self, feature: FeatureSpec, column: str, arrow: pa.DataType, shown: str | None = None) -> None:
+        kind = kind_of(feature)
+        t = arrow.value_type if pa.types.is_dictionary(arrow) else arrow
+        if not pa.types.is_null(t) and not kind.takes(feature, t):
+            raise FeatureError(
+                f"column '{column}' has type {shown or arrow}, but the {feature.kind} feature '{feature.name}' of "
+                f"{self.what} (trained as {feature.sql_type}) takes {kind.arrow_needs}: cast the column"
+            )
 
     # -- scoring -------------------------------------------------------------------------------
 
@@ -329,13 +381,15 @@ class Scorer:
     def score_columns(self, columns: Sequence[pa.Array | pa.ChunkedArray], functions: Sequence[str],
                       *, timezone: str = "UTC") -> list[pa.Array]:  # fmt: skip
         """The results of ``functions`` for the feature columns (raw, one per feature in
-        model order, as :meth:`columns` finds them), scored in batches of :data:`BATCH_ROWS`."""
+        model order, as :meth:`columns` finds them), scored in batches of :data:`BATCH_ROWS`.
+        ``timezone`` is checked only when the model has a date or time feature."""
         names = self._functions(functions)
-        timezone = _timezone(timezone)
+        if self._datetime:  # the only kind a time zone can meet
+            timezone = check_timezone(timezone)
         if len(columns) != len(self.features):
             raise FeatureError(f"{self.what} takes {len(self.features)} feature columns, got {len(columns)}")
         for f, c in zip(self.features, columns):
-            check_arrow_type(f, c.type, self.name)
+            self._check_type(f, f.name, c.type)
         rows = len(columns[0])
         if any(len(c) != rows for c in columns):
             raise FeatureError(f"the feature columns of {self.what} differ in length")
@@ -392,11 +446,11 @@ def as_table(data: Any) -> pa.Table:
 def _read(model: Any, max_size: int) -> tuple[bytes, str, Any, str | None]:
     """(the bytes, a name for messages, the fsspec file system and path, or None for bytes)."""
     if isinstance(model, (bytes, bytearray, memoryview)):
-        data = bytes(model)
-        url = f"<{len(data):,} bytes>"
-        if len(data) > max_size:
+        n = model.nbytes if isinstance(model, memoryview) else len(model)
+        url = f"<{n:,} bytes>"
+        if n > max_size:  # before any copy
             raise TransferError(f"'{url}' is over the import limit of {max_size:,} bytes (max_size)")
-        return data, url, None, None
+        return bytes(model), url, None, None
     if isinstance(model, (str, os.PathLike)):
         url = os.fspath(model)
         data, fs, path = fetch(url, max_size)
@@ -423,20 +477,26 @@ def _inputs(inputs: Sequence[str] | None) -> tuple[str, ...] | None:
     return tuple(inputs)
 
 
-def _timezone(timezone: str) -> str:
+def check_timezone(timezone: str, what: str = "timezone") -> str:
+    """``timezone`` when it is an IANA zone or a fixed offset (``+02:00``, ``GMT+2``, ``Z``:
+    :func:`dbml.kinds.clock.check_timezone`).
+
+    Raises:
+        OptionError: any other, named as ``what``.
+    """
     try:
         return clock.check_timezone(timezone)
     except ValueError as err:
-        raise OptionError(f"timezone: {err}") from None
+        raise OptionError(f"{what}: {err}") from None
 
 
 def _rows_ignored(convert):
     return lambda out, rows: convert(out)
 
 
-def _cast(convert, to: pa.DataType):
-    def cast(out: np.ndarray) -> pa.Array:
-        return pc.cast(convert(out), to)
+def _labelled(labels: pa.Array):
+    def convert(out: np.ndarray) -> pa.Array:
+        return labels.take(pa.array(out.argmax(axis=1)))
 
-    return cast
+    return convert
 

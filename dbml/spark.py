@@ -9,17 +9,21 @@ On the driver, before any task runs: the file is read, verified and checked
 (:func:`dbml.load_model`); the DataFrame must have every feature column (matched as
 ``PREDICT(m, *)`` matches them: without regard to case) of a type the feature takes;
 the new column's Spark type is PREDICT's SQL type (VARCHAR -> StringType, BOOLEAN ->
-BooleanType, BIGINT -> LongType, INTEGER -> IntegerType, DOUBLE -> DoubleType, FLOAT[k]
--> ArrayType(FloatType), PREDICT_PROBA's STRUCT -> StructType of DoubleType, ...).
+BooleanType, BIGINT -> LongType, INTEGER -> IntegerType, DOUBLE -> DoubleType, DATE ->
+DateType, TIMESTAMP -> TimestampNTZType, FLOAT[k] -> ArrayType(FloatType),
+PREDICT_PROBA's STRUCT -> StructType of DoubleType, ...); for a model with a date or time
+feature, the session's time zone is checked (see below).
 
 The checked bytes travel once, inside the function Spark ships to its Python workers
-(PySpark broadcasts a large one); each worker process keeps one onnxruntime session per
-sha256. Workers import dbml's scoring modules, onnxruntime, pyarrow and numpy: neither
-DuckDB nor torch.
+(PySpark broadcasts a large one); each worker process loads them once, under the
+driver's max_size, and keeps the Scorers of the few models it scored last. Workers
+import dbml's scoring modules, onnxruntime, pyarrow and numpy: neither DuckDB nor torch.
 
 Time: a Spark TimestampType column holds instants. Where the model was trained on a
 wall clock (TIMESTAMP, DATE) they are read in the Spark session's time zone
-(``spark.sql.session.timeZone``), as DuckDB reads a TIMESTAMPTZ in its TimeZone setting.
+(``spark.sql.session.timeZone``), as DuckDB reads a TIMESTAMPTZ in its TimeZone setting:
+an IANA name or a fixed offset (``+02:00``, ``GMT+2``, ``Z``) as Spark reads it; a zone
+Spark knows and dbml does not (Java's short ids such as ``PST``) is refused on the driver.
 
 pyspark is an optional dependency: ``pip install 'dbml[spark]'``.
 """
@@ -29,19 +33,22 @@ from __future__ import annotations
 import hashlib
 import inspect
 import threading
+from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import pyarrow as pa
 
 from dbml.errors import FeatureError, OptionError
-from dbml.scoring import Scorer, as_scorer, load_model
+from dbml.scoring import Scorer, as_scorer, check_timezone, load_model
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
 
 __all__ = ["predict", "predict_proba", "scoring_function", "spark_type"]
 
-_workers: dict[tuple[str, tuple[str, ...] | None], Scorer] = {}  # in each Python worker: sha256 -> its Scorer
+# in each Python worker: (sha256 of the bytes, inputs, max_size) -> its Scorer, the most recently used few
+_workers: OrderedDict[tuple[str, tuple[str, ...] | None, int], Scorer] = OrderedDict()
+_WORKER_MODELS = 4
 _workers_lock = threading.Lock()
 
 
@@ -59,7 +66,9 @@ def predict(df: DataFrame, model: Any, output: str = "prediction", sha256: str |
     Raises:
         FeatureError: a feature column missing from ``df`` or of a Spark type its feature
             cannot take (naming it), raised here, before any Spark job.
-        TransferError, IntegrityError, RecordError: see :func:`dbml.load_model`.
+        OptionError: a session time zone dbml cannot read, for a model with a date or
+            time feature (before any Spark job).
+        TransferError, IntegrityError, RecordError, TargetError: see :func:`dbml.load_model`.
     """
     return _with_column(df, model, "PREDICT", output, sha256, size, inputs)
 
@@ -89,8 +98,11 @@ def spark_type(sql_type: str | dict[str, str]):
         "VARCHAR": T.StringType(), "BOOLEAN": T.BooleanType(), "TINYINT": T.ByteType(), "SMALLINT": T.ShortType(),
         "INTEGER": T.IntegerType(), "BIGINT": T.LongType(), "HUGEINT": T.DecimalType(38, 0), "FLOAT": T.FloatType(),
         "DOUBLE": T.DoubleType(), "UTINYINT": T.ShortType(), "USMALLINT": T.IntegerType(), "UINTEGER": T.LongType(),
-        "UBIGINT": T.DecimalType(20, 0),
+        "UBIGINT": T.DecimalType(20, 0), "DATE": T.DateType(), "TIMESTAMP": T.TimestampNTZType(),
+        "TIMESTAMP_S": T.TimestampNTZType(), "TIMESTAMP_MS": T.TimestampNTZType(),
     }  # fmt: skip
+    if t == "TIMESTAMP_NS":
+        raise OptionError(f"the SQL type {sql_type} holds nanoseconds, which Spark's TimestampNTZType (microseconds) cannot")
     if t not in simple:
         raise OptionError(f"the SQL type {sql_type} has no Spark type dbml knows")
     return simple[t]
@@ -122,6 +134,8 @@ def scoring_function(df: DataFrame, model: Any, function: str = "PREDICT", outpu
     if clash:
         raise OptionError(f"the DataFrame already has a column '{clash[0]}'; give the new one another name (output=...)")
     timezone = df.sparkSession.conf.get("spark.sql.session.timeZone")
+    if any(f.kind == "datetime" for f in scorer.features):  # read by each task: checked here, once
+        check_timezone(timezone, f"the Spark session's time zone (spark.sql.session.timeZone), which {scorer.what} reads")
     columns = scorer.columns([f.name for f in df.schema.fields])  # two of one name are ambiguous, as two differing in case
     arrow_fields = []
     for feature in scorer.features:
@@ -130,17 +144,22 @@ def scoring_function(df: DataFrame, model: Any, function: str = "PREDICT", outpu
             arrow = _arrow_type(to_arrow_type, field.dataType, timezone)
         except Exception:  # a Spark type with no Arrow form (a variant, an interval, ...)
             raise FeatureError(
-                f"column '{field.name}' of model '{scorer.name}' has Spark type {field.dataType.simpleString()}, which "
-                f"dbml cannot read: its {feature.kind} feature '{feature.name}' (trained as {feature.sql_type}) takes "
+                f"column '{field.name}' has Spark type {field.dataType.simpleString()}, which dbml cannot read: the "
+                f"{feature.kind} feature '{feature.name}' of {scorer.what} (trained as {feature.sql_type}) takes "
                 f"{_needs(feature)}"
             ) from None
         arrow_fields.append(pa.field(field.name, arrow))
     scorer.check_schema(pa.schema(arrow_fields), {n: f.dataType.simpleString() for n, f in fields.items()})
-    out_spark = spark_type(sql_type)
+    try:
+        out_spark = spark_type(sql_type)
+    except OptionError as err:
+        raise OptionError(f"{function.upper()} of {scorer.what} gives {sql_type}: {str(err)[6:]}") from None
     out_arrow = _arrow_type(to_arrow_type, out_spark, timezone)
     schema = T.StructType([*df.schema.fields, T.StructField(output, out_spark, True)])
     digest = hashlib.sha256(scorer.blob).hexdigest()  # of the checked bytes (external data inside), which travel
-    fn = _scoring_function(scorer.blob, digest, scorer.inputs, function.upper(),
+    # the checked bytes may be a little over the file's max_size (its external data inside): they passed here
+    max_size = max(scorer.max_size, len(scorer.blob))
+    fn = _scoring_function(scorer.blob, digest, scorer.inputs, max_size, function.upper(),
                            [columns[f.name] for f in scorer.features], output, out_arrow, timezone)  # fmt: skip
     return fn, schema
 
@@ -164,12 +183,12 @@ def _needs(feature) -> str:
     return kind_of(feature).arrow_needs
 
 
-def _scoring_function(blob: bytes, sha256: str, inputs: tuple[str, ...] | None, function: str, columns: list[str],
-                      output: str, out_type: pa.DataType, timezone: str):  # fmt: skip
+def _scoring_function(blob: bytes, sha256: str, inputs: tuple[str, ...] | None, max_size: int, function: str,
+                      columns: list[str], output: str, out_type: pa.DataType, timezone: str):  # fmt: skip
     """The function each Python worker runs over its Arrow batches (all it needs travels in it)."""
 
     def score(batches):
-        scorer = _worker_scorer(blob, sha256, inputs)
+        scorer = _worker_scorer(blob, sha256, inputs, max_size)
         for batch in batches:
             raw = [batch.column(batch.schema.get_field_index(c)) for c in columns]
             result = scorer.score_columns(raw, [function], timezone=timezone)[0]
@@ -180,13 +199,18 @@ def _scoring_function(blob: bytes, sha256: str, inputs: tuple[str, ...] | None, 
     return score
 
 
-def _worker_scorer(blob: bytes, sha256: str, inputs: tuple[str, ...] | None) -> Scorer:
-    """The worker's Scorer of these bytes: loaded (and verified against ``sha256``) once per process."""
-    key = (sha256, inputs)
+def _worker_scorer(blob: bytes, sha256: str, inputs: tuple[str, ...] | None, max_size: int) -> Scorer:
+    """The worker's Scorer of these bytes: loaded (and verified against ``sha256``) once per
+    process, of the :data:`_WORKER_MODELS` most recently used models."""
+    key = (sha256, inputs, max_size)
     with _workers_lock:
         scorer = _workers.get(key)
+        if scorer is not None:
+            _workers.move_to_end(key)
     if scorer is None:
-        scorer = load_model(blob, sha256, inputs=inputs)
+        scorer = load_model(blob, sha256, inputs=inputs, max_size=max_size)
         with _workers_lock:
             _workers[key] = scorer
+            while len(_workers) > _WORKER_MODELS:
+                _workers.popitem(last=False)
     return scorer

@@ -133,6 +133,9 @@ _SCORING_ROWS = """
         TIMESTAMP '2023-06-01 08:00:00' + to_seconds(i * 4001) AS stamped,
         CASE WHEN i % 13 = 0 THEN NULL ELSE {plans}[1 + i % {n_plans}] END AS plan,
         ((i % 3 + (i % 50 > 40)::INTEGER) % 3)::INTEGER AS tier,
+        ['small', 'medium', 'large'][1 + (i % 3 + (i % 50 > 40)::INTEGER) % 3] AS band,
+        DATE '2024-03-01' + (7 * ((i % 3 + (i % 50 > 40)::INTEGER) % 3))::INTEGER AS due,
+        TIMESTAMP '2024-03-01 08:00:00.25' + to_minutes(90 * ((i % 3 + (i % 50 > 40)::INTEGER) % 3)) AS slot,
         i % 3 = 2 OR i % 50 > 40 AS churned,
         coalesce(i % 50, 7) * 0.5 + ((i * 37) % 100) / 10.0 + (i % 2) AS amount
     FROM range({start}, {stop}) AS r(i)
@@ -142,10 +145,11 @@ _SCORING_ROWS = """
 @pytest.fixture(scope="session")
 def exported_models(tmp_path_factory):
     """A DuckDB connection with table ``train_rows`` (300 rows) and ``score_rows`` (120
-    rows: NULLs in every feature, a plan no training row has), and four models trained on
+    rows: NULLs in every feature, a plan no training row has), and seven models trained on
     the features ``SCORING_FEATURES`` and exported: ``tier`` (an INTEGER class), ``churn``
-    (a BOOLEAN class), ``amount`` (a regression) and ``odd`` (an autoencoder). Returns
-    (connection, {model: (path, sha256, bytes)})."""
+    (a BOOLEAN class), ``band`` (a VARCHAR class), ``due`` (a DATE class), ``slot`` (a
+    TIMESTAMP class, with fractions of a second), ``amount`` (a regression) and ``odd``
+    (an autoencoder). Returns (connection, {model: (path, sha256, bytes)})."""
     folder = tmp_path_factory.mktemp("exported")
     c = dbml.connect(user="tester")
     c.sql("CREATE TABLE train_rows AS " + _SCORING_ROWS.format(plans="['basic', 'plus', 'pro']", n_plans=3, start=0, stop=300,
@@ -156,12 +160,16 @@ def exported_models(tmp_path_factory):
     trains = {
         "tier": f"TRAIN MODEL tier FROM (SELECT {SCORING_FEATURES}, tier FROM train_rows) TARGET tier",
         "churn": f"TRAIN MODEL churn FROM (SELECT {SCORING_FEATURES}, churned FROM train_rows) TARGET churned",
+        "band": f"TRAIN MODEL band FROM (SELECT {SCORING_FEATURES}, band FROM train_rows) TARGET band",
+        "due": f"TRAIN MODEL due FROM (SELECT {SCORING_FEATURES}, due FROM train_rows) TARGET due",
+        "slot": f"TRAIN MODEL slot FROM (SELECT {SCORING_FEATURES}, slot FROM train_rows) TARGET slot",
         "amount": f"TRAIN MODEL amount FROM (SELECT {SCORING_FEATURES}, amount FROM train_rows) TARGET amount",
         "odd": f"TRAIN MODEL odd USING autoencoder FROM (SELECT {SCORING_FEATURES} FROM train_rows)",
     }
     files = {}
     for name, sql in trains.items():
-        c.sql(sql + " WITH (epochs = 3, seed = 7, progress = false)")
+        task = ", task = 'classification'" if name in ("due", "slot") else ""  # a date or time target is no class by itself
+        c.sql(sql + f" WITH (epochs = 3, seed = 7, progress = false{task})")
         path = folder / f"{name}.onnx"
         _, _, _, size, sha = c.sql(f"EXPORT MODEL {name} TO '{path}'").fetchall()[0]
         files[name] = (str(path), sha, size)

@@ -18,7 +18,7 @@ import pytest
 from conftest import SCORING_FEATURES, foreign_add_model, run_without_torch
 
 import dbml
-from dbml.errors import FeatureError, IntegrityError, OptionError, RecordError, SourceError, TransferError
+from dbml.errors import FeatureError, IntegrityError, OptionError, RecordError, SourceError, TargetError, TransferError
 
 
 def _rows(con, table: str = "score_rows") -> pa.Table:
@@ -113,9 +113,11 @@ def test_missing_ambiguous_and_mistyped_columns_are_refused_before_scoring(expor
     with pytest.raises(FeatureError, match=r"the data has columns 'plan', 'PLAN', which all match feature column 'plan'"):
         model.score(table.append_column("PLAN", table.column("plan")))
     wrong = table.set_column(table.column_names.index("age"), "age", pa.array(["x"] * table.num_rows))
-    with pytest.raises(FeatureError, match=r"column 'age' of model 'tier' has type string, but the model's numeric feature 'age' "
-                                           r"\(trained as INTEGER\) takes numbers"):  # fmt: skip
+    with pytest.raises(FeatureError, match=r"column 'age' has type string, but the numeric feature 'age' of model 'tier' "
+                                           r"version 1 from '.*tier.onnx' \(trained as INTEGER\) takes numbers"):  # fmt: skip
         model.score(wrong)
+    with pytest.raises(FeatureError, match=r"column 'age' has type string, but the numeric feature 'age' of model 'tier' version 1 "):
+        model.score_columns([wrong.column(f.name) for f in model.features], ["PREDICT"])
     infinite = table.set_column(table.column_names.index("spend"), "spend", pa.array([float("inf")] * table.num_rows))
     with pytest.raises(FeatureError, match=r"column 'spend' of model 'tier' has the value inf, not a finite FLOAT"):
         model.score(infinite)
@@ -323,6 +325,200 @@ def test_dates_and_times_of_every_arrow_unit_score_alike(exported_models):
     assert dt.date(2024, 1, 1) in rows.column("joined").to_pylist()
 
 
+# -- class targets of every type PREDICT casts to; time zones; metadata; the cache ---------------
+
+
+@pytest.mark.parametrize("name,arrow_type", [
+    ("band", pa.string()),  # a text label: plain strings, as PREDICT gives (its UDF returns a dictionary array)
+    ("due", pa.date32()),  # DATE: PREDICT is CAST(label AS DATE)
+    ("slot", pa.timestamp("us")),  # TIMESTAMP, with fractions of a second
+])  # fmt: skip
+def test_class_targets_of_every_type_score_as_predict(exported_models, name, arrow_type):
+    con, files = exported_models
+    want = _sql(con, f"PREDICT({name}, *) AS p, PREDICT_PROBA({name}, *) AS q")
+    model = dbml.load_model(files[name][0])
+    got = model.score(_rows(con), ("PREDICT", "PREDICT_PROBA"))
+    assert got.schema.field("prediction").type == want.schema.field("p").type == arrow_type
+    assert got.column("prediction").to_pylist() == want.column("p").to_pylist()
+    assert len(set(want.column("p").to_pylist())) > 1  # not one class for every row
+    _assert_probabilities(got.column("probabilities"), want.column("q"))
+    if name == "band":
+        assert all(type(v) is str for v in got.column("prediction").to_pylist())
+
+
+def test_date_and_timestamp_labels_read_as_duckdbs_cast(exported_models):
+    """dbml.kinds.clock reads the text DuckDB writes for a value (the labels of a date or
+    time target) as DuckDB's CAST of that text reads it: BC dates, years past 9999,
+    infinities, every unit."""
+    from dbml.kinds import clock
+
+    con, _ = exported_models
+    values = {
+        "DATE": ["DATE '2024-02-29'", "DATE '1969-12-31'", "DATE '-0044-03-15'", "DATE '0001-01-01'", "DATE '12345-06-07'",
+                 "'infinity'::DATE", "'-infinity'::DATE"],
+        "TIMESTAMP": ["TIMESTAMP '2024-01-01 12:00:00.5'", "TIMESTAMP '1969-12-31 23:59:59.999999'", "'infinity'::TIMESTAMP",
+                      "TIMESTAMP '0044-03-15 (BC) 01:02:03'", "TIMESTAMP '294247-01-10 04:00:54.775806'", "'-infinity'::TIMESTAMP"],
+        "TIMESTAMP_S": ["TIMESTAMP_S '2024-01-01 12:00:01'", "TIMESTAMP_S '1900-01-01 00:00:00'", "'infinity'::TIMESTAMP_S"],
+        "TIMESTAMP_MS": ["TIMESTAMP_MS '2024-01-01 12:00:01.123'", "TIMESTAMP_MS '1969-12-31 23:59:59.999'", "'-infinity'::TIMESTAMP_MS"],
+        "TIMESTAMP_NS": ["TIMESTAMP_NS '2024-01-01 12:00:01.123456789'", "TIMESTAMP_NS '1677-09-22 00:00:00'"],
+    }  # fmt: skip
+    for t, vals in values.items():
+        texts = [con.sql(f"SELECT CAST(CAST({v} AS {t}) AS VARCHAR)").fetchall()[0][0] for v in vals]
+        con.duckdb.register("label_texts", pa.table({"x": texts}))
+        want = con.duckdb.sql(f"SELECT CAST(x AS {t}) AS v FROM label_texts").arrow().read_all().column("v").combine_chunks()
+        got = clock.label_values(texts, t)
+        assert got.type == want.type and got.equals(want), (t, texts, got, want)
+    assert "0045-03-15 (BC)" in [con.sql("SELECT CAST(DATE '-0044-03-15' AS VARCHAR)").fetchall()[0][0]]
+    for t, bad in (("DATE", "March 8"), ("DATE", "2024-02-30"), ("TIMESTAMP_S", "2024-01-01 00:00:00.5"), ("TIMESTAMP", "2024-01-01")):
+        with pytest.raises(ValueError, match=f"{bad!r} is not a {t} as DuckDB writes one"):
+            clock.label_values([bad], t)
+
+
+def test_date_labels_that_are_no_dates_are_refused_by_import_and_load(exported_models, tmp_path):
+    con, files = exported_models
+    altered = _altered(files["due"][0], tmp_path / "due.onnx", "dbml.labels", json.dumps(["2024-03-01", "March 8", "2024-03-15"]))
+    message = r"field 'labels\[1\]' is 'March 8', which is not a DATE as DuckDB writes one \(the target type is DATE\)"
+    with pytest.raises(RecordError, match=message) as by_import:
+        con.sql(f"IMPORT MODEL altered_due FROM '{altered}'")
+    with pytest.raises(RecordError, match=message) as by_load:
+        dbml.load_model(altered)
+    assert str(by_import.value) == str(by_load.value)
+
+
+def test_class_targets_scored_only_in_duckdb_are_refused_at_load(exported_models, tmp_path):
+    """A TIME target trains and PREDICT gives TIME in DuckDB; outside it the file is refused
+    when loaded, naming the model, its target type and the types scored there."""
+    con, files = exported_models
+    con.sql("TRAIN MODEL alarm FROM (SELECT age, plan, CAST(slot AS TIME) AS alarm FROM train_rows) TARGET alarm "
+            "WITH (task = 'classification', epochs = 1, seed = 7, progress = false)")  # fmt: skip
+    assert con.sql("SELECT typeof(PREDICT(alarm, *)) FROM score_rows LIMIT 1").fetchall() == [("TIME",)]
+    path = tmp_path / "alarm.onnx"
+    con.sql(f"EXPORT MODEL alarm TO '{path}'")
+    supported = r"DATE, TIMESTAMP, TIMESTAMP_S, TIMESTAMP_MS, TIMESTAMP_NS: score it with PREDICT in DuckDB"
+    with pytest.raises(TargetError, match=r"model 'alarm' version 1 from '.*alarm.onnx' is a classifier of the TIME target "
+                                          r"'alarm'; outside DuckDB, dbml.score and dbml.spark give PREDICT for class targets "
+                                          r"of type VARCHAR, BOOLEAN, TINYINT, .*" + supported):  # fmt: skip
+        dbml.load_model(str(path))
+    with pytest.raises(TargetError, match="is a classifier of the TIME target"):
+        dbml.score(str(path), _rows(con))
+    for i, t in enumerate(("UUID", "VARCHAR[]", "TIMESTAMP WITH TIME ZONE", "INTERVAL")):
+        altered = _altered(files["band"][0], tmp_path / f"band{i}.onnx", "dbml.target_type", t)
+        with pytest.raises(TargetError, match=rf"is a classifier of the {re.escape(t)} target 'band'; outside DuckDB"):
+            dbml.load_model(altered)
+    beyond = _altered(files["tier"][0], tmp_path / "beyond.onnx", "dbml.labels", json.dumps([0, 1, 3_000_000_000]))
+    with pytest.raises(TargetError, match=r"has class labels \[0, 1, 3000000000\] beyond its target type INTEGER"):
+        dbml.load_model(beyond)
+
+
+def test_fixed_offsets_read_as_duckdb_reads_them(exported_models):
+    """GMT+2, UTC-05:00, GMT+02:30 as DuckDB's TimeZone read as those offsets east of UTC;
+    +02:00 and Z (which Spark takes and DuckDB does not) as the same offsets."""
+    con, files = exported_models
+    rows = _rows(con)
+    aware = pa.array([None if v is None else v.replace(tzinfo=dt.timezone.utc) for v in rows.column("seen_at").to_pylist()],
+                     pa.timestamp("us", "UTC"))  # fmt: skip
+    rows = rows.set_column(rows.column_names.index("seen_at"), "seen_at", aware)
+    answers = {}
+    for zone, same in (("GMT+2", "+02:00"), ("UTC-05:00", "-05"), ("GMT+02:30", "+0230"), ("UTC", "Z")):
+        con.sql(f"SET TimeZone = '{zone}'")
+        try:
+            want = con.sql("SELECT PREDICT(amount, *) AS p FROM (SELECT * REPLACE (timezone('UTC', seen_at) AS seen_at) "
+                           "FROM score_rows) ORDER BY id").arrow().read_all().column(0)  # fmt: skip
+        finally:
+            con.sql("SET TimeZone = 'UTC'")
+        for z in (zone, same):
+            got = dbml.score(files["amount"][0], rows, timezone=z).column(0)
+            np.testing.assert_array_equal(np.asarray(got), np.asarray(want), err_msg=z)
+        answers[zone] = np.asarray(want)
+    assert not np.array_equal(answers["GMT+2"], answers["UTC-05:00"])  # the offset counts
+    with pytest.raises(OptionError, match=r"time zone 'UTC\+01:30' is ambiguous: DuckDB reads it as UTC\+01 \(Etc/GMT-1\)"):
+        dbml.score(files["amount"][0], rows, timezone="UTC+01:30")
+    with pytest.raises(OptionError, match=r"time zone '\+25:00' is out of range"):
+        dbml.score(files["amount"][0], rows, timezone="+25:00")
+
+
+def test_a_time_zone_is_checked_only_for_a_model_with_a_datetime_feature(tmp_path):
+    path = tmp_path / "add.onnx"
+    foreign_add_model(path)
+    got = dbml.score(str(path), {"x": [1.0], "y": [2.0]}, timezone="Mars/Olympus")  # no date or time feature
+    assert got.column(0).to_pylist() == [5.0]
+
+
+@pytest.mark.parametrize("value", ["two", [3], 0, 1001, True])
+def test_options_the_scoring_path_reads_are_validated_at_the_boundary(exported_models, tmp_path, value):
+    """options.horizon (int() in the graph check) and the other forecasting options:
+    refused by IMPORT and load_model alike, naming the file and the field."""
+    con, files = exported_models
+    record = json.loads({p.key: p.value for p in onnx.load(files["tier"][0]).metadata_props}["dbml.record"])
+    record["options"]["horizon"] = value
+    altered = _altered(files["tier"][0], tmp_path / "horizon.onnx", "dbml.record", json.dumps(record))
+    message = rf"'{re.escape(altered)}': field 'options.horizon' is .*, which is not a whole number between 1 and 1,000"
+    with pytest.raises(RecordError, match=message) as by_import:
+        con.sql(f"IMPORT MODEL altered_horizon FROM '{altered}'")
+    with pytest.raises(RecordError, match=message) as by_load:
+        dbml.load_model(altered)
+    assert str(by_import.value) == str(by_load.value)
+    record["options"]["horizon"], record["options"]["window"] = 1, "eight"
+    altered = _altered(files["tier"][0], tmp_path / "window.onnx", "dbml.record", json.dumps(record))
+    with pytest.raises(RecordError, match="field 'options.window' is 'eight'"):
+        dbml.load_model(altered)
+
+
+def test_the_cache_is_keyed_by_what_makes_the_scorer(exported_models, tmp_path):
+    """The same bytes from another place name that place; a foreign file's external data
+    beside it is read again, wherever and whenever it is loaded."""
+    _, files = exported_models
+    data = open(files["churn"][0], "rb").read()
+    import fsspec
+
+    fsspec.filesystem("memory").pipe("/elsewhere/churn.onnx", data)
+    here, there = dbml.load_model(files["churn"][0]), dbml.load_model("memory://elsewhere/churn.onnx")
+    assert here.sha256 == there.sha256 and here.url != there.url and "memory://elsewhere" in there.what
+    assert dbml.load_model(files["churn"][0]) is here
+    assert dbml.load_model(files["churn"][0], max_size=10**8) is not here  # another limit: checked under it
+
+    from onnx import TensorProto, helper, numpy_helper
+
+    def times(folder, w: float) -> str:
+        folder.mkdir()
+        x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1])
+        out = helper.make_tensor_value_info("out", TensorProto.FLOAT, ["N", 1])
+        weight = numpy_helper.from_array(np.full((1, 1), w, np.float32), "w")
+        graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["out"])], "times", [x], [out], initializer=[weight])
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+        model.ir_version = 8
+        onnx.save_model(model, str(folder / "times.onnx"), save_as_external_data=True, location="w.bin", size_threshold=0)
+        return str(folder / "times.onnx")
+
+    a, b = times(tmp_path / "a", 2.0), times(tmp_path / "b", 3.0)
+    assert open(a, "rb").read() == open(b, "rb").read()  # one file, other data beside it
+    assert dbml.score(a, {"x": [1.0]}).column(0).to_pylist() == [2.0]
+    assert dbml.score(b, {"x": [1.0]}).column(0).to_pylist() == [3.0]
+    first = dbml.load_model(a)
+    assert dbml.load_model(a) is first  # the same data beside it: the same Scorer
+    (tmp_path / "a" / "w.bin").write_bytes(np.full(1, 5.0, np.float32).tobytes())
+    assert dbml.score(a, {"x": [1.0]}).column(0).to_pylist() == [5.0]
+
+
+def test_bytes_over_the_limit_are_refused_before_any_copy():
+    import tracemalloc
+
+    big = bytearray(32 * 1024 * 1024)
+    tracemalloc.start()
+    try:
+        with pytest.raises(TransferError, match=r"'<33,554,432 bytes>' is over the import limit of 1,000 bytes"):
+            dbml.load_model(memoryview(big), max_size=1000)
+        with pytest.raises(TransferError, match="is over the import limit"):
+            dbml.load_model(big, max_size=1000)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1024 * 1024
+    wide = memoryview(np.zeros(1000, np.float64))  # 1,000 items, 8,000 bytes
+    with pytest.raises(TransferError, match=r"'<8,000 bytes>' is over the import limit of 5,000 bytes"):
+        dbml.load_model(wide, max_size=5000)
+
+
 def test_submodules_are_reached_from_import_dbml_alone():
     """dbml's messages say dbml.runtime.configure_limits(...): it works after `import dbml`,
     without DuckDB; submodules that need DuckDB import it when touched."""
@@ -344,23 +540,3 @@ def test_submodules_are_reached_from_import_dbml_alone():
         assert "torch" not in sys.modules
     """)
     assert proc.returncode == 0, proc.stderr
-
-
-@pytest.mark.parametrize("value", ["two", [3], 0, 1001, True])
-def test_options_the_scoring_path_reads_are_validated_at_the_boundary(exported_models, tmp_path, value):
-    """options.horizon (int() in the graph check) and the other forecasting options:
-    refused by IMPORT and load_model alike, naming the file and the field."""
-    con, files = exported_models
-    record = json.loads({p.key: p.value for p in onnx.load(files["tier"][0]).metadata_props}["dbml.record"])
-    record["options"]["horizon"] = value
-    altered = _altered(files["tier"][0], tmp_path / "horizon.onnx", "dbml.record", json.dumps(record))
-    message = rf"'{re.escape(altered)}': field 'options.horizon' is .*, which is not a whole number between 1 and 1,000"
-    with pytest.raises(RecordError, match=message) as by_import:
-        con.sql(f"IMPORT MODEL altered_horizon FROM '{altered}'")
-    with pytest.raises(RecordError, match=message) as by_load:
-        dbml.load_model(altered)
-    assert str(by_import.value) == str(by_load.value)
-    record["options"]["horizon"], record["options"]["window"] = 1, "eight"
-    altered = _altered(files["tier"][0], tmp_path / "window.onnx", "dbml.record", json.dumps(record))
-    with pytest.raises(RecordError, match="field 'options.window' is 'eight'"):
-        dbml.load_model(altered)

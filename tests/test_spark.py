@@ -7,8 +7,10 @@ One local Spark session serves the module (its start takes tens of seconds)."""
 
 from __future__ import annotations
 
+import hashlib
 import sys
 import zoneinfo
+from collections import OrderedDict
 
 import numpy as np
 import pyarrow as pa
@@ -17,6 +19,7 @@ from conftest import foreign_add_model
 
 pytest.importorskip("pyspark")
 
+import dbml.scoring  # noqa: E402
 import dbml.spark  # noqa: E402
 from dbml.errors import FeatureError, IntegrityError, OptionError, TransferError  # noqa: E402
 
@@ -70,19 +73,26 @@ def test_spark_gives_predicts_answers_row_for_row(scoring):
     scored = dbml.spark.predict(scored, files["churn"][0], output="churn")
     scored = dbml.spark.predict(scored, dbml.load_model(files["amount"][0]), output="amount")
     scored = dbml.spark.predict(scored, files["adder"][0], output="added")
+    for name in ("band", "due", "slot"):  # VARCHAR, DATE and TIMESTAMP class targets
+        scored = dbml.spark.predict(scored, files[name][0], output=name)
     types = {f.name: f.dataType.simpleString() for f in scored.schema.fields}
-    assert {k: types[k] for k in ("prediction", "tier_proba", "churn", "amount", "added")} == {
+    assert {k: types[k] for k in ("prediction", "tier_proba", "churn", "amount", "added", "band", "due", "slot")} == {
         "prediction": "int", "tier_proba": "struct<0:double,1:double,2:double>", "churn": "boolean",
-        "amount": "double", "added": "double",
+        "amount": "double", "added": "double", "band": "string", "due": "date", "slot": "timestamp_ntz",
     }  # fmt: skip
-    got = sorted(scored.select("id", "prediction", "tier_proba", "churn", "amount", "added").collect(), key=lambda r: r.id)
+    got = sorted(scored.select("id", "prediction", "tier_proba", "churn", "amount", "added", "band", "due", "slot").collect(),
+                 key=lambda r: r.id)  # fmt: skip
     want = con.sql(
-        "SELECT id, PREDICT(tier, *), PREDICT_PROBA(tier, *), PREDICT(churn, *), PREDICT(amount, *), PREDICT(adder, *) "
-        "FROM spark_rows ORDER BY id"
+        "SELECT id, PREDICT(tier, *), PREDICT_PROBA(tier, *), PREDICT(churn, *), PREDICT(amount, *), PREDICT(adder, *), "
+        "PREDICT(band, *), PREDICT(due, *), PREDICT(slot, *) FROM spark_rows ORDER BY id"
     ).fetchall()
     assert [r.id for r in got] == [w[0] for w in want] and len(got) == 120
     assert [r.prediction for r in got] == [w[1] for w in want]
     assert [r.churn for r in got] == [w[3] for w in want]
+    for k, name in enumerate(("band", "due", "slot"), start=6):
+        assert [r[name] for r in got] == [w[k] for w in want], name
+        assert len({w[k] for w in want}) > 1, name
+    assert all(type(r.band) is str for r in got)
     proba = np.array([[r.tier_proba[k] for k in ("0", "1", "2")] for r in got])
     np.testing.assert_allclose(proba, np.array([[w[2][k] for k in ("0", "1", "2")] for w in want]), atol=1e-6, rtol=0)
     np.testing.assert_allclose([r.amount for r in got], [w[4] for w in want], rtol=1e-6, atol=1e-6)
@@ -118,12 +128,13 @@ def test_bad_input_is_refused_on_the_driver_before_any_job(scoring, tmp_path):
     try:
         with pytest.raises(FeatureError, match=r"the data is missing feature column\(s\) plan of model 'tier' version 1"):
             dbml.spark.predict(df.drop("plan"), tier)
-        with pytest.raises(FeatureError, match=r"column 'age' of model 'tier' has type string, but the model's numeric feature "
-                                               r"'age' \(trained as INTEGER\) takes numbers"):  # fmt: skip
+        with pytest.raises(FeatureError, match=r"column 'age' has type string, but the numeric feature 'age' of model 'tier' "
+                                               r"version 1 from '.*tier.onnx' \(trained as INTEGER\) takes numbers"):  # fmt: skip
             dbml.spark.predict(df.withColumn("age", df.age.cast("string")), tier)
         from pyspark.sql import functions as F
 
-        with pytest.raises(FeatureError, match=r"column 'joined' of model 'tier' has type array<int>.*takes dates or timestamps"):
+        with pytest.raises(FeatureError, match=r"column 'joined' has type array<int>, but the datetime feature 'joined' of model "
+                                               r"'tier' version 1 .*takes dates or timestamps"):  # fmt: skip
             dbml.spark.predict(df.withColumn("joined", F.array(df.age)), tier)
         with pytest.raises(FeatureError, match=r"columns 'plan', 'PLAN', which all match"):
             dbml.spark.predict(df.select("*", df.plan.alias("PLAN")), tier)  # withColumn would replace plan
@@ -156,5 +167,76 @@ def test_spark_types_of_sql_types():
     assert dbml.spark.spark_type("INTEGER") == T.IntegerType()
     assert dbml.spark.spark_type("FLOAT[7]") == T.ArrayType(T.FloatType(), True)
     assert dbml.spark.spark_type({"yes": "DOUBLE"}) == T.StructType([T.StructField("yes", T.DoubleType(), True)])
+    assert dbml.spark.spark_type("DATE") == T.DateType()
+    assert dbml.spark.spark_type("TIMESTAMP") == dbml.spark.spark_type("TIMESTAMP_MS") == T.TimestampNTZType()
     with pytest.raises(OptionError, match="has no Spark type"):
         dbml.spark.spark_type("INTERVAL")
+    with pytest.raises(OptionError, match=r"TIMESTAMP_NS holds nanoseconds, which Spark's TimestampNTZType \(microseconds\) cannot"):
+        dbml.spark.spark_type("TIMESTAMP_NS")
+
+
+def test_an_offset_session_time_zone_scores_as_duckdb(scoring):
+    """A fixed offset as the session's zone (which Spark takes and DuckDB spells GMT+2):
+    the instants of a TimestampType column read at that offset."""
+    con, files, df = scoring
+    spark = df.sparkSession
+    spark.conf.set("spark.sql.session.timeZone", "+02:00")
+    try:
+        got = sorted(dbml.spark.predict(df, files["amount"][0]).select("id", "prediction").collect(), key=lambda r: r.id)
+    finally:
+        spark.conf.set("spark.sql.session.timeZone", ZONE)
+    instants = f"(SELECT * REPLACE (timezone('{ZONE}', seen_at) AS seen_at) FROM spark_rows)"
+    con.sql("SET TimeZone = 'GMT+2'")
+    try:
+        want = con.sql(f"SELECT id, PREDICT(amount, *) FROM {instants} ORDER BY id").fetchall()
+    finally:
+        con.sql("SET TimeZone = 'UTC'")
+    assert [r.id for r in got] == [w[0] for w in want]
+    np.testing.assert_allclose([r.prediction for r in got], [w[1] for w in want], rtol=1e-6, atol=1e-6)
+    in_new_york = [w[0] for w in con.sql("SELECT PREDICT(amount, *) FROM spark_rows ORDER BY id").fetchall()]
+    assert not np.allclose([r.prediction for r in got], in_new_york, rtol=1e-6, atol=1e-6)  # the offset counts
+
+
+def test_a_session_time_zone_dbml_cannot_read_is_refused_on_the_driver(scoring):
+    """Java's short id PST, which Spark takes: refused before any job for a model with a
+    date or time feature; a model without one does not read the zone."""
+    _, files, df = scoring
+    spark, sc = df.sparkSession, df.sparkSession.sparkContext
+    spark.conf.set("spark.sql.session.timeZone", "PST")
+    sc.setJobGroup("dbml-zone", "a session time zone dbml cannot read")
+    try:
+        with pytest.raises(OptionError, match=r"the Spark session's time zone \(spark.sql.session.timeZone\), which model "
+                                              r"'amount' version 1 from '.*amount.onnx' reads: unknown time zone 'PST'"):  # fmt: skip
+            dbml.spark.predict(df, files["amount"][0])
+        assert sc.statusTracker().getJobIdsForGroup("dbml-zone") == []
+        added = dbml.spark.predict(df.select("id", "x", "y"), files["adder"][0]).collect()
+        assert len(added) == 120
+    finally:
+        spark.conf.set("spark.sql.session.timeZone", ZONE)
+        sc.setJobGroup("", "")
+
+
+def test_workers_load_under_the_drivers_max_size(scoring, monkeypatch):
+    """A Scorer loaded with a larger max_size than the default: its workers take the same
+    limit (here the default is made smaller than the file)."""
+    con, files, df = scoring
+    monkeypatch.setitem(dbml.scoring.load_model.__kwdefaults__, "max_size", 1000)
+    monkeypatch.setattr(dbml.spark, "_workers", OrderedDict())
+    scorer = dbml.scoring.load_model(files["tier"][0], max_size=10**8)
+    score, schema = dbml.spark.scoring_function(df, scorer)
+    rows = con.sql("SELECT id, age, spend, member, joined, seen_at, stamped, plan, x, y FROM spark_rows ORDER BY id").arrow()
+    out = pa.Table.from_batches(list(score(iter(rows.read_all().to_batches()))))  # the function a worker runs
+    want = [r[0] for r in con.sql("SELECT PREDICT(tier, *) FROM spark_rows ORDER BY id").fetchall()]
+    assert out.column("prediction").to_pylist() == want and schema.names[-1] == "prediction"
+
+
+def test_workers_keep_a_few_models(exported_models, monkeypatch):
+    _, files = exported_models
+    monkeypatch.setattr(dbml.spark, "_workers", OrderedDict())
+    names = ["tier", "churn", "band", "due", "slot", "amount"]
+    for name in names:
+        model = dbml.load_model(files[name][0])
+        sha = hashlib.sha256(model.blob).hexdigest()
+        assert dbml.spark._worker_scorer(model.blob, sha, None, model.max_size).name == name
+    assert len(dbml.spark._workers) == dbml.spark._WORKER_MODELS < len(names)
+    assert [s.name for s in dbml.spark._workers.values()] == names[-dbml.spark._WORKER_MODELS:]

@@ -21,12 +21,21 @@ Measured on DuckDB 2.0.1 (tests/test_kinds_arrow.py holds the cases):
   double); TIMESTAMP_S and TIMESTAMP_MS go through TIMESTAMP_NS, so outside
   1677-09-21 .. 2262-04-11 DuckDB stops with a conversion error (refused here);
   TIMESTAMP_NS floors to microseconds.
+* A fixed offset as TimeZone: DuckDB (ICU) reads ``GMT+2``, ``GMT-05:30`` and
+  ``GMT+0230`` as that offset east of UTC (Java and Spark too), but ``UTC+01:30`` as
+  ``Etc/GMT-1``, without its minutes; it refuses ``+02:00`` and ``Z``, which Spark takes.
+  Here every such spelling is its offset, and a ``UTC`` one with minutes is refused
+  (the two engines would disagree).
+* A class target of DATE or TIMESTAMP (``_S``, ``_MS``, ``_NS``) keeps its labels as
+  DuckDB's VARCHAR text of them (``2024-01-31``, ``0045-03-15 (BC)``, ``infinity``,
+  ``2024-01-31 08:00:00.5``); :func:`label_values` reads them as ``CAST(label AS type)``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import functools
+import re
 import zoneinfo
 from dataclasses import dataclass
 from typing import Callable
@@ -35,7 +44,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["Moments", "read", "encode_days", "check_timezone", "TYPES", "takes"]
+__all__ = [
+    "Moments", "read", "encode_days", "check_timezone", "TYPES", "takes", "LABEL_TYPES", "label_values", "label_value",
+]  # fmt: skip
 
 INFINITY = 2**63 - 1  # DuckDB's infinite timestamp in every unit; -INFINITY is -infinity
 DATE_INFINITY = 2**31 - 1
@@ -83,14 +94,127 @@ def takes(arrow_type: pa.DataType, target: str) -> bool:
 
 
 def check_timezone(timezone: str) -> str:
-    """The zone itself when the IANA database has it; a ValueError naming it otherwise."""
-    if isinstance(timezone, str) and _utc(timezone):
-        return timezone
+    """The zone itself when the IANA database has it or it is a fixed offset (``+02:00``,
+    ``-05``, ``GMT+2``, ``UTC-05:00``, ``Z``); a ValueError naming it otherwise."""
     try:
-        zoneinfo.ZoneInfo(timezone)
+        _zone(timezone)
+    except _OffsetError as err:
+        raise ValueError(f"time zone {timezone!r} {err}") from None
     except (zoneinfo.ZoneInfoNotFoundError, ValueError, TypeError):
-        raise ValueError(f"unknown time zone {timezone!r}: give an IANA name such as 'UTC' or 'Europe/Paris'") from None
+        raise ValueError(
+            f"unknown time zone {timezone!r}: give an IANA name such as 'UTC' or 'Europe/Paris', or a fixed offset "
+            "such as '+02:00'"
+        ) from None
     return timezone
+
+
+class _OffsetError(ValueError):
+    pass
+
+
+# +h, +hh, +hh:mm, +hhmm, +hh:mm:ss, +hhmmss (Java's ZoneOffset), optionally after GMT, UTC or UT
+_OFFSET = re.compile(r"^(GMT|UTC|UT)?([+-])(\d{1,2})(?:(:?)(\d{2})(?:\4(\d{2}))?)?$", re.IGNORECASE)
+
+
+@functools.lru_cache(maxsize=256)
+def _zone(timezone: str) -> dt.tzinfo:
+    """The tzinfo of a zone name: a fixed offset as ``datetime.timezone``, else the IANA zone."""
+    if not isinstance(timezone, str):
+        raise TypeError(timezone)
+    if timezone.upper() in _UTC:
+        return dt.timezone.utc
+    m = _OFFSET.match(timezone)
+    if m:
+        prefix, sign, hours, _, minutes, seconds = m.groups()
+        if len(hours) == 1 and minutes and not m.group(4):  # +hmm: neither ICU's nor Java's spelling
+            raise ValueError(timezone)
+        h, mi, se = int(hours), int(minutes or 0), int(seconds or 0)
+        if mi > 59 or se > 59 or h > 23:
+            raise _OffsetError("is out of range: an offset has at most 23 hours, 59 minutes and 59 seconds")
+        if prefix and prefix.upper() == "UTC" and (mi or se):
+            raise _OffsetError(
+                f"is ambiguous: DuckDB reads it as {prefix}{sign}{h:02d} (Etc/GMT{'-' if sign == '+' else '+'}{h}), "
+                f"dropping the minutes, where Spark reads {sign}{h:02d}:{mi:02d}: write '{sign}{h:02d}:{mi:02d}' or "
+                f"'GMT{sign}{h:02d}:{mi:02d}'"
+            )
+        offset = dt.timedelta(hours=h, minutes=mi, seconds=se)
+        return dt.timezone(-offset if sign == "-" else offset)
+    return zoneinfo.ZoneInfo(timezone)
+
+
+# -- class labels of a date or time target ------------------------------------------------
+
+# the Arrow type PREDICT gives for a class target of each type (DuckDB's export of its CAST)
+LABEL_TYPES: dict[str, pa.DataType] = {
+    "DATE": pa.date32(), "TIMESTAMP": pa.timestamp("us"), "TIMESTAMP_S": pa.timestamp("s"),
+    "TIMESTAMP_MS": pa.timestamp("ms"), "TIMESTAMP_NS": pa.timestamp("ns"),
+}  # fmt: skip
+_MONTH_DAYS = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+_DIGITS = {"TIMESTAMP": 6, "TIMESTAMP_S": 0, "TIMESTAMP_MS": 3, "TIMESTAMP_NS": 9}  # of a second, at most
+_DATE_TEXT = re.compile(r"^(\d{4,7})-(\d{2})-(\d{2})( \(BC\))?$")
+_TIME_TEXT = re.compile(r"^(\d{4,7})-(\d{2})-(\d{2})( \(BC\))? (\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?$")
+
+
+def label_values(labels: list[str], sql_type: str) -> pa.Array:
+    """``CAST(label AS sql_type)`` of each label text, as DuckDB's Arrow export gives it,
+    for the types of :data:`LABEL_TYPES`; only the text DuckDB writes for a value of the
+    type (``CAST(x AS VARCHAR)``) is read.
+
+    Raises:
+        ValueError: naming the first label that is not such a text.
+    """
+    t = sql_type.upper()
+    arrow = LABEL_TYPES[t]
+    values = [label_value(label, t) for label in labels]
+    return pa.array(values, pa.int32() if t == "DATE" else pa.int64()).view(arrow)
+
+
+def label_value(label: str, sql_type: str) -> int:
+    """DuckDB's stored integer of one label text (see :func:`label_values`): days since
+    1970 for DATE, seconds, milli-, micro- or nanoseconds for the TIMESTAMP types."""
+    t = sql_type.upper()
+    if t == "DATE":
+        if label in ("infinity", "-infinity"):
+            return DATE_INFINITY if label == "infinity" else -DATE_INFINITY
+        m = _DATE_TEXT.match(label) if isinstance(label, str) else None
+        days = _days(*m.groups()) if m else None
+        if days is None or not abs(days) < DATE_INFINITY:
+            raise ValueError(f"{label!r} is not a DATE as DuckDB writes one (such as '2024-01-31' or '0045-03-15 (BC)')")
+        return days
+    digits = _DIGITS[t]
+    per_second = 10**digits
+    if label in ("infinity", "-infinity"):
+        return INFINITY if label == "infinity" else -INFINITY
+    m = _TIME_TEXT.match(label) if isinstance(label, str) else None
+    days = _days(*m.groups()[:4]) if m else None
+    hh, mm, ss, fraction = (m.groups()[4:] if m else (None,) * 4)
+    if days is None or int(hh) > 23 or int(mm) > 59 or int(ss) > 59 or len(fraction or "") > digits:
+        shown = "2024-01-31 08:00:00" + (".25" if digits else "")
+        raise ValueError(f"{label!r} is not a {t} as DuckDB writes one (such as '{shown}')")
+    value = ((days * 24 + int(hh)) * 60 + int(mm)) * 60 + int(ss)
+    value = value * per_second + int((fraction or "").ljust(digits, "0") or 0)
+    if not abs(value) < INFINITY:
+        raise ValueError(f"{label!r} is beyond the range of {t}")
+    return value
+
+
+def _days(year: str, month: str, day: str, bc: str | None) -> int | None:
+    """Days since 1970-01-01 of a proleptic Gregorian date (year 1 BC is year 0), or None."""
+    y, m, d = int(year), int(month), int(day)
+    if bc:
+        if y == 0:
+            return None
+        y = 1 - y
+    leap = y % 4 == 0 and (y % 100 != 0 or y % 400 == 0)
+    if not 1 <= m <= 12 or not 1 <= d <= (29 if m == 2 and leap else _MONTH_DAYS[m - 1]):
+        return None
+    # days_from_civil (H. Hinnant): exact for every year, negative ones included
+    y -= m <= 2
+    era = y // 400
+    yoe = y - era * 400
+    doy = (153 * (m + (-3 if m > 2 else 9)) + 2) // 5 + d - 1
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    return era * 146_097 + doe - 719_468
 
 
 def read(values: pa.Array, fail: Fail) -> Moments:
@@ -242,7 +366,8 @@ def _scaled(x: np.ndarray, factor: int, live: np.ndarray, fail: Fail, what: str)
 
 
 def _utc(timezone: str) -> bool:
-    return timezone.upper() in _UTC
+    zone = _zone(timezone)
+    return isinstance(zone, dt.timezone) and not zone.utcoffset(None)
 
 
 def _local(us: np.ndarray, timezone: str) -> np.ndarray:
@@ -285,6 +410,9 @@ _WEEK = 7 * 86_400
 
 def _offsets(us: np.ndarray, timezone: str) -> np.ndarray:
     """The UTC offsets (microseconds) of ``timezone`` at instants (microseconds since 1970 UTC)."""
+    zone = _zone(timezone)
+    if isinstance(zone, dt.timezone):  # a fixed offset
+        return np.full(len(us), int(zone.utcoffset(None) // dt.timedelta(microseconds=1)), np.int64)
     at = np.clip(us, _YEAR_2, None)
     late = at >= _YEAR_2800
     if late.any():
