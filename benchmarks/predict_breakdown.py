@@ -177,6 +177,16 @@ def main() -> None:
     enum_lookup(args.rows, args.repeat)
 
 
+def by_threads(duck, queries: dict[str, str], repeat: int, shown) -> None:
+    """Print the best time of each query (``shown`` formats it) at 1 DuckDB thread and one per core."""
+    for threads in (1, os.cpu_count() or 1):
+        duck.execute(f"SET threads = {threads}")
+        timed = {name: (lambda q=q: duck.sql(q).fetchall()) for name, q in queries.items()}
+        best_times(timed, 1)
+        times = best_times(timed, repeat)
+        print(f"  DuckDB threads {threads}: " + ", ".join(f"{name} {shown(seconds)}" for name, seconds in times.items()))
+
+
 def udf_floor(duck, rows: int, repeat: int) -> None:
     calls = -(-rows // 2048)
     double = pa.array(np.zeros(2048))
@@ -193,12 +203,7 @@ def udf_floor(duck, rows: int, repeat: int) -> None:
                              null_handling="special", side_effects=False)  # fmt: skip
         queries[name] = f"SELECT sum(hash(floor{k}({', '.join(f'f{i}' for i in range(n))}))) FROM t"
     print(f"\nPart 3: the Python UDF floor, {calls:,} calls of 2,048 rows (microseconds per call)")
-    for threads in (1, os.cpu_count() or 1):
-        duck.execute(f"SET threads = {threads}")
-        timed = {name: (lambda q=q: duck.sql(q).fetchall()) for name, q in queries.items()}
-        best_times(timed, 1)
-        times = best_times(timed, repeat)
-        print(f"  DuckDB threads {threads}: " + ", ".join(f"{name} {seconds / calls * 1e6:.0f}" for name, seconds in times.items()))
+    by_threads(duck, queries, repeat, lambda seconds: f"{seconds / calls * 1e6:.0f}")
 
 
 def enum_lookup(rows: int, repeat: int) -> None:
@@ -225,12 +230,7 @@ def enum_lookup(rows: int, repeat: int) -> None:
     queries = {"VARCHAR arguments, object arrays": f"SELECT sum(texts({numbers}, {texts})) FROM t",
                "codes from an ENUM cast": f"SELECT sum(codes({numbers}, {codes})) FROM t"}  # fmt: skip
     print(f"\nPart 4: 3 text columns of {rows:,} rows into a UDF (seconds)")
-    for threads in (1, os.cpu_count() or 1):
-        duck.execute(f"SET threads = {threads}")
-        timed = {name: (lambda q=q: duck.sql(q).fetchall()) for name, q in queries.items()}
-        best_times(timed, 1)
-        times = best_times(timed, repeat)
-        print(f"  DuckDB threads {threads}: " + ", ".join(f"{name} {seconds:.3f}" for name, seconds in times.items()))
+    by_threads(duck, queries, repeat, lambda seconds: f"{seconds:.3f}")
 
 
 if __name__ == "__main__":

@@ -189,11 +189,16 @@ def test_import_and_score_share_one_validation(exported_models, tmp_path, key, v
         meta = {p.key: p.value for p in onnx.load(files["tier"][0]).metadata_props}
         value = json.dumps(list(reversed(json.loads(meta[key]))))
     altered = _altered(files["tier"][0], tmp_path / "altered.onnx", key, value)
+    _refused_alike(con, altered, "altered", error, message)
+
+
+def _refused_alike(con, altered, name: str, error: type, message: str) -> None:
+    """IMPORT MODEL and dbml.load_model refuse the altered file with the same error and text."""
     with pytest.raises(error, match=message) as by_import:
-        con.sql(f"IMPORT MODEL altered FROM '{altered}'")
-    with pytest.raises(error, match=message) as by_score:
+        con.sql(f"IMPORT MODEL {name} FROM '{altered}'")
+    with pytest.raises(error, match=message) as by_load:
         dbml.load_model(altered)
-    assert str(by_import.value) == str(by_score.value)
+    assert str(by_import.value) == str(by_load.value)
 
 
 def test_unknown_record_keys_are_dropped_with_a_warning(exported_models, tmp_path):
@@ -378,11 +383,7 @@ def test_date_labels_that_are_no_dates_are_refused_by_import_and_load(exported_m
     con, files = exported_models
     altered = _altered(files["due"][0], tmp_path / "due.onnx", "dbml.labels", json.dumps(["2024-03-01", "March 8", "2024-03-15"]))
     message = r"field 'labels\[1\]' is 'March 8', which is not a DATE as DuckDB writes one \(the target type is DATE\)"
-    with pytest.raises(RecordError, match=message) as by_import:
-        con.sql(f"IMPORT MODEL altered_due FROM '{altered}'")
-    with pytest.raises(RecordError, match=message) as by_load:
-        dbml.load_model(altered)
-    assert str(by_import.value) == str(by_load.value)
+    _refused_alike(con, altered, "altered_due", RecordError, message)
 
 
 def test_class_targets_scored_only_in_duckdb_are_refused_at_load(exported_models, tmp_path):
@@ -453,11 +454,7 @@ def test_options_the_scoring_path_reads_are_validated_at_the_boundary(exported_m
     record["options"]["horizon"] = value
     altered = _altered(files["tier"][0], tmp_path / "horizon.onnx", "dbml.record", json.dumps(record))
     message = rf"'{re.escape(altered)}': field 'options.horizon' is .*, which is not a whole number between 1 and 1,000"
-    with pytest.raises(RecordError, match=message) as by_import:
-        con.sql(f"IMPORT MODEL altered_horizon FROM '{altered}'")
-    with pytest.raises(RecordError, match=message) as by_load:
-        dbml.load_model(altered)
-    assert str(by_import.value) == str(by_load.value)
+    _refused_alike(con, altered, "altered_horizon", RecordError, message)
     record["options"]["horizon"], record["options"]["window"] = 1, "eight"
     altered = _altered(files["tier"][0], tmp_path / "window.onnx", "dbml.record", json.dumps(record))
     with pytest.raises(RecordError, match="field 'options.window' is 'eight'"):
