@@ -35,6 +35,7 @@ from dbml.dialect import parse_statement
 from dbml.errors import DbmlError, FeatureError, TargetError
 from dbml.features import FeatureSpec
 from dbml.outputs import FUNCTION_NAMES, OUTPUTS, VersionInfo, offered
+from dbml.summary import headline, human_size
 from dbml.request import TrainRequest
 from dbml.tasks.classification import label_types
 from dbml.registry import Registry, check_model_name, parse_reference
@@ -550,21 +551,26 @@ class Connection:
         """``DESCRIBE MODEL model``: one row per version with its schema, metrics, sizes and lineage."""
         name = check_model_name(model)
         self.registry.get(name)  # raises for an unknown model
-        functions = []  # the SQL functions each version offers (from its graph's outputs)
+        facts = []  # per version: the SQL functions it offers (from its graph's outputs), its headline metric, its size
         for version in self.registry.versions(name):
             rec = self.registry.get(name, version)
-            functions.append({"version": version, "functions": list(offered(self._version_info(rec)))})
+            metric, score = headline(rec["task"], rec["metrics"])
+            facts.append({"version": version, "functions": list(offered(self._version_info(rec))), "metric": metric,
+                          "score": None if score is None else round(score, 4), "size": human_size(rec["onnx_size"])})
+        fact = "(SELECT f.{} FROM (SELECT unnest($facts) AS f) WHERE f.version = v.version) AS {}"
+        # what a person reads at both ends (a terminal shows the first and last columns); the
+        # bulky JSON facts (features, metrics, options, ...) in between
         return self.db().sql(
-            "SELECT v.version, v.created_at, v.created_by, v.architecture, v.task, v.target, v.target_type, "
-            "v.labels, v.features, "
-            "(SELECT f.functions FROM (SELECT unnest($functions) AS f) WHERE f.version = v.version) AS functions, "
-            "v.metrics, v.row_count, v.train_rows, v.validation_rows, v.epochs, "
-            "v.train_seconds, v.device, v.onnx_size, v.onnx_sha256, v.parity_error, v.source_sql, "
-            "v.source_tables, v.data_fingerprint, v.options, v.library_versions, v.parent_version, "
+            "SELECT v.version, "
             "(SELECT list(a.alias ORDER BY a.alias) FROM dbml.aliases a WHERE a.model = v.model "
-            " AND a.version = v.version) AS aliases "
+            " AND a.version = v.version) AS aliases, "
+            + ", ".join(fact.format(k, k) for k in ("metric", "score")) + ", v.task, v.architecture, v.target, "
+            + fact.format("functions", "functions") + ", v.row_count, v.train_rows, v.validation_rows, v.epochs, "
+            "v.train_seconds, v.device, v.target_type, v.labels, v.features, v.metrics, v.options, v.onnx_size, "
+            "v.onnx_sha256, v.parity_error, v.source_sql, v.source_tables, v.data_fingerprint, v.library_versions, "
+            "v.parent_version, " + fact.format("size", "size") + ", v.created_by, v.created_at "
             "FROM dbml.model_versions v WHERE v.model = $model ORDER BY v.version",
-            params={"model": name, "functions": functions},
+            params={"model": name, "facts": facts},
         )
 
     @_entry

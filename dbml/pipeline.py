@@ -532,8 +532,14 @@ def _library_versions() -> dict[str, str]:
 
 
 def _result(rec: dict[str, Any], status: str) -> dict[str, Any]:
+    """TRAIN MODEL's one row: the numeric validation metrics (the prediction distribution
+    stays in the registry's metrics JSON), the size in human units, and the headline metric
+    in columns of its own."""
+    from dbml.summary import headline, human_size
+
     metrics = {k: v for k, v in (rec.get("metrics") or {}).items() if isinstance(v, (int, float))}
-    return {
+    metric, score = headline(rec["task"], rec.get("metrics"))
+    return {  # the columns of earlier releases keep their places; a terminal shows the last ones too
         "model": rec["model"],
         "version": rec["version"],
         "status": status,
@@ -546,4 +552,7 @@ def _result(rec: dict[str, Any], status: str) -> dict[str, Any]:
         "epochs": rec["epochs"],
         "seconds": round(float(rec.get("seconds", rec.get("train_seconds", 0.0))), 3),
         "device": rec["device"],
+        "size": human_size(rec.get("onnx_size")),
+        "metric": metric,
+        "score": None if score is None else round(score, 4),
     }

@@ -20,6 +20,7 @@ from dbml.dialect import (
 )  # fmt: skip
 from dbml.errors import DbmlError, OptionError, SourceError
 from dbml.request import TrainRequest
+from dbml.records import decode_row
 from dbml.registry import check_model_name
 
 if TYPE_CHECKING:
@@ -92,11 +93,35 @@ def run_train(conn: "Connection", node: TrainModel, params: list[Any] | None) ->
 
 
 def run_show(conn: "Connection", node: ShowModels, params: list[Any] | None) -> duckdb.DuckDBPyRelation:
+    """One row per model, read as a person reads it: the default version's headline metric
+    and size; the full metrics stay in ``dbml.models`` and DESCRIBE MODEL."""
+    from dbml.summary import headline, human_size
+
     conn.registry  # noqa: B018 - created on first use
-    return conn.db().sql(
-        "SELECT m.*, (SELECT map(list(a.alias ORDER BY a.alias), list(a.version ORDER BY a.alias)) "
-        "FROM dbml.aliases a WHERE a.model = m.model) AS aliases FROM dbml.models m ORDER BY m.model"
-    )
+    rows = conn.db().sql(
+        "SELECT m.model, m.versions, m.default_version, m.latest_version, v.task, v.architecture, v.target, "
+        "v.metrics, v.row_count, v.onnx_size, "
+        "(SELECT map(list(a.alias ORDER BY a.alias), list(a.version ORDER BY a.alias)) "
+        " FROM dbml.aliases a WHERE a.model = m.model) AS aliases, m.updated_at "
+        "FROM dbml.models m JOIN dbml.model_versions v ON v.model = m.model AND v.version = m.default_version "
+        "ORDER BY m.model"
+    ).fetchall()
+    out = []
+    for model, versions, default, latest, task, arch, target, metrics, row_count, size, aliases, updated in rows:
+        metric, score = headline(task, decode_row({"metrics": metrics}, f"model '{model}'")["metrics"])
+        out.append({"model": model, "task": task, "metric": metric, "score": None if score is None else round(score, 4),
+                    "versions": versions, "default_version": default, "aliases": aliases, "size": human_size(size),
+                    "rows": row_count, "architecture": arch, "target": target, "latest_version": latest,
+                    "updated_at": updated.replace(microsecond=0) if updated else None})  # fmt: skip
+    return rows_relation(conn.db(), out, SHOW_SCHEMA)
+
+
+SHOW_SCHEMA = pa.schema([
+    ("model", pa.string()), ("task", pa.string()), ("metric", pa.string()), ("score", pa.float64()),
+    ("versions", pa.int64()), ("default_version", pa.int32()), ("aliases", pa.map_(pa.string(), pa.int32())),
+    ("size", pa.string()), ("rows", pa.int64()), ("architecture", pa.string()), ("target", pa.string()),
+    ("latest_version", pa.int32()), ("updated_at", pa.timestamp("us")),
+])  # fmt: skip
 
 
 def run_describe(conn: "Connection", node: DescribeModel, params: list[Any] | None) -> duckdb.DuckDBPyRelation:

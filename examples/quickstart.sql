@@ -22,6 +22,7 @@ FROM (VALUES ('Biscoe', 'Gentoo', 47.5, 15.0, 220, 'male'),
 
 -- The registry: every model, every version, its data, metrics and lineage.
 SHOW MODELS;
-SELECT model, version, task, row_count, metrics, onnx_size, parity_error, source_tables, data_fingerprint
+SELECT model, version, task, row_count, round((metrics->>'log_loss')::DOUBLE, 3) AS log_loss,
+       round((metrics->>'rmse')::DOUBLE, 1) AS rmse, onnx_size, parity_error, source_tables, data_fingerprint
 FROM dbml.model_versions ORDER BY model, version;
 SELECT action, model, version, who FROM dbml.audit_log ORDER BY id;

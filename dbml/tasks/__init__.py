@@ -49,9 +49,12 @@ class Target:
 
 class Task:
     """Interface of a task. Attributes: ``name``; ``needs_target``; ``options`` (its
-    own WITH options); ``parity_output`` (the graph output compared with torch)."""
+    own WITH options); ``parity_output`` (the graph output compared with torch);
+    ``headline`` (the validation metric SHOW MODELS, DESCRIBE MODEL and TRAIN's result
+    show in a column of its own)."""
 
     name: str = ""
+    headline: str = ""
     needs_target: bool = True
     options: tuple[Option, ...] = ()
     parity_output: str = ""

@@ -53,6 +53,7 @@ def _plain_labels(target: str, labels: list[Any], onnx_type: str) -> list[Any]:
 
 class Classification(Task):
     name = "classification"
+    headline = "accuracy"
     parity_output = "probabilities"
 
     def check_facts(self, model, target, target_type, facts, options):

@@ -33,6 +33,7 @@ def _head(width: int, horizon: int):
 
 class Forecast(Task):
     name = "forecast"
+    headline = "mae"
     parity_output = "forecast"
     options = (
         Option("time", "str", "", "forecasting: the time column (DATE, TIMESTAMP or a period number)"),

@@ -48,6 +48,7 @@ def _head(decoder, width: int):
 
 class Reconstruction(Task):
     name = "reconstruction"
+    headline = "mse"
     needs_target = False
     parity_output = "anomaly_score"
     options = (

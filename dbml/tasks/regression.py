@@ -34,6 +34,7 @@ def _scaled_head(width: int, mean: float, std: float):
 
 class Regression(Task):
     name = "regression"
+    headline = "r2"
     parity_output = "value"
 
     def target_sql(self, target, target_type):
