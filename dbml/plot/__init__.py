@@ -20,6 +20,10 @@ from typing import Any
 import duckdb
 
 from dbml.errors import DbmlError, OptionError
+from dbml.plot._draw import (
+    PREDICTION, draw_calibration, draw_confusion, draw_drift, draw_forecast, draw_importance, draw_pr,
+    draw_predicted_vs_actual, draw_residuals, draw_roc, draw_scores, draw_training, new_axes, new_figure, nan as _nan,
+)  # fmt: skip
 
 __all__ = [
     "training_curves",
@@ -39,8 +43,6 @@ __all__ = [
     "figure_svg",
 ]
 
-_EXTRA = "pip install 'dbml[plot]'"
-PREDICTION = "__prediction__"  # MONITOR's feature name for the prediction row
 # What training_log.val_metric holds, by task (each task's score(): higher is better)
 _VAL_METRIC = {
     "classification": "accuracy",
@@ -48,25 +50,6 @@ _VAL_METRIC = {
     "forecast": "−validation loss",
     "reconstruction": "−reconstruction MSE",
 }
-
-
-# -- matplotlib, lazily --------------------------------------------------------
-
-
-def _figure(size: tuple[float, float]):
-    try:
-        from matplotlib.figure import Figure
-    except ImportError as exc:  # the optional extra is missing
-        raise DbmlError(f"dbml.plot needs matplotlib, which is not installed: {_EXTRA}") from exc
-    return Figure(figsize=size, layout="constrained")
-
-
-def _axes(ax, size: tuple[float, float] = (5.0, 4.0)):
-    return ax if ax is not None else _figure(size).add_subplot()
-
-
-def _nan(value: Any) -> float:
-    return math.nan if value is None else float(value)
 
 
 # -- reading the registry --------------------------------------------------------
@@ -168,170 +151,6 @@ def _curve(run: dict[str, Any], key: str, picture: str, tasks: tuple[str, ...]) 
     return value
 
 
-# -- drawing: plain data in, Axes out ---------------------------------------------
-
-
-def _draw_roc(ax, roc: dict[str, dict]) -> Any:
-    for label, c in roc.items():
-        auc = c.get("auc")
-        ax.plot(c["fpr"], c["tpr"], label=f"{label} (AUC {auc:.3f})" if auc is not None else str(label))
-    ax.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=0.8, label="chance")
-    ax.set(xlabel="False positive rate", ylabel="True positive rate", title="ROC", xlim=(0, 1), ylim=(0, 1.02))
-    ax.legend(loc="lower right", fontsize="small")
-    return ax
-
-
-def _draw_pr(ax, pr: dict[str, dict]) -> Any:
-    for label, c in pr.items():
-        ap = c.get("average_precision")
-        ax.plot(c["recall"], c["precision"], label=f"{label} (AP {ap:.3f})" if ap is not None else str(label))
-    ax.set(xlabel="Recall", ylabel="Precision", title="Precision-recall", xlim=(0, 1), ylim=(0, 1.02))
-    ax.legend(loc="lower left", fontsize="small")
-    return ax
-
-
-def _draw_confusion(ax, confusion: dict[str, Any]) -> Any:
-    import numpy as np
-
-    labels = [str(x) for x in confusion["labels"]]
-    matrix = np.asarray(confusion["matrix"], dtype=float)
-    image = ax.imshow(matrix, cmap="Blues")
-    ax.set_xticks(range(len(labels)), labels, rotation=45 if len(labels) > 4 else 0)
-    ax.set_yticks(range(len(labels)), labels)
-    ax.set(xlabel="Predicted", ylabel="Actual", title="Confusion matrix")
-    top = matrix.max() if matrix.size else 0
-    for (i, j), count in np.ndenumerate(matrix):
-        ax.text(j, i, f"{int(count)}", ha="center", va="center", fontsize="small",
-                color="white" if top and count > top / 2 else "black")  # fmt: skip
-    ax.figure.colorbar(image, ax=ax, shrink=0.8)
-    return ax
-
-
-def _draw_calibration(ax, calibration: dict[str, dict]) -> Any:
-    for label, c in calibration.items():
-        ax.plot(c["mean_predicted"], c["fraction_positive"], marker="o", label=str(label))
-    ax.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=0.8, label="perfect")
-    ax.set(xlabel="Mean predicted probability", ylabel="Fraction positive", title="Calibration",
-           xlim=(0, 1), ylim=(0, 1.02))  # fmt: skip
-    ax.legend(loc="upper left", fontsize="small")
-    return ax
-
-
-def _draw_residuals(ax, sample: dict[str, list]) -> Any:
-    predicted = [_nan(p) for p in sample["predicted"]]
-    residual = [_nan(a) - p for a, p in zip(sample["actual"], predicted)]
-    ax.scatter(predicted, residual, s=8, alpha=0.6)
-    ax.axhline(0.0, color="grey", linestyle="--", linewidth=0.8)
-    ax.set(xlabel="Predicted", ylabel="Residual (actual − predicted)", title="Residuals")
-    return ax
-
-
-def _draw_predicted_vs_actual(ax, sample: dict[str, list]) -> Any:
-    actual = [_nan(a) for a in sample["actual"]]
-    predicted = [_nan(p) for p in sample["predicted"]]
-    ax.scatter(actual, predicted, s=8, alpha=0.6)
-    finite = [v for v in actual + predicted if math.isfinite(v)]
-    low, high = (min(finite), max(finite)) if finite else (0.0, 1.0)
-    ax.plot([low, high], [low, high], color="grey", linestyle="--", linewidth=0.8, label="y = x")
-    ax.set(xlabel="Actual", ylabel="Predicted", title="Predicted against actual")
-    ax.legend(loc="upper left", fontsize="small")
-    return ax
-
-
-def _times(values: list) -> list:
-    """ISO strings as datetimes (matplotlib dates); numbers as they are."""
-    from datetime import datetime
-
-    out = []
-    for v in values:
-        if isinstance(v, str):
-            try:
-                v = datetime.fromisoformat(v)
-            except ValueError:
-                pass
-        out.append(v)
-    return out
-
-
-def _draw_forecast(ax, series: dict[str, Any]) -> Any:
-    history = series.get("history") or {}
-    if history.get("time"):
-        ax.plot(_times(history["time"]), [_nan(v) for v in history["actual"]], color="black", linewidth=1,
-                label="history")  # fmt: skip
-    time = _times(series["time"])
-    if series.get("lower") and series.get("upper"):
-        confidence = series.get("confidence")
-        band = f"{confidence:.0%} interval" if confidence is not None else "interval"
-        ax.fill_between(time, [_nan(v) for v in series["lower"]], [_nan(v) for v in series["upper"]], alpha=0.25,
-                        label=band)  # fmt: skip
-    ax.plot(time, [_nan(v) for v in series["actual"]], color="black", marker=".", label="actual")
-    ax.plot(time, [_nan(v) for v in series["predicted"]], marker=".", label="forecast")
-    key = series.get("key")
-    ax.set(xlabel="Time", ylabel="Value", title="Forecast" if key is None else f"Forecast: {key}")
-    ax.legend(loc="upper left", fontsize="small")
-    for label in ax.get_xticklabels():
-        label.set_rotation(30)
-    return ax
-
-
-def _draw_scores(ax, scores: dict[str, list], threshold: float | None) -> Any:
-    ax.stairs(scores["counts"], scores["edges"], fill=True, alpha=0.6, label="rows")
-    if threshold is not None:
-        ax.axvline(threshold, color="red", linestyle="--", label=f"threshold {threshold:.4g}")
-    ax.set(xlabel="Anomaly score", ylabel="Rows", title="Anomaly scores")
-    ax.legend(loc="upper right", fontsize="small")
-    return ax
-
-
-def _draw_training(fig, rows: list[dict], metric: str, title: str) -> Any:
-    epochs = [r["epoch"] for r in rows]
-    loss, score, lr = fig.subplots(1, 3)
-    loss.plot(epochs, [r["train_loss"] for r in rows], marker=".", label="train")
-    if any(r["val_loss"] is not None for r in rows):
-        loss.plot(epochs, [_nan(r["val_loss"]) for r in rows], marker=".", label="validation")
-    loss.set(xlabel="Epoch", ylabel="Loss", title="Loss")
-    loss.legend(fontsize="small")
-    if any(r["val_metric"] is not None for r in rows):
-        score.plot(epochs, [_nan(r["val_metric"]) for r in rows], marker=".", color="tab:green")
-    else:
-        score.text(0.5, 0.5, "no validation rows", ha="center", va="center", transform=score.transAxes)
-    score.set(xlabel="Epoch", ylabel=f"Validation {metric}", title=f"Validation {metric}")
-    lr.plot(epochs, [r["lr"] for r in rows], marker=".", color="tab:purple")
-    lr.set(xlabel="Epoch", ylabel="Learning rate", title="Learning rate")
-    for ax in (loss, score, lr):
-        ax.xaxis.get_major_locator().set_params(integer=True)
-    fig.suptitle(title)
-    return fig
-
-
-def _draw_importance(ax, rows: list[dict]) -> Any:
-    ranked = sorted(rows, key=lambda r: -_nan(r["importance"]) if r["importance"] is not None else math.inf)
-    names = [str(r["feature"]) for r in ranked][::-1]  # the most important on top
-    values = [_nan(r["importance"]) for r in ranked][::-1]
-    spread = [0.0 if r.get("importance_std") is None else float(r["importance_std"]) for r in ranked][::-1]
-    ax.barh(names, values, xerr=spread, capsize=3, color="tab:blue")
-    ax.axvline(0.0, color="grey", linewidth=0.8)
-    metric = next((r.get("metric") for r in rows if r.get("metric")), None)
-    change = "rise" if metric == "mse" else "drop"
-    ax.set(xlabel=f"Permutation importance ({change} in {metric})" if metric else "Permutation importance",
-           ylabel="Feature", title="Permutation importance")  # fmt: skip
-    return ax
-
-
-def _draw_drift(ax, rows: list[dict], threshold: float, title: str) -> Any:
-    names = ["(prediction)" if r["feature"] == PREDICTION else str(r["feature"]) for r in rows]
-    values = [_nan(r["psi"]) for r in rows]
-    colors = ["tab:red" if r["drift"] else "tab:blue" for r in rows]
-    ax.bar(names, values, color=colors)
-    ax.axhline(threshold, color="red", linestyle="--", linewidth=1, label=f"threshold {threshold:g}")
-    ax.set(xlabel="Feature", ylabel="PSI", title=title)
-    ax.legend(loc="upper right", fontsize="small")
-    for label in ax.get_xticklabels():
-        label.set_rotation(45 if len(names) > 4 else 0)
-        label.set_ha("right" if len(names) > 4 else "center")
-    return ax
-
-
 # -- public pictures ---------------------------------------------------------------
 
 
@@ -352,46 +171,46 @@ def training_curves(con, model: str, version: int | None = None, *, fig=None):
         DbmlError: the version has no training log (an imported model).
     """
     record, rows = _training_log(con, model, version)
-    fig = fig if fig is not None else _figure((12.0, 3.6))
+    fig = fig if fig is not None else new_figure((12.0, 3.6))
     metric = _VAL_METRIC.get(record["task"], "metric")
-    return _draw_training(fig, rows, metric, f"{_what(record['model'], record['version'])}: training")
+    return draw_training(fig, rows, metric, f"{_what(record['model'], record['version'])}: training")
 
 
 def roc(con, model: str, version: int | None = None, *, run_id: int | None = None, ax=None):
     """ROC curves of the latest stored EVALUATE run (one per label for a multiclass model;
     an anomaly model's score against its label). Returns the Axes."""
     run = _evaluation_run(con, model, version, run_id)
-    return _draw_roc(_axes(ax), _curve(run, "roc", "ROC", ("classification", "reconstruction")))
+    return draw_roc(new_axes(ax), _curve(run, "roc", "ROC", ("classification", "reconstruction")))
 
 
 def precision_recall(con, model: str, version: int | None = None, *, run_id: int | None = None, ax=None):
     """Precision-recall curves of the latest stored EVALUATE run. Returns the Axes."""
     run = _evaluation_run(con, model, version, run_id)
-    return _draw_pr(_axes(ax), _curve(run, "pr", "a precision-recall curve", ("classification", "reconstruction")))
+    return draw_pr(new_axes(ax), _curve(run, "pr", "a precision-recall curve", ("classification", "reconstruction")))
 
 
 def confusion_matrix(con, model: str, version: int | None = None, *, run_id: int | None = None, ax=None):
     """The confusion matrix (rows actual, columns predicted) of the latest stored EVALUATE run."""
     run = _evaluation_run(con, model, version, run_id)
-    return _draw_confusion(_axes(ax), _curve(run, "confusion", "a confusion matrix", ("classification",)))
+    return draw_confusion(new_axes(ax), _curve(run, "confusion", "a confusion matrix", ("classification",)))
 
 
 def calibration(con, model: str, version: int | None = None, *, run_id: int | None = None, ax=None):
     """The calibration curve (10 bins) of the latest stored EVALUATE run of a classifier."""
     run = _evaluation_run(con, model, version, run_id)
-    return _draw_calibration(_axes(ax), _curve(run, "calibration", "a calibration curve", ("classification",)))
+    return draw_calibration(new_axes(ax), _curve(run, "calibration", "a calibration curve", ("classification",)))
 
 
 def residuals(con, model: str, version: int | None = None, *, run_id: int | None = None, ax=None):
     """Residuals (actual − predicted) against predicted, of a regression's stored sample."""
     run = _evaluation_run(con, model, version, run_id)
-    return _draw_residuals(_axes(ax), _curve(run, "sample", "a residual plot", ("regression",)))
+    return draw_residuals(new_axes(ax), _curve(run, "sample", "a residual plot", ("regression",)))
 
 
 def predicted_vs_actual(con, model: str, version: int | None = None, *, run_id: int | None = None, ax=None):
     """Predicted against actual with the y = x line, of a regression's stored sample."""
     run = _evaluation_run(con, model, version, run_id)
-    return _draw_predicted_vs_actual(_axes(ax), _curve(run, "sample", "predicted against actual", ("regression",)))
+    return draw_predicted_vs_actual(new_axes(ax), _curve(run, "sample", "predicted against actual", ("regression",)))
 
 
 def forecast(con, model: str, version: int | None = None, *, run_id: int | None = None, series: int = 0, ax=None):
@@ -401,14 +220,14 @@ def forecast(con, model: str, version: int | None = None, *, run_id: int | None 
     stored = _curve(run, "series", "a forecast plot", ("forecast",))
     if not 0 <= series < len(stored):
         raise OptionError(f"series {series} is out of range: EVALUATE run {run['run_id']} stored {len(stored)} series")
-    return _draw_forecast(_axes(ax, (7.0, 4.0)), stored[series])
+    return draw_forecast(new_axes(ax, (7.0, 4.0)), stored[series])
 
 
 def scores(con, model: str, version: int | None = None, *, run_id: int | None = None, ax=None):
     """The anomaly-score histogram of an anomaly model's stored EVALUATE run, threshold as a line."""
     run = _evaluation_run(con, model, version, run_id)
     stored = _curve(run, "scores", "an anomaly-score histogram", ("reconstruction",))
-    return _draw_scores(_axes(ax), stored, run["curves"].get("threshold"))
+    return draw_scores(new_axes(ax), stored, run["curves"].get("threshold"))
 
 
 def _draw_evaluation(fig, run: dict[str, Any]):
@@ -417,7 +236,7 @@ def _draw_evaluation(fig, run: dict[str, Any]):
     if task == "classification":
         axes = fig.subplots(2, 2).ravel()
         drawn = [
-            (_draw_roc, "roc"), (_draw_pr, "pr"), (_draw_confusion, "confusion"), (_draw_calibration, "calibration")
+            (draw_roc, "roc"), (draw_pr, "pr"), (draw_confusion, "confusion"), (draw_calibration, "calibration")
         ]  # fmt: skip
         for ax, (draw, key) in zip(axes, drawn):
             if curves.get(key):
@@ -428,20 +247,20 @@ def _draw_evaluation(fig, run: dict[str, Any]):
     elif task == "regression":
         sample = _curve(run, "sample", "a residual plot", ("regression",))
         left, right = fig.subplots(1, 2)
-        _draw_residuals(left, sample)
-        _draw_predicted_vs_actual(right, sample)
+        draw_residuals(left, sample)
+        draw_predicted_vs_actual(right, sample)
     elif task == "forecast":
         stored = _curve(run, "series", "a forecast plot", ("forecast",))[:4]
         axes = fig.subplots(len(stored), 1, squeeze=False).ravel()
         for ax, one in zip(axes, stored):
-            _draw_forecast(ax, one)
+            draw_forecast(ax, one)
     elif task == "reconstruction":
         stored = _curve(run, "scores", "an anomaly-score histogram", ("reconstruction",))
         labelled = bool(curves.get("roc"))
         axes = fig.subplots(1, 2 if labelled else 1, squeeze=False).ravel()
-        _draw_scores(axes[0], stored, curves.get("threshold"))
+        draw_scores(axes[0], stored, curves.get("threshold"))
         if labelled:
-            _draw_roc(axes[1], curves["roc"])
+            draw_roc(axes[1], curves["roc"])
     else:
         raise DbmlError(f"EVALUATE run {run['run_id']} has task '{task}', which dbml.plot does not draw")
     fig.suptitle(f"{_what(run['model'], run['version'])}: EVALUATE run {run['run_id']}")
@@ -465,7 +284,7 @@ def evaluation(con, model: str, version: int | None = None, *, run_id: int | Non
         n = len(run["curves"].get("series") or [])
         size = {"classification": (10.0, 8.0), "regression": (10.0, 4.0),
                 "forecast": (8.0, 3.0 * max(1, min(n, 4))), "reconstruction": (10.0, 4.0)}  # fmt: skip
-        fig = _figure(size.get(run["task"], (8.0, 4.0)))
+        fig = new_figure(size.get(run["task"], (8.0, 4.0)))
     return _draw_evaluation(fig, run)
 
 
@@ -511,7 +330,7 @@ def explain(result, *, ax=None):
     twice = sorted({str(f) for f in features if features.count(f) > 1})
     if twice:
         raise DbmlError(f"explain() draws one group at a time; feature {twice[0]} appears more than once (filter the result)")
-    return _draw_importance(_axes(ax, (6.0, max(2.5, 0.4 * len(rows) + 1.2))), rows)
+    return draw_importance(new_axes(ax, (6.0, max(2.5, 0.4 * len(rows) + 1.2))), rows)
 
 
 def _monitor_run(con, model: str, version: int | None, run_id: int | None) -> tuple[dict, list[dict]]:
@@ -560,7 +379,7 @@ def drift(con, model: str, version: int | None = None, *, run_id: int | None = N
     """
     run, results = _monitor_run(con, model, version, run_id)
     title = f"Drift of {_what(run['model'], run['version'])} (MONITOR run {run['run_id']})"
-    return _draw_drift(_axes(ax, (max(5.0, 0.6 * len(results) + 2), 4.0)), results, float(run["threshold"]), title)
+    return draw_drift(new_axes(ax, (max(5.0, 0.6 * len(results) + 2), 4.0)), results, float(run["threshold"]), title)
 
 
 def drift_history(con, model: str, version: int | None = None, *, feature: str | None = None, ax=None):
@@ -590,7 +409,7 @@ def drift_history(con, model: str, version: int | None = None, *, feature: str |
             known = ", ".join(f for f in lines)
             raise DbmlError(f"{what} has no feature '{feature}' in its MONITOR runs; they have {known}")
         lines = {feature: lines[feature]}
-    ax = _axes(ax, (7.0, 4.0))
+    ax = new_axes(ax, (7.0, 4.0))
     for name, points in lines.items():
         ax.plot([p["run_at"] for p in points], [_nan(p["psi"]) for p in points], marker="o",
                 label="(prediction)" if name == PREDICTION else name)  # fmt: skip
