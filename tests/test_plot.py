@@ -241,20 +241,14 @@ def test_draw_forecast_band_history_and_scores_threshold():
 
 
 # -- EVALUATE: reading stored runs ----------------------------------------------------------
-# Until the evaluation history lands in main, the tests make its table as the contract has it.
+# Hand-built runs stored in the migration's table test the reading apart from EVALUATE.
 
 def _store(c, model, version, task, curves):
-    c.duckdb.execute(
-        """CREATE TABLE IF NOT EXISTS dbml.evaluation_runs (run_id BIGINT PRIMARY KEY, model VARCHAR NOT NULL,
-        version INTEGER NOT NULL, run_at TIMESTAMP NOT NULL, who VARCHAR NOT NULL, source_sql VARCHAR NOT NULL,
-        task VARCHAR NOT NULL, options JSON NOT NULL, rows BIGINT, metrics JSON NOT NULL, curves JSON)"""
-    )
-    run_id = c.duckdb.execute("SELECT coalesce(max(run_id), 0) + 1 FROM dbml.evaluation_runs").fetchall()[0][0]
-    c.duckdb.execute(
-        "INSERT INTO dbml.evaluation_runs VALUES (?, ?, ?, TIMESTAMP '2026-01-01' + to_seconds(?), 'tester', ?, ?, '{}', 100, '[]', ?)",
-        [run_id, model, version, run_id, SOURCE, task, None if curves is None else json.dumps(curves)],
-    )
-    return run_id
+    return c.duckdb.execute(
+        "INSERT INTO dbml.evaluation_runs (model, version, run_at, who, source_sql, task, options, rows, metrics, curves)"
+        " VALUES (?, ?, now()::TIMESTAMP, 'tester', ?, ?, '{}', 100, '[]', ?) RETURNING run_id",
+        [model, version, SOURCE, task, None if curves is None else json.dumps(curves)],
+    ).fetchall()[0][0]
 
 
 @pytest.fixture(scope="module")
@@ -322,3 +316,88 @@ def test_missing_matplotlib_names_the_extra(lab, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)  # import fails as if not installed
     with pytest.raises(DbmlError, match=r"pip install 'dbml\[plot\]'"):
         plot.training_curves(lab, "m")
+
+
+# -- EVALUATE end to end: the runs EVALUATE MODEL stores --------------------------------------
+
+
+@pytest.fixture(scope="module")
+def live():
+    """Models of every task, each EVALUATEd once: a binary classifier ``bin``, a multiclass
+    ``multi``, a regression ``reg``, an autoencoder ``odd`` (evaluated with a label) and an
+    lstm forecaster ``fc`` of two stores."""
+    c = dbml.connect(user="tester")
+    c.sql(
+        """CREATE TABLE t AS SELECT (i % 7) * 1.0 AS a, (i % 5) * 1.0 AS b,
+        CASE WHEN i % 7 > 3 THEN 'y' ELSE 'n' END AS c, ['p', 'q', 'u'][1 + i % 3] AS k,
+        (i % 7) * 2.0 + (i % 5) AS r, i % 50 = 0 AS odd FROM range(200) AS s(i);
+        CREATE TABLE sales AS SELECT s AS store, DATE '2024-01-01' + i::INTEGER AS day,
+        (10 * s + 20 + 5 * sin(2 * pi() * i / 7))::DOUBLE AS units FROM range(2) a(s), range(40) b(i)"""
+    )
+    c.sql(f"TRAIN MODEL bin FROM (SELECT a, b, c FROM t) TARGET c WITH ({TINY})")
+    c.sql(f"TRAIN MODEL multi FROM (SELECT a, b, k FROM t) TARGET k WITH ({TINY})")
+    c.sql(f"TRAIN MODEL reg FROM (SELECT a, b, r FROM t) TARGET r WITH ({TINY})")
+    c.sql(f"TRAIN MODEL odd USING autoencoder FROM (SELECT a, b FROM t) WITH ({TINY})")
+    c.sql("TRAIN MODEL fc USING lstm FROM sales TARGET units WITH (time = 'day', series = 'store', window = 8, "
+          "horizon = 2, epochs = 1, hidden = 4, progress = false, seed = 0)")  # fmt: skip
+    for sql in ("EVALUATE MODEL bin ON (SELECT a, b, c FROM t)", "EVALUATE MODEL multi ON (SELECT a, b, k FROM t)",
+                "EVALUATE MODEL reg ON (SELECT a, b, r FROM t)", "EVALUATE MODEL odd ON (SELECT a, b, odd FROM t) WITH (label = odd)",
+                "EVALUATE MODEL fc ON (SELECT * FROM sales)"):  # fmt: skip
+        c.sql(sql).fetchall()
+    yield c
+    c.close()
+
+
+def _stored_curves(c, model):
+    return json.loads(c.duckdb.execute(
+        "SELECT curves FROM dbml.evaluation_runs WHERE model = ? ORDER BY run_id DESC LIMIT 1", [model]
+    ).fetchall()[0][0])  # fmt: skip
+
+
+def test_live_classifier_pictures_are_the_stored_curves(live):
+    curves = _stored_curves(live, "bin")
+    fig = plot.evaluation(live, "bin")
+    roc_ax, pr_ax, cm_ax, cal_ax = fig.axes[:4]
+    assert np.array_equal(cm_ax.images[0].get_array(), np.array(curves["confusion"]["matrix"]))
+    assert cm_ax.images[0].get_array().sum() == 200
+    assert list(roc_ax.lines[0].get_ydata()) == curves["roc"]["y"]["tpr"]
+    assert list(pr_ax.lines[0].get_ydata()) == curves["pr"]["y"]["precision"]
+    assert list(cal_ax.lines[0].get_xdata()) == curves["calibration"]["y"]["mean_predicted"]
+    multi = plot.roc(live, "multi")  # one-vs-rest: a line per label, and chance
+    assert [line.get_label().split(" ")[0] for line in multi.lines] == ["p", "q", "u", "chance"]
+    assert plot.confusion_matrix(live, "multi").images[0].get_array().shape == (3, 3)
+
+
+def test_live_regression_anomaly_and_forecast_pictures(live):
+    sample = _stored_curves(live, "reg")["sample"]
+    ax = plot.predicted_vs_actual(live, "reg")
+    assert ax.collections[0].get_offsets()[:, 0].tolist() == pytest.approx(sample["actual"])
+    assert [ax.get_title() for ax in plot.evaluation(live, "reg").axes] == ["Residuals", "Predicted against actual"]
+    odd = _stored_curves(live, "odd")
+    fig = plot.evaluation(live, "odd")
+    hist, roc_ax = fig.axes
+    assert list(hist.lines[0].get_xdata()) == [odd["threshold"]] * 2
+    assert list(hist.patches[0].get_data()[0]) == odd["scores"]["counts"]
+    assert roc_ax.lines[0].get_label().startswith("anomaly (AUC")
+    assert plot.scores(live, "odd").get_xlabel() == "Anomaly score"
+    series = _stored_curves(live, "fc")["series"]
+    fig = plot.evaluation(live, "fc")
+    assert len(fig.axes) == len(series) == 2
+    assert [ax.get_title() for ax in fig.axes] == ["Forecast: 0", "Forecast: 1"]
+    assert list(fig.axes[0].lines[2].get_ydata()) == series[0]["predicted"]
+    with pytest.raises(DbmlError, match="model 'fc' version 1 is a forecast model: ROC is drawn for"):
+        plot.roc(live, "fc")
+    with pytest.raises(DbmlError, match="model 'bin' version 1 is a classification model: a forecast plot"):
+        plot.forecast(live, "bin")
+    with pytest.raises(DbmlError, match="model 'reg' version 1 is a regression model: a confusion matrix"):
+        plot.confusion_matrix(live, "reg")
+
+
+def test_sizes_of_embedded_pictures(live):
+    """The model card embeds these: SVG (text as paths) against PNG at 100 dpi."""
+    sizes = {}
+    for name, fig in [("training", plot.training_curves(live, "bin")), ("evaluation", plot.evaluation(live, "bin")),
+                      ("forecast", plot.evaluation(live, "fc"))]:  # fmt: skip
+        sizes[name] = (len(plot.figure_svg(fig)), len(plot.figure_png(fig)))
+    print(sizes)
+    assert all(svg < 400_000 and png < 400_000 for svg, png in sizes.values())
