@@ -32,7 +32,7 @@ def lab():
         "(i % 7) * 2.0 + (i % 5) AS r FROM range(200) AS s(i)"
     )
     c.sql(f"TRAIN MODEL m FROM (SELECT a, b, c FROM t) TARGET c WITH ({TINY})")
-    c.sql(f"TRAIN MODEL m FROM (SELECT a, b, c FROM t) TARGET c WITH (epochs = 4, seed = 2, progress = false)")
+    c.sql("TRAIN MODEL m FROM (SELECT a, b, c FROM t) TARGET c WITH (epochs = 4, seed = 2, progress = false)")
     c.sql("ALTER MODEL m SET ALIAS default = 1")
     c.sql(f"TRAIN MODEL k FROM (SELECT a, b, k FROM t) TARGET k WITH ({TINY})")
     c.sql(f"TRAIN MODEL r FROM (SELECT a, b, r FROM t) TARGET r WITH ({TINY})")
@@ -80,6 +80,8 @@ def test_training_curves_refuse_unknown_models_and_imported_ones(lab, tmp_path):
         plot.training_curves(lab, "nope")
     with pytest.raises(VersionNotFoundError, match="model 'm' has no version 9"):
         plot.training_curves(lab, "m", 9)
+    with pytest.raises(DbmlError, match=r"reads a dbml Connection \(dbml.connect\(...\) or dbml.install\(duckdb_con\)\), not a DuckDBPyConnection"):
+        plot.training_curves(lab.duckdb, "m")
     foreign_add_model(tmp_path / "add.onnx")
     lab.sql(f"IMPORT MODEL adder FROM '{tmp_path}/add.onnx'")
     with pytest.raises(DbmlError, match=r"model 'adder' version 1 has no training log \(an imported model has none\)"):
@@ -269,7 +271,11 @@ def test_evaluation_of_a_classifier_is_four_panels_of_the_stored_run(lab, evalua
     assert titles == ["ROC", "Precision-recall", "Confusion matrix", "Calibration"]
     assert np.array_equal(fig.axes[2].images[0].get_array(), np.array(BINARY["confusion"]["matrix"]))
     assert f"EVALUATE run {evaluated['m']}" in fig.get_suptitle()
-    ax = plot.confusion_matrix(lab, "m", run_id=evaluated["m"])
+    from matplotlib.figure import Figure
+
+    mine = Figure().add_subplot()
+    ax = plot.confusion_matrix(lab, "m", run_id=evaluated["m"], ax=mine)
+    assert ax is mine
     assert np.array_equal(ax.images[0].get_array(), np.array([[50, 7], [3, 40]]))
     assert list(plot.roc(lab, "m").lines[0].get_ydata()) == [0.0, 0.6, 0.9, 1.0]
 

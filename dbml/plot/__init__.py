@@ -75,6 +75,10 @@ def _json(value: Any) -> Any:
 
 def _version(con, model: str, version: int | None) -> dict[str, Any]:
     """The version record as dbml resolves it (the 'default' alias, else the latest)."""
+    if not hasattr(con, "registry") or not hasattr(con, "duckdb"):
+        raise DbmlError(
+            f"dbml.plot reads a dbml Connection (dbml.connect(...) or dbml.install(duckdb_con)), not a {type(con).__name__}"
+        )
     return con.registry.get(model, version)  # ModelNotFoundError / VersionNotFoundError
 
 
