@@ -399,11 +399,8 @@ def test_live_regression_anomaly_and_forecast_pictures(live):
         plot.confusion_matrix(live, "reg")
 
 
-def test_sizes_of_embedded_pictures(live):
-    """The model card embeds these: SVG (text as paths) against PNG at 100 dpi."""
-    sizes = {}
-    for name, fig in [("training", plot.training_curves(live, "bin")), ("evaluation", plot.evaluation(live, "bin")),
-                      ("forecast", plot.evaluation(live, "fc"))]:  # fmt: skip
-        sizes[name] = (len(plot.figure_svg(fig)), len(plot.figure_png(fig)))
-    print(sizes)
-    assert all(svg < 400_000 and png < 400_000 for svg, png in sizes.values())
+def test_size_of_an_embedded_picture(live):
+    """The model card embeds these: the largest picture (a classifier's 2x2) stays well under
+    100 kB as SVG (text as paths; measured about 75 kB, PNG about 79 kB, 106 kB in base64)."""
+    fig = plot.evaluation(live, "bin")
+    assert len(plot.figure_svg(fig)) < 100_000
