@@ -43,6 +43,7 @@ h3{font-size:1.05rem;margin:1.2rem 0 .4rem}
 table{border-collapse:collapse;margin:.4rem 0 1rem;font-size:.9rem}
 th,td{border:1px solid #d0d7de;padding:.25rem .5rem;text-align:left;vertical-align:top}
 th{background:#f6f8fa}
+td:first-child{white-space:nowrap}
 table.facts th{width:13rem}
 td.num{text-align:right;font-variant-numeric:tabular-nums}
 code,pre{font:.85rem ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;background:#f6f8fa}
@@ -241,9 +242,11 @@ def _section_model(conn: "Connection", rec: dict[str, Any], functions: list[str]
         out.append(_note("no features recorded"))
     out.append("<h3>Options that differ from the defaults</h3>")
     if changed:
-        out.append(_table(["option", "value", "default"],
+        out.append(_table(["option", "value", "declared default"],
                           [[_e(k), _e(v), _e(defaults[k]) if k in defaults else '<span class="missing">no default</span>']
                            for k, v in sorted(changed.items())]))  # fmt: skip
+        out.append(_note("a declared default of 0 or 'auto' is resolved at training time (batch_size 0 picks from the row count), "
+                         "so such an option is listed with the value it resolved to"))  # fmt: skip
     else:
         out.append(_note("every option has its default value"))
     out.append("<h3>Library versions</h3>")
