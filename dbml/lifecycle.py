@@ -17,6 +17,7 @@ from dbml.modelfile import describe_file, open_session
 from dbml.names import check_alias_name, check_model_name, check_version
 from dbml.options import Option, validate_options
 from dbml.runtime import verify_blob
+from dbml.sqltext import quote as _quote
 from dbml.transfer import MAX_IMPORT_BYTES, read_url, with_metadata, write_url
 
 if TYPE_CHECKING:
@@ -33,6 +34,8 @@ EVALUATE_OPTIONS = (
            "to score ANOMALY_SCORE (roc_auc) and IS_ANOMALY (precision, recall, f1) against"),
     Option("confusion", "bool", False, "return the confusion matrix as (actual, predicted, count) rows"),
     Option("positive", "any", None, "the positive class of a binary model (default: the last label)"),
+    Option("curves", "bool", True, "store the data of the run's pictures (ROC, calibration, residuals, ...) "
+           "with it; false skips the second pass over the rows this costs"),
 )
 EXPLAIN_OPTIONS = (
     Option("repeats", "int", 5, "shuffles per feature", lambda v: 1 <= v <= 100, "between 1 and 100"),
@@ -71,13 +74,15 @@ def evaluate_model(
     """EVALUATE MODEL: metrics (or the confusion matrix) computed by DuckDB over PREDICT
     (ANOMALY_SCORE and IS_ANOMALY for an anomaly model; for a forecaster, a backtest over
     every complete window of the source's series: :func:`_forecast_evaluation`)."""
-    from dbml import evaluate
+    from dbml import curves as _curves, evaluate
 
     rec, opts = _scored(conn, model, version, options, EVALUATE_OPTIONS, "EVALUATE MODEL", forecasts=True)
     what = f"model '{rec['model']}'"
     ref = f"{rec['model']}:{rec['version']}"
+    curves = None  # () -> the pictures' data, where the run has them
     if rec["task"] == "forecast":
         sql = _forecast_evaluation(conn, rec, source_sql, source_label, opts)
+        curves = lambda: _curves.forecast_curves(conn, rec, source_sql, _series_of(conn, rec, source_sql, source_label, "evaluate"))  # noqa: E731
     elif rec["task"] == "reconstruction":
         if opts["confusion"]:
             raise TargetError(
@@ -93,6 +98,9 @@ def evaluate_model(
         label = lowered[opts["label"].lower()] if opts["label"] else None
         by = lowered[opts["by"].lower()] if opts["by"] else None
         sql = evaluate.anomaly_evaluation_sql(source_sql, ref, label, by=by, label_type=types[label] if label else "BOOLEAN")
+        label_sql = evaluate._label_sql(f'"src".{_quote(label)}', label, types[label], ref) if label else None
+        threshold = (rec["metrics"] or {}).get("threshold")
+        curves = lambda: _curves.anomaly_curves(_Rewriting(conn), source_sql, ref, threshold, label_sql)  # noqa: E731
     else:
         if opts["label"] is not None:
             raise OptionError(
@@ -108,9 +116,30 @@ def evaluate_model(
             sql = evaluate.confusion_sql(source_sql, ref, target, by=by)
         else:
             sql = evaluate.evaluation_sql(source_sql, ref, target, rec["task"], rec["labels"], by=by, positive=opts["positive"])
-    relation = conn.scoped().sql(conn.rewrite(sql))
-    conn.registry.audit("EVALUATE", rec["model"], rec["version"], {"source": source_sql, **{k: v for k, v in opts.items() if v}})
-    return relation
+            if rec["task"] == "classification":
+                positive = evaluate.positive_label(rec["labels"], opts["positive"]) if len(rec["labels"]) == 2 else None
+                curves = lambda: _curves.classification_curves(  # noqa: E731
+                    _Rewriting(conn), source_sql, ref, target, rec["labels"], positive)
+            else:
+                curves = lambda: _curves.regression_curves(_Rewriting(conn), source_sql, ref, target)  # noqa: E731
+    table = conn.scoped().sql(conn.rewrite(sql)).to_arrow_table()
+    given = {k: v for k, v in opts.items() if v is not None and not (k in ("confusion", "curves") and v is False)}
+    if opts["curves"] and curves is not None and not opts["by"] and not opts["confusion"]:
+        curves = curves()
+    else:
+        curves = None
+    conn.registry.add_evaluation_run(rec["model"], rec["version"], rec["task"], source_sql, given, table.to_pylist(), curves)
+    return conn.db().from_arrow(table)
+
+
+class _Rewriting:
+    """What the curves builders run their SQL on: the connection, PREDICT calls rewritten."""
+
+    def __init__(self, conn: "Connection"):
+        self.conn = conn
+
+    def sql(self, text: str) -> duckdb.DuckDBPyRelation:
+        return self.conn.scoped().sql(self.conn.rewrite(text))
 
 
 def _forecast_evaluation(conn: "Connection", rec: dict[str, Any], source_sql: str, source_label: str,

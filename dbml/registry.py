@@ -339,6 +339,24 @@ class Registry:
 
         return self._transaction(work)
 
+    def add_evaluation_run(self, model: str, version: int, task: str, source_sql: str, options: dict[str, Any],
+                           metrics: list[dict[str, Any]], curves: dict[str, Any] | None) -> int:  # fmt: skip
+        """Store one EVALUATE run (its result rows and its pictures' data), with an audit
+        row, in one transaction; returns the run id."""
+        rows = sum(int(r["rows"]) for r in metrics if isinstance(r.get("rows"), int))
+
+        def work(cur: duckdb.DuckDBPyConnection) -> int:
+            run_id = cur.execute(
+                "INSERT INTO dbml.evaluation_runs (model, version, run_at, who, source_sql, task, options, rows, metrics, curves) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING run_id",
+                [model, version, _now(), self.user, source_sql, task, _json(options), rows, _json(metrics),
+                 None if curves is None else _json(curves)],
+            ).fetchall()[0][0]  # fmt: skip
+            self._audit(cur, "EVALUATE", model, version, {"run_id": run_id, "source": source_sql, **options})
+            return run_id
+
+        return self._transaction(work)
+
     def set_alias(self, model: str, alias: str, version: int | None) -> int | None:
         """Point ``alias`` at ``version`` (None: remove it), with an audit row that keeps
         the previous version, so "what was live at time T" is a query. Returns the previous version.
@@ -441,3 +459,18 @@ def _os_user() -> str:
         return getpass.getuser()
     except Exception:  # no user name in some containers
         return "unknown"
+
+
+def _json(value: Any) -> str:
+    """JSON text of a stored fact; NaN and infinities (not JSON) become null."""
+
+    def clean(v: Any) -> Any:
+        if isinstance(v, float):
+            return v if v == v and v not in (float("inf"), float("-inf")) else None
+        if isinstance(v, dict):
+            return {str(k): clean(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [clean(x) for x in v]
+        return v
+
+    return json.dumps(clean(value), default=str, allow_nan=False)

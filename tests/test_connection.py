@@ -82,10 +82,13 @@ def test_an_older_registry_is_migrated_in_place(tmp_path):
         con.sql("TRAIN MODEL m FROM t TARGET y WITH (epochs = 1, progress = false)")
         # take the database back to schema version 1
         con.sql("DROP TABLE dbml.monitor_results; DROP TABLE dbml.monitor_runs; DROP SEQUENCE dbml.monitor_run_id")
+        con.sql("DROP TABLE dbml.evaluation_runs; DROP SEQUENCE dbml.evaluation_run_id")
         con.sql("DELETE FROM dbml.schema_version WHERE version > 1")
     with dbml.connect(path) as con:
         assert con.sql("SELECT max(version) FROM dbml.schema_version").fetchall() == [(SCHEMA_VERSION,)]
         assert con.sql("SELECT count(*) FROM dbml.monitor_runs").fetchall() == [(0,)]
+        con.sql("EVALUATE MODEL m ON (SELECT * FROM t)")  # stored in the table the migration made
+        assert con.sql("SELECT model, version, rows FROM dbml.evaluation_runs").fetchall() == [("m", 1, 40)]
         assert con.sql("SELECT count(*) FROM dbml.model_versions").fetchall() == [(1,)]
 
 
