@@ -483,9 +483,27 @@ def export_card(conn: "Connection", model: str, version: int | None, url: str) -
     if not isinstance(url, str) or not url.strip():
         raise TransferError(f"the model card of '{model}' needs a path or URL to write to, got {url!r}")
     rec = conn.registry.get(check_model_name(model), version)
+    _check_target(url)  # before drawing: a card takes seconds to render
     data = _render(conn, rec).encode("utf-8")
     write_url(url, data)
     schema = pa.schema([("model", pa.string()), ("version", pa.int32()), ("path", pa.string()), ("bytes", pa.int64())])
     row = {"model": rec["model"], "version": rec["version"], "path": url, "bytes": len(data)}
     return conn.db().from_arrow(pa.Table.from_pylist([row], schema=schema))
 
+
+def _check_target(url: str) -> None:
+    """Refuse a URL whose file system is unknown, or a local path whose folder is missing,
+    before the card is drawn (:func:`dbml.transfer.write_url` checks the write itself)."""
+    import os
+
+    import fsspec
+    from fsspec.implementations.local import LocalFileSystem
+
+    try:
+        fs, path = fsspec.core.url_to_fs(url)
+    except Exception as err:  # fsspec raises ValueError, ImportError, ... for an unusable URL
+        raise TransferError(f"cannot write '{url}': {type(err).__name__}: {err}") from None
+    if isinstance(fs, LocalFileSystem):
+        folder = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(folder):
+            raise TransferError(f"cannot write '{url}': the folder {folder} does not exist")

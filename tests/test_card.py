@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
-import types
 from html.parser import HTMLParser
-from pathlib import Path
 
 import pytest
 
@@ -86,41 +83,6 @@ class Page(HTMLParser):
         raise AssertionError(f"no fact {label!r}")
 
 
-@pytest.fixture
-def pictures(monkeypatch):
-    """dbml.plot when it exists; otherwise a stand-in drawing one line per call, so the
-    card's picture path (SVG inlined as a data: image) is exercised either way."""
-    try:
-        from dbml import plot  # noqa: F401
-
-        return "dbml.plot"
-    except ImportError:
-        pass
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib.figure import Figure
-
-    def figure(*args, **kwargs):
-        fig = Figure(figsize=(4, 3))
-        fig.add_subplot().plot([0, 1, 2], [1, 0, 2])
-        return fig
-
-    def figure_svg(fig):
-        import io
-
-        buf = io.StringIO()
-        fig.savefig(buf, format="svg")
-        return buf.getvalue()
-
-    fake = types.ModuleType("dbml.plot")
-    fake.training_curves = fake.evaluation = fake.drift = fake.drift_history = figure
-    fake.figure_svg = figure_svg
-    monkeypatch.setitem(sys.modules, "dbml.plot", fake)
-    monkeypatch.setattr(dbml, "plot", fake, raising=False)
-    return "stand-in"
-
-
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """churn v1 and v2 (2 epochs), an EVALUATE run, production moved 1 -> 2, staging set,
@@ -141,7 +103,7 @@ def trained(tmp_path_factory):
     c.close()
 
 
-def test_card_sections_and_values(trained, pictures):
+def test_card_sections_and_values(trained):
     page = Page(trained.model_card("churn", version=2))
     assert page.sections == ["model", "data", "evaluation", "deployment", "drift", "audit"]
     for heading in ("What the model is", "Which data shaped it", "How it was evaluated", "Where it is deployed",
@@ -179,22 +141,23 @@ def test_card_sections_and_values(trained, pictures):
     # audit: newest first
     audit = [t for t in page.tables if t and t[0][:3] == ["when", "who", "action"]][0]
     assert [r[2] for r in audit[1:]][:2] == ["MONITOR", "MONITOR"] and audit[-1][2] == "TRAIN"
-    # pictures: curves and drift (and the evaluation run's, once runs are stored)
-    assert len(page.images) >= 3 and all(src.startswith("data:image/svg+xml;base64,") for src in page.images)
+    # pictures: training curves, the latest EVALUATE run, drift now and over time
+    assert not any("no picture" in n for n in page.notes), page.notes
+    assert len(page.images) == 4 and all(src.startswith("data:image/svg+xml;base64,") for src in page.images)
 
 
-def test_evaluation_runs_are_shown_when_stored(trained, pictures):
+def test_evaluation_runs_are_shown_when_stored(trained):
+    trained.sql("EVALUATE MODEL churn VERSION 2 ON (SELECT * FROM t WHERE x > 2)")
     page = Page(trained.model_card("churn", version=2))
-    has_runs = bool(trained.duckdb.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'dbml' AND table_name = 'evaluation_runs'").fetchall()[0][0])  # fmt: skip
-    if not has_runs:
-        assert any("predates the evaluation history" in n for n in page.notes)
-        return
     runs = page.table_after("run")
-    assert len(runs) == 2 and runs[1][2] == "tester" and '"t"' in runs[1][3]
+    assert [r[0] for r in runs[1:]] == ["2", "1"]  # newest first
+    assert runs[1][2] == "tester" and "x > 2" in runs[1][3] and '"t"' in runs[2][3]
+    assert runs[2][4] == "200" and "accuracy = " in runs[2][5] and "roc_auc = " in runs[2][5]
+    assert "Pictures of the latest run (2)" in page.headings
+    assert not any("no picture" in n for n in page.notes), page.notes
 
 
-def test_imported_model_card_has_a_note_instead_of_curves(trained, tmp_path, pictures):
+def test_imported_model_card_has_a_note_instead_of_curves(trained, tmp_path):
     path = tmp_path / "churn.onnx"
     trained.sql(f"EXPORT MODEL churn VERSION 1 TO '{path}'")
     trained.sql(f"IMPORT MODEL copied FROM '{path}'")
@@ -212,7 +175,7 @@ def test_unknown_model_raises_and_writes_nothing(trained, tmp_path):
     assert not target.exists()
 
 
-def test_values_from_the_database_are_escaped(con, pictures):
+def test_values_from_the_database_are_escaped(con):
     con.sql(f'CREATE TABLE evil AS SELECT (i % 5)::DOUBLE AS "{EVIL}", i % 2 = 0 AS y FROM range(60) r(i)')
     con.sql(f"""TRAIN MODEL evil FROM (SELECT * FROM evil /* </td></tr></table>{EVIL} */) TARGET y
                WITH (epochs = 2, seed = 1, progress = false)""")
@@ -226,7 +189,7 @@ def test_values_from_the_database_are_escaped(con, pictures):
     assert page.sections == ["model", "data", "evaluation", "deployment", "drift", "audit"]
 
 
-def test_sql_form_returns_its_row_and_writes_the_file(trained, tmp_path, pictures):
+def test_sql_form_returns_its_row_and_writes_the_file(trained, tmp_path):
     target = tmp_path / "card.html"
     target.write_text("old")  # replaced, as EXPORT MODEL replaces a file
     rows = trained.sql(f"EXPORT MODEL CARD churn VERSION 1 TO '{target}'").fetchall()
@@ -238,7 +201,7 @@ def test_sql_form_returns_its_row_and_writes_the_file(trained, tmp_path, picture
 
     with fsspec.open("memory://cards/churn.html", "rb") as f:
         assert len(f.read()) == size
-    assert trained.model_card("churn", path=str(tmp_path / "py.html")) == str(tmp_path / "py.html")
+    assert trained.model_card("churn", path=str(tmp_path / "py.html"), version=1) == str(tmp_path / "py.html")
     assert (tmp_path / "py.html").read_text().startswith("<!DOCTYPE html>")
 
 
@@ -264,7 +227,7 @@ def test_parse_card_against_a_model_named_card():
 
 @pytest.mark.skipif(not shutil.which("chromium") and not os.path.exists(CHROMIUM),
                     reason="Debian's chromium is not installed (.ci/run installs it with apt-get)")  # fmt: skip
-def test_card_in_a_headless_browser(trained, tmp_path, pictures):
+def test_card_in_a_headless_browser(trained, tmp_path):
     sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
     target = tmp_path / "churn.html"
     trained.model_card("churn", path=str(target), version=2)
