@@ -45,6 +45,7 @@ th,td{border:1px solid #d0d7de;padding:.25rem .5rem;text-align:left;vertical-ali
 th{background:#f6f8fa}
 td:first-child{white-space:nowrap}
 table.facts th{width:13rem}
+table.facts td{overflow-wrap:anywhere}
 td.num{text-align:right;font-variant-numeric:tabular-nums}
 code,pre{font:.85rem ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;background:#f6f8fa}
 pre{padding:.5rem;white-space:pre-wrap;word-break:break-word;margin:0}
@@ -76,6 +77,8 @@ def _e(value: Any) -> str:
     """A database value as escaped HTML text; None is "not measured"."""
     if value is None:
         return MISSING
+    if isinstance(value, bool):
+        return "true" if value else "false"  # as SQL writes them
     if isinstance(value, float):
         return html.escape(_number(value))
     if isinstance(value, datetime):
