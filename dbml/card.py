@@ -75,7 +75,7 @@ _SECTIONS = [
 
 def _e(value: Any) -> str:
     """A database value as escaped HTML text; None is "not measured"."""
-    if value is None:
+    if value is None or value == "":  # an empty string in the registry is a fact not recorded
         return MISSING
     if isinstance(value, bool):
         return "true" if value else "false"  # as SQL writes them
@@ -218,12 +218,14 @@ def _section_model(conn: "Connection", rec: dict[str, Any], functions: list[str]
     defaults = _defaults(rec["architecture"])
     changed = {k: v for k, v in (rec.get("options") or {}).items() if k not in defaults or defaults[k] != v}
     libs = rec.get("library_versions") or {}
+    foreign = rec["architecture"] == "imported"  # a graph made elsewhere: no training facts
     facts = [
         ("Model", _e(rec["model"])),
         ("Version", _e(rec["version"])),
         ("Family (architecture)", _e(rec["architecture"])),
         ("Task", _e(rec["task"])),
-        ("Target", _e(rec.get("target")) if rec.get("target") is not None else '<span class="missing">none (unsupervised)</span>'),
+        ("Target", _e(rec.get("target")) if rec.get("target") is not None
+         else MISSING if foreign else '<span class="missing">none (unsupervised)</span>'),
         ("Target type", _e(rec.get("target_type")) if rec.get("target") is not None else '<span class="missing">none</span>'),
         ("Labels", ", ".join(_e(x) for x in labels) if labels else '<span class="missing">none</span>'),
         ("Functions it offers", ", ".join(f"<code>{_e(f)}</code>" for f in functions) if functions else MISSING),
@@ -233,7 +235,8 @@ def _section_model(conn: "Connection", rec: dict[str, Any], functions: list[str]
         ("Device", _e(rec.get("device"))),
         ("Epochs run", _e(rec.get("epochs")) if rec.get("epochs") else MISSING),
         ("Training seconds", _e(float(rec["train_seconds"])) if rec.get("train_seconds") else MISSING),
-        ("Parity error (|ONNX - torch|)", _e(rec.get("parity_error"))),
+        ("Parity error (|ONNX - torch|)", '<span class="missing">not measured (a foreign graph has no torch twin)</span>'
+         if foreign and not rec.get("parity_error") else _e(rec.get("parity_error"))),
     ]
     out = [_facts(facts)]
     out.append("<h3>Features</h3>")

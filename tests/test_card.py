@@ -8,6 +8,7 @@ import shutil
 from html.parser import HTMLParser
 
 import pytest
+from conftest import foreign_add_model
 
 import dbml
 from dbml.dialect import ExportModel, ExportModelCard, parse_statement
@@ -164,6 +165,19 @@ def test_imported_model_card_has_a_note_instead_of_curves(trained, tmp_path):
     page = Page(trained.model_card("copied"))
     assert any("no training log" in n for n in page.notes)
     assert page.fact("Model") == "copied"
+
+
+def test_foreign_model_shows_missing_facts_as_missing(con, tmp_path):
+    foreign_add_model(tmp_path / "add.onnx")
+    con.sql(f"IMPORT MODEL adder FROM '{tmp_path / 'add.onnx'}'")
+    page = Page(con.model_card("adder"))
+    assert page.fact("Family (architecture)") == "imported"
+    for label in ("Epochs run", "Training seconds", "Device", "Data fingerprint", "Rows used", "Training rows"):
+        assert page.fact(label) == "not measured", label
+    assert page.fact("Parity error (|ONNX - torch|)").startswith("not measured")
+    assert any("no training profile" in n for n in page.notes)
+    assert any("no training log" in n for n in page.notes)
+    assert any("drift was not measured" in n for n in page.notes)
 
 
 def test_unknown_model_raises_and_writes_nothing(trained, tmp_path):
