@@ -75,6 +75,10 @@ def _json(value: Any) -> Any:
 
 def _version(con, model: str, version: int | None) -> dict[str, Any]:
     """The version record as dbml resolves it (the 'default' alias, else the latest)."""
+    if not hasattr(con, "registry") or not hasattr(con, "duckdb"):
+        raise DbmlError(
+            f"dbml.plot reads a dbml Connection (dbml.connect(...) or dbml.install(duckdb_con)), not a {type(con).__name__}"
+        )
     return con.registry.get(model, version)  # ModelNotFoundError / VersionNotFoundError
 
 
@@ -119,7 +123,7 @@ def _evaluation_run(con, model: str, version: int | None, run_id: int | None) ->
         rows = _query(
             con,
             f"SELECT {_EVAL_COLUMNS} FROM dbml.evaluation_runs WHERE model = ? AND version = ?"
-            " ORDER BY run_at DESC, run_id DESC LIMIT 1",
+            " ORDER BY run_id DESC LIMIT 1",
             [record["model"], record["version"]],
         )
         if not rows:
@@ -132,8 +136,8 @@ def _evaluation_run(con, model: str, version: int | None, run_id: int | None) ->
     run["metrics"] = _json(run["metrics"])
     if not run["curves"]:
         raise DbmlError(
-            f"EVALUATE run {run['run_id']} of {_what(run['model'], run['version'])} stored no curves; "
-            f"run EVALUATE MODEL {run['model']} ON (...) again"
+            f"EVALUATE run {run['run_id']} of {_what(run['model'], run['version'])} stored no curves "
+            f"(a run with by or confusion stores none); run EVALUATE MODEL {run['model']} ON (...) without them"
         )
     return run
 
@@ -141,7 +145,7 @@ def _evaluation_run(con, model: str, version: int | None, run_id: int | None) ->
 def _curve(run: dict[str, Any], key: str, picture: str, tasks: tuple[str, ...]) -> Any:
     """``run['curves'][key]``, or an error naming the picture, the model and its task."""
     value = run["curves"].get(key)
-    if run["task"] not in tasks or value is None:
+    if run["task"] not in tasks or not value:  # absent, or empty (one class only, no full window)
         what = _what(run["model"], run["version"])
         if run["task"] not in tasks:
             raise DbmlError(
@@ -351,7 +355,7 @@ def _monitor_run(con, model: str, version: int | None, run_id: int | None) -> tu
         record = _version(con, model, version)
         runs = _query(
             con,
-            "SELECT * FROM dbml.monitor_runs WHERE model = ? AND version = ? ORDER BY run_at DESC, run_id DESC LIMIT 1",
+            "SELECT * FROM dbml.monitor_runs WHERE model = ? AND version = ? ORDER BY run_id DESC LIMIT 1",
             [record["model"], record["version"]],
         )
         if not runs:

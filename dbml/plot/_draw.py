@@ -138,10 +138,16 @@ def draw_forecast(ax, series: dict[str, Any]) -> Any:
     ax.plot(time, [nan(v) for v in series["actual"]], color="black", marker=".", label="actual")
     ax.plot(time, [nan(v) for v in series["predicted"]], marker=".", label="forecast")
     key = series.get("key")
+    if isinstance(key, list):  # the series columns' values, in order
+        key = ", ".join(map(str, key))
     ax.set(xlabel="Time", ylabel="Value", title="Forecast" if key is None else f"Forecast: {key}")
-    ax.legend(loc="upper left", fontsize="small")
-    for label in ax.get_xticklabels():
-        label.set_rotation(30)
+    ax.legend(loc="best", fontsize="small")
+    if any(not isinstance(t, (int, float)) for t in time):  # dates: short ticks that do not overlap
+        from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
+
+        locator = AutoDateLocator(maxticks=6)
+        ax.xaxis.set_major_locator(locator)
+        ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))
     return ax
 
 
