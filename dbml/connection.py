@@ -608,6 +608,19 @@ class Connection:
         return lifecycle.monitor_model(self, model, version, self.rewrite(source_sql), label, {"threshold": threshold})
 
     @_entry
+    def model_card(self, model: str, path: str | None = None, version: int | None = None) -> str:
+        """``EXPORT MODEL CARD model [VERSION n] TO 'path'``: the HTML model card of a version
+        (default: the one a bare name scores with), written to ``path`` (a file path or any
+        fsspec URL; an existing file is replaced, as EXPORT MODEL does). Returns the path
+        written, or the HTML itself when ``path`` is None."""
+        from dbml import card
+
+        if path is None:
+            return card.model_card(self, model, version)
+        card.export_card(self, model, version, path)
+        return path
+
+    @_entry
     def set_alias(self, model: str, alias: str, version: int) -> duckdb.DuckDBPyRelation:
         """``ALTER MODEL model SET ALIAS alias = version``: deploy, or roll back."""
         return lifecycle.set_alias(self, model, alias, version)

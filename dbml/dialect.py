@@ -32,6 +32,7 @@ __all__ = [
     "ForecastModel",
     "AlterModel",
     "ExportModel",
+    "ExportModelCard",
     "ImportModel",
     "ScoringFunction",
     "PREDICT_FUNCTIONS",
@@ -109,6 +110,13 @@ class AlterModel(exp.Expression):
 
 class ExportModel(exp.Expression):
     """``EXPORT MODEL m [VERSION n] TO 'url'``."""
+
+    arg_types = {"this": True, "version": False, "url": True}
+
+
+class ExportModelCard(exp.Expression):
+    """``EXPORT MODEL CARD m [VERSION n] TO 'url'``: the version's HTML model card.
+    (``EXPORT MODEL card TO 'url'`` still exports a model named card.)"""
 
     arg_types = {"this": True, "version": False, "url": True}
 
@@ -222,11 +230,15 @@ class DbmlParser(DuckDB.Parser):
                 return self._finish(AlterModel(this=name, alias=alias))
             self.raise_error("Expected SET ALIAS or UNSET ALIAS")
         if self._match_text_seq("EXPORT", "MODEL"):
+            node_class = ExportModel
+            if self._curr and self._curr.text.upper() == "CARD" and self._next and self._next.text.upper() not in ("TO", "VERSION"):
+                self._advance()  # CARD followed by a name: the model card, not a model named card
+                node_class = ExportModelCard
             name = self._parse_model_name()
             version = self._parse_version()
             if not self._match_text_seq("TO") or not self._match(TokenType.STRING):
                 self.raise_error("Expected TO 'url' after the model")
-            return self._finish(ExportModel(this=name, version=version, url=exp.Literal.string(self._prev.text)))
+            return self._finish(node_class(this=name, version=version, url=exp.Literal.string(self._prev.text)))
         if self._match_text_seq("IMPORT", "MODEL"):
             name = self._parse_model_name()
             if not self._match(TokenType.FROM) or not self._match(TokenType.STRING):
@@ -340,6 +352,7 @@ class DbmlGenerator(DuckDB.Generator):
         AlterModel: lambda self, e: f"ALTER MODEL {_name(e.this)} "
         + (f"SET ALIAS {_name(e.args['alias'])} = {e.args['version'].name}" if e.args.get("version") else f"UNSET ALIAS {_name(e.args['alias'])}"),
         ExportModel: lambda self, e: f"EXPORT MODEL {_name(e.this)}{_version_sql(e)} TO {self.sql(e.args['url'])}",
+        ExportModelCard: lambda self, e: f"EXPORT MODEL CARD {_name(e.this)}{_version_sql(e)} TO {self.sql(e.args['url'])}",
         ImportModel: lambda self, e: f"IMPORT MODEL {_name(e.this)} FROM {self.sql(e.args['url'])}",
         ForecastModel: lambda self, e: f"FORECAST MODEL {_name(e.this)}{_version_sql(e)} HORIZON {e.args['horizon'].name}"
         + (f" FROM ({e.args.get('source_sql') or self.sql(e.args['source'])})" if e.args.get("source") else ""),

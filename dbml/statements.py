@@ -15,7 +15,7 @@ from sqlglot import exp
 
 from dbml import lifecycle
 from dbml.dialect import (
-    AlterModel, DescribeModel, DropModel, EvaluateModel, ExplainModel, ExportModel, ForecastModel, ImportModel, MonitorModel,
+    AlterModel, DescribeModel, DropModel, EvaluateModel, ExplainModel, ExportModel, ExportModelCard, ForecastModel, ImportModel, MonitorModel,
     ShowModels, TrainModel, option_value,
 )  # fmt: skip
 from dbml.errors import DbmlError, OptionError, SourceError
@@ -155,6 +155,12 @@ def run_export(conn: "Connection", node: ExportModel, params: list[Any] | None) 
     return lifecycle.export_model(conn, node.this.name, _version(node), node.args["url"].this)
 
 
+def run_export_card(conn: "Connection", node: ExportModelCard, params: list[Any] | None) -> duckdb.DuckDBPyRelation:
+    from dbml.card import export_card
+
+    return export_card(conn, node.this.name, _version(node), node.args["url"].this)
+
+
 def run_import(conn: "Connection", node: ImportModel, params: list[Any] | None) -> duckdb.DuckDBPyRelation:
     return lifecycle.import_model(conn, node.this.name, node.args["url"].this, _options(node))
 
@@ -178,6 +184,7 @@ HANDLERS: dict[type, Callable[["Connection", Any, list[Any] | None], duckdb.Duck
     MonitorModel: _on_source(lifecycle.monitor_model),
     AlterModel: run_alter,
     ExportModel: run_export,
+    ExportModelCard: run_export_card,
     ImportModel: run_import,
     ForecastModel: run_forecast,
 }
