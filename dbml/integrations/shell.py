@@ -132,7 +132,7 @@ class Shell:
         for stmt in split_script(text):
             if self.echo:
                 self._write(stmt.text.strip() + "\n")
-            if not self._one(stmt) :
+            if not self._one(stmt):
                 ok = False
                 self.failed = True
                 if self.bail:
@@ -219,6 +219,12 @@ class Shell:
         except OSError as error:
             self.error(f"{words[0]}: {error.strerror or error}: '{error.filename}'" if error.filename else error)
             ok = False
+        except (DbmlError, duckdb.Error) as error:
+            self.error(error)
+            ok = False
+        except Exception as error:  # noqa: BLE001 - one line, never a traceback
+            self.error(f"{type(error).__name__}: {error}")
+            ok = False
         if not ok:
             self.failed = True
         return ok
@@ -264,7 +270,7 @@ class Shell:
         if pattern is None:
             return rows
         keep = {
-            r[0] for r in self.con.duckdb.execute("SELECT unnest(?::VARCHAR[]) AS n WHERE n LIKE ?",
+            r[0] for r in self.con.duckdb.execute("SELECT n FROM unnest(?::VARCHAR[]) AS u(n) WHERE n LIKE ?",
                                                     [[r[1] for r in rows], pattern]).fetchall()
         }  # fmt: skip
         return [r for r in rows if r[1] in keep]
