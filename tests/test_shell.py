@@ -84,6 +84,16 @@ def test_errors_are_one_line_and_bail_sets_the_exit_code():
     assert r.returncode == 1 and r.stdout == "" and r.stderr.count("\n") == 1
 
 
+def test_a_file_another_process_holds_is_one_line(tmp_path):
+    held = dbml.connect(str(tmp_path / "held.duckdb"))
+    try:
+        r = shell(str(tmp_path / "held.duckdb"), "-c", "SELECT 1")
+    finally:
+        held.close()
+    assert r.returncode == 1 and r.stdout == "" and r.stderr.count("\n") == 1
+    assert r.stderr.startswith("Error: ") and "held.duckdb" in r.stderr and f"process {os.getpid()}" in r.stderr
+
+
 def test_main_in_process_c_stops_at_its_first_error(capsys):
     assert main(["-c", "SELECT 1 AS a; SELECT * FROM nope; SELECT 2;", "-list"]) == 1
     got = capsys.readouterr()

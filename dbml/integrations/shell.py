@@ -155,7 +155,11 @@ class Shell:
             self.error(error)
             return False
         except Exception as error:  # noqa: BLE001 - one line, never a traceback
-            self.error(f"{type(error).__name__}: {error}")
+            # duckdb's own SIGINT handler ends a running query with "Query interrupted"
+            if "interrupted" in str(error).lower():
+                self.err.write("Interrupted\n")
+            else:
+                self.error(f"{type(error).__name__}: {error}")
             return False
         elapsed = time.perf_counter() - start
         if table is not None:
