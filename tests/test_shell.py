@@ -232,3 +232,16 @@ def test_interactive_session_under_a_pty(tmp_path):
         except ProcessLookupError:
             pass
         os.close(fd)
+
+
+def test_without_prompt_toolkit_plain_lines_and_one_hint(monkeypatch, capsys):
+    from dbml.integrations import shell as shell_module
+
+    monkeypatch.setitem(sys.modules, "prompt_toolkit", None)  # import fails as if not installed
+    monkeypatch.setattr(sys, "stdin", io.StringIO("SELECT 1\n AS a;\n.quit\nSELECT 2 AS b;\n"))
+    con = dbml.connect()
+    shell_module._interactive(Shell(con, mode="list"))
+    got = capsys.readouterr()
+    assert "a\n1\n" in got.out and "b\n2" not in got.out  # .quit ends it
+    assert got.err.count("pip install 'dbml[shell]'") == 1
+    con.close()
