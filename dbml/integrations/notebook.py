@@ -76,7 +76,7 @@ def bind(text: str, namespace: dict[str, Any]) -> tuple[str, dict[str, Any]]:
 def _magics_class():
     """The magics class, built on first use so ``import dbml`` never imports IPython."""
     from IPython.core.error import UsageError
-    from IPython.core.magic import Magics, line_cell_magic, magics_class
+    from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
     from traitlets import Int
 
     @magics_class
@@ -90,6 +90,7 @@ def _magics_class():
             self.connection = None  # the dbml Connection cells run on
             self.label = ""  # what it was connected to, for messages
 
+        @no_var_expand  # {{name}} is ours: IPython would turn {{ into { in a line
         @line_cell_magic
         def dbml(self, line: str, cell: str | None = None):
             """Run dbml statements and SQL; ``connect`` a database first.
