@@ -190,28 +190,31 @@ def test_verbose_is_validated(trained):
 # -- real notebooks on a kernel ----------------------------------------------------------------
 
 
-def _execute(tmp_path: Path, cells: list[str], monkeypatch):
-    nbformat = pytest.importorskip("nbformat")
+def test_a_notebook_trains_predicts_and_fails_at_a_broken_cell(tmp_path, monkeypatch):
+    """One kernel (a start costs seconds): the working cells' outputs, then a failing
+    %%dbml cell that stops the run with dbml's message, as a CI run of the notebook would."""
     nbclient = pytest.importorskip("nbclient")
+    nbformat = pytest.importorskip("nbformat")
     pytest.importorskip("ipykernel")
     root = str(Path(dbml.__file__).resolve().parents[1])
     # the kernel imports this checkout's dbml (jupyter_client starts "python" as sys.executable)
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
-    client = nbclient.NotebookClient(nb, kernel_name="python3", timeout=120, allow_errors=False,
-                                     resources={"metadata": {"path": str(tmp_path)}})  # fmt: skip
-    client.execute()
-    return nb
-
-
-def test_a_notebook_trains_and_predicts(tmp_path, monkeypatch):
-    nb = _execute(tmp_path, [
+    cells = [
         "%load_ext dbml",
         "%dbml connect shop.duckdb",
         f"%%dbml\n{ROWS};\nTRAIN MODEL m FROM (SELECT x, y FROM t) TARGET y WITH (epochs = 2, seed = 3)",
         "%%dbml scores <<\nSELECT x, PREDICT(m, x) AS p FROM t ORDER BY x",
-        "import dbml, sys\nprint(dbml.__file__)\nprint(len(scores.df()), scores.df()['p'].dtype)",
-    ], monkeypatch)  # fmt: skip
+        "import dbml\nprint(dbml.__file__)\nprint(len(scores.df()), scores.df()['p'].dtype)",
+        "%%dbml\nTRAIN MODEL m2 FROM t TARGET nope",
+        "print('never reached')",
+    ]
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    client = nbclient.NotebookClient(nb, kernel_name="python3", timeout=120, allow_errors=False,
+                                     resources={"metadata": {"path": str(tmp_path)}})  # fmt: skip
+    with pytest.raises(nbclient.exceptions.CellExecutionError) as caught:
+        client.execute()
+    assert "dbml: target column 'nope' is not in the source t" in str(caught.value)
+    assert nb.cells[6].outputs == []  # the run stopped at the failing cell
     assert (tmp_path / "shop.duckdb").exists()
     train_outputs = nb.cells[2].outputs
     bar = "".join(o.get("text", "") for o in train_outputs if o.get("name") == "stderr")
@@ -222,15 +225,6 @@ def test_a_notebook_trains_and_predicts(tmp_path, monkeypatch):
     printed = nb.cells[4].outputs[0]["text"].splitlines()
     assert printed[0].startswith(str(Path(dbml.__file__).resolve().parent))
     assert printed[1] == "60 bool"
-
-
-def test_a_failing_cell_fails_the_notebook(tmp_path, monkeypatch):
-    nbclient = pytest.importorskip("nbclient")
-    with pytest.raises(nbclient.exceptions.CellExecutionError) as caught:
-        _execute(tmp_path, ["%load_ext dbml", "%dbml connect :memory:",
-                            "%%dbml\nCREATE TABLE t AS SELECT 1 AS a;\nTRAIN MODEL m FROM t TARGET nope",
-                            "print('never reached')"], monkeypatch)  # fmt: skip
-    assert "dbml: target column 'nope' is not in the source t" in str(caught.value)
 
 
 def test_import_dbml_stays_light():
