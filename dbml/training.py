@@ -67,7 +67,11 @@ class ProgressBar(Callback):
     def on_train_begin(self, epochs: int) -> None:
         self.epochs = epochs
         if self.verbose == 1:
-            from tqdm.auto import tqdm
+            try:  # a widget in a notebook needs ipywidgets; without it tqdm.auto warns, then draws text anyway
+                import ipywidgets  # noqa: F401
+                from tqdm.auto import tqdm
+            except ImportError:
+                from tqdm import tqdm
 
             # sys.stderr read now, not at import: a notebook kernel or a test may have replaced it
             self.bar = tqdm(total=epochs, desc=self.label, unit="epoch", file=sys.stderr, leave=True)
