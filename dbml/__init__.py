@@ -52,5 +52,19 @@ def __getattr__(name: str) -> Any:
     return value
 
 
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext dbml``: the ``%dbml`` and ``%%dbml`` magics (:mod:`dbml.integrations.notebook`)."""
+    from dbml.integrations import notebook
+
+    notebook.load_ipython_extension(ipython)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """``%unload_ext dbml``: remove the magics again."""
+    from dbml.integrations import notebook
+
+    notebook.unload_ipython_extension(ipython)
+
+
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))

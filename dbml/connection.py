@@ -658,6 +658,27 @@ class Connection:
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
+    # -- DB-API shape, for tools that take a DuckDB connection (jupysql's %sql con) -----
+
+    def cursor(self):
+        """A cursor with dbml's statements: as DuckDB's ``cursor()``, a connection of its
+        own to the same database (see :class:`dbml.integrations.notebook.Cursor`)."""
+        from dbml.integrations.notebook import Cursor
+
+        return Cursor(Connection(self.db().cursor(), self._registry.user))
+
+    def commit(self) -> None:
+        """Commit this thread's open transaction, as DuckDB's ``commit()``."""
+        self.db().commit()
+
+    def df(self):
+        """The pending result of this thread's DuckDB connection as pandas, as DuckDB's ``df()``."""
+        return self.db().df()
+
+    def pl(self):
+        """The pending result of this thread's DuckDB connection as polars, as DuckDB's ``pl()``."""
+        return self.db().pl()
+
 
 _NO_ROWS = {
     "CREATE", "DROP", "ALTER", "SET", "VARIABLE_SET", "TRANSACTION", "ATTACH", "DETACH", "LOAD", "VACUUM",

@@ -12,9 +12,12 @@ from typing import Any, Callable
 
 from dbml.errors import OptionError
 
-__all__ = ["Option", "TRAINING_OPTIONS", "validate_options", "MAX_LABELS"]
+__all__ = ["Option", "TRAINING_OPTIONS", "DISPLAY_OPTIONS", "validate_options", "verbosity", "MAX_LABELS"]
 
 MAX_LABELS = 100_000  # the largest max_labels; memory is checked against the row count too
+# Options that change what training prints, never the model: a version's record leaves
+# them out, so they play no part in comparing versions or in what fine-tuning reuses.
+DISPLAY_OPTIONS = ("verbose", "progress")
 
 
 @dataclass(frozen=True)
@@ -91,7 +94,9 @@ TRAINING_OPTIONS: tuple[Option, ...] = (
     Option("warm_start", "bool", False, "fine-tune: start from the model's default (else latest) version"),
     Option("from_version", "int", 0, "fine-tune: start from this version (0: none)",
            lambda v: v >= 0, "a version number"),
-    Option("progress", "bool", True, "show a progress bar of epochs on stderr"),
+    Option("verbose", "int", None, "0 silent, 1 a progress bar, 2 one line per epoch, on stderr "
+           "(default: 1 in a terminal or notebook, 0 elsewhere)", lambda v: 0 <= v <= 2, "0, 1 or 2"),
+    Option("progress", "bool", None, "deprecated alias of verbose: true is verbose = 1, false is verbose = 0"),
     Option("max_categories", "int", 100, "vocabulary size per category column (most frequent kept)",
            lambda v: 1 <= v <= 100_000, "between 1 and 100000"),
     Option("max_classes", "int", 20, "an integer target with at most this many values is a class label",
@@ -122,3 +127,28 @@ def validate_options(given: dict[str, Any], declared: tuple[Option, ...], contex
             raise OptionError(f"unknown option '{raw_name}' for {context}; valid options are: {valid}")
         out[name] = by_name[name].coerce(value)
     return out
+
+
+def verbosity(options: dict[str, Any]) -> int:
+    """The display level of a training run: ``verbose`` when given, else the deprecated
+    ``progress`` (true 1, false 0), else 1 in a terminal or notebook and 0 elsewhere
+    (logs and CI, where a bar would be noise).
+
+    Raises:
+        OptionError: when ``verbose`` and ``progress`` are both given and disagree.
+    """
+    import sys
+
+    verbose, progress = options.get("verbose"), options.get("progress")
+    if verbose is not None and progress is not None and verbose != int(progress):
+        raise OptionError(
+            f"options 'verbose' = {verbose} and 'progress' = {str(progress).lower()} disagree; "
+            "give verbose alone (progress is its deprecated alias)"
+        )
+    if verbose is not None:
+        return verbose
+    if progress is not None:
+        return int(progress)
+    stream = sys.stderr
+    shown = "ipykernel" in sys.modules or bool(getattr(stream, "isatty", lambda: False)())
+    return 1 if shown else 0

@@ -34,7 +34,7 @@ from dbml.export import PREFIX, build_onnx
 from dbml.features import FeatureSpec, feature_sql
 from dbml.kinds import KINDS, detect, groups, kind_of
 from dbml.model import Network
-from dbml.options import TRAINING_OPTIONS, validate_options
+from dbml.options import DISPLAY_OPTIONS, TRAINING_OPTIONS, validate_options, verbosity
 from dbml.registry import Registry, check_model_name
 from dbml.request import TrainRequest
 from dbml.runtime import arrow_feeds, new_session
@@ -145,6 +145,7 @@ def plan(con: duckdb.DuckDBPyConnection, registry: Registry, name: str, req: Tra
             raise OptionError(f"option '{key}' is for USING {' or '.join(takers)} (a forecaster); "
                               f"architecture '{arch.name}' does not take it")  # fmt: skip
     options = validate_options(req.options, TRAINING_OPTIONS + arch.options + task_options, f"TRAIN MODEL {name} USING {arch.name}")
+    options["verbose"] = verbosity(options)  # resolved once: a bad pair fails before any data is read
     device = _device(options["device"])
     parent = None
     if options["warm_start"] or options["from_version"]:
@@ -296,8 +297,8 @@ def fit_model(p: Plan, features, prof, target: Target, arrays: dict[str, np.ndar
     train_data = tensors(train_idx)
     val_data = tensors(val_idx) if len(val_idx) else None
     callbacks = list(p.req.callbacks)
-    if p.options["progress"]:
-        callbacks.append(ProgressBar(f"train {p.name}"))
+    if p.options["verbose"]:
+        callbacks.append(ProgressBar(f"train {p.name}", p.options["verbose"]))
     with torch.random.fork_rng(devices=[p.device] if p.device.type == "cuda" else []):
         net = build_network(p, features, prof, target)
         if p.parent is not None:
@@ -360,7 +361,8 @@ def record(con, registry: Registry, p: Plan, features, prof, target: Target, tab
         "model": p.name,
         "architecture": p.architecture.name,
         "task": p.task.name,
-        "options": {**p.options, "batch_size": batch_size},  # the batch size actually used
+        "options": {**{k: v for k, v in p.options.items() if k not in DISPLAY_OPTIONS},
+                    "batch_size": batch_size},  # the batch size actually used; display options are no part of the model
         "features": [f.to_dict() for f in features],
         "profile": prof,
         "target": p.target,

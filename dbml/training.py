@@ -50,28 +50,46 @@ class Callback:
 
 
 class ProgressBar(Callback):
-    """A tqdm bar of epochs with the losses, on stderr."""
+    """What a training run shows on stderr, in Keras's sense of ``verbose``: at level 1 one
+    live tqdm bar of epochs (a widget in a notebook) with the train loss, validation loss
+    and validation metric in its postfix; at level 2 one line per epoch, for logs::
 
-    def __init__(self, label: str):
-        self.label, self.bar = label, None
+        epoch 3/20 - train_loss 0.4100 - val_loss 0.4400 - val_metric 0.8600 - 0.1s
+
+    Args:
+        label: the bar's description, such as ``train churn``.
+        verbose: 1 (the bar) or 2 (a line per epoch); the caller adds none at 0.
+    """
+
+    def __init__(self, label: str, verbose: int = 1):
+        self.label, self.verbose, self.bar, self.epochs = label, verbose, None, 0
 
     def on_train_begin(self, epochs: int) -> None:
-        from tqdm.auto import tqdm
+        self.epochs = epochs
+        if self.verbose == 1:
+            try:  # a widget in a notebook needs ipywidgets; without it tqdm.auto warns, then draws text anyway
+                import ipywidgets  # noqa: F401
+                from tqdm.auto import tqdm
+            except ImportError:
+                from tqdm import tqdm
 
-        # A bar in terminals and notebooks; none in logs and CI, where it would be noise.
-        shown = sys.stderr.isatty() or "ipykernel" in sys.modules
-        self.bar = tqdm(total=epochs, desc=self.label, unit="epoch", file=sys.stderr, leave=False, disable=not shown)
+            # sys.stderr read now, not at import: a notebook kernel or a test may have replaced it
+            self.bar = tqdm(total=epochs, desc=self.label, unit="epoch", file=sys.stderr, leave=True)
 
     def on_epoch_end(self, log: EpochLog) -> None:
-        post = {"train_loss": f"{log.train_loss:.4f}"}
-        if log.val_loss is not None:
-            post["val_loss"] = f"{log.val_loss:.4f}"
-        self.bar.set_postfix(post, refresh=False)
-        self.bar.update(1)
+        figures = [("train_loss", log.train_loss), ("val_loss", log.val_loss), ("val_metric", log.val_metric)]
+        shown = [(k, f"{v:.4f}") for k, v in figures if v is not None]
+        if self.bar is not None:
+            self.bar.set_postfix(dict(shown), refresh=False)
+            self.bar.update(1)
+        elif self.verbose >= 2:
+            parts = [f"epoch {log.epoch}/{self.epochs}", *(f"{k} {v}" for k, v in shown), f"{log.seconds:.1f}s"]
+            print(" - ".join(parts), file=sys.stderr, flush=True)
 
     def on_train_end(self, logs: list[EpochLog]) -> None:
         if self.bar is not None:
             self.bar.close()
+            self.bar = None
 
 
 def rows(batch: Batch) -> int:

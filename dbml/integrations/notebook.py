@@ -1,0 +1,316 @@
+"""The Jupyter (IPython) extension: ``%load_ext dbml``, then ``%dbml`` and ``%%dbml``.
+
+    %load_ext dbml
+    %dbml connect shop.duckdb            # a path, :memory:, or a variable holding a connection
+    %dbml SHOW MODELS                    # one statement
+    %%dbml                               # a cell of dbml statements and SQL
+    TRAIN MODEL churn FROM customers TARGET churned WITH (epochs = 20);
+    SELECT id, PREDICT(churn, *) AS p FROM new_customers WHERE spend > {{threshold}}
+
+``%%dbml scores <<`` stores the last result in the notebook variable ``scores`` (a DuckDB
+relation: ``scores.df()``, ``scores.pl()``). Python values enter the SQL two ways:
+
+* ``{{name}}`` is always a *value*: it becomes a bound parameter (``$dbml_1``), never text
+  pasted into the SQL, so a string with quotes or ``; DROP TABLE`` stays one string.
+* ``{{ident:name}}`` is an *identifier* (a table or column name held in a string): it is
+  pasted as a double-quoted identifier, its ``"`` doubled.
+
+Placeholders are replaced anywhere in the cell, string literals included; ``name`` is a
+variable of the notebook. A cell's last result is shown as a pandas DataFrame of at most
+``%config DbmlMagics.displaylimit`` rows (20 by default), with a line giving the total.
+Errors show dbml's (or DuckDB's) message without a traceback, and still fail the cell,
+so a notebook run by nbclient or ``jupyter nbconvert --execute`` stops at it.
+
+A dbml ``Connection`` also works with jupysql (``%sql con``): :class:`Cursor` is what its
+``cursor()`` gives.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+__all__ = ["DbmlMagics", "Cursor", "bind", "load_ipython_extension", "unload_ipython_extension"]
+
+_PLACEHOLDER = re.compile(r"\{\{\s*(?:(ident)\s*:\s*)?([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+_CAPTURE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*<<\s*(.*)$", re.S)
+# A constant expression, compiled from a literal at import: the SQL and its parameters are
+# values in the locals, never compiled. Run with the notebook's namespace as globals, the
+# call comes from a frame whose names DuckDB's replacement scans read (SELECT * FROM df).
+_CALL = compile("__dbml_con__.sql(__dbml_query__, params=__dbml_params__)", "<dbml-magic>", "eval")
+
+
+def bind(text: str, namespace: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """Replace the ``{{...}}`` placeholders of ``text`` with parameters and identifiers.
+
+    Args:
+        text: SQL with ``{{name}}`` (a value, bound) and ``{{ident:name}}`` (an identifier).
+        namespace: where the names are looked up (the notebook's variables).
+
+    Returns:
+        The SQL, with ``$dbml_1``, ``$dbml_2``, ... for the values, and the values by name.
+
+    Raises:
+        DbmlError: a name that is not defined, or an identifier that is not a non-empty string.
+    """
+    from dbml.errors import DbmlError
+
+    params: dict[str, Any] = {}
+
+    def replace(match: re.Match) -> str:
+        is_ident, name = match.group(1), match.group(2)
+        if name not in namespace:
+            raise DbmlError(f"{{{{{match.group(0)[2:-2].strip()}}}}}: no variable '{name}' in the notebook")
+        value = namespace[name]
+        if is_ident:
+            if not isinstance(value, str) or not value:
+                raise DbmlError(f"{{{{ident:{name}}}}} must name a table or column as a non-empty string, got {value!r}")
+            return '"' + value.replace('"', '""') + '"'
+        key = f"dbml_{len(params) + 1}"
+        params[key] = value
+        return f"${key}"
+
+    return _PLACEHOLDER.sub(replace, text), params
+
+
+def _magics_class():
+    """The magics class, built on first use so ``import dbml`` never imports IPython."""
+    from IPython.core.error import UsageError
+    from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
+    from traitlets import Int
+
+    @magics_class
+    class DbmlMagics(Magics):
+        """``%dbml`` and ``%%dbml``: dbml statements and SQL on the notebook's connection."""
+
+        displaylimit = Int(20, config=True, help="most rows a %%dbml cell shows (0: all)")
+
+        def __init__(self, shell=None, **kwargs):
+            super().__init__(shell=shell, **kwargs)
+            self.connection = None  # the dbml Connection cells run on
+            self.label = ""  # what it was connected to, for messages
+
+        @no_var_expand  # {{name}} is ours: IPython would turn {{ into { in a line
+        @line_cell_magic
+        def dbml(self, line: str, cell: str | None = None):
+            """Run dbml statements and SQL; ``connect`` a database first.
+
+            ``%dbml connect PATH`` (or ``:memory:``, or a variable holding a DuckDB or dbml
+            connection), ``%dbml STATEMENT``, ``%%dbml`` over a cell, ``%%dbml name <<`` to
+            store the last result in ``name``.
+            """
+            from dbml.errors import DbmlError
+
+            try:
+                return self._dbml(line, cell)
+            except UsageError:
+                raise
+            except DbmlError as err:
+                raise UsageError(str(err)) from None
+            except Exception as err:  # DuckDB's own errors: their message, without dbml's frames
+                if type(err).__module__.partition(".")[0] != "duckdb" and not type(err).__module__.startswith("_duckdb"):
+                    raise
+                raise UsageError(f"{type(err).__name__}: {err}") from None
+
+        def _dbml(self, line: str, cell: str | None):
+            words = line.split(None, 1)
+            if cell is None and words and words[0].lower() == "connect":
+                return self._connect(words[1].strip() if len(words) > 1 else "")
+            target, text = None, cell if cell is not None else line
+            capture = _CAPTURE.match(line)
+            if capture:
+                target = capture.group(1)
+                text = cell if cell is not None else capture.group(2)
+            elif cell is not None and line.strip():
+                raise UsageError(f"%%dbml takes nothing or 'name <<' on its first line, got {line.strip()!r}")
+            if not text.strip():
+                if self.connection is None:
+                    raise UsageError(_NO_CONNECTION)
+                print(f"dbml: connected to {self.label}")
+                return None
+            if self.connection is None:
+                raise UsageError(_NO_CONNECTION)
+            result = self._run(text)
+            if target is not None:
+                self.shell.user_ns[target] = result
+                return None
+            return self._show(result)
+
+        def _connect(self, spec: str):
+            import duckdb
+
+            import dbml
+            from dbml.connection import Connection
+
+            if not spec:
+                raise UsageError("%dbml connect needs a database: a path, :memory:, or a variable holding a connection")
+            ns = self.shell.user_ns
+            if spec.isidentifier() and spec in ns and not isinstance(ns[spec], str):
+                value = ns[spec]
+                if isinstance(value, Connection):
+                    self.connection, self.label = value, f"the connection in '{spec}'"
+                elif isinstance(value, duckdb.DuckDBPyConnection):
+                    self.connection, self.label = dbml.install(value), f"the connection in '{spec}'"
+                else:
+                    raise UsageError(
+                        f"variable '{spec}' is a {type(value).__name__}; %dbml connect takes a DuckDB or dbml "
+                        "connection, a path or :memory:"
+                    )
+            else:
+                path = spec.strip("'\"")
+                self.connection = dbml.connect(None if path == ":memory:" else path)
+                self.label = path
+            print(f"dbml: connected to {self.label}")
+            return None
+
+        def _run(self, text: str):
+            """Each statement of the cell with the parameters it names (DuckDB binds
+            parameters to one statement at a time)."""
+            from dbml.rewrite import split_statements
+
+            sql, params = bind(text, self.shell.user_ns)
+            if not params:
+                return self._call(sql, None)
+            result = None
+            for part in split_statements(sql):
+                used = {k: v for k, v in params.items() if re.search(rf"\${k}(?![0-9A-Za-z_])", part.text)}
+                rel = self._call(part.text, used or None)
+                if rel is not None:
+                    result = rel
+            return result
+
+        def _call(self, sql: str, params):
+            names = {"__dbml_con__": self.connection, "__dbml_query__": sql, "__dbml_params__": params}
+            return eval(_CALL, self.shell.user_ns, names)  # noqa: S307 - constant code, the SQL is a value
+
+        def _show(self, rel):
+            """The first ``displaylimit`` rows as a DataFrame, the query run once: the
+            rest of its rows are counted as they stream past, not kept."""
+            if rel is None:
+                return None
+            limit = self.displaylimit
+            reader = rel.to_arrow_reader(max(limit, 1024)) if limit else None
+            if reader is None:
+                return rel.df()
+            import pyarrow as pa
+
+            kept, total = [], 0
+            for batch in reader:
+                if total < limit:
+                    kept.append(batch.slice(0, limit - total))
+                total += batch.num_rows
+            frame = pa.Table.from_batches(kept, schema=reader.schema).to_pandas()
+            if total > limit:
+                print(f"dbml: {total:,} rows, the first {limit} shown (store them all with %%dbml name <<)")
+            return frame
+
+    return DbmlMagics
+
+
+_NO_CONNECTION = "no dbml connection: run %dbml connect shop.duckdb (or :memory:, or a variable holding a connection) first"
+
+
+def __getattr__(name: str) -> Any:
+    if name == "DbmlMagics":
+        cls = _magics_class()
+        globals()["DbmlMagics"] = cls
+        return cls
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+class Cursor:
+    """What ``Connection.cursor()`` gives, shaped like DuckDB's cursor for DB-API tools
+    such as jupysql: ``execute`` runs dbml statements and SQL on a connection of its own
+    (a DuckDB cursor of the same database, so a commit or another cursor's query never
+    replaces its pending result), and ``fetchone``/``fetchmany``/``fetchall``/
+    ``description``/``df``/``pl``/``arrow`` read what it gave.
+
+    Plain SQL and PREDICT queries leave DuckDB's pending result, read as DuckDB reads it.
+    A dbml statement (TRAIN MODEL, SHOW MODELS, ...) gives a relation, which DuckDB 2
+    reads only whole: its rows are taken once, as Arrow, and read from there.
+    """
+
+    rowcount = -1  # as DuckDB: not known
+
+    def __init__(self, conn):
+        self._conn = conn
+        self._result = None  # DuckDB's connection with a pending result, or None
+        self._table = None  # a dbml statement's rows (a pyarrow Table)
+        self._description = None
+        self._offset = 0
+
+    def execute(self, query: str, parameters: Any = None) -> "Cursor":
+        import duckdb
+
+        result = self._conn.execute(query, parameters)
+        self._result = self._table = self._description = None
+        self._offset = 0
+        if isinstance(result, duckdb.DuckDBPyRelation):
+            self._description = result.description
+            self._table = result.to_arrow_table()
+        elif result is not None:
+            self._result = result
+        return self
+
+    @property
+    def description(self):
+        return self._description if self._table is not None else (None if self._result is None else self._result.description)
+
+    def _pending(self):
+        if self._result is None:
+            from dbml.errors import DbmlError
+
+            raise DbmlError("no result to read: the last statement gave no rows")
+        return self._result
+
+    def _take(self, n: int | None) -> list[tuple]:
+        rest = self._table.num_rows - self._offset
+        n = rest if n is None else max(0, min(n, rest))
+        part = self._table.slice(self._offset, n)
+        self._offset += n
+        columns = [c.to_pylist() for c in part.columns]
+        return list(zip(*columns)) if columns else [()] * n
+
+    def fetchone(self):
+        if self._table is not None:
+            rows = self._take(1)
+            return rows[0] if rows else None
+        return self._pending().fetchone()
+
+    def fetchmany(self, size: int = 1):
+        return self._take(size) if self._table is not None else self._pending().fetchmany(size)
+
+    def fetchall(self):
+        return self._take(None) if self._table is not None else self._pending().fetchall()
+
+    def arrow(self):
+        return self._table if self._table is not None else self._pending().arrow()
+
+    def df(self):
+        return self._table.to_pandas() if self._table is not None else self._pending().df()
+
+    def pl(self):
+        if self._table is not None:
+            import polars
+
+            return polars.from_arrow(self._table)
+        return self._pending().pl()
+
+    def commit(self) -> None:
+        self._conn.commit()
+
+    def close(self) -> None:
+        self._result = self._table = None
+        self._conn.close()
+
+
+def load_ipython_extension(ipython) -> None:
+    """``%load_ext dbml``: register ``%dbml`` and ``%%dbml``."""
+    ipython.register_magics(__getattr__("DbmlMagics") if "DbmlMagics" not in globals() else globals()["DbmlMagics"])
+
+
+def unload_ipython_extension(ipython) -> None:
+    """``%unload_ext dbml``: remove ``%dbml`` and ``%%dbml``."""
+    for kind in ("line", "cell"):
+        ipython.magics_manager.magics[kind].pop("dbml", None)
+    ipython.magics_manager.registry.pop("DbmlMagics", None)
