@@ -28,7 +28,40 @@ def new_figure(size: tuple[float, float]):
         from matplotlib.figure import Figure
     except ImportError as exc:  # the optional extra is missing
         raise DbmlError(f"dbml.plot needs matplotlib, which is not installed: {EXTRA}") from exc
+    _show_in_ipython()
     return Figure(figsize=size, layout="constrained")
+
+
+def _png(obj) -> bytes:
+    import io
+
+    fig = getattr(obj, "figure", obj)  # an Axes draws its whole figure
+    out = io.BytesIO()
+    fig.savefig(out, format="png", dpi=100)
+    return out.getvalue()
+
+
+def _show_in_ipython() -> None:
+    """In a notebook, a returned Figure or Axes displays as a picture.
+
+    The figures here are made without pyplot (so they work headless and in threads), and
+    IPython only knows how to show a Figure once pyplot's inline backend registered it;
+    register PNG formatters for Figure and Axes unless something already did."""
+    import sys
+
+    if "IPython" not in sys.modules:
+        return
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    if shell is None:
+        return
+    png = shell.display_formatter.formatters["image/png"]
+    for module, name in (("matplotlib.figure", "Figure"), ("matplotlib.axes._axes", "Axes")):
+        if (module, name) not in png.deferred_printers and not any(
+            getattr(t, "__name__", "") == name and getattr(t, "__module__", "") == module for t in png.type_printers
+        ):
+            png.for_type_by_name(module, name, _png)
 
 
 def new_axes(ax, size: tuple[float, float] = (5.0, 4.0)):
