@@ -483,6 +483,8 @@ def export_card(conn: "Connection", model: str, version: int | None, url: str) -
     Raises:
         ModelNotFoundError / VersionNotFoundError: before anything is written.
         TransferError: an empty URL, or one that cannot be written (naming it).
+
+    A written card leaves an audit row (action ``CARD``, with the URL and size).
     """
     from dbml.transfer import write_url
 
@@ -492,6 +494,8 @@ def export_card(conn: "Connection", model: str, version: int | None, url: str) -
     _check_target(url)  # before drawing: a card takes seconds to render
     data = _render(conn, rec).encode("utf-8")
     write_url(url, data)
+    # who wrote which card where: a card carries the lineage and metrics out of the database
+    conn.registry.audit("CARD", rec["model"], rec["version"], {"url": url, "bytes": len(data)})
     schema = pa.schema([("model", pa.string()), ("version", pa.int32()), ("path", pa.string()), ("bytes", pa.int64())])
     row = {"model": rec["model"], "version": rec["version"], "path": url, "bytes": len(data)}
     return conn.db().from_arrow(pa.Table.from_pylist([row], schema=schema))

@@ -206,6 +206,7 @@ def test_values_from_the_database_are_escaped(con):
 def test_sql_form_returns_its_row_and_writes_the_file(trained, tmp_path):
     target = tmp_path / "card.html"
     target.write_text("old")  # replaced, as EXPORT MODEL replaces a file
+    before = _cards(trained)
     rows = trained.sql(f"EXPORT MODEL CARD churn VERSION 1 TO '{target}'").fetchall()
     assert rows == [("churn", 1, str(target), target.stat().st_size)]
     assert Page(target.read_text()).fact("Version") == "1"
@@ -217,10 +218,20 @@ def test_sql_form_returns_its_row_and_writes_the_file(trained, tmp_path):
         assert len(f.read()) == size
     assert trained.model_card("churn", path=str(tmp_path / "py.html"), version=1) == str(tmp_path / "py.html")
     assert (tmp_path / "py.html").read_text().startswith("<!DOCTYPE html>")
+    written = _cards(trained)[len(before):]  # each written card is an audit row with its URL
+    assert [(v, d["url"]) for v, d in written] == [(1, str(target)), (2, "memory://cards/churn.html"), (1, str(tmp_path / "py.html"))]
+
+
+def _cards(con) -> list:
+    import json
+
+    rows = con.sql("SELECT version, detail FROM dbml.audit_log WHERE action = 'CARD' ORDER BY id").fetchall()
+    return [(v, json.loads(d)) for v, d in rows]
 
 
 def test_bad_path_is_a_dbml_error_and_writes_nothing(trained, tmp_path):
     missing = tmp_path / "no" / "such" / "folder" / "card.html"
+    before = _cards(trained)
     with pytest.raises(TransferError, match="no/such/folder"):
         trained.sql(f"EXPORT MODEL CARD churn TO '{missing}'")
     assert not (tmp_path / "no").exists()
@@ -228,7 +239,7 @@ def test_bad_path_is_a_dbml_error_and_writes_nothing(trained, tmp_path):
         trained.model_card("churn", path="")
     with pytest.raises(TransferError, match="nosuchproto"):
         trained.model_card("churn", path="nosuchproto://x/card.html")
-    assert list(tmp_path.iterdir()) == []
+    assert list(tmp_path.iterdir()) == [] and _cards(trained) == before
 
 
 def test_parse_card_against_a_model_named_card():

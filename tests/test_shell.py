@@ -84,6 +84,14 @@ def test_errors_are_one_line_and_bail_sets_the_exit_code():
     assert r.returncode == 1 and r.stdout == "" and r.stderr.count("\n") == 1
 
 
+def test_dot_command_names_never_reach_sql():
+    script = "CREATE TABLE keep(i INT);\n.versions x\";DROP TABLE keep;--\nSELECT count(*) AS n FROM keep;\n"
+    r = shell("-list", stdin=script)
+    assert r.returncode == 1 and r.stdout == "n\n0\n"  # the table is still there
+    (line,) = r.stderr.splitlines()
+    assert line.startswith("Error: ") and "model name" in line and "Traceback" not in r.stderr
+
+
 def test_a_file_another_process_holds_is_one_line(tmp_path):
     held = dbml.connect(str(tmp_path / "held.duckdb"))
     try:
@@ -136,8 +144,9 @@ SELECT 'back' AS b;
     assert "Run Time (s): real " in out and "(60 rows, " in out and "p\n" in out and " rows/s)" in out
     assert "t\nv\nv\n" in out  # .tables, then .tables v%
     assert "CREATE TABLE t(x DOUBLE, y BOOLEAN, s VARCHAR);\n" in out
-    assert "model|versions|latest_version" in out and "\nm|1|1|1|mlp|classification|y|" in out
-    assert "version|created_at|created_by|architecture|task|metrics" in out
+    assert "model|task|metric|score|versions|default_version|aliases|size|rows|architecture|target" in out
+    assert "\nm|classification|accuracy|" in out
+    assert "version|aliases|metric|score|task|architecture|row_count|epochs|train_seconds|size|created_by|created_at" in out
     assert (tmp_path / "out.txt").read_text() == "f\nto the file\n"
     assert (tmp_path / "once.txt").read_text() == "o\nonce\n"
     assert out.endswith("b\nback\n") and "to the file" not in out and "once" not in out

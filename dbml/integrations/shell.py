@@ -297,13 +297,13 @@ class Shell:
             self.error(".versions takes a model name: .versions churn")
             return False
         try:
-            rel = self.con.sql(f"DESCRIBE MODEL {args[0]}")
+            rel = self.con.describe_model(args[0])  # the name is checked there, never pasted into SQL
             table = rel.arrow().read_all()
         except (DbmlError, duckdb.Error) as error:
             self.error(error)
             return False
-        wanted = ["version", "created_at", "created_by", "architecture", "task", "metrics", "row_count",
-                  "epochs", "train_seconds", "aliases"]  # fmt: skip
+        wanted = ["version", "aliases", "metric", "score", "task", "architecture", "row_count", "epochs",
+                  "train_seconds", "size", "created_by", "created_at"]  # fmt: skip
         table = table.select([c for c in wanted if c in table.column_names])
         self._write(render(table, self.mode, self.width(), [str(t) for t in table.schema.types]), True)
         return True
