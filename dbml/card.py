@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = ["model_card", "export_card", "human_bytes", "AUDIT_ROWS"]
 
+RUN_ROWS = 20  # EVALUATE runs listed on a card (a nightly job makes many)
 AUDIT_ROWS = 50  # audit rows shown on a card; the rest are counted in a note
 MISSING = '<span class="missing">not measured</span>'
 
@@ -341,11 +342,16 @@ def _section_evaluation(conn: "Connection", rec: dict[str, Any], has_log: bool) 
         return "".join(out)
     out.append(_table(["run", "when", "who", "source", "rows", "metrics"],
                       [[_e(r["run_id"]), _e(r["run_at"]), _e(r["who"]), f"<pre>{html.escape(r['source_sql'] or '')}</pre>",
-                        _e(r.get("rows")), _metrics_text(r["metrics"])] for r in runs]))  # fmt: skip
-    latest = runs[0]
-    out.append(f"<h3>Pictures of the latest run ({_e(latest['run_id'])})</h3>")
+                        _e(r.get("rows")), _metrics_text(r["metrics"])] for r in runs[:RUN_ROWS]]))  # fmt: skip
+    if len(runs) > RUN_ROWS:
+        out.append(_note(f"the newest {RUN_ROWS} of {len(runs)} runs; dbml.evaluation_runs holds them all"))
+    pictured = [r for r in runs if r.get("curves") is not None]
+    latest = pictured[0] if pictured else runs[0]  # the newest run that stored pictures' data
+    out.append(f"<h3>Pictures of run {_e(latest['run_id'])}"
+               + (" (the latest)" if latest is runs[0] else " (the latest with pictures; later runs used by or confusion)")
+               + "</h3>")  # fmt: skip
     if latest.get("curves") is None:
-        out.append(_note("the latest run stored no data for pictures"))
+        out.append(_note("no stored run has data for pictures (runs with by or confusion store none)"))
     else:
         out.append(_picture(lambda: _plot("evaluation")(conn, model, version, run_id=latest["run_id"]),
                             f"evaluation run {latest['run_id']} of {model} version {version}"))  # fmt: skip

@@ -16,6 +16,11 @@ source (EVALUATE's ``by`` groups get none):
   label, the anomaly score's ROC and precision-recall curves.
 * forecast: the last complete window of up to 8 series: the history before it, the
   actual values, the forecast and its interval (as FORECAST computes it).
+
+The curves are a second pass over the source, after the metrics: it scores the rows
+again, and a source that gives other rows each time it runs (``random()``, ``USING
+SAMPLE`` without a seed, a table another connection is writing) gives curves of other
+rows than the metrics. ``WITH (curves = false)`` skips the pass.
 """
 
 from __future__ import annotations

@@ -123,7 +123,7 @@ def evaluate_model(
             else:
                 curves = lambda: _curves.regression_curves(_Rewriting(conn), source_sql, ref, target)  # noqa: E731
     table = conn.scoped().sql(conn.rewrite(sql)).to_arrow_table()
-    given = {k: v for k, v in opts.items() if v is not None and not (k in ("confusion", "curves") and v is False)}
+    given = {k: opts[k] for k in (str(o).lower() for o in options) if k in opts}  # as written, not the defaults
     if opts["curves"] and curves is not None and not opts["by"] and not opts["confusion"]:
         curves = curves()
     else:

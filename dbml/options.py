@@ -150,5 +150,18 @@ def verbosity(options: dict[str, Any]) -> int:
     if progress is not None:
         return int(progress)
     stream = sys.stderr
-    shown = "ipykernel" in sys.modules or bool(getattr(stream, "isatty", lambda: False)())
+    shown = _in_a_kernel() or bool(getattr(stream, "isatty", lambda: False)())
     return 1 if shown else 0
+
+
+def _in_a_kernel() -> bool:
+    """Whether this code runs inside a Jupyter kernel (not merely a process that imported
+    ipykernel, as a test runner driving notebooks does)."""
+    import sys
+
+    if "ipykernel" not in sys.modules or "IPython" not in sys.modules:
+        return False
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"

@@ -343,7 +343,8 @@ class Registry:
                            metrics: list[dict[str, Any]], curves: dict[str, Any] | None) -> int:  # fmt: skip
         """Store one EVALUATE run (its result rows and its pictures' data), with an audit
         row, in one transaction; returns the run id."""
-        rows = sum(int(r["rows"]) for r in metrics if isinstance(r.get("rows"), int))
+        counted = [int(r["rows"]) for r in metrics if isinstance(r.get("rows"), int)]
+        rows = sum(counted) if counted else None  # a confusion matrix has counts, not a rows column
 
         def work(cur: duckdb.DuckDBPyConnection) -> int:
             run_id = cur.execute(

@@ -154,7 +154,7 @@ def test_evaluation_runs_are_shown_when_stored(trained):
     assert [r[0] for r in runs[1:]] == ["2", "1"]  # newest first
     assert runs[1][2] == "tester" and "x > 2" in runs[1][3] and '"t"' in runs[2][3]
     assert runs[2][4] == "200" and "accuracy = " in runs[2][5] and "roc_auc = " in runs[2][5]
-    assert "Pictures of the latest run (2)" in page.headings
+    assert "Pictures of run 2 (the latest)" in page.headings
     assert not any("no picture" in n for n in page.notes), page.notes
 
 
@@ -294,3 +294,13 @@ def test_card_in_a_headless_browser(trained, tmp_path):
             browser.close()
     assert attempted == []
     assert (tmp_path / "card-1200.png").stat().st_size > 10_000
+
+
+def test_the_card_pictures_the_newest_run_with_pictures(trained):
+    trained.sql("EVALUATE MODEL churn ON (SELECT * FROM t) WITH (by = plan)")
+    newest = trained.sql("SELECT max(run_id) FROM dbml.evaluation_runs").fetchall()[0][0]
+    pictured = trained.sql("SELECT max(run_id) FROM dbml.evaluation_runs WHERE curves IS NOT NULL AND model = 'churn' "
+                           "AND version = 2").fetchall()[0][0]  # fmt: skip
+    page = Page(trained.model_card("churn"))
+    assert pictured < newest
+    assert f"Pictures of run {pictured} (the latest with pictures; later runs used by or confusion)" in page.headings

@@ -164,3 +164,21 @@ def test_forecast_and_anomaly_runs_store_their_pictures_data():
     assert curves["threshold"] == pytest.approx(c.registry.get("odd")["metrics"]["threshold"])
     assert abs(curves["roc"]["anomaly"]["auc"] - run["metrics"][0]["roc_auc"]) < 0.01
     c.close()
+
+
+def test_options_are_stored_as_written_and_unmeasured_rows_are_null(con):
+    con.sql("EVALUATE MODEL c ON (SELECT * FROM t)")
+    assert _last(con, "c")["options"] == {}
+    con.sql("EVALUATE MODEL c ON (SELECT * FROM t) WITH (CONFUSION = true)")
+    run = _last(con, "c")
+    assert run["options"] == {"confusion": True} and run["rows"] is None  # a confusion matrix counts, it has no rows
+
+
+def test_pictures_come_from_the_newest_run_that_has_them(con):
+    import dbml.plot
+
+    con.sql("EVALUATE MODEL g ON (SELECT * FROM t WHERE i < 300)")
+    pictured = _last(con, "g")["run_id"]
+    con.sql("EVALUATE MODEL g ON (SELECT * FROM t) WITH (by = plan)")
+    fig = dbml.plot.evaluation(con, "g")
+    assert f"run {pictured}" in fig.get_suptitle()

@@ -112,6 +112,9 @@ def test_placeholder_mistakes_are_named(shell, magics, trained, capsys):
     assert "no variable 'missing' in the notebook" in capsys.readouterr().err
     assert not run(shell, "%dbml SELECT * FROM {{ident:number}}").success
     assert "{{ident:number}} must name a table or column as a non-empty string, got 3" in capsys.readouterr().err
+    for quoted in ("SELECT '{{number}}' AS s", "SELECT 1 -- {{number}}"):  # would bind what DuckDB never sees
+        assert not run(shell, f"%%dbml\n{quoted}").success
+        assert "{{number}} is inside a quoted string or a comment" in capsys.readouterr().err
 
 
 def test_errors_show_the_message_without_a_traceback(shell, magics, trained, capsys):
@@ -233,3 +236,14 @@ def test_import_dbml_stays_light():
     code = "import dbml, sys; print(sorted(m for m in ('IPython', 'duckdb', 'torch') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_a_cursor_is_shaped_like_duckdbs(trained):
+    with trained.cursor() as k:
+        assert k.sql("SELECT 41 + 1 AS n").fetchall() == [(42,)]
+        assert k.execute("SELECT count(*) FROM t").fetchall() == trained.sql("SELECT count(*) FROM t").fetchall()
+        k.executemany("SELECT ? * 2", [[1], [2]])
+        assert k.fetchall() == [(4,)]
+        with k.cursor() as inner:
+            assert inner.sql("SELECT 'inner'").fetchall() == [("inner",)]
+    assert trained.sql("SELECT 1").fetchall() == [(1,)]  # closing the cursor leaves the connection open

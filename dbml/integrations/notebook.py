@@ -15,7 +15,8 @@ relation: ``scores.df()``, ``scores.pl()``). Python values enter the SQL two way
 * ``{{ident:name}}`` is an *identifier* (a table or column name held in a string): it is
   pasted as a double-quoted identifier, its ``"`` doubled.
 
-Placeholders are replaced anywhere in the cell, string literals included; ``name`` is a
+A placeholder inside a quoted string or a comment is an error (``'{{x}}'`` would bind a
+parameter DuckDB never sees): write ``WHERE y = {{x}}``, without quotes. ``name`` is a
 variable of the notebook. A cell's last result is shown as a pandas DataFrame of at most
 ``%config DbmlMagics.displaylimit`` rows (20 by default), with a line giving the total.
 Errors show dbml's (or DuckDB's) message without a traceback, and still fail the cell,
@@ -54,11 +55,18 @@ def bind(text: str, namespace: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         DbmlError: a name that is not defined, or an identifier that is not a non-empty string.
     """
     from dbml.errors import DbmlError
+    from dbml.script import mask
 
     params: dict[str, Any] = {}
+    masked = mask(text)  # strings and comments blanked: a placeholder there is not SQL
 
     def replace(match: re.Match) -> str:
         is_ident, name = match.group(1), match.group(2)
+        if masked[match.start() : match.start() + 2] != "{{":
+            raise DbmlError(
+                f"{match.group(0)} is inside a quoted string or a comment; a placeholder is bound as a value "
+                f"(or pasted as a quoted identifier), so write it without quotes: WHERE y = {match.group(0)}"
+            )
         if name not in namespace:
             raise DbmlError(f"{{{{{match.group(0)[2:-2].strip()}}}}}: no variable '{name}' in the notebook")
         value = namespace[name]
@@ -302,6 +310,25 @@ class Cursor:
     def close(self) -> None:
         self._result = self._table = None
         self._conn.close()
+
+    # -- DuckDB's connection API, beyond DB-API ---------------------------------------------
+    def sql(self, text: str, params: Any = None):
+        """``Connection.sql`` on this cursor's own connection: a relation, or None."""
+        return self._conn.sql(text, params)
+
+    def executemany(self, query: str, parameters: Any) -> "Cursor":
+        for row in parameters:
+            self.execute(query, row)
+        return self
+
+    def cursor(self) -> "Cursor":
+        return self._conn.cursor()
+
+    def __enter__(self) -> "Cursor":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
 
 
 def load_ipython_extension(ipython) -> None:

@@ -123,7 +123,7 @@ def _evaluation_run(con, model: str, version: int | None, run_id: int | None) ->
         rows = _query(
             con,
             f"SELECT {_EVAL_COLUMNS} FROM dbml.evaluation_runs WHERE model = ? AND version = ?"
-            " ORDER BY run_id DESC LIMIT 1",
+            " ORDER BY curves IS NULL, run_id DESC LIMIT 1",  # the newest run with pictures' data, else the newest
             [record["model"], record["version"]],
         )
         if not rows:
