@@ -103,35 +103,39 @@ def _training_log(con, model: str, version: int | None) -> tuple[dict, list[dict
 _EVAL_COLUMNS = "run_id, model, version, run_at, task, source_sql, options, rows, metrics, curves"
 
 
-def _evaluation_run(con, model: str, version: int | None, run_id: int | None) -> dict[str, Any]:
-    """The latest stored EVALUATE run of the version (or run ``run_id``), curves decoded."""
+def _stored_run(con, model: str, version: int | None, run_id: int | None, statement: str, table: str,
+                columns: str, order: str) -> dict[str, Any]:  # fmt: skip
+    """Run ``run_id`` of ``dbml.<table>`` (checked to be of that model and version), or the
+    version's first run by ``order``; a dbml error naming what is missing."""
+    record = _version(con, model, version)
     if run_id is not None:
         if isinstance(run_id, bool) or not isinstance(run_id, int):
             raise OptionError(f"run_id must be an integer, not {run_id!r}")
-        record = _version(con, model, version)
-        rows = _query(con, f"SELECT {_EVAL_COLUMNS} FROM dbml.evaluation_runs WHERE run_id = ?", [run_id])
+        rows = _query(con, f"SELECT {columns} FROM dbml.{table} WHERE run_id = ?", [run_id])
         if not rows:
-            raise DbmlError(f"there is no stored EVALUATE run {run_id} (asked for model '{model}')")
+            raise DbmlError(f"there is no stored {statement} run {run_id} (asked for model '{model}')")
         run = rows[0]
         if run["model"] != record["model"] or (version is not None and run["version"] != record["version"]):
             raise OptionError(
-                f"EVALUATE run {run_id} is of {_what(run['model'], run['version'])}, not of model '{model}'"
+                f"{statement} run {run_id} is of {_what(run['model'], run['version'])}, not of model '{model}'"
                 + (f" version {record['version']}" if version is not None else "")
             )
-    else:
-        record = _version(con, model, version)
-        rows = _query(
-            con,
-            f"SELECT {_EVAL_COLUMNS} FROM dbml.evaluation_runs WHERE model = ? AND version = ?"
-            " ORDER BY curves IS NULL, run_id DESC LIMIT 1",  # the newest run with pictures' data, else the newest
-            [record["model"], record["version"]],
+        return run
+    rows = _query(con, f"SELECT {columns} FROM dbml.{table} WHERE model = ? AND version = ? ORDER BY {order} LIMIT 1",
+                  [record["model"], record["version"]])  # fmt: skip
+    if not rows:
+        raise DbmlError(
+            f"{_what(record['model'], record['version'])} has no stored {statement} run; "
+            f"run {statement} MODEL {record['model']} ON (...) first"
         )
-        if not rows:
-            raise DbmlError(
-                f"{_what(record['model'], record['version'])} has no stored EVALUATE run; "
-                f"run EVALUATE MODEL {record['model']} ON (...) first"
-            )
-        run = rows[0]
+    return rows[0]
+
+
+def _evaluation_run(con, model: str, version: int | None, run_id: int | None) -> dict[str, Any]:
+    """The newest stored EVALUATE run of the version with pictures' data (else the newest),
+    or run ``run_id``, curves decoded."""
+    run = _stored_run(con, model, version, run_id, "EVALUATE", "evaluation_runs", _EVAL_COLUMNS,
+                      "curves IS NULL, run_id DESC")  # fmt: skip
     run["curves"] = _json(run["curves"])
     run["metrics"] = _json(run["metrics"])
     if not run["curves"]:
@@ -338,32 +342,7 @@ def explain(result, *, ax=None):
 
 
 def _monitor_run(con, model: str, version: int | None, run_id: int | None) -> tuple[dict, list[dict]]:
-    if run_id is not None:
-        if isinstance(run_id, bool) or not isinstance(run_id, int):
-            raise OptionError(f"run_id must be an integer, not {run_id!r}")
-        record = _version(con, model, version)
-        runs = _query(con, "SELECT * FROM dbml.monitor_runs WHERE run_id = ?", [run_id])
-        if not runs:
-            raise DbmlError(f"there is no stored MONITOR run {run_id} (asked for model '{model}')")
-        run = runs[0]
-        if run["model"] != record["model"] or (version is not None and run["version"] != record["version"]):
-            raise OptionError(
-                f"MONITOR run {run_id} is of {_what(run['model'], run['version'])}, not of model '{model}'"
-                + (f" version {record['version']}" if version is not None else "")
-            )
-    else:
-        record = _version(con, model, version)
-        runs = _query(
-            con,
-            "SELECT * FROM dbml.monitor_runs WHERE model = ? AND version = ? ORDER BY run_id DESC LIMIT 1",
-            [record["model"], record["version"]],
-        )
-        if not runs:
-            raise DbmlError(
-                f"{_what(record['model'], record['version'])} has no stored MONITOR run; "
-                f"run MONITOR MODEL {record['model']} ON (...) first"
-            )
-        run = runs[0]
+    run = _stored_run(con, model, version, run_id, "MONITOR", "monitor_runs", "*", "run_id DESC")
     results = _query(
         con,
         "SELECT feature, kind, psi, drift FROM dbml.monitor_results WHERE run_id = ?"
