@@ -43,7 +43,7 @@ def test_train_show_and_describe_lead_with_the_headline(tmp_path):
     assert trained["size"] == human_size(stored["onnx_size"]) and trained["size"].endswith("KiB")
     assert "prediction_distribution" not in json.dumps(trained["metrics"], default=str)
     con.sql(f"TRAIN MODEL g FROM (SELECT x, r FROM t) TARGET r WITH ({FAST})")
-    con.sql(f"TRAIN MODEL g FROM (SELECT x, r FROM t) TARGET r WITH (epochs = 2, progress = false, seed = 2)")
+    con.sql("TRAIN MODEL g FROM (SELECT x, r FROM t) TARGET r WITH (epochs = 2, progress = false, seed = 2)")
     con.sql("ALTER MODEL g SET ALIAS default = 1")
     foreign_add_model(tmp_path / "add.onnx")
     con.sql(f"IMPORT MODEL plus FROM '{tmp_path / 'add.onnx'}'")
