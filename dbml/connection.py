@@ -19,11 +19,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import contextlib
 import functools
 import itertools
 import re
 import sys
 import threading
+import types
 import weakref
 from typing import Any
 
@@ -68,6 +70,19 @@ def _user_frame(frame):
     while frame is not None and _in_dbml(frame):
         frame = frame.f_back
     return frame
+
+
+@contextlib.contextmanager
+def user_namespace(namespace: dict[str, Any]):
+    """Run the dbml calls inside as if made from code whose globals are ``namespace`` (a
+    notebook's user namespace): DuckDB's replacement scans then find its frames by name.
+    The Jupyter extension's cells run through this, since the magic's own frame is dbml's."""
+    previous = getattr(_scope, "frame", None)
+    _scope.frame = types.SimpleNamespace(f_globals=namespace, f_locals=namespace)  # what ScopedDuckDB reads of a frame
+    try:
+        yield
+    finally:
+        _scope.frame = previous
 
 
 def _entry(method):

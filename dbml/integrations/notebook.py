@@ -35,10 +35,6 @@ __all__ = ["DbmlMagics", "Cursor", "bind", "load_ipython_extension", "unload_ipy
 
 _PLACEHOLDER = re.compile(r"\{\{\s*(?:(ident)\s*:\s*)?([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 _CAPTURE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*<<\s*(.*)$", re.S)
-# A constant expression, compiled from a literal at import: the SQL and its parameters are
-# values in the locals, never compiled. Run with the notebook's namespace as globals, the
-# call comes from a frame whose names DuckDB's replacement scans read (SELECT * FROM df).
-_CALL = compile("__dbml_con__.sql(__dbml_query__, params=__dbml_params__)", "<dbml-magic>", "eval")
 
 
 def bind(text: str, namespace: dict[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -188,8 +184,11 @@ def _magics_class():
             return result
 
         def _call(self, sql: str, params):
-            names = {"__dbml_con__": self.connection, "__dbml_query__": sql, "__dbml_params__": params}
-            return eval(_CALL, self.shell.user_ns, names)  # noqa: S307 - constant code, the SQL is a value
+            from dbml.connection import user_namespace
+
+            # DuckDB's replacement scans see the notebook's names (SELECT * FROM df)
+            with user_namespace(self.shell.user_ns):
+                return self.connection.sql(sql, params=params)
 
         def _show(self, rel):
             """The first ``displaylimit`` rows as a DataFrame, the query run once: the
