@@ -571,7 +571,7 @@ class Connection:
             rec = self.registry.get(name, version)
             metric, score = headline(rec["task"], rec["metrics"])
             facts.append({"version": version, "functions": list(offered(self._version_info(rec))), "metric": metric,
-                          "score": None if score is None else round(score, 4), "size": human_size(rec["onnx_size"])})
+                          "score": score, "size": human_size(rec["onnx_size"])})
         fact = "(SELECT f.{} FROM (SELECT unnest($facts) AS f) WHERE f.version = v.version) AS {}"
         # what a person reads at both ends (a terminal shows the first and last columns); the
         # bulky JSON facts (features, metrics, options, ...) in between

@@ -556,5 +556,5 @@ def _result(rec: dict[str, Any], status: str) -> dict[str, Any]:
         "device": rec["device"],
         "size": human_size(rec.get("onnx_size")),
         "metric": metric,
-        "score": None if score is None else round(score, 4),
+        "score": score,
     }

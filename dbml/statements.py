@@ -109,7 +109,7 @@ def run_show(conn: "Connection", node: ShowModels, params: list[Any] | None) -> 
     out = []
     for model, versions, default, latest, task, arch, target, metrics, row_count, size, aliases, updated in rows:
         metric, score = headline(task, decode_row({"metrics": metrics}, f"model '{model}'")["metrics"])
-        out.append({"model": model, "task": task, "metric": metric, "score": None if score is None else round(score, 4),
+        out.append({"model": model, "task": task, "metric": metric, "score": score,
                     "versions": versions, "default_version": default, "aliases": aliases, "size": human_size(size),
                     "rows": row_count, "architecture": arch, "target": target, "latest_version": latest,
                     "updated_at": updated.replace(microsecond=0) if updated else None})  # fmt: skip

@@ -10,16 +10,16 @@ __all__ = ["headline", "human_size"]
 
 
 def headline(task: str | None, metrics: dict[str, Any] | None) -> tuple[str | None, float | None]:
-    """(the task's headline metric, its validation value): accuracy for classifiers, r2
-    for regressions, mae for forecasters, mse for anomaly models; (None, None) for an
-    imported model or a metric that was not measured."""
+    """(the task's headline metric, its validation value to 4 decimals, as shown): accuracy
+    for classifiers, r2 for regressions, mae for forecasters, mse for anomaly models; (None,
+    None) for an imported model, and a None value for a metric that was not measured."""
     from dbml.tasks import TASKS
 
     name = TASKS[task].headline if task in TASKS else ""
     value = (metrics or {}).get(name) if name else None
     if not name:
         return None, None
-    return name, float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    return name, round(float(value), 4) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
 def human_size(size: int | None) -> str | None:
