@@ -542,7 +542,7 @@ class Connection:
         return self.run_train(request)
 
     def run_train(self, request: TrainRequest) -> duckdb.DuckDBPyRelation:
-        from dbml.pipeline import train  # torch loads when something trains
+        from dbml.training.pipeline import train  # torch loads when something trains
 
         row = train(self.scoped(), self.registry, request)
         return statements.rows_relation(self.db(), [row])
@@ -628,7 +628,7 @@ class Connection:
         (default: the one a bare name scores with), written to ``path`` (a file path or any
         fsspec URL; an existing file is replaced, as EXPORT MODEL does). Returns the path
         written, or the HTML itself when ``path`` is None."""
-        from dbml import card
+        from dbml.integrations import card
 
         if path is None:
             return card.model_card(self, model, version)

@@ -192,7 +192,7 @@ def anomaly_curves(con, source_sql: str, model_ref: str, threshold: float | None
 def forecast_curves(conn: "Connection", rec: dict[str, Any], source_sql: str, series: Any) -> dict[str, Any]:
     """The last complete window of up to 8 series: history, actual values, forecast and
     the 90% interval, computed as FORECAST computes them."""
-    from dbml.forecast import _roll
+    from dbml.data.series import roll as _roll
 
     window, horizon = int(rec["options"]["window"]), int(rec["options"]["horizon"])
     t, y = _q(series.time), _q(series.target)

@@ -89,7 +89,7 @@ class TransferError(DbmlError):
 
 class RecordError(DbmlError):
     """A version record (a registry row, or the facts of an imported file) that breaks
-    the declared schema of :mod:`dbml.records`; the message names the field and value."""
+    the declared schema of :mod:`dbml.registry.records`; the message names the field and value."""
 
 
 class RegistrySchemaError(DbmlError):
@@ -100,7 +100,7 @@ class RegistrySchemaError(DbmlError):
 class UnsafeGraphError(TransferError):
     """An ONNX graph dbml will not load: external data, an operator outside the standard
     ONNX domains, a loop without a small constant trip count, or a tensor over the size
-    bounds of :mod:`dbml.graphcheck`."""
+    bounds of :mod:`dbml.registry.graphcheck`."""
 
 
 class CorruptBlobError(IntegrityError):

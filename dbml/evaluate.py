@@ -63,7 +63,7 @@ the rows with ``ANOMALY_SCORE`` and ``IS_ANOMALY`` (both in one materialized CTE
 
 Forecasters (task ``forecast``) are backtested by :func:`forecast_evaluation_sql` on
 every complete window of the source's series: the ``window`` values up to a time (the
-history, as at training: :func:`dbml.forecast.windows_sql`) and the next ``horizon``
+history, as at training: :func:`dbml.data.series.windows_sql`) and the next ``horizon``
 actual values, all non-NULL and not NaN (windows without them are left out, as at
 training). ``PREDICT(m, history)`` forecasts each window; each of its ``horizon``
 values is compared with the actual one at its step (``unnest ... WITH ORDINALITY``):
@@ -469,7 +469,7 @@ def confusion_sql(source_sql: str, model_ref: str, target: str, by: str | None =
 
 def _series_numbers(source_sql: str, series: Any) -> str:
     """The CTE ``_series``: each series' keys and its number, numbered as
-    :func:`dbml.forecast.windows_sql` numbers its windows' ``__dbml_series__``
+    :func:`dbml.data.series.windows_sql` numbers its windows' ``__dbml_series__``
     (``dense_rank()`` over the keys of the same rows)."""
     keys = ", ".join(_q(k) for k in series.keys)
     return (
@@ -486,7 +486,7 @@ def forecast_evaluation_sql(source_sql: str, model_ref: str, series: Any, window
     Args:
         source_sql: a query with the time, series key and target columns (others ignored).
         model_ref: the model reference PREDICT gets, e.g. ``'demand:2'``.
-        series: the :class:`dbml.forecast.Series` that :func:`dbml.forecast.describe_series`
+        series: the :class:`dbml.data.series.Series` that :func:`dbml.data.series.describe_series`
             found in source_sql (it checks the series as training does).
         window, horizon: the version's; each window's history has ``window`` values and
             PREDICT gives ``horizon``.
@@ -496,7 +496,7 @@ def forecast_evaluation_sql(source_sql: str, model_ref: str, series: Any, window
     Columns: ``[by...,] windows, rows, mae, rmse, mape, smape, mase, seasonal_naive_mae``.
     See the module's docstring for definitions.
     """
-    from dbml.forecast import windows_sql
+    from dbml.data.series import windows_sql
 
     for name, value, low in (("window", window, 1), ("horizon", horizon, 1), ("season", season, 1)):
         if not isinstance(value, int) or isinstance(value, bool) or value < low:

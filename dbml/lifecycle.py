@@ -13,12 +13,12 @@ import duckdb
 import pyarrow as pa
 
 from dbml.errors import OptionError, TargetError
-from dbml.modelfile import describe_file, open_session
+from dbml.registry.modelfile import describe_file, open_session
 from dbml.names import check_alias_name, check_model_name, check_version
 from dbml.options import Option, validate_options
 from dbml.runtime import verify_blob
 from dbml.sqltext import quote as _quote
-from dbml.transfer import MAX_IMPORT_BYTES, read_url, with_metadata, write_url
+from dbml.registry.transfer import MAX_IMPORT_BYTES, read_url, with_metadata, write_url
 
 if TYPE_CHECKING:
     from dbml.connection import Connection
@@ -145,7 +145,7 @@ class _Rewriting:
 def _forecast_evaluation(conn: "Connection", rec: dict[str, Any], source_sql: str, source_label: str,
                          opts: dict[str, Any]) -> str:  # fmt: skip
     """The SQL of EVALUATE on a forecaster: a backtest over every complete window of the
-    source's series, checked as at training (:func:`dbml.forecast.describe_series`).
+    source's series, checked as at training (:func:`dbml.data.series.describe_series`).
 
     ``by``: a series key column (one row per its value), or ``'series'`` (one row per
     series, under every key column) unless a column of that name is a series key."""
@@ -178,11 +178,11 @@ def _forecast_evaluation(conn: "Connection", rec: dict[str, Any], source_sql: st
 
 
 def _series_of(conn: "Connection", rec: dict[str, Any], source_sql: str, source_label: str, doing: str):
-    """The series of a forecaster's source (:class:`dbml.forecast.Series`, under the
+    """The series of a forecaster's source (:class:`dbml.data.series.Series`, under the
     source's own column names), checked as at training: the time, key and target
     columns present, a numeric target, one row per time, a regular step of a frequency
     the version was trained on, at least ``window + horizon`` rows per series."""
-    from dbml import forecast
+    from dbml.data import series as forecast
     from dbml.kinds.scalar import is_number_type
 
     what = f"model '{rec['model']}' version {rec['version']}"
@@ -293,7 +293,7 @@ def monitor_model(
     _require_columns(conn, rec, source_sql, source_label, {}, "monitor")
     scored = source_sql
     if rec["task"] == "forecast":  # the rows are series: their windows are what the model reads
-        from dbml.forecast import HISTORY, windows_sql
+        from dbml.data.series import HISTORY, windows_sql
 
         series = _series_of(conn, rec, source_sql, source_label, "monitor")
         windows = windows_sql(f"SELECT * FROM (\n{source_sql}\n) AS src", series, int(rec["options"]["window"]),
@@ -322,13 +322,13 @@ def export_model(conn: "Connection", model: str, version: int | None, url: str) 
 def import_model(conn: "Connection", name: str, url: str, options: dict[str, Any]) -> duckdb.DuckDBPyRelation:
     """IMPORT MODEL: a file written by EXPORT MODEL becomes the next version of ``name``,
     keeping its lineage, metrics and profile; a foreign ONNX file (no dbml metadata)
-    becomes a version of architecture and task ``imported`` (see :mod:`dbml.foreign`).
+    becomes a version of architecture and task ``imported`` (see :mod:`dbml.registry.foreign`).
 
-    The file's metadata is data, never trusted: :func:`dbml.modelfile.describe_file`
-    checks its ``dbml.record`` keys (:func:`dbml.records.check_imported_facts`: unknown
+    The file's metadata is data, never trusted: :func:`dbml.registry.modelfile.describe_file`
+    checks its ``dbml.record`` keys (:func:`dbml.registry.records.check_imported_facts`: unknown
     identifier-shaped keys are dropped, named in a warning and in the audit row; any
     other key is refused), the record IMPORT builds against the declared schema
-    (:func:`dbml.records.validate_record`) and against the graph (inputs, outputs, label
+    (:func:`dbml.registry.records.validate_record`) and against the graph (inputs, outputs, label
     count), all before anything is written. Scoring outside DuckDB (:func:`dbml.score`)
     runs the same checks.
     """

@@ -160,7 +160,7 @@ class Output:
         description: one line for users.
         needs: what a model must be to offer it, for the refusal message.
         column: the name of its result column outside DuckDB (:func:`dbml.score`,
-            :mod:`dbml.spark`).
+            :mod:`dbml.integrations.spark`).
     """
 
     function: str

@@ -19,7 +19,7 @@ defaults when the module is imported):
 * output size: an output of more than ``values_per_row`` values per input row
   (``DBML_PREDICT_VALUES_PER_ROW``, default 65,536) is refused.
 
-Loading a blob runs :func:`dbml.graphcheck.check_graph` first (no external data, standard
+Loading a blob runs :func:`dbml.registry.graphcheck.check_graph` first (no external data, standard
 operators, bounded loops and constants) and tells onnxruntime to read the bytes as
 ONNX only and to resolve any external path in an empty private folder.
 """
@@ -46,7 +46,7 @@ from onnx import TensorProto, helper
 from dbml.errors import CorruptBlobError, DbmlError, IntegrityError, OptionError, ResourceLimitError, ScoringError
 from dbml.features import FeatureSpec
 from dbml.kinds import KINDS
-from dbml.graphcheck import check_graph, parse_blob
+from dbml.registry.graphcheck import check_graph, parse_blob
 
 __all__ = [
     "new_session", "session_for", "verify_blob", "arrow_feeds", "clear_sessions", "run_bounded",
@@ -160,7 +160,7 @@ def new_session(blob: bytes, threads: int = 1, proto: onnx.ModelProto | None = N
 
     Raises:
         CorruptBlobError: the bytes do not parse as ONNX.
-        UnsafeGraphError: the graph breaks a rule of :mod:`dbml.graphcheck`.
+        UnsafeGraphError: the graph breaks a rule of :mod:`dbml.registry.graphcheck`.
         Exception: onnxruntime's own error when it cannot load the graph
             (:func:`session_for` names the version in a CorruptBlobError).
     """
@@ -191,7 +191,7 @@ def session_for(sha256: str, size: int, load_blob: Callable[[], bytes], what: st
     Raises:
         IntegrityError: the stored blob's size or digest differs from the registry's.
         CorruptBlobError: the digest matches but the blob is not a graph onnxruntime loads.
-        UnsafeGraphError: the stored graph breaks a rule of :mod:`dbml.graphcheck`.
+        UnsafeGraphError: the stored graph breaks a rule of :mod:`dbml.registry.graphcheck`.
     """
     with _lock:
         sess = _sessions.get(sha256)

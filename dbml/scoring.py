@@ -10,8 +10,8 @@ no torch), with the answers PREDICT gives in SQL.
 What is checked, in order: the file is read under IMPORT's size limit; its size and
 sha256 against ``size=`` and ``sha256=`` (EXPORT MODEL's result row prints both) before
 any byte is parsed; the bytes as IMPORT checks them (ONNX only, never unpickled, the
-ONNX checker, :mod:`dbml.graphcheck`); its metadata by IMPORT's own validation
-(:func:`dbml.modelfile.describe_file`). Then, for each call and before any row is
+ONNX checker, :mod:`dbml.registry.graphcheck`); its metadata by IMPORT's own validation
+(:func:`dbml.registry.modelfile.describe_file`). Then, for each call and before any row is
 scored, the data's columns: every feature column present (matched by name without
 regard to case, as ``PREDICT(m, *)`` matches them in DuckDB; two columns whose names
 differ only in case are ambiguous) and of a type its kind takes. Rows are encoded as
@@ -40,12 +40,12 @@ import pyarrow as pa
 
 from dbml.errors import FeatureError, IntegrityError, OptionError, SourceError, TargetError, TransferError
 from dbml.features import FeatureSpec
-from dbml.foreign import imported_feeds, imported_output, imported_proba
+from dbml.registry.foreign import imported_feeds, imported_output, imported_proba
 from dbml.kinds import KINDS, clock, kind_of
-from dbml.modelfile import describe_file, open_session
+from dbml.registry.modelfile import describe_file, open_session
 from dbml.outputs import BY_FUNCTION, FUNCTION_NAMES, OUTPUTS, VersionInfo, arrow_type, not_offered
 from dbml.runtime import run_bounded, scoring_session_for
-from dbml.transfer import MAX_IMPORT_BYTES, checked_onnx, fetch
+from dbml.registry.transfer import MAX_IMPORT_BYTES, checked_onnx, fetch
 
 __all__ = ["Scorer", "load_model", "score", "as_scorer", "as_table", "check_timezone", "BATCH_ROWS", "CLASS_TARGET_TYPES"]
 
@@ -89,7 +89,7 @@ def load_model(model: str | os.PathLike | bytes | bytearray | memoryview, sha256
         TransferError: unreadable, too large, not ONNX, or a graph dbml cannot feed.
         IntegrityError: a size or sha256 other than the ones given.
         RecordError: dbml metadata that breaks the version record's schema.
-        UnsafeGraphError: a graph dbml will not load (see :mod:`dbml.graphcheck`).
+        UnsafeGraphError: a graph dbml will not load (see :mod:`dbml.registry.graphcheck`).
         TargetError: a classifier of a target type scored in DuckDB only (TIME, UUID,
             lists, ...; see :data:`CLASS_TARGET_TYPES`).
     """

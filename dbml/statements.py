@@ -20,7 +20,7 @@ from dbml.dialect import (
 )  # fmt: skip
 from dbml.errors import DbmlError, OptionError, SourceError
 from dbml.request import TrainRequest
-from dbml.records import decode_row
+from dbml.registry.records import decode_row
 from dbml.registry import check_model_name
 
 if TYPE_CHECKING:
@@ -156,7 +156,7 @@ def run_export(conn: "Connection", node: ExportModel, params: list[Any] | None) 
 
 
 def run_export_card(conn: "Connection", node: ExportModelCard, params: list[Any] | None) -> duckdb.DuckDBPyRelation:
-    from dbml.card import export_card
+    from dbml.integrations.card import export_card
 
     return export_card(conn, node.this.name, _version(node), node.args["url"].this)
 

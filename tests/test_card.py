@@ -1,4 +1,4 @@
-"""The HTML model card (dbml.card): con.model_card, EXPORT MODEL CARD, escaping, and a
+"""The HTML model card (dbml.integrations.card): con.model_card, EXPORT MODEL CARD, escaping, and a
 real headless browser (Debian's chromium through playwright) that loads nothing but the file."""
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ import duckdb
 import pytest
 from conftest import registry_counts, udf_names
 
-from dbml import pipeline
+from dbml.training import pipeline
 from dbml.errors import (
     ExportError, FeatureError, InvalidNameError, ModelNotFoundError, OptionError,
     SourceError, TargetError, VersionNotFoundError,

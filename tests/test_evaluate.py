@@ -13,7 +13,7 @@ from sklearn import metrics as skm
 import dbml
 from dbml.errors import FeatureError, OptionError, TargetError
 from dbml.evaluate import EPS, anomaly_evaluation_sql, confusion_sql, evaluation_sql, forecast_evaluation_sql, positive_label
-from dbml.forecast import describe_series
+from dbml.data.series import describe_series
 
 # the model's float32 probabilities sum to one within ~1e-7, which sklearn's log_loss warns about
 # sklearn's warnings for a group with one class (its AUC is undefined; ours is NULL there)

@@ -489,7 +489,7 @@ def test_golden_windows_sql():
     each runs on a table of that shape."""
     from pathlib import Path
 
-    from dbml.forecast import Series, windows_sql
+    from dbml.data.series import Series, windows_sql
 
     text = (Path(__file__).parent / "golden" / "forecast.expected.sql").read_text()
     blocks = {b.split("\n", 1)[0].strip(): b.split("\n", 1)[1].strip().rstrip(";") for b in text.split("\n\n-- ")[1:]}

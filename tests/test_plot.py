@@ -12,9 +12,9 @@ import pytest
 matplotlib.use("Agg")
 
 import dbml  # noqa: E402
-from dbml import plot  # noqa: E402
+from dbml.integrations import plot  # noqa: E402
 from dbml.errors import DbmlError, ModelNotFoundError, OptionError, VersionNotFoundError  # noqa: E402
-from dbml.plot import _draw  # noqa: E402
+from dbml.integrations.plot import _draw  # noqa: E402
 from conftest import foreign_add_model  # noqa: E402
 
 TINY = "epochs = 3, seed = 1, progress = false"

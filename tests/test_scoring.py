@@ -524,9 +524,9 @@ def test_submodules_are_reached_from_import_dbml_alone():
         import dbml
         assert callable(dbml.runtime.configure_limits)
         assert "duckdb" not in sys.modules, "dbml.runtime imported DuckDB"
-        assert "KINDS" in dir(dbml.kinds) and callable(dbml.records.validate_record)
+        assert "KINDS" in dir(dbml.kinds) and callable(dbml.registry.records.validate_record)
         assert "duckdb" not in sys.modules
-        assert dbml.registry.Registry.__module__ == "dbml.registry"
+        assert dbml.registry.Registry.__module__ == "dbml.registry.store"
         try:
             dbml.no_such_module
         except AttributeError as err:

@@ -9,7 +9,8 @@ import pytest
 
 import dbml
 from conftest import run_without_torch
-from dbml import architectures, pipeline
+from dbml import architectures
+from dbml.training import pipeline
 from dbml.architectures import Architecture, concat
 from dbml.errors import TargetError
 from dbml.options import Option

@@ -20,7 +20,7 @@ import pyarrow as pa
 from duckdb import sqltypes
 
 from dbml.features import FeatureSpec
-from dbml.foreign import imported_feeds, imported_output, imported_proba
+from dbml.registry.foreign import imported_feeds, imported_output, imported_proba
 from dbml.kinds import KINDS
 from dbml.outputs import BY_FUNCTION, OUTPUTS, VersionInfo, label_field
 from dbml.runtime import ScoringSession, run_bounded
@@ -133,7 +133,7 @@ def register_imported(
 ) -> dict[str, str]:
     """Create the UDFs of a version imported from a foreign ONNX file.
 
-    ``options`` is the version's stored layout (:func:`dbml.foreign.describe_graph`):
+    ``options`` is the version's stored layout (:func:`dbml.registry.foreign.describe_graph`):
     which columns feed which graph input (stacked in order for an ``[N, F]`` input), in
     which dtype; the output PREDICT returns; the probabilities output, if any.
     ``names``: {SQL function: UDF name} of the functions to create (PREDICT, and

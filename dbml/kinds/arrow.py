@@ -3,7 +3,7 @@ column made plain, numbers as DuckDB's ``CAST(x AS DOUBLE)`` gives them, the FLO
 range check of the SQL encodings, and the refusal of an Arrow type a kind cannot take.
 
 The Arrow encodings give, for engines that are not DuckDB (:func:`dbml.score`,
-:mod:`dbml.spark`), the column each kind's SQL encoding (:meth:`dbml.kinds.Kind.sql`)
+:mod:`dbml.integrations.spark`), the column each kind's SQL encoding (:meth:`dbml.kinds.Kind.sql`)
 gives inside DuckDB, to the float32 bit; tests/test_kinds_arrow.py runs both over the
 same rows. DuckDB's PREDICT keeps the SQL encoding.
 """

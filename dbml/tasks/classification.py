@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from onnx import TensorProto, helper
 
-from dbml import records
+from dbml.registry import records
 from dbml.errors import TargetError
 from dbml.options import MAX_LABELS
 from dbml.outputs import label_field
@@ -85,7 +85,7 @@ class Classification(Task):
         return _q(target)
 
     def prepare(self, model, target, target_type, y, parent):
-        from dbml import finetune
+        from dbml.training import finetune
 
         labels = sorted(pc.unique(y).to_pylist())
         label_onnx, predict_type = label_types(target_type)

@@ -1,7 +1,7 @@
 """Forecasting: the next ``horizon`` values of a target from its last ``window`` values,
 per series (``series`` key columns) ordered by ``time``.
 
-DuckDB builds the windows (see :mod:`dbml.forecast`); the split is by time (the latest
+DuckDB builds the windows (see :mod:`dbml.data.series`); the split is by time (the latest
 windows validate); each window is scaled by its own mean and spread in the graph, so a
 network serves series of any level. Outputs ``forecast`` (FLOAT [N, horizon]) and
 ``embedding``; the residual spread per step on the validation windows is kept for
@@ -22,7 +22,7 @@ from dbml.tasks import Target, Task
 
 __all__ = ["Forecast"]
 
-KEY = "array:history"  # the group of the window feature (dbml.forecast.HISTORY)
+KEY = "array:history"  # the group of the window feature (dbml.data.series.HISTORY)
 
 
 def _head(width: int, horizon: int):
@@ -44,7 +44,7 @@ class Forecast(Task):
     )  # fmt: skip
 
     def source(self, con, name, req, columns, types, target, target_type, options):
-        from dbml import forecast
+        from dbml.data import series as forecast
         from dbml.features import FeatureSpec
 
         if target is None:

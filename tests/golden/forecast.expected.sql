@@ -1,4 +1,4 @@
--- The windows FORECAST's model is trained and backtested on (dbml.forecast.windows_sql over
+-- The windows FORECAST's model is trained and backtested on (dbml.data.series.windows_sql over
 -- SELECT * FROM sales), one per case of tests/test_forecast.py::GOLDEN_WINDOWS.
 
 -- one daily series, window 28, horizon 14

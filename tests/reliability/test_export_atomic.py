@@ -41,7 +41,7 @@ def test_sigkill_mid_write_keeps_the_old_export(database):
     script = textwrap.dedent(
         f"""
         import builtins, sys, time
-        import dbml, dbml.transfer as transfer
+        import dbml, dbml.registry.transfer as transfer
 
         class Slow:
             def __init__(self, f): self.f = f
@@ -86,7 +86,7 @@ def test_sigkill_mid_write_keeps_the_old_export(database):
 def test_a_failing_write_leaves_the_old_file_and_no_temporary(database, monkeypatch):
     import builtins
 
-    import dbml.transfer as transfer
+    import dbml.registry.transfer as transfer
 
     db, out = database
     good = out.read_bytes()
@@ -115,7 +115,7 @@ def test_a_failing_write_leaves_the_old_file_and_no_temporary(database, monkeypa
 
 
 def test_what_was_written_is_verified(database, monkeypatch):
-    import dbml.transfer as transfer
+    import dbml.registry.transfer as transfer
 
     db, out = database
     real = os.replace

@@ -21,7 +21,8 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from dbml import graphcheck, runtime
+from dbml import runtime
+from dbml.registry import graphcheck
 from dbml.errors import CorruptBlobError, UnsafeGraphError
 
 SECRET = b"root:x:0:0:root:/root:/bin/bash\n"

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 import dbml
 from dbml.errors import DbmlError, RecordError
-from dbml.records import VERSION_COLUMNS
+from dbml.registry.records import VERSION_COLUMNS
 
 O = "epochs = 3, progress = false, hidden = [8]"
 DATA = "SELECT i % 10 AS a, ['x', 'y', 'z'][1 + i % 3] AS c, i % 10 > 4 AS y FROM range(100) r(i)"

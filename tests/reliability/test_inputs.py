@@ -118,7 +118,7 @@ def test_nan_targets_are_skipped_like_null_ones_and_infinite_ones_refused(con):
      ("__dbml_target__", "i * 1.5"), ("DBML/Q", "i * 1.5")],
 )  # fmt: skip
 def test_reserved_column_names_are_refused_before_training_with_a_fix_that_runs(con, column, task_target, monkeypatch):
-    from dbml import pipeline
+    from dbml.training import pipeline
 
     monkeypatch.setattr(pipeline, "fit_model", lambda *a, **k: pytest.fail("training started"))
     quoted = '"' + column + '"'
@@ -151,7 +151,7 @@ def test_class_labels_beyond_bigint_are_refused_before_reading_rows(con):
 
 
 def test_too_many_classes_are_refused_before_training_naming_the_option(con, monkeypatch):
-    from dbml import pipeline
+    from dbml.training import pipeline
 
     monkeypatch.setattr(pipeline, "fit_model", lambda *a, **k: pytest.fail("training started"))
     src = "SELECT i % 7 AS x, 'c' || i AS y FROM range(1500) r(i)"
@@ -165,7 +165,7 @@ def test_too_many_classes_are_refused_before_training_naming_the_option(con, mon
 
 
 def test_wide_inputs_are_refused_before_training_and_categories_are_embedded(con, monkeypatch):
-    from dbml import pipeline
+    from dbml.training import pipeline
     from dbml.kinds import KINDS
 
     spec = dbml.features.FeatureSpec("c", "category", "VARCHAR")

@@ -19,7 +19,7 @@ CHILD = textwrap.dedent(
     """
     import sys, time, pathlib
     import dbml
-    from dbml import pipeline
+    from dbml.training import pipeline
     from dbml.training import Callback
 
     path, marker, point = sys.argv[1:4]

@@ -23,7 +23,7 @@ from onnx import TensorProto, helper, numpy_helper
 from dbml.errors import ExportError, FeatureError
 from dbml.features import FeatureSpec
 from dbml.kinds import groups as input_groups
-from dbml.model import ExportWrapper, Network
+from dbml.training.network import ExportWrapper, Network
 
 __all__ = ["build_onnx", "export_module", "OPSET", "ML_OPSET", "PREFIX"]
 

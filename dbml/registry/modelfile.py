@@ -3,9 +3,9 @@
 A file EXPORT MODEL wrote describes itself in its metadata (``dbml.features``,
 ``dbml.task``, ``dbml.labels``, ``dbml.target``, ``dbml.target_type`` and the registry
 facts under ``dbml.record``); any other ONNX file is foreign, and its graph's inputs
-and outputs say how columns feed it (:func:`dbml.foreign.describe_graph`). Either way
+and outputs say how columns feed it (:func:`dbml.registry.foreign.describe_graph`). Either way
 :func:`describe_file` gives the version record IMPORT MODEL stores, checked against the
-record schema (:func:`dbml.records.validate_record`) and against the graph; IMPORT and
+record schema (:func:`dbml.registry.records.validate_record`) and against the graph; IMPORT and
 scoring outside DuckDB (:mod:`dbml.scoring`) share this one validation. The metadata
 is data, never trusted. Nothing here touches a database or imports torch.
 """
@@ -19,8 +19,8 @@ from typing import Any, Callable
 
 from dbml.errors import DbmlError, RecordError, TransferError
 from dbml.names import check_model_name, check_version
-from dbml.records import check_imported_facts, validate_record
-from dbml.transfer import RECORD_KEY, dbml_metadata
+from dbml.registry.records import check_imported_facts, validate_record
+from dbml.registry.transfer import RECORD_KEY, dbml_metadata
 
 __all__ = ["ModelFile", "describe_file", "open_session", "TRAINED_TASKS"]
 
@@ -32,7 +32,7 @@ class ModelFile:
     """An ONNX file, described.
 
     Attributes:
-        record: the version record, checked (:func:`dbml.records.validate_record`).
+        record: the version record, checked (:func:`dbml.registry.records.validate_record`).
         origin: ``'model:version'`` it was exported from, when its ``dbml.record`` says
             so in a well-formed way (lineage text only), else None.
         dropped: unknown identifier-shaped keys of its ``dbml.record``, left out.
@@ -50,7 +50,7 @@ def open_session(blob: bytes, url: str):
     :func:`dbml.runtime.new_session`.
 
     Raises:
-        UnsafeGraphError, ResourceLimitError: the graph breaks a rule of dbml.graphcheck.
+        UnsafeGraphError, ResourceLimitError: the graph breaks a rule of dbml.registry.graphcheck.
         TransferError: onnxruntime cannot load the graph (naming ``url``).
     """
     from dbml.runtime import new_session
@@ -174,7 +174,7 @@ def _foreign_record(blob: bytes, url: str, session: Any, name: str, facts: dict[
     """The record of a foreign ONNX file: architecture and task ``imported``."""
     import onnx
 
-    from dbml.foreign import describe_graph
+    from dbml.registry.foreign import describe_graph
 
     names = inputs
     if names is None and facts.get("architecture") == "imported":  # exported by dbml after an import

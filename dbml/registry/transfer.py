@@ -138,14 +138,14 @@ def fetch(url: str, max_bytes: int = MAX_IMPORT_BYTES) -> tuple[bytes, Any, str]
 
 def checked_onnx(data: bytes, url: str, max_bytes: int = MAX_IMPORT_BYTES, fs: Any = None, path: str | None = None) -> bytes:
     """The bytes of an ONNX model, checked as IMPORT checks a file: ONNX only (never
-    unpickled), the ONNX checker, graph inputs and outputs, :func:`dbml.graphcheck.check_graph`.
+    unpickled), the ONNX checker, graph inputs and outputs, :func:`dbml.registry.graphcheck.check_graph`.
     External data beside the model (on ``fs`` next to ``path``) goes inside the bytes
     returned; without ``fs`` (bytes given in memory) :func:`check_graph` refuses it.
 
     Raises:
         TransferError: not an ONNX model, or a graph dbml will not load (naming ``url``).
     """
-    from dbml import graphcheck  # what a graph may do: no outside files, standard operators, bounded sizes
+    from dbml.registry import graphcheck  # what a graph may do: no outside files, standard operators, bounded sizes
 
     try:
         proto = onnx.load_from_string(data)

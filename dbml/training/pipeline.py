@@ -27,13 +27,14 @@ import torch
 from sqlglot import exp
 
 import dbml
-from dbml import finetune, lineage, records
+from dbml.training import finetune
+from dbml.registry import lineage, records
 from dbml.architectures import ARCHITECTURES, Architecture, default_architecture, get_architecture
 from dbml.errors import ExportError, FeatureError, OptionError, SourceError, TargetError
-from dbml.export import PREFIX, build_onnx
+from dbml.training.export import PREFIX, build_onnx
 from dbml.features import FeatureSpec, feature_sql
 from dbml.kinds import KINDS, detect, groups, kind_of
-from dbml.model import Network
+from dbml.training.network import Network
 from dbml.options import DISPLAY_OPTIONS, TRAINING_OPTIONS, validate_options, verbosity
 from dbml.registry import Registry, check_model_name
 from dbml.request import TrainRequest

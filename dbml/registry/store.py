@@ -5,9 +5,9 @@ applied in order and recorded in ``dbml.schema_version``. Every write that belon
 together (version row, blob, training log, audit row) is one transaction on a
 cursor of its own, so the user's open transaction is never touched and a failure
 leaves the registry as it was. Values are always bound, never pasted into SQL, and
-the column lists are the registry's own (:data:`dbml.records.VERSION_COLUMNS`), never a
+the column lists are the registry's own (:data:`dbml.registry.records.VERSION_COLUMNS`), never a
 record's keys. Every row read or written is checked against the declared record
-schema of :mod:`dbml.records`.
+schema of :mod:`dbml.registry.records`.
 
 Compatibility: a registry of a newer schema version than this dbml knows is refused
 (:meth:`Registry.check_compatible`); an older one is migrated by :meth:`Registry.ensure`,
@@ -32,11 +32,11 @@ from dbml.errors import (
     DbmlError, ModelNotFoundError, RegistrySchemaError, VersionNotFoundError,
 )  # fmt: skip
 from dbml.names import check_alias_name, check_model_name, check_version, parse_reference
-from dbml.records import JSON_COLUMNS, VERSION_COLUMNS, decode_row, validate_record
+from dbml.registry.records import JSON_COLUMNS, VERSION_COLUMNS, decode_row, validate_record
 
 __all__ = ["Registry", "check_model_name", "check_alias_name", "check_version", "parse_reference", "SCHEMA_VERSION"]
 
-_COLUMNS = ", ".join(VERSION_COLUMNS)  # the registry's own column names, declared in dbml.records
+_COLUMNS = ", ".join(VERSION_COLUMNS)  # the registry's own column names, declared in dbml.registry.records
 # Connections of one process to one file share a database instance: migrations in a
 # process take turns (a race across processes cannot happen: DuckDB locks the file).
 _MIGRATING = threading.Lock()
@@ -156,7 +156,7 @@ class Registry:
 
     def get(self, model: str, version: int | None = None, alias: str | None = None) -> dict[str, Any]:
         """The version row of a model (JSON columns decoded), checked against the declared
-        record schema of :mod:`dbml.records`.
+        record schema of :mod:`dbml.registry.records`.
 
         ``version`` pins a version, ``alias`` names one; with neither, the 'default'
         alias when set, else the newest version. The reads are one transaction, so an

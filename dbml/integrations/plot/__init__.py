@@ -20,7 +20,7 @@ from typing import Any
 import duckdb
 
 from dbml.errors import DbmlError, OptionError
-from dbml.plot._draw import (
+from dbml.integrations.plot._draw import (
     PREDICTION, draw_calibration, draw_confusion, draw_drift, draw_forecast, draw_importance, draw_pr,
     draw_predicted_vs_actual, draw_residuals, draw_roc, draw_scores, draw_training, new_axes, new_figure, nan as _nan,
 )  # fmt: skip
@@ -270,7 +270,7 @@ def _draw_evaluation(fig, run: dict[str, Any]):
         if labelled:
             draw_roc(axes[1], curves["roc"])
     else:
-        raise DbmlError(f"EVALUATE run {run['run_id']} has task '{task}', which dbml.plot does not draw")
+        raise DbmlError(f"EVALUATE run {run['run_id']} has task '{task}', which dbml.integrations.plot does not draw")
     fig.suptitle(f"{_what(run['model'], run['version'])}: EVALUATE run {run['run_id']}")
     return fig
 

@@ -320,7 +320,7 @@ def _labels(c: _Check, value: Any, task: str, target_type: str | None) -> list[A
 
 
 def _imported_options(c: _Check, value: dict[str, Any], features: list[dict[str, Any]]) -> None:
-    """The graph layout of a foreign model (see :func:`dbml.foreign.describe_graph`)."""
+    """The graph layout of a foreign model (see :func:`dbml.registry.foreign.describe_graph`)."""
     names = {f["name"] for f in features}
     graph_inputs = value.get("graph_inputs")
     if not isinstance(graph_inputs, list) or not 1 <= len(graph_inputs) <= MAX_FEATURES:

@@ -1,4 +1,4 @@
-"""The drawing half of dbml.plot: plain dicts and lists in (as the registry stores them), a
+"""The drawing half of dbml.integrations.plot: plain dicts and lists in (as the registry stores them), a
 matplotlib Axes or Figure out. Nothing here reads a database, so each picture can be
 tested with data built by hand.
 """

@@ -4,10 +4,10 @@
 and renders what the model is, which data shaped it, how it was evaluated, where it
 is deployed, what changed since training and who did what. Every value from the
 database is escaped with :func:`html.escape`; a fact that was not recorded is shown
-as "not measured", never as 0. Pictures come from :mod:`dbml.plot` as inline SVG
+as "not measured", never as 0. Pictures come from :mod:`dbml.integrations.plot` as inline SVG
 (``data:`` images, so the page loads nothing); a picture that cannot be drawn is
 replaced by a note saying why. :func:`export_card` writes the page to a path or an
-fsspec URL, as EXPORT MODEL writes a model (:func:`dbml.transfer.write_url`: whole or
+fsspec URL, as EXPORT MODEL writes a model (:func:`dbml.registry.transfer.write_url`: whole or
 not at all, an existing file is replaced).
 """
 
@@ -173,11 +173,11 @@ def _defaults(architecture: str) -> dict[str, Any]:
 
 
 def _picture(draw: Callable[[], Any], caption: str) -> str:
-    """A figure from :mod:`dbml.plot` as an inline SVG image, or a note saying why not."""
+    """A figure from :mod:`dbml.integrations.plot` as an inline SVG image, or a note saying why not."""
     try:
-        from dbml import plot
+        from dbml.integrations import plot
     except ImportError as err:
-        return _note(f"{caption}: no picture (dbml.plot is not available: {err})")
+        return _note(f"{caption}: no picture (dbml.integrations.plot is not available: {err})")
     fig = None
     try:
         drawn = draw()
@@ -203,7 +203,7 @@ def _picture(draw: Callable[[], Any], caption: str) -> str:
 
 def _plot(name: str) -> Callable[..., Any]:
     def call(*args: Any, **kwargs: Any) -> Any:
-        from dbml import plot
+        from dbml.integrations import plot
 
         return getattr(plot, name)(*args, **kwargs)
 
@@ -492,7 +492,7 @@ def export_card(conn: "Connection", model: str, version: int | None, url: str) -
 
     A written card leaves an audit row (action ``CARD``, with the URL and size).
     """
-    from dbml.transfer import write_url
+    from dbml.registry.transfer import write_url
 
     if not isinstance(url, str) or not url.strip():
         raise TransferError(f"the model card of '{model}' needs a path or URL to write to, got {url!r}")
@@ -509,7 +509,7 @@ def export_card(conn: "Connection", model: str, version: int | None, url: str) -
 
 def _check_target(url: str) -> None:
     """Refuse a URL whose file system is unknown, or a local path whose folder is missing,
-    before the card is drawn (:func:`dbml.transfer.write_url` checks the write itself)."""
+    before the card is drawn (:func:`dbml.registry.transfer.write_url` checks the write itself)."""
     import os
 
     import fsspec
