@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 import contextlib
 import functools
+import inspect
 import itertools
 import re
 import sys
@@ -30,23 +31,19 @@ import weakref
 from typing import Any
 
 import duckdb
-import pyarrow as pa
 
-from dbml import lifecycle, statements
-from dbml.dialect import parse_statement
-from dbml.errors import DbmlError, FeatureError, TargetError
-from dbml.features import FeatureSpec
-from dbml.outputs import FUNCTION_NAMES, OUTPUTS, VersionInfo, offered
-from dbml.summary import headline, human_size
-from dbml.request import TrainRequest
-from dbml.tasks.classification import label_types
-from dbml.registry import Registry, check_model_name, parse_reference
-from dbml.rewrite import ModelSignature, Statement, rewrite_predict, split_statements
-from dbml.runtime import scoring_session_for, session_for
-from dbml.sqltext import string as sql_string
+from dbml import statements
+from dbml.errors import DbmlError, DbmlSyntaxError, FeatureError
+from dbml.names import parse_reference
+from dbml.outputs import FUNCTION_NAMES, OUTPUTS
+from dbml.registry.store import Registry
+from dbml.script import Statement, mask, nested_statements, split_script, suggestion
+from dbml.statements import Context
+from dbml.statements.base import numbered_parameters, parameters_for
+
 if TYPE_CHECKING:
-    from dbml.training import Callback
-from dbml.udfs import function_digest, function_names, parse_function_name, register_imported, register_version, version_info
+    from dbml.outputs import VersionInfo
+    from dbml.rewrite import ModelSignature
 
 __all__ = ["Connection", "connect", "install"]
 
@@ -221,7 +218,7 @@ class Connection:
         """
         text = _text(text)
         try:
-            parts = split_statements(text)
+            parts = split_script(text)
         except Exception:  # pragma: no cover - the scanner reads any text
             parts = [Statement(text, "sql", text)]
         if not parts:
@@ -244,20 +241,21 @@ class Connection:
         Plain SQL and queries with PREDICT behave as ``duckdb.execute`` (the result is
         read with ``fetchall()``, ``df()``, ``arrow()``); ML statements return a relation.
         """
-        parts = split_statements(_text(text))
+        parts = split_script(_text(text))
         if len(parts) != 1:
             if params is not None:
                 raise DbmlError("parameters can be bound to one statement at a time; split the script")
             return self.sql(text)
         part = parts[0]
         if part.kind == "sql":
-            return self._retrying(lambda: self.scoped().execute(text, params), part)
-        return self._submit(part, params, lambda sql, values: self.scoped().execute(sql, values))
+            return self._hinting(part, lambda: self._retrying(lambda: self.scoped().execute(text, params), part))
+        return self._submit(part, params, lambda sql, values, keep: self.scoped().execute(sql, values))
 
     def _run_plain(self, text: str, params, parts: list[Statement]):
         """A script of plain SQL, to DuckDB in one call, as typed. DuckDB returns the rows
         of its latest statement that gave rows; dbml returns None where none did."""
-        rel = self._retrying(lambda: self.scoped().sql(text, params), parts[0] if len(parts) == 1 else None)
+        rel = self._hinting(parts, lambda: self._retrying(lambda: self.scoped().sql(text, params),
+                                                          parts[0] if len(parts) == 1 else None))  # fmt: skip
         con = self.db()
         return rel if any(_yields_rows(con, p) for p in parts) else None
 
@@ -266,16 +264,32 @@ class Connection:
         rows gives a relation (held in memory unless it is the last, since later
         statements may change what it reads); any other runs to its end and gives None."""
 
-        def run(sql: str, values):
+        def run(sql: str, values, keep: bool = False):
             if not _yields_rows(self.db(), part):
                 self.scoped().execute(sql, values).fetchall()
                 return None
             rel = self.scoped().sql(sql, values)
-            return rel if last or rel is None else rel.materialize()
+            return rel if (last and not keep) or rel is None else rel.materialize()
 
         if part.kind == "sql":
-            return self._retrying(lambda: run(part.text, params), part)
+            return self._hinting(part, lambda: self._retrying(lambda: run(part.text, params), part))
         return self._submit(part, params, run)
+
+    def _hinting(self, parts: Statement | list[Statement], run):
+        """Run plain SQL; when DuckDB refuses a statement that starts like one of dbml's
+        (``TRAIN MODLE``, ``SHOW MODEL``, ``DESCRIBE MODEL`` without a name), say what it
+        probably meant, with DuckDB's own message."""
+        try:
+            return run()
+        except (duckdb.ParserException, duckdb.CatalogException) as err:
+            for part in parts if isinstance(parts, list) else [parts]:
+                hint = suggestion(part.masked or mask(part.text))
+                if hint is not None:
+                    shown = " ".join(part.text.split())
+                    shown = shown if len(shown) <= 60 else shown[:57] + "..."
+                    raise DbmlSyntaxError(f"'{shown}' is not a statement dbml or DuckDB knows: {hint} "
+                                          f"(DuckDB: {str(err).splitlines()[0]})") from None  # fmt: skip
+            raise
 
     def _retrying(self, run, part: Statement | None, rewrite=None):
         """Run SQL, mending what a missing version UDF means, then running it again:
@@ -327,16 +341,31 @@ class Connection:
                 rewrite(True)
 
     def _submit(self, part: Statement, params, run):
-        """Run one statement: ML statements by their handler, the rest by ``run`` after
+        """Run one statement: ML statements by their handler (with a context, never the
+        connection), the rest by ``run`` after running the ML statements nested in it and
         rewriting PREDICT, every model reference resolved once."""
         if part.kind == "ml":
-            return statements.run_statement(self, parse_statement(part.text), params)
+            text, named = numbered_parameters(part.text, part.masked or mask(part.text), params)
+            ctx = self.context(named)
+            try:
+                node = parse_statement(text)
+                return statements.run_statement(ctx, node)
+            finally:
+                ctx.close()
+        ctx = None
+        text, values = part.text, params
+        if part.kind == "nested":
+            text, named = numbered_parameters(part.text, part.masked or mask(part.text), params)
+            ctx = self.context(named)
+            text = self.compose(text, ctx)
+            values = parameters_for(mask(text), named)
         used: list[ModelSignature] = []
-        sql = [self.rewrite(part.text, used)]
+        resolved = ctx._resolved if ctx is not None else {}
+        sql = [self.rewrite(text, used, resolved=resolved)]
 
         def attempt():
             try:
-                return run(sql[0], params)
+                return run(sql[0], values, ctx is not None)  # rows read by name must be read before they go
             except duckdb.BinderException as err:
                 raise _missing_feature(err, used) or err
 
@@ -346,14 +375,61 @@ class Connection:
                     "a view, macro or table made inside this transaction would call PREDICT through functions that "
                     "live only in the transaction: create it after COMMIT or ROLLBACK"
                 )
-            sql[0] = self.rewrite(part.text, used, private=private)
+            sql[0] = self.rewrite(text, used, private=private, resolved=resolved)
 
-        return self._retrying(attempt, part, rewrite)
+        try:
+            return self._retrying(attempt, part, rewrite)
+        finally:
+            if ctx is not None:
+                ctx.close()
+
+    def context(self, params: dict[str, Any] | None = None) -> Context:
+        """A statement handler's view of this connection (see :class:`dbml.statements.Context`)."""
+        return Context(self, params)
+
+    def compose(self, sql: str, ctx: Context) -> str:
+        """``sql`` with each ML statement nested in it (``FROM (FORECAST MODEL m HORIZON 3)``,
+        a CTE, ``COPY (...) TO``) run first by its handler and its rows put in its place,
+        registered on this thread's connection for as long as ``ctx`` lives."""
+        masked = mask(sql)
+        spans = nested_statements(masked)
+        if not spans:
+            return sql
+        view = re.match(r"\s*CREATE\s+(?:OR\s+REPLACE\s+)?(?:TEMP(?:ORARY)?\s+)?(VIEW|MACRO|FUNCTION)\b", masked, re.IGNORECASE)
+        out, last = [], 0
+        for start, end in spans:
+            inner = sql[start + 1 : end].strip()
+            node = parse_statement(inner)
+            statement = statements.statement_of(node)
+            head = " ".join(statement.head)
+            if view is not None:
+                raise DbmlError(
+                    f"a {view.group(1).lower()} cannot hold {head}: dbml runs it when a statement runs, so the "
+                    f"{view.group(1).lower()} would read rows that are gone; keep them with CREATE TABLE ... AS "
+                    f"FROM ({head} ...) and build the {view.group(1).lower()} on that table"
+                )
+            if not statement.returns_rows:
+                raise DbmlError(
+                    f"{head} cannot be used inside a query: it acts rather than giving rows; run it as a statement "
+                    "of its own"
+                )
+            rel = statements.run_statement(ctx.child(), node)
+            table = rel.to_arrow_table() if rel is not None else None
+            name = f"__dbml_rows_{next(_nested_names)}"
+            con = self.db()
+            con.register(name, table)
+            ctx.keep(con, name)
+            out.append(sql[last:start] + f'(FROM "{name}")')
+            last = end + 1
+        out.append(sql[last:])
+        return "".join(out)
 
     def _register_stored(self, function: str) -> bool:
         """Create the UDFs behind a ``dbml_predict__<model>__v<N>...`` name met in SQL that
         was rewritten earlier (a view, a macro), under exactly that name, unless they
         exist already. Returns whether they had to be created."""
+        from dbml.udfs import function_digest, function_names, parse_function_name
+
         model, version = parse_function_name(function)
         if _functions_exist(self._registrar_con(), [function]):
             return False
@@ -371,17 +447,25 @@ class Connection:
         self._ensure_functions(rec, names=function_names(model, version, digest))
         return True
 
-    def rewrite(self, sql: str, used: list[ModelSignature] | None = None, *, private: bool = False) -> str:
+    def rewrite(self, sql: str, used: list[ModelSignature] | None = None, *, private: bool = False,
+                resolved: dict | None = None) -> str:  # fmt: skip
         """The SQL DuckDB runs for ``sql``: PREDICT calls become per-version UDF calls
-        (registered on first use); other text is unchanged. Each model reference is
-        resolved once, so one statement scores with one version of it even while another
-        connection moves an alias. The signatures of the models met are appended to ``used``.
-        ``private``: call copies of the UDFs private to this thread's connection (for a
-        transaction opened before the shared ones existed)."""
-        resolved: dict[str, ModelSignature | None] = {}
+        (registered on first use); other text is unchanged.
+
+        Each model reference is resolved once, whatever its spelling (``cm``, ``'cm'``,
+        ``CM``, ``"cm"`` and ``'cm@default'`` are one reference; ``'cm@production'`` and
+        ``'cm:3'`` are their own), so one statement scores with one version of it even
+        while another connection moves an alias. ``resolved`` carries the resolutions
+        across the calls of one statement (a handler's context passes its own). The
+        signatures of the models met are appended to ``used``. ``private``: call copies
+        of the UDFs private to this thread's connection (for a transaction opened before
+        the shared ones existed)."""
+        from dbml.rewrite import rewrite_predict
+
+        resolved = {} if resolved is None else resolved
 
         def resolve(reference: str) -> ModelSignature | None:
-            key = reference.strip().lower()
+            key = (_reference_key(reference), private)
             if key not in resolved:
                 resolved[key] = self._resolve(reference, private)
                 if used is not None and resolved[key] is not None:
@@ -418,12 +502,17 @@ class Connection:
         version offers. ``names``: the exact names a stored view or macro calls.
         ``private``: also use copies made on this thread's connection, inside its open
         transaction (a ROLLBACK takes them along)."""
+        from dbml.features import FeatureSpec
+        from dbml.outputs import offered
+        from dbml.rewrite import ModelSignature
+        from dbml.udfs import function_names
+
         model, version, sha = rec["model"], rec["version"], rec["onnx_sha256"]
         features = tuple(FeatureSpec(**f) for f in rec["features"])
         names = names or function_names(model, version, sha)
         known = self._functions.get((model, version))
         if known is None or known[0] != sha or any(n not in names.values() for n in known[1].values()):
-            info = self._version_info(rec)
+            info = self.version_info(rec)
             wanted = {fn: names[fn] for fn in offered(info)}
             with self._lock:
                 if not _functions_exist(self._registrar_con(), list(wanted.values())):
@@ -448,18 +537,29 @@ class Connection:
             label_type=rec["target_type"] if task in ("classification", "imported") else "DOUBLE",
         )  # fmt: skip
 
-    def _session(self, rec: dict[str, Any]):
+    def session(self, rec: dict[str, Any]):
+        """The verified onnxruntime session of a version's blob (cached by its sha256)."""
+        from dbml.runtime import session_for
+
         model, version = rec["model"], rec["version"]
         what = f"model '{model}' version {version}"
         return session_for(rec["onnx_sha256"], rec["onnx_size"], lambda: self.registry.blob(model, version), what)
 
-    def _scoring(self, rec: dict[str, Any], features: tuple[FeatureSpec, ...]):
+    def _scoring(self, rec: dict[str, Any], features: tuple):
         """The session the scoring functions of a version trained by dbml run (its packed graph)."""
+        from dbml.runtime import scoring_session_for
+
         model, version = rec["model"], rec["version"]
         what = f"model '{model}' version {version}"
         return scoring_session_for(rec["onnx_sha256"], rec["onnx_size"], lambda: self.registry.blob(model, version), what, features)
 
-    def _version_info(self, rec: dict[str, Any]) -> VersionInfo:
+    def version_info(self, rec: dict[str, Any]) -> VersionInfo:
+        """What a version's graph offers: its task, labels, PREDICT's type and outputs."""
+        from dbml.features import FeatureSpec
+        from dbml.outputs import VersionInfo
+        from dbml.tasks.classification import label_types
+        from dbml.udfs import version_info
+
         task = rec["task"]
         if task == "imported":  # a foreign ONNX file: PREDICT returns its first output's type
             layout = rec.get("options") or {}
@@ -470,9 +570,11 @@ class Connection:
         return version_info(task, rec["labels"], predict_type, self._scoring(rec, features).session)
 
     def _register(self, rec, features, info: VersionInfo, con, names: dict[str, str]) -> dict[str, str]:
+        from dbml.udfs import register_imported, register_version
+
         model, version = rec["model"], rec["version"]
         if rec["task"] == "imported":
-            session = self._session(rec)
+            session = self.session(rec)
             return register_imported(con, model, version, features, rec["options"], info.predict_type, session, names)
         return register_version(con, model, version, features, info, self._scoring(rec, features), names)
 
@@ -484,9 +586,11 @@ class Connection:
                 self._registrar = self._con.cursor()
             return self._registrar
 
-    def _forget_functions(self, model: str, versions: list[int]) -> None:
+    def forget_functions(self, model: str, versions: list[int]) -> None:
         """Remove the UDFs of dropped versions, from whichever connection of this
         process created them (DuckDB lets only the creator remove a function)."""
+        from dbml.udfs import function_names
+
         for version in versions:
             known = self._functions.pop((model, version), None)
             names = list(known[1].values()) if known else []
@@ -503,157 +607,18 @@ class Connection:
                     except duckdb.Error:
                         pass  # not this connection's, or already gone
 
-    # -- Python twins of the statements ---------------------------------------------------
-
-    @_entry
-    def train(
-        self,
-        model: str,
-        source: str,
-        target: str | list[str] | None = None,
-        *,
-        using: str | None = None,
-        if_not_exists: bool = False,
-        params: list[Any] | None = None,
-        callbacks: "list[Callback] | None" = None,
-        **options: Any,
-    ) -> duckdb.DuckDBPyRelation:
-        """``TRAIN MODEL model [USING using] FROM source TARGET target WITH (options)``.
-
-        Args:
-            model: the model name.
-            source: a table or view name, a file path, or a query.
-            target: the target column.
-            using: the architecture (default chosen from the data).
-            if_not_exists: skip training when the model has a version.
-            params: values for ``?`` parameters of a source query.
-            callbacks: training-loop callbacks (see :class:`dbml.training.Callback`).
-            **options: training and architecture options, e.g. ``epochs=30``.
-        """
-        source_sql, label = statements.source_query(source)
-        targets = [target] if isinstance(target, str) else target or []
-        if not isinstance(targets, (list, tuple)) or not all(isinstance(t, str) for t in targets):
-            raise TargetError(f"target must be a column name or a list of them, got {target!r}")
-        request = TrainRequest(
-            model=model, source_sql=self.rewrite(source_sql), source_label=label, targets=targets,
-            architecture=using, options=options, if_not_exists=if_not_exists, params=params,
-            callbacks=list(callbacks or []),
-        )  # fmt: skip
-        return self.run_train(request)
-
-    def run_train(self, request: TrainRequest) -> duckdb.DuckDBPyRelation:
-        from dbml.training.pipeline import train  # torch loads when something trains
-
-        row = train(self.scoped(), self.registry, request)
-        return statements.rows_relation(self.db(), [row])
+    # -- Python twins of the statements: made from the statements table (below the class) --
 
     @_entry
     def predict(self, model: str, source: str, proba: bool = False) -> duckdb.DuckDBPyRelation:
         """The source's rows with a ``prediction`` column (and ``probabilities`` when asked)."""
+        from dbml.sqltext import string as sql_string
+
         parse_reference(model)  # a dbml error for anything but a model reference
         ref = sql_string(model)
         source_sql, _ = statements.source_query(source)
         extra = f", PREDICT_PROBA({ref}, *) AS probabilities" if proba else ""
         return self.scoped().sql(self.rewrite(f"SELECT *, PREDICT({ref}, *) AS prediction{extra} FROM (\n{source_sql}\n) AS src"))
-
-    @_entry
-    def show_models(self) -> duckdb.DuckDBPyRelation:
-        """``SHOW MODELS``: one row per model."""
-        return self.sql("SHOW MODELS")
-
-    @_entry
-    def describe_model(self, model: str) -> duckdb.DuckDBPyRelation:
-        """``DESCRIBE MODEL model``: one row per version with its schema, metrics, sizes and lineage."""
-        name = check_model_name(model)
-        self.registry.get(name)  # raises for an unknown model
-        facts = []  # per version: the SQL functions it offers (from its graph's outputs), its headline metric, its size
-        for version in self.registry.versions(name):
-            rec = self.registry.get(name, version)
-            metric, score = headline(rec["task"], rec["metrics"])
-            facts.append({"version": version, "functions": list(offered(self._version_info(rec))), "metric": metric,
-                          "score": score, "size": human_size(rec["onnx_size"])})
-        fact = "(SELECT f.{} FROM (SELECT unnest($facts) AS f) WHERE f.version = v.version) AS {}"
-        # what a person reads at both ends (a terminal shows the first and last columns); the
-        # bulky JSON facts (features, metrics, options, ...) in between
-        return self.db().sql(
-            "SELECT v.version, "
-            "(SELECT list(a.alias ORDER BY a.alias) FROM dbml.aliases a WHERE a.model = v.model "
-            " AND a.version = v.version) AS aliases, "
-            + ", ".join(fact.format(k, k) for k in ("metric", "score")) + ", v.task, v.architecture, v.target, "
-            + fact.format("functions", "functions") + ", v.row_count, v.train_rows, v.validation_rows, v.epochs, "
-            "v.train_seconds, v.device, v.target_type, v.labels, v.features, v.metrics, v.options, v.onnx_size, "
-            "v.onnx_sha256, v.parity_error, v.source_sql, v.source_tables, v.data_fingerprint, v.library_versions, "
-            "v.parent_version, " + fact.format("size", "size") + ", v.created_by, v.created_at "
-            "FROM dbml.model_versions v WHERE v.model = $model ORDER BY v.version",
-            params={"model": name, "facts": facts},
-        )
-
-    @_entry
-    def drop_model(self, model: str, version: int | None = None, if_exists: bool = False) -> duckdb.DuckDBPyRelation:
-        """``DROP MODEL [IF EXISTS] model [VERSION n]``: blobs and rows go, the audit row stays."""
-        name = check_model_name(model)
-        if version is not None and (isinstance(version, bool) or not isinstance(version, int)):
-            raise DbmlError(f"version must be a whole number, got {version!r}")
-        dropped = self.registry.drop(name, version, if_exists)
-        self._forget_functions(name, dropped)
-        schema = pa.schema([("model", pa.string()), ("version", pa.int32()), ("status", pa.string())])
-        rows = [{"model": name, "version": v, "status": "dropped"} for v in dropped]
-        return statements.rows_relation(self.db(), rows, schema)
-
-    @_entry
-    def evaluate(
-        self, model: str, source: str, *, version: int | None = None, by: str | None = None,
-        confusion: bool = False, positive: Any = None,
-    ) -> duckdb.DuckDBPyRelation:  # fmt: skip
-        """``EVALUATE MODEL model [VERSION n] ON source WITH (by = ..., confusion = ...)``."""
-        source_sql, label = statements.source_query(source)
-        options = {k: v for k, v in {"by": by, "confusion": confusion, "positive": positive}.items() if v is not None}
-        return lifecycle.evaluate_model(self, model, version, self.rewrite(source_sql), label, options)
-
-    @_entry
-    def explain(self, model: str, source: str, *, version: int | None = None, repeats: int = 5, seed: int = 0) -> duckdb.DuckDBPyRelation:
-        """``EXPLAIN MODEL model [VERSION n] ON source``: permutation importance per feature."""
-        source_sql, label = statements.source_query(source)
-        return lifecycle.explain_model(self, model, version, self.rewrite(source_sql), label, {"repeats": repeats, "seed": seed})
-
-    @_entry
-    def monitor(self, model: str, source: str, *, version: int | None = None, threshold: float = 0.2) -> duckdb.DuckDBPyRelation:
-        """``MONITOR MODEL model [VERSION n] ON source``: drift against the training profile (stored)."""
-        source_sql, label = statements.source_query(source)
-        return lifecycle.monitor_model(self, model, version, self.rewrite(source_sql), label, {"threshold": threshold})
-
-    @_entry
-    def model_card(self, model: str, path: str | None = None, version: int | None = None) -> str:
-        """``EXPORT MODEL CARD model [VERSION n] TO 'path'``: the HTML model card of a version
-        (default: the one a bare name scores with), written to ``path`` (a file path or any
-        fsspec URL; an existing file is replaced, as EXPORT MODEL does). Returns the path
-        written, or the HTML itself when ``path`` is None."""
-        from dbml.integrations import card
-
-        if path is None:
-            return card.model_card(self, model, version)
-        card.export_card(self, model, version, path)
-        return path
-
-    @_entry
-    def set_alias(self, model: str, alias: str, version: int) -> duckdb.DuckDBPyRelation:
-        """``ALTER MODEL model SET ALIAS alias = version``: deploy, or roll back."""
-        return lifecycle.set_alias(self, model, alias, version)
-
-    @_entry
-    def unset_alias(self, model: str, alias: str) -> duckdb.DuckDBPyRelation:
-        """``ALTER MODEL model UNSET ALIAS alias``."""
-        return lifecycle.set_alias(self, model, alias, None)
-
-    @_entry
-    def export_model(self, model: str, url: str, version: int | None = None) -> duckdb.DuckDBPyRelation:
-        """``EXPORT MODEL model [VERSION n] TO 'url'`` (any fsspec URL or path)."""
-        return lifecycle.export_model(self, model, version, url)
-
-    @_entry
-    def import_model(self, model: str, url: str, **options: Any) -> duckdb.DuckDBPyRelation:
-        """``IMPORT MODEL model FROM 'url' [WITH (max_size = ...)]``."""
-        return lifecycle.import_model(self, model, url, options)
 
     def close(self) -> None:
         with self._lock:
@@ -695,6 +660,55 @@ class Connection:
         return self.db().pl()
 
 
+def _twin(name: str, function):
+    """A Connection method running a statement's Python twin with a context."""
+    signature = inspect.signature(function)
+    params = list(signature.parameters.values())
+
+    @functools.wraps(function)
+    def method(self, *args, **kwargs):
+        ctx = self.context()
+        try:
+            return function(ctx, *args, **kwargs)
+        finally:
+            ctx.close()
+
+    method.__signature__ = signature.replace(parameters=[inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD), *params[1:]])
+    method.__name__ = method.__qualname__ = name
+    method.__qualname__ = f"Connection.{name}"
+    return _entry(method)
+
+
+def _install_twins(statement) -> None:
+    for name, function in statement.twins.items():
+        if name.startswith("_") or (hasattr(Connection, name) and name not in _TWINS):
+            raise DbmlError(f"statement '{statement.name}' has a twin named '{name}', which Connection has already")
+        _TWINS.add(name)
+        setattr(Connection, name, _twin(name, function))
+
+
+_TWINS: set[str] = set()
+for _statement in statements.STATEMENTS.values():
+    _install_twins(_statement)
+statements._listeners.append(_install_twins)
+_nested_names = itertools.count(1)
+
+
+def _reference_key(reference: str) -> tuple:
+    """One key per reference, whatever its spelling: the bare name and '@default' are one."""
+    try:
+        model, version, alias = parse_reference(reference)
+    except DbmlError:
+        return ("?", reference.strip().lower())
+    return (model, version, alias or ("default" if version is None else None))
+
+
+def parse_statement(sql: str):
+    from dbml.dialect import parse_statement as parse
+
+    return parse(sql)
+
+
 _NO_ROWS = {
     "CREATE", "DROP", "ALTER", "SET", "VARIABLE_SET", "TRANSACTION", "ATTACH", "DETACH", "LOAD", "VACUUM",
     "ANALYZE", "CREATE_FUNC", "EXPORT", "PREPARE",
@@ -724,6 +738,8 @@ def _yields_rows(con: duckdb.DuckDBPyConnection, part: Statement) -> bool:
 
 
 def _missing_udf(err: duckdb.CatalogException) -> str | None:
+    from dbml.udfs import parse_function_name
+
     match = re.search(r"Scalar Function with name (dbml_\w+) does not exist", str(err))
     if match is None or parse_function_name(match.group(1).lower()) is None:
         return None
@@ -732,6 +748,8 @@ def _missing_udf(err: duckdb.CatalogException) -> str | None:
 
 def _missing_feature(err: duckdb.BinderException, used: list[ModelSignature]) -> FeatureError | None:
     """A dbml error naming the model and column when DuckDB could not find a feature column."""
+    from dbml.rewrite import listing
+
     match = re.search(r'Referenced column "([^"]+)" not found', str(err))
     if not match:
         return None
@@ -740,7 +758,7 @@ def _missing_feature(err: duckdb.BinderException, used: list[ModelSignature]) ->
         if column in {f.name.lower() for f in sig.features}:
             return FeatureError(
                 f"model '{sig.model}' (version {sig.version}) needs feature column '{match.group(1)}', "
-                f"which the query does not have; its features are {', '.join(f.name for f in sig.features)}"
+                f"which the query does not have; its features are {listing([f.name for f in sig.features])}"
             )
     return None
 

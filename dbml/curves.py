@@ -209,7 +209,7 @@ def forecast_curves(conn: "Connection", rec: dict[str, Any], source_sql: str, se
     confidence = 0.9
     history = np.asarray([[np.nan if v is None else v for v in r[-1][:window]] for r in rows], dtype=np.float32)
     sigma = np.asarray(rec["metrics"].get("residual_scale") or [0.0] * horizon, dtype=np.float64)
-    values, spreads = _roll(conn._session(rec), history, horizon, horizon, window, sigma)
+    values, spreads = _roll(conn.session(rec), history, horizon, horizon, window, sigma)
     z = NormalDist().inv_cdf(0.5 + confidence / 2)
     out = []
     for i, r in enumerate(rows):

@@ -23,7 +23,7 @@ from dbml.dialect import PREDICT_FUNCTIONS, parse_statement
 from dbml.errors import DbmlSyntaxError, FeatureError, ModelNotFoundError
 from dbml.features import FeatureSpec, feature_sql
 from dbml.outputs import not_offered
-from dbml.script import Statement, mask, predict_calls, split_script
+from dbml.script import Statement, mask, predict_calls, split_script, unnamed_item
 
 __all__ = ["ModelSignature", "Statement", "split_statements", "rewrite_predict", "contains_predict"]
 
@@ -111,21 +111,28 @@ def _feature_inputs(sig: ModelSignature, args: list[exp.Expression], func: str) 
             if ordered != args and unnamed:
                 raise FeatureError(
                     f"{func} of {label} names its columns in another order than the model's "
-                    f"({', '.join(names)}) and has ? parameters, which bind by position: "
+                    f"({listing(names)}) and has ? parameters, which bind by position: "
                     "list them in the model's order or use $name parameters"
                 )
             return [_unalias(a) for a in ordered]
         if len(args) != len(names):
             raise FeatureError(
-                f"{func} of {label} is missing feature column(s) {', '.join(missing)}; "
-                f"the model's features are {', '.join(names)}"
+                f"{func} of {label} is missing feature column(s) {listing(missing)}; "
+                f"the model's features are {listing(names)}"
             )
     if len(args) == len(names):
         return [_unalias(a) for a in args]
     raise FeatureError(
         f"{func} of {label} got {len(args)} column(s) but the model has {len(names)} "
-        f"feature(s): {', '.join(names)}"
+        f"feature(s): {listing(names)}"
     )
+
+
+def listing(names: list[str], limit: int = 20) -> str:
+    """Names for a message, at most ``limit`` of them: a model may have thousands of features."""
+    if len(names) <= limit:
+        return ", ".join(names)
+    return f"{', '.join(names[:limit])}, ... ({len(names) - limit:,} more: DESCRIBE MODEL lists them)"
 
 
 def _unalias(arg: exp.Expression) -> exp.Expression:
@@ -202,5 +209,7 @@ def rewrite_predict(
         except ParseError as err:  # pragma: no cover - parse_statement converts these
             raise DbmlSyntaxError(str(err)) from None
         if replacement is not None:
+            if unnamed_item(masked, start, end):  # the column is headed as the user wrote the call
+                replacement += " AS " + exp.to_identifier(" ".join(text.split()), quoted=True).sql(dialect="duckdb")
             out = out[:start] + replacement + out[end + 1 :]
     return out

@@ -426,9 +426,16 @@ def as_table(data: Any) -> pa.Table:
         return data.read_all()
     module = type(data).__module__.split(".")[0]
     if module == "pandas" and hasattr(data, "columns"):
-        return pa.Table.from_pandas(data, preserve_index=False)
+        try:
+            return pa.Table.from_pandas(data, preserve_index=False)
+        except (pa.ArrowException, TypeError, ValueError, OverflowError) as err:  # a column of mixed Python objects
+            raise SourceError(f"cannot read the pandas DataFrame as Arrow: {_column_of(data, err)}{err}; give each "
+                              "column one type (astype) before scoring") from None  # fmt: skip
     if module == "polars" and hasattr(data, "to_arrow"):
-        return data.to_arrow()
+        try:
+            return data.to_arrow()
+        except (pa.ArrowException, TypeError, ValueError, OverflowError) as err:
+            raise SourceError(f"cannot read the polars DataFrame as Arrow: {err}") from None
     if isinstance(data, Mapping):
         bad = [k for k in data if not isinstance(k, str)]
         if bad:
@@ -441,6 +448,16 @@ def as_table(data: Any) -> pa.Table:
         f"data must be an Arrow Table or RecordBatch, a pandas or polars DataFrame, or a dict of columns; got "
         f"{type(data).__module__}.{type(data).__name__}"
     )
+
+
+def _column_of(frame: Any, err: Exception) -> str:
+    """'column 'x': ' when pyarrow's message or a column-by-column try tells which column failed."""
+    for name in frame.columns:
+        try:
+            pa.array(frame[name], from_pandas=True)
+        except (pa.ArrowException, TypeError, ValueError, OverflowError):
+            return f"column '{name}': "
+    return ""
 
 
 def _read(model: Any, max_size: int) -> tuple[bytes, str, Any, str | None]:

@@ -17,16 +17,7 @@ from dataclasses import dataclass
 
 from dbml.outputs import FUNCTION_NAMES
 
-__all__ = ["Statement", "split_script", "mask"]
-
-# Statement heads that are dbml's own. SHOW MODELS and DESCRIBE MODEL m are also
-# DuckDB forms (SHOW/DESCRIBE of a table named models or model), so they are taken
-# only in exactly dbml's form; see _is_ml.
-ML_HEADS = {
-    ("TRAIN", "MODEL"), ("SHOW", "MODELS"), ("DESCRIBE", "MODEL"), ("DROP", "MODEL"),
-    ("EVALUATE", "MODEL"), ("ALTER", "MODEL"), ("EXPORT", "MODEL"), ("IMPORT", "MODEL"),
-    ("EXPLAIN", "MODEL"), ("MONITOR", "MODEL"), ("FORECAST", "MODEL"),
-}  # fmt: skip
+__all__ = ["Statement", "split_script", "mask", "predict_calls", "nested_statements", "suggestion", "unnamed_item"]
 
 _DOLLAR = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)?\$")
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
@@ -52,8 +43,9 @@ class Statement:
         text: for plain SQL, the text DuckDB would run (leading comments and the
             closing ``;`` included); for dbml's statements and queries calling a scoring
             function, the statement itself from its first to its last significant character.
-        kind: "ml" (a dbml statement), "predict" (SQL calling a scoring function:
-            PREDICT, EMBED, ...) or "sql".
+        kind: "ml" (a dbml statement), "nested" (SQL holding a dbml statement in
+            parentheses, such as ``CREATE TABLE f AS FROM (FORECAST MODEL m HORIZON 3)``),
+            "predict" (SQL calling a scoring function: PREDICT, EMBED, ...) or "sql".
         masked: ``text`` with comments blanked and quoted text hidden (same length).
     """
 
@@ -158,21 +150,94 @@ def split_script(sql: str) -> list[Statement]:
 def _kind(masked: str) -> str:
     if _is_ml(masked):
         return "ml"
+    if nested_statements(masked):
+        return "nested"
     return "predict" if predict_calls(masked) else "sql"
 
 
+def _statement_at(masked: str, start: int, end: int | None = None):
+    """The dbml statement whose head starts ``masked[start:end]`` (after blanks), else
+    None: its words match a head of the statements table, and the row accepts the rest
+    (SHOW MODELS and DESCRIBE MODEL m are also DuckDB forms: taken only in dbml's form)."""
+    from dbml.statements import by_head
+
+    text = masked[start:end]
+    words = _WORD.findall(text[:200])
+    upper = [w.upper() for w in words]
+    for statement in by_head():
+        n = len(statement.head)
+        if tuple(upper[:n]) != statement.head:
+            continue
+        after = 0
+        for word in words[:n]:  # the end of the head's last word
+            after = text.index(word, after) + len(word)
+        if statement.accept is None or statement.accept(text[after:]):
+            return statement
+    return None
+
+
 def _is_ml(masked: str) -> bool:
-    words = _WORD.findall(masked[:200])
-    if len(words) < 2 or (words[0].upper(), words[1].upper()) not in ML_HEADS:
+    return _statement_at(masked, 0) is not None
+
+
+def nested_statements(masked: str) -> list[tuple[int, int]]:
+    """(start, end inclusive) of each outermost ``( <dbml statement> )`` in a masked
+    statement: the parentheses included, as in ``FROM (FORECAST MODEL m HORIZON 3)``,
+    ``WITH f AS (EVALUATE MODEL m ON t)`` or ``COPY (SHOW MODELS) TO 'x.csv'``."""
+    spans: list[tuple[int, int]] = []
+    pos = masked.find("(")
+    while pos >= 0:
+        depth, k = 0, pos
+        while k < len(masked):
+            if masked[k] == "(":
+                depth += 1
+            elif masked[k] == ")":
+                depth -= 1
+                if depth == 0:
+                    break
+            k += 1
+        if k < len(masked) and _statement_at(masked, pos + 1, k) is not None:
+            spans.append((pos, k))
+            pos = masked.find("(", k + 1)
+        else:
+            pos = masked.find("(", pos + 1)
+    return spans
+
+
+def suggestion(masked: str) -> str | None:
+    """What a statement that DuckDB refused probably meant, when it starts like one of
+    dbml's: a misspelt head (``TRAIN MODLE``, ``SHOW MODEL``), or a head without the name
+    it needs (``DESCRIBE MODEL``). None otherwise (the statement is DuckDB's to judge)."""
+    from dbml.statements import STATEMENTS
+
+    words = [w.upper() for w in _WORD.findall(masked[:200])]
+    if not words:
+        return None
+    for statement in sorted(STATEMENTS.values(), key=lambda s: len(s.head)):
+        head, n = statement.head, len(statement.head)
+        given = tuple(words[:n])
+        if given == head:
+            if statement.accept is not None and not statement.accept(" ".join(words[n:])):
+                if len(words) == n and head[-1] == "MODEL":
+                    return f"{' '.join(head)} needs a model name: {' '.join(head)} <name>"
+            continue
+        if len(given) == n and sum(_close(a, b) for a, b in zip(given, head)) == n and sum(a != b for a, b in zip(given, head)) <= 1:
+            return f"did you mean {' '.join(head)}?"
+    return None
+
+
+def _close(a: str, b: str) -> bool:
+    """Equal, or one edit apart (a letter added, dropped, changed or two swapped), for
+    words of four letters or more."""
+    if a == b:
+        return True
+    if min(len(a), len(b)) < 4 or abs(len(a) - len(b)) > 1:
         return False
-    head = (words[0].upper(), words[1].upper())
-    rest = masked[masked.upper().index(words[1].upper()) + len(words[1]) :].strip()
-    if head == ("SHOW", "MODELS"):
-        return rest == ""
-    if head == ("DESCRIBE", "MODEL"):
-        # DESCRIBE MODEL churn, not DESCRIBE model (a table) nor DESCRIBE model.t (a schema)
-        return bool(re.fullmatch(r'(?:[A-Za-z_][\w$]*|"x*")', rest))
-    return True
+    if len(a) == len(b):
+        diff = [i for i in range(len(a)) if a[i] != b[i]]
+        return len(diff) == 1 or (len(diff) == 2 and diff[1] == diff[0] + 1 and a[diff[0]] == b[diff[1]] and a[diff[1]] == b[diff[0]])
+    short, long_ = (a, b) if len(a) < len(b) else (b, a)
+    return any(long_[:i] + long_[i + 1 :] == short for i in range(len(long_)))
 
 
 def predict_calls(masked: str) -> list[tuple[int, int]]:
@@ -205,3 +270,46 @@ def predict_calls(masked: str) -> list[tuple[int, int]]:
             spans.append((m.start(), end))
         pos = end + 1
     return spans
+
+
+# words that end a select list (after an item) or start another clause (before one)
+_CLAUSES = {"FROM", "WHERE", "GROUP", "HAVING", "QUALIFY", "WINDOW", "ORDER", "LIMIT", "OFFSET", "UNION", "EXCEPT",
+            "INTERSECT", "INTO", "ON", "USING", "JOIN", "BY", "SET", "VALUES", "RETURNING", "WHEN", "THEN", "ELSE",
+            "CASE", "AND", "OR", "NOT", "IN", "IS", "LIKE", "BETWEEN", "FILTER", "OVER", "AS"}  # fmt: skip
+_ENDS = {"FROM", "WHERE", "GROUP", "HAVING", "QUALIFY", "WINDOW", "ORDER", "LIMIT", "OFFSET", "UNION", "EXCEPT",
+         "INTERSECT", "INTO"}  # fmt: skip
+
+
+def unnamed_item(masked: str, start: int, end: int) -> bool:
+    """Whether ``masked[start:end + 1]`` (a scoring call) is a whole item of a select list
+    with no alias (``SELECT id, PREDICT(m, *) FROM t``), whose column DuckDB would head
+    with the text of the rewritten call; not an argument, an operand, a field
+    (``PREDICT_PROBA(m, *).yes``) or an item with AS / an alias."""
+    before = masked[:start].rstrip()
+    words = _WORD.findall(before[-20:])
+    if not (before.endswith(",") or (words and words[-1].upper() in ("SELECT", "DISTINCT", "ALL") and before.endswith(words[-1]))):
+        return False
+    depth, k = 0, len(before) - 1  # back to the SELECT of this list, at the same depth
+    while k >= 0:
+        ch = masked[k]
+        if ch == ")":
+            depth += 1
+        elif ch == "(":
+            if depth == 0:  # inside parentheses that are not a select list: an argument
+                return False
+            depth -= 1
+        elif depth == 0 and (ch.isalpha() or ch == "_") and (k == 0 or not (masked[k - 1].isalnum() or masked[k - 1] in "_$")):
+            word = _WORD.match(masked, k)
+            w = word.group(0).upper() if word else ""
+            if w == "SELECT":
+                break
+            if w in _CLAUSES:
+                return False
+        k -= 1
+    if k < 0:
+        return False
+    after = masked[end + 1 :].lstrip()
+    if not after or after[0] in ",);":
+        return True
+    word = _WORD.match(after)
+    return word is not None and word.group(0).upper() in _ENDS

@@ -127,7 +127,9 @@ def test_forecast_model_parses_and_regenerates():
     assert isinstance(node, ForecastModel)
     assert (node.this.name, node.args["version"].name, node.args["horizon"].name) == ("demand", "2", "14")
     assert node.args["source_sql"] == "SELECT * FROM sales WHERE store = 1"
-    assert node.sql(dialect=Dbml) == "FORECAST MODEL demand VERSION 2 HORIZON 14 FROM (SELECT * FROM sales WHERE store = 1)"
+    assert node.sql(dialect=Dbml) == (  # the options print too (they were dropped before the statements table)
+        "FORECAST MODEL demand VERSION 2 HORIZON 14 FROM (SELECT * FROM sales WHERE store = 1) WITH (confidence = 0.8)"
+    )
     assert isinstance(parse_statement("FORECAST MODEL demand HORIZON 3"), ForecastModel)
     for bad, words in [("FORECAST MODEL demand", "HORIZON"), ("FORECAST MODEL demand HORIZON 1.5", "whole number"),
                        ("FORECAST MODEL demand HORIZON 3 extra", "Unexpected")]:  # fmt: skip

@@ -160,7 +160,7 @@ def test_only_predict_is_cast_to_the_target_type():
     sig = ModelSignature("r", 1, (FeatureSpec("x", "numeric", "DOUBLE"),),
                          {"PREDICT": "dbml_predict__r__v1", "EMBED": "dbml_embed__r__v1"}, "classification", "BIGINT", "INTEGER")  # fmt: skip
     out = rewrite_predict("SELECT PREDICT(r, x), EMBED(r, x) FROM t", lambda ref: sig)
-    assert out.startswith("SELECT CAST(dbml_predict__r__v1(") and ") AS INT), dbml_embed__r__v1(" in out
+    assert out.startswith("SELECT CAST(dbml_predict__r__v1(") and ') AS INT) AS "PREDICT(r, x)", dbml_embed__r__v1(' in out
 
 
 @pytest.mark.parametrize("name", ["embed", "EMBED", "anomaly_score", "is_anomaly", "predict", "predict_proba"])

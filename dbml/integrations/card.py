@@ -470,14 +470,10 @@ def _render(conn: "Connection", rec: dict[str, Any]) -> str:
 
 
 def _describe_functions(conn: "Connection", model: str, version: int) -> list[str] | None:
-    rel = conn.describe_model(model)
-    names = [d[0] for d in rel.description]
-    rows = rel.fetchall()
-    at, fn = names.index("version"), names.index("functions")
-    for row in rows:
-        if row[at] == version:
-            return list(row[fn]) if row[fn] is not None else None
-    return None
+    """The SQL functions the version offers, as DESCRIBE MODEL lists them."""
+    from dbml.outputs import offered
+
+    return list(offered(conn.version_info(conn.registry.get(model, version))))
 
 
 def export_card(conn: "Connection", model: str, version: int | None, url: str) -> duckdb.DuckDBPyRelation:

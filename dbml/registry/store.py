@@ -239,6 +239,59 @@ class Registry:
             raise VersionNotFoundError(f"model '{model}' version {version} has no ONNX blob in dbml.model_blobs")
         return bytes(row[0])
 
+    def summary(self) -> list[dict[str, Any]]:
+        """One row per model (SHOW MODELS): its version count, default and latest versions,
+        aliases ({alias: version}), when it last changed, and the default version's task,
+        architecture, target, decoded metrics, row count and blob size."""
+        cur = self.con.cursor()
+        try:
+            rows = cur.execute(
+                "SELECT m.model, m.versions, m.default_version, m.latest_version, v.task, v.architecture, v.target, "
+                "v.metrics, v.row_count, v.onnx_size, "
+                "(SELECT map(list(a.alias ORDER BY a.alias), list(a.version ORDER BY a.alias)) "
+                " FROM dbml.aliases a WHERE a.model = m.model) AS aliases, m.updated_at "
+                "FROM dbml.models m JOIN dbml.model_versions v ON v.model = m.model AND v.version = m.default_version "
+                "ORDER BY m.model"
+            ).fetchall()
+        finally:
+            cur.close()
+        names = ("model", "versions", "default_version", "latest_version", "task", "architecture", "target", "metrics",
+                 "row_count", "onnx_size", "aliases", "updated_at")  # fmt: skip
+        out = []
+        for row in rows:
+            item = dict(zip(names, row))
+            item["metrics"] = decode_row({"metrics": item["metrics"]}, f"model '{item['model']}'")["metrics"]
+            out.append(item)
+        return out
+
+    def describe(self, con: duckdb.DuckDBPyConnection, model: str, facts: list[dict[str, Any]]) -> duckdb.DuckDBPyRelation:
+        """DESCRIBE MODEL's relation, on ``con``: one row per version of ``model`` with its
+        aliases, the per-version ``facts`` given ({version, metric, score, functions, size}),
+        and the stored columns; the columns a person reads first lead, the bulky JSON facts
+        sit in between."""
+        fact = "(SELECT f.{} FROM (SELECT unnest($facts) AS f) WHERE f.version = v.version) AS {}"
+        return con.sql(
+            "SELECT v.version, "
+            "(SELECT list(a.alias ORDER BY a.alias) FROM dbml.aliases a WHERE a.model = v.model "
+            " AND a.version = v.version) AS aliases, "
+            + ", ".join(fact.format(k, k) for k in ("metric", "score")) + ", v.task, v.architecture, v.target, "
+            + fact.format("functions", "functions") + ", v.row_count, v.train_rows, v.validation_rows, v.epochs, "
+            "v.train_seconds, v.device, v.target_type, v.labels, v.features, v.metrics, v.options, v.onnx_size, "
+            "v.onnx_sha256, v.parity_error, v.source_sql, v.source_tables, v.data_fingerprint, v.library_versions, "
+            "v.parent_version, " + fact.format("size", "size") + ", v.created_by, v.created_at "
+            "FROM dbml.model_versions v WHERE v.model = $model ORDER BY v.version",
+            params={"model": model, "facts": facts},
+        )
+
+    def aliases(self, model: str) -> dict[str, int]:
+        """{alias: version} of a model."""
+        cur = self.con.cursor()
+        try:
+            rows = cur.execute("SELECT alias, version FROM dbml.aliases WHERE model = ? ORDER BY alias", [model]).fetchall()
+        finally:
+            cur.close()
+        return dict(rows)
+
     # -- writes -----------------------------------------------------------------
 
     def _transaction(self, work) -> Any:
@@ -397,9 +450,15 @@ class Registry:
 
         return self._transaction(work)
 
-    def drop(self, model: str, version: int | None = None, if_exists: bool = False) -> list[int]:
-        """Delete a model's versions (or one version) with their blobs and logs; the
-        audit log keeps a DROP row. Returns the versions dropped."""
+    def drop(self, model: str, version: int | None = None, if_exists: bool = False, cascade: bool = False) -> list[int]:
+        """Delete a model's versions (or one version) with their blobs and logs; the audit
+        log keeps a DROP row naming the versions and the aliases removed. Returns the
+        versions dropped.
+
+        A version an alias points at is deployed: dropping it (or the whole model) is
+        refused, naming the aliases, unless ``cascade`` (``DROP MODEL ... CASCADE``)
+        removes those aliases with it.
+        """
         model = check_model_name(model)
         if version is not None:
             version = check_version(version)
@@ -418,21 +477,33 @@ class Registry:
                     shown = ", ".join(map(str, versions))
                     raise VersionNotFoundError(f"model '{model}' has no version {version}; its versions are {shown}")
                 versions = [version]
-                held = cur.execute(
-                    "SELECT alias FROM dbml.aliases WHERE model = ? AND version = ? ORDER BY alias", [model, version]
-                ).fetchall()
-                if held:
-                    names = ", ".join(r[0] for r in held)
+            held = cur.execute(
+                "SELECT alias, version FROM dbml.aliases WHERE model = ? AND list_contains(?, version) ORDER BY alias",
+                [model, versions],
+            ).fetchall()
+            if held and not cascade:
+                names = ", ".join(a for a, _ in held)
+                if version is not None:
                     raise DbmlError(
-                        f"model '{model}' version {version} is deployed under alias {names}; "
-                        "move or unset the alias before dropping the version"
+                        f"model '{model}' version {version} is deployed under alias {names}; move or unset the alias "
+                        f"before dropping the version, or write DROP MODEL {model} VERSION {version} CASCADE to drop "
+                        "the alias with it"
                     )
+                shown = ", ".join(f"{a} (version {v})" for a, v in held)
+                raise DbmlError(
+                    f"model '{model}' is deployed under alias {shown}; unset the alias first "
+                    f"(ALTER MODEL {model} UNSET ALIAS {held[0][0]}), or write DROP MODEL {model} CASCADE to drop "
+                    "the aliases with it"
+                )
             for table in ("model_blobs", "training_log", "model_versions"):
                 cur.execute(
                     f"DELETE FROM dbml.{table} WHERE model = ? AND list_contains(?, version)", [model, versions]
                 )
             cur.execute("DELETE FROM dbml.aliases WHERE model = ? AND list_contains(?, version)", [model, versions])
-            self._audit(cur, "DROP", model, version, {"versions": versions})
+            detail: dict[str, Any] = {"versions": versions}
+            if held:
+                detail["aliases"] = {a: v for a, v in held}
+            self._audit(cur, "DROP", model, version, detail)
             return versions
 
         return self._transaction(work)

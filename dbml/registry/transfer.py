@@ -85,11 +85,13 @@ def _write_local(path: str, data: bytes) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(temp, path)
-    except BaseException:
+    except BaseException as err:
         try:
             os.unlink(temp)
         except OSError:
             pass
+        if isinstance(err, OSError) and err.strerror:  # name the target, not the hidden temporary file
+            raise type(err)(err.errno, err.strerror, path) from None
         raise
     try:  # make the rename itself durable (POSIX; not possible on every platform)
         fd = os.open(folder, os.O_RDONLY)

@@ -1,0 +1,144 @@
+"""The context a statement handler gets: what it may use of the connection, nothing more.
+
+A handler runs SQL on this thread's DuckDB connection (:meth:`Context.db`, or
+:meth:`Context.scoped` when the SQL reads the caller's Python objects), reads and writes
+the registry, rewrites PREDICT and its kin (each model reference resolved once for the
+whole statement, so a statement scores with one version of a model even while another
+connection moves its alias), and binds the statement's parameters. It never sees the
+``Connection``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    import duckdb
+
+    from dbml.outputs import VersionInfo
+    from dbml.registry import Registry
+
+__all__ = ["Context", "Host"]
+
+
+class Host(Protocol):
+    """What a context is made from (the connection implements it)."""
+
+    registry: "Registry"
+
+    def db(self) -> "duckdb.DuckDBPyConnection": ...
+
+    def scoped(self) -> Any: ...
+
+    def rewrite(self, sql: str, used: list | None = None, *, resolved: dict | None = None) -> str: ...
+
+    def session(self, rec: dict[str, Any]) -> Any: ...
+
+    def version_info(self, rec: dict[str, Any]) -> "VersionInfo": ...
+
+    def forget_functions(self, model: str, versions: list[int]) -> None: ...
+
+    def compose(self, sql: str, ctx: "Context") -> str: ...
+
+
+class Context:
+    """A statement's view of the connection.
+
+    Attributes:
+        params: the statement's parameters, named (see
+            :func:`dbml.statements.base.numbered_parameters`), or None.
+        registry: the registry of the database.
+    """
+
+    def __init__(self, host: Host, params: dict[str, Any] | None = None, resolved: dict | None = None):
+        self._host = host
+        self.params = params
+        self._resolved: dict = {} if resolved is None else resolved  # model reference -> signature, once per statement
+        self._results: list[tuple[Any, str]] = []  # (connection, name) of the rows of statements nested in a query
+
+    @property
+    def registry(self) -> "Registry":
+        return self._host.registry
+
+    @property
+    def duckdb(self) -> "duckdb.DuckDBPyConnection":
+        """This thread's DuckDB connection itself (as ``Connection.duckdb``)."""
+        return self._host.db()
+
+    def db(self) -> "duckdb.DuckDBPyConnection":
+        """This thread's DuckDB connection (``sql`` and ``execute`` bind the statement's
+        parameters that the SQL uses, unless given others)."""
+        con = self._host.db()
+        return _Binding(con, self.params) if self.params else con
+
+    def scoped(self):
+        """This thread's DuckDB connection, running SQL in the caller's Python scope (so a
+        query may read the caller's DataFrames by name), parameters bound as :meth:`db`."""
+        con = self._host.scoped()
+        return _Binding(con, self.params) if self.params else con
+
+    def rewrite(self, sql: str) -> str:
+        """``sql`` as DuckDB runs it: ML statements nested in it run first (their rows
+        are read by name), and PREDICT and its kin become per-version UDF calls. Model
+        references resolve once for the whole statement."""
+        return self._host.rewrite(self._host.compose(sql, self), resolved=self._resolved)
+
+    def sql(self, sql: str, *, scoped: bool = True):
+        """Run ``sql`` (already rewritten) with the statement's parameters that it uses."""
+        return (self.scoped() if scoped else self.db()).sql(sql)
+
+    def query(self, sql: str):
+        """:meth:`rewrite` then :meth:`sql`: a relation over ``sql``."""
+        return self.sql(self.rewrite(sql))
+
+    def session(self, rec: dict[str, Any]):
+        """The verified onnxruntime session of a version (cached by its sha256)."""
+        return self._host.session(rec)
+
+    def version_info(self, rec: dict[str, Any]) -> "VersionInfo":
+        """What a version's graph offers (its outputs, and so its SQL functions)."""
+        return self._host.version_info(rec)
+
+    def forget_functions(self, model: str, versions: list[int]) -> None:
+        """Drop the UDFs of versions that are gone."""
+        self._host.forget_functions(model, versions)
+
+    def child(self) -> "Context":
+        """A context for a statement nested in this one's query (the same resolutions)."""
+        return Context(self._host, self.params, self._resolved)
+
+    def keep(self, con: Any, name: str) -> None:
+        """Remember a name registered on ``con`` for the rows of a nested statement."""
+        self._results.append((con, name))
+
+    def close(self) -> None:
+        """Unregister the rows of nested statements."""
+        while self._results:
+            con, name = self._results.pop()
+            try:
+                con.unregister(name)
+            except Exception:  # noqa: BLE001 - the connection may be closed already
+                pass
+
+
+class _Binding:
+    """A DuckDB connection whose ``sql`` and ``execute`` bind, when given no parameters,
+    the statement's named parameters that the SQL text uses (DuckDB refuses extra ones)."""
+
+    def __init__(self, con: Any, params: dict[str, Any]):
+        self._con, self._params = con, params
+
+    def _bound(self, query: Any) -> Any:
+        from dbml.script import mask
+        from dbml.statements.base import parameters_for
+
+        return parameters_for(mask(query), self._params) if isinstance(query, str) else None
+
+    def sql(self, query: Any, params: Any = None, **kwargs: Any):
+        return self._con.sql(query, params=params if params is not None else self._bound(query), **kwargs)
+
+    def execute(self, query: Any, parameters: Any = None):
+        return self._con.execute(query, parameters if parameters is not None else self._bound(query))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._con, name)

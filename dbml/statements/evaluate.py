@@ -1,0 +1,68 @@
+"""EVALUATE MODEL: the metrics of a version on the rows of a source, stored as a run.
+
+``EVALUATE MODEL m [VERSION n] ON <table | 'file' | (query)> [WITH (by = col, confusion = true)]``; the source's
+parameters and the options' bind as in any statement.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from dbml.statements.base import MLStatement, Statement, options_of, source_query, version_of
+
+if TYPE_CHECKING:
+    from dbml.statements.context import Context
+
+__all__ = ["EvaluateModel", "STATEMENT", "evaluate"]
+
+
+class EvaluateModel(MLStatement):
+    """``EVALUATE MODEL m [VERSION n] ON <source> [WITH (by = col, confusion = true)]``: the metrics of a version on the rows of a source, stored as a run."""
+
+    arg_types = {"this": True, "version": False, "source": True, "source_sql": False, "options": False}
+
+
+def parse(r) -> EvaluateModel:
+    name = r.model_name()
+    version = r.version()
+    if not r.match("ON"):
+        r.error("Expected ON (query) after the model")
+    source, source_sql = r.source("ON")
+    return r.finish(EvaluateModel(this=name, version=version, source=source, source_sql=source_sql, options=r.options()))
+
+
+def generate(gen, e: EvaluateModel) -> str:
+    version = f" VERSION {e.args['version'].name}" if e.args.get("version") else ""
+    source = f"({e.args['source_sql']})" if e.args.get("source_sql") else gen.sql(e.args["source"])
+    options = e.args.get("options") or []
+    with_ = " WITH (" + ", ".join(f"{gen.sql(o.this)} = {gen.sql(o.expression)}" for o in options) + ")" if options else ""
+    return f"EVALUATE MODEL {gen.sql(e.this)}{version} ON {source}{with_}"
+
+
+def run(ctx: "Context", node: EvaluateModel):
+    return _run(ctx, node.this.name, version_of(node), node.args["source"], node.args.get("source_sql"),
+                options_of(node, ctx.params))
+
+
+def _run(ctx: "Context", model: str, version: int | None, source, source_sql: str | None, options: dict[str, Any]):
+    from dbml import lifecycle
+
+    sql, label = source_query(source, source_sql)
+    return lifecycle.evaluate_model(ctx, model, version, ctx.rewrite(sql), label, options)
+
+
+def evaluate(
+    ctx: "Context", model: str, source: str, *, version: int | None = None, by: str | None = None,
+    confusion: bool = False, positive: Any = None, **options: Any,
+):  # fmt: skip
+    """``EVALUATE MODEL model [VERSION n] ON source WITH (by = ..., confusion = ...)``."""
+    given = {k: v for k, v in {"by": by, "confusion": confusion, "positive": positive}.items() if v is not None}
+    return _run(ctx, model, version, source, None, {**given, **options})
+
+
+STATEMENT = Statement(
+    name="evaluate", head=("EVALUATE", "MODEL"), node=EvaluateModel, parse=parse, generate=generate, run=run,
+    twins={"evaluate": evaluate}, returns_rows=True, keywords=("VERSION", "ON", "WITH"),
+    columns=(),  # the task's metrics: rows, then accuracy, f1, ... or mae, rmse, r2, ... (see dbml.evaluate)
+    summary="the metrics of a version on the rows of a source (per group with by; the confusion matrix)",
+)  # fmt: skip
