@@ -117,6 +117,63 @@ def test_placeholder_mistakes_are_named(shell, magics, trained, capsys):
         assert "{{number}} is inside a quoted string or a comment" in capsys.readouterr().err
 
 
+def test_an_identifier_that_reads_like_a_parameter_leaves_the_binding_alone(shell, magics, trained):
+    shell.user_ns.update(con=trained, x="x$dbml_1", y="y$dbml_2", v=3, w="four")
+    run(shell, "%dbml connect con")
+    result = run(shell, "%%dbml\nCREATE OR REPLACE TABLE idents AS SELECT 1 AS {{ident:x}};\nSELECT {{v}} AS v")
+    assert result.success, result.error_in_exec
+    assert result.result["v"].tolist() == [3]
+    result = run(shell, "%%dbml\nSELECT {{v}} AS a, 2 AS {{ident:y}};\nSELECT {{w}} AS b, {{ident:x}} FROM idents")
+    assert result.success, result.error_in_exec
+    assert result.result.to_dict("list") == {"b": ["four"], "x$dbml_1": [1]}
+    sql, params = dbml.integrations.notebook.bind("SELECT {{ident:y}}, {{v}}", shell.user_ns)
+    assert sql == 'SELECT "y$dbml_2", $dbml_1' and params == {"dbml_1": 3}
+
+
+def test_values_that_cannot_be_bound_are_refused_before_anything_runs(shell, magics, trained, capsys):
+    import numpy as np
+    import pandas as pd
+
+    class Thing:
+        pass
+
+    shell.user_ns.update(con=trained, frame=pd.DataFrame({"x": [1.0]}), chosen={1, 2}, nested=[1, {2}],
+                         thing=Thing(), n=np.int64(4), flags=np.array([True, False]))  # fmt: skip
+    run(shell, "%dbml connect con")
+    capsys.readouterr()
+    expected = {
+        "frame": "{{frame}} is a pandas DataFrame, which cannot be bound as a value: use it by name in FROM "
+                 "(SELECT * FROM frame)",
+        "chosen": "{{chosen}} is a set, which cannot be bound as a value: bind a list instead (chosen = sorted(chosen))",
+        "nested": "{{nested}}[1] is a set, which cannot be bound as a value: put a list in its place",
+        "thing": "Thing, which cannot be bound as a value: bind a real number, a string",
+    }  # fmt: skip
+    for name, message in expected.items():
+        cell = f"%%dbml\nCREATE TABLE ran_{name} AS SELECT 1 AS a;\nSELECT {{{{{name}}}}} AS v"
+        assert not run(shell, cell).success
+        assert message in capsys.readouterr().err, name
+        assert not trained.sql(f"SELECT * FROM duckdb_tables() WHERE table_name = 'ran_{name}'").fetchall()
+    result = run(shell, "%dbml SELECT {{n}} + 1 AS n, {{flags}} AS f")  # numpy's values bind as Python's
+    assert result.success and result.result["n"].tolist() == [5]
+    assert list(result.result["f"][0]) == [True, False]
+
+
+def test_current_hands_the_cells_connection_to_python(shell, magics, trained, tmp_path):
+    from dbml.integrations.notebook import current
+
+    with pytest.raises(dbml.DbmlError, match="no dbml connection: run %dbml connect"):
+        current()
+    run(shell, f"%dbml connect {tmp_path / 'shop.duckdb'}")
+    assert current() is magics.connection
+    # the README's example: train in a cell, draw from Python on the same connection
+    assert run(shell, f"%%dbml\n{ROWS};\n{TRAIN}").success
+    result = run(shell, "import dbml.plot\nfrom dbml.integrations.notebook import current\n"
+                        "dbml.plot.training_curves(current(), 'm')")  # fmt: skip
+    assert result.success, result.error_in_exec
+    assert type(result.result).__name__ == "Figure" and result.result.axes[0].get_lines()
+    current().close()
+
+
 def test_errors_show_the_message_without_a_traceback(shell, magics, trained, capsys):
     shell.user_ns["con"] = trained
     run(shell, "%dbml connect con")

@@ -8,6 +8,7 @@ import io
 import json
 import os
 import pathlib
+import re
 import select
 import subprocess
 import sys
@@ -63,7 +64,10 @@ def test_box_shows_first_and_last_rows_and_cuts_wide_tables():
     assert "100 rows (40 shown)" in text and "11 columns (" in text and " … " in text
     assert "│ ·" in text  # the row standing for the rows left out
     assert "col0" in text and "id" in text  # the first and last columns stay
-    assert text.count("\n") == 40 + 6  # 40 rows, the · row, 3 rules, header, footer
+    hidden = text[text.index("hidden: ") :]
+    assert all(f"col{i}" in hidden for i in range(2, 10)) and ".mode line shows every column" in hidden
+    footer = text.split("┘\n")[1]
+    assert text.count("\n") == 40 + 5 + footer.count("\n")  # 40 rows, the · row, 3 rules, header, footer
 
 
 def test_c_with_two_statements_and_f(tmp_path):
@@ -72,24 +76,26 @@ def test_c_with_two_statements_and_f(tmp_path):
     assert r.returncode == 0 and r.stdout == "a\n1\nb\nx;y\nv\n7\n"
 
 
-def test_errors_are_one_line_and_bail_sets_the_exit_code():
+def test_errors_have_no_traceback_and_bail_sets_the_exit_code():
     script = "SELECT * FROM nope;\nDESCRIBE MODEL ghost;\n.frob\nSELECT 'after' AS a;\n"
     r = shell("-list", stdin=script)
     assert r.returncode == 1 and r.stdout == "a\nafter\n"  # without -bail the script goes on
-    lines = r.stderr.splitlines()
-    assert len(lines) == 3 and all(x.startswith("Error: ") for x in lines)
-    assert lines[0] == "Error: Catalog Error: Table with name nope does not exist!"
-    assert "ghost" in lines[1] and lines[2] == "Error: unknown command '.frob'; .help lists the commands"
+    errors = ["Error: " + x for x in re.split("^Error: ", r.stderr, flags=re.M)[1:]]
+    assert len(errors) == 3 and "Traceback" not in r.stderr
+    assert errors[0].startswith("Error: Catalog Error: Table with name nope does not exist!\n")  # and DuckDB's hint
+    assert "ghost" in errors[1] and errors[2] == "Error: unknown command '.frob'; .help lists the commands\n"
     r = shell("-list", "-bail", stdin=script)
-    assert r.returncode == 1 and r.stdout == "" and r.stderr.count("\n") == 1
+    assert r.returncode == 1 and r.stdout == "" and len(re.findall("^Error: ", r.stderr, flags=re.M)) == 1
 
 
 def test_dot_command_names_never_reach_sql():
-    script = "CREATE TABLE keep(i INT);\n.versions x\";DROP TABLE keep;--\nSELECT count(*) AS n FROM keep;\n"
+    script = "CREATE TABLE keep(i INT);\n.versions x\";DROP/**/TABLE/**/keep;--\n.versions x\";DROP TABLE keep;--\n" \
+             "SELECT count(*) AS n FROM keep;\n"  # fmt: skip
     r = shell("-list", stdin=script)
     assert r.returncode == 1 and r.stdout == "n\n0\n"  # the table is still there
-    (line,) = r.stderr.splitlines()
-    assert line.startswith("Error: ") and "model name" in line and "Traceback" not in r.stderr
+    first, second = r.stderr.splitlines()
+    assert first.startswith("Error: ") and "model name" in first and "Traceback" not in r.stderr
+    assert second.startswith("Error: .versions: extra arguments 'TABLE', 'keep;--'")
 
 
 def test_a_file_another_process_holds_is_one_line(tmp_path):
@@ -105,7 +111,7 @@ def test_a_file_another_process_holds_is_one_line(tmp_path):
 def test_main_in_process_c_stops_at_its_first_error(capsys):
     assert main(["-c", "SELECT 1 AS a; SELECT * FROM nope; SELECT 2;", "-list"]) == 1
     got = capsys.readouterr()
-    assert got.out == "a\n1\n" and got.err.count("\n") == 1
+    assert got.out == "a\n1\n" and len(re.findall("^Error: ", got.err, flags=re.M)) == 1 and "nope" in got.err
     assert main(["-nonsense"]) == 1 and "-nonsense" in capsys.readouterr().err
 
 
@@ -254,3 +260,195 @@ def test_without_prompt_toolkit_plain_lines_and_one_hint(monkeypatch, capsys):
     assert "a\n1\n" in got.out and "b\n2" not in got.out  # .quit ends it
     assert got.err.count("pip install 'dbml[shell]'") == 1
     con.close()
+
+
+# -- errors, wide results, dot commands, files ------------------------------------------------
+
+
+def in_process(mode: str = "list", width: int = 120, **kw) -> tuple[Shell, io.StringIO, io.StringIO]:
+    out, err = io.StringIO(), io.StringIO()
+    sh = Shell(dbml.connect(), mode=mode, out=out, err=err, **kw)
+    sh.width = lambda: width  # as a terminal of that width
+    return sh, out, err
+
+
+def test_duckdb_errors_are_shown_whole_with_their_hints():
+    sh, out, err = in_process()
+    sh.run_text("CREATE TABLE titanic(age INT, name VARCHAR);\nSELECT * FROM titanc;\nSELECT agee FROM titanic;\n"
+                "SELECT * FRM titanic;\nDESCRIBE MODEL ghost;\n")  # fmt: skip
+    text = err.getvalue()
+    assert 'Error: Catalog Error: Table with name titanc does not exist!\nDid you mean "titanic"?\n' in text
+    assert 'Error: Binder Error: Referenced column "agee" not found in FROM clause!\nCandidate bindings: "age"' in text
+    assert "Error: Parser Error: syntax error at or near \"titanic\"\n\nLINE 1: SELECT * FRM titanic" in text
+    pointer = text.splitlines()[text.splitlines().index("LINE 1: SELECT * FRM titanic;") + 1]
+    assert pointer.strip() == "^^^^^^^" and pointer.index("^") == len("LINE 1: SELECT * FRM ")
+    assert text.endswith("Error: dbml: model 'ghost' does not exist; SHOW MODELS lists the models\n")
+    assert "Traceback" not in text and out.getvalue() == ""
+    sh.con.close()
+
+
+@pytest.fixture(scope="module")
+def wide_results():
+    """TRAIN, EVALUATE, DESCRIBE MODEL and SHOW MODELS results of one tiny model, as
+    (name, arrow table, DuckDB types)."""
+    con = dbml.connect()
+    con.sql("CREATE TABLE t AS SELECT i::DOUBLE AS x, (i * 7 % 5)::DOUBLE AS z, 'c' || (i % 3) AS cat, "
+            "(i % 2 = 0) AS y FROM range(40) r(i)")  # fmt: skip
+    results = []
+    for name, sql in [("train", "TRAIN MODEL m FROM t TARGET y WITH (epochs = 2, seed = 1, verbose = 0)"),
+                      ("evaluate", "EVALUATE MODEL m ON (SELECT * FROM t)"), ("describe", "DESCRIBE MODEL m"),
+                      ("show", "SHOW MODELS")]:  # fmt: skip
+        rel = con.sql(sql)
+        results.append((name, rel.arrow().read_all(), [str(t) for t in rel.types]))
+    yield con, results
+    con.close()
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_wide_one_row_results_fold_to_one_column_per_line(wide_results, width):
+    _, results = wide_results
+    for name, table, types in results:
+        text = render(table, "box", width, types)
+        assert max(len(x) for x in text.splitlines()) <= width, name
+        first_cells = [x.split("│")[1].strip() for x in text.splitlines() if x.startswith("│")]
+        assert first_cells[1:] == table.column_names, name  # every column, in order, none hidden
+        assert text.splitlines()[1].split("│")[1].strip() == "column" and "hidden" not in text
+        if name == "evaluate":
+            assert {"recall", "f1", "roc_auc"} <= set(first_cells)
+        if name == "train":
+            assert {"rows", "metrics", "epochs"} <= set(first_cells)
+            assert f"too wide for {width} characters" in text
+    narrow = render(pa.table({"a": [1], "b": ["x"]}), "box", 80, ["INTEGER", "VARCHAR"])
+    assert "│       1 │ x       │" in narrow and "column" not in narrow  # what fits keeps its rows across
+
+
+def test_wide_results_with_many_rows_name_the_hidden_columns(wide_results):
+    _, results = wide_results
+    _, table, types = next(r for r in results if r[0] == "describe")
+    four = pa.concat_tables([table] * 4)
+    text = render(four, "box", 80, types)
+    assert max(len(x) for x in text.splitlines()) <= 80 and " … " in text
+    footer = " ".join(text.split("┘\n")[1].split())
+    shown = {c.strip() for c in text.splitlines()[1].split("│")} - {"", "…"}
+    hidden = footer[footer.index("hidden: ") + 8 : footer.index(";", footer.index("hidden: "))].split(", ")
+    assert set(hidden) | shown == set(table.column_names) and not set(hidden) & shown
+    assert ".mode line shows every column" in footer
+
+
+def test_versions_shows_duckdb_types(tmp_path):
+    sh, out, err = in_process(mode="box", width=400)
+    sh.run_text("CREATE TABLE t AS SELECT i::DOUBLE AS x, (i % 2 = 0) AS y FROM range(30) r(i);\n"
+                "TRAIN MODEL m FROM t TARGET y WITH (epochs = 1, verbose = 0);\n.mode box\n")  # fmt: skip
+    out.seek(0), out.truncate()
+    assert sh.dot(".versions m"), err.getvalue()
+    header_types = out.getvalue().splitlines()[2]
+    assert "varchar[]" in header_types and "integer" in header_types and "timestamp" in header_types
+    assert "int32" not in header_types and "list<" not in header_types and "string" not in header_types
+    sh.con.close()
+
+
+def test_schema_of_a_missing_table_is_an_error():
+    sh, out, err = in_process()
+    sh.run_text("CREATE TABLE here(i INT);\n")
+    assert not sh.dot(".schema nosuch") and sh.failed
+    assert err.getvalue() == "Error: .schema nosuch: no table or view is named like 'nosuch'; .tables lists them\n"
+    assert sh.dot(".schema here") and out.getvalue() == "CREATE TABLE here(i INTEGER);\n"
+    sh.con.close()
+    assert main(["-c", ".schema nosuch"]) == 1
+
+
+def test_dot_commands_refuse_extra_arguments(tmp_path):
+    sh, out, err = in_process()
+    for line, extra in [(f".output {tmp_path / 'a'} {tmp_path / 'b'}", f"'{tmp_path / 'b'}'"),
+                        (f".once {tmp_path / 'a'} more", "'more'"), (".mode csv json", "'json'"),
+                        (".timer on off", "'off'"), (".tables a b c", "'b', 'c'"), (".schema a b", "'b'"),
+                        (".models x", "'x'"), (".versions m n", "'n'"), (".read a b", "'b'"),
+                        (".help me", "'me'"), (".quit now", "'now'")]:  # fmt: skip
+        err.seek(0), err.truncate()
+        assert not sh.dot(line), line
+        assert err.getvalue().startswith(f"Error: {line.split()[0]}: extra argument") and extra in err.getvalue(), line
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()  # nothing was opened
+    assert sh.mode == "list" and not sh.timer
+    assert not sh.dot(".read") and "an argument is missing; write it as .read FILE" in err.getvalue()
+    sh.con.close()
+
+
+def test_an_output_file_that_cannot_be_opened_leaves_output_on_stdout(tmp_path):
+    script = f".output {tmp_path / 'first.txt'}\nSELECT 1 AS a;\n.output {tmp_path / 'no' / 'x.txt'}\n" \
+             "SELECT 2 AS b;\n.once /nonexistent/once.txt\nSELECT 3 AS c;\n"  # fmt: skip
+    r = shell("-list", stdin=script)
+    assert r.returncode == 1 and r.stdout == "b\n2\nc\n3\n" and "Traceback" not in r.stderr
+    assert (tmp_path / "first.txt").read_text() == "a\n1\n"
+    lines = r.stderr.splitlines()
+    assert len(lines) == 2 and all(x.startswith("Error: ") for x in lines)
+    assert "x.txt: cannot open the file for writing: No such file or directory" in lines[0]
+    r = shell("-list", "-bail", stdin=script)
+    assert r.returncode == 1 and r.stdout == "" and r.stderr.count("\n") == 1
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_a_full_output_is_one_error_and_output_comes_back():
+    script = ".output /dev/full\nSELECT 1 AS a;\nSELECT 2 AS b;\n.once /dev/full\nSELECT 3 AS c;\nSELECT 4 AS d;\n"
+    r = shell("-list", stdin=script)
+    assert r.returncode == 1 and r.stdout == "b\n2\nd\n4\n" and "Traceback" not in r.stderr
+    lost = "Error: cannot write to '/dev/full': No space left on device; output goes to standard output again\n"
+    assert r.stderr == 2 * lost
+    r = shell("-list", "-bail", stdin=script)
+    assert r.returncode == 1 and r.stdout == "" and r.stderr.count("\n") == 1
+
+
+def test_a_script_that_is_not_utf8_is_one_error(tmp_path):
+    (tmp_path / "latin1.sql").write_bytes("SELECT 'café' AS s;\n".encode("latin-1"))
+    (tmp_path / "ok.sql").write_text("SELECT 'ok' AS s;\n")
+    r = shell("-list", "-f", "latin1.sql", "-f", "ok.sql", cwd=tmp_path)
+    assert r.returncode == 1 and r.stdout == "s\nok\n" and "Traceback" not in r.stderr  # the next script runs
+    assert r.stderr == ("Error: -f latin1.sql: the file is not UTF-8 (byte 0xe9 on line 1); convert it, "
+                        "for example: iconv -f latin1 -t utf-8 latin1.sql\n")  # fmt: skip
+    r = shell("-list", "-bail", "-f", "latin1.sql", "-f", "ok.sql", cwd=tmp_path)
+    assert r.returncode == 1 and r.stdout == "" and r.stderr.count("\n") == 1
+    r = shell("-list", stdin=".read latin1.sql\nSELECT 1 AS after;\n", cwd=tmp_path)
+    assert r.returncode == 1 and r.stdout == "after\n1\n" and r.stderr.startswith("Error: .read latin1.sql: the file")
+    env_strict = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONIOENCODING": "utf-8:strict"}
+    r = subprocess.run([sys.executable, "-m", "dbml", "-list"], input="SELECT 'café';\n".encode("latin-1"),
+                       capture_output=True, env=env_strict, timeout=120)  # fmt: skip
+    assert r.returncode == 1 and r.stderr.decode().startswith("Error: standard input is not UTF-8 (byte 0xe9)")
+    assert b"Traceback" not in r.stderr
+
+
+def test_a_script_that_reads_itself_is_refused_before_it_runs_again(tmp_path):
+    (tmp_path / "self.sql").write_text("CREATE TABLE IF NOT EXISTS t(i INT);\nINSERT INTO t VALUES (1);\n"
+                                       ".read ./self.sql\nSELECT count(*) AS n FROM t;\n")  # fmt: skip
+    r = shell("-list", "-f", "self.sql", cwd=tmp_path)
+    assert r.returncode == 1 and r.stdout == "n\n1\n"  # one INSERT, one SELECT
+    real = os.path.realpath(tmp_path / "self.sql")
+    assert r.stderr == (f"Error: .read ./self.sql: '{real}' is already being read ({real} -> {real}); "
+                        "a script cannot read itself\n")  # fmt: skip
+    (tmp_path / "a.sql").write_text("SELECT 'a' AS a;\n.read b.sql\n")
+    (tmp_path / "b.sql").write_text("SELECT 'b' AS b;\n.read a.sql\n")
+    (tmp_path / "link.sql").symlink_to(tmp_path / "a.sql")
+    r = shell("-list", stdin=".read link.sql\n.read a.sql\n", cwd=tmp_path)  # a link is the file it points to
+    assert r.returncode == 1 and r.stdout == "a\na\nb\nb\na\na\nb\nb\n" and r.stderr.count("\n") == 2
+    a, b = os.path.realpath(tmp_path / "a.sql"), os.path.realpath(tmp_path / "b.sql")
+    assert r.stderr.count(f"Error: .read a.sql: '{a}' is already being read ({a} -> {b} -> {a})") == 2
+
+
+def test_read_takes_in_at_most_the_script_limit(tmp_path, monkeypatch):
+    from dbml.integrations import shell as shell_module
+
+    monkeypatch.setattr(shell_module, "MAX_SCRIPT", 40)
+    monkeypatch.setattr(shell_module, "_CHUNK", 16)
+    (tmp_path / "small.sql").write_text("SELECT 1 AS n;\n")  # 15 bytes
+    (tmp_path / "big.sql").write_text("SELECT 1 AS n;\n" * 3)  # 45 bytes
+    sh, out, err = in_process()
+    assert sh.dot(f".read {tmp_path / 'small.sql'}") and out.getvalue() == "n\n1\n"
+    assert not sh.dot(f".read {tmp_path / 'big.sql'}") and out.getvalue() == "n\n1\n"  # nothing of it ran
+    assert err.getvalue().startswith(f"Error: .read {tmp_path / 'big.sql'}: the file is larger than ")
+    assert err.getvalue().count("\n") == 1
+    sh.con.close()
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="needs /dev/zero")
+def test_read_of_an_endless_file_is_refused_at_64_mib():
+    r = shell("-list", stdin=".read /dev/zero\nSELECT 'after' AS a;\n")
+    assert r.returncode == 1 and r.stdout == "a\nafter\n"
+    assert r.stderr.startswith("Error: .read /dev/zero: the file is larger than 64 MiB") and r.stderr.count("\n") == 1

@@ -22,6 +22,9 @@ variable of the notebook. A cell's last result is shown as a pandas DataFrame of
 Errors show dbml's (or DuckDB's) message without a traceback, and still fail the cell,
 so a notebook run by nbclient or ``jupyter nbconvert --execute`` stops at it.
 
+``current()`` gives the connection ``%dbml`` cells run on, for Python that takes one:
+``dbml.plot.training_curves(current(), "churn")``.
+
 A dbml ``Connection`` also works with jupysql (``%sql con``): :class:`Cursor` is what its
 ``cursor()`` gives.
 """
@@ -31,7 +34,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-__all__ = ["DbmlMagics", "Cursor", "bind", "load_ipython_extension", "unload_ipython_extension"]
+__all__ = ["DbmlMagics", "Cursor", "bind", "current", "load_ipython_extension", "unload_ipython_extension"]
 
 _PLACEHOLDER = re.compile(r"\{\{\s*(?:(ident)\s*:\s*)?([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 _CAPTURE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*<<\s*(.*)$", re.S)
@@ -48,7 +51,8 @@ def bind(text: str, namespace: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         The SQL, with ``$dbml_1``, ``$dbml_2``, ... for the values, and the values by name.
 
     Raises:
-        DbmlError: a name that is not defined, or an identifier that is not a non-empty string.
+        DbmlError: a name that is not defined, an identifier that is not a non-empty string,
+            or a value DuckDB cannot bind (a DataFrame, a set, an object of a class of its own).
     """
     from dbml.errors import DbmlError
     from dbml.script import mask
@@ -71,10 +75,72 @@ def bind(text: str, namespace: dict[str, Any]) -> tuple[str, dict[str, Any]]:
                 raise DbmlError(f"{{{{ident:{name}}}}} must name a table or column as a non-empty string, got {value!r}")
             return '"' + value.replace('"', '""') + '"'
         key = f"dbml_{len(params) + 1}"
-        params[key] = value
+        params[key] = _bindable(value, "{{" + name + "}}", name)
         return f"${key}"
 
     return _PLACEHOLDER.sub(replace, text), params
+
+
+# frames DuckDB reads by name in FROM (its replacement scans), but cannot bind as a value
+_FRAMES = {
+    ("pandas", "DataFrame"): "a pandas DataFrame", ("polars", "DataFrame"): "a polars DataFrame",
+    ("polars", "LazyFrame"): "a polars LazyFrame", ("pyarrow", "Table"): "a pyarrow Table",
+    ("pyarrow", "RecordBatch"): "a pyarrow RecordBatch", ("pyarrow", "RecordBatchReader"): "a pyarrow RecordBatchReader",
+    ("pyarrow", "Dataset"): "a pyarrow Dataset", ("duckdb", "DuckDBPyRelation"): "a DuckDB relation",
+}  # fmt: skip
+_VALUES = "a real number, a string, bytes, a date, time or timedelta, a UUID, None, or a list, tuple, dict or array of them"
+
+
+def _bindable(value: Any, where: str, name: str) -> Any:
+    """``value`` as DuckDB binds it (numpy scalars become Python ones, which DuckDB binds
+    and numpy's integers it does not), checked before anything runs.
+
+    Args:
+        value: the notebook variable's value, or an item inside it.
+        where: the placeholder (and the item's place in it) for messages, ``{{x}}[0]``.
+        name: the variable's name, for the fix a message suggests.
+
+    Raises:
+        DbmlError: a value of a type DuckDB cannot bind, naming ``where``, its type and what to do.
+    """
+    import datetime
+    import decimal
+    import uuid
+
+    import numpy as np
+
+    from dbml.errors import DbmlError
+
+    if value is None or isinstance(value, bool | int | float | str | bytes | bytearray | memoryview | decimal.Decimal
+                                   | datetime.date | datetime.time | datetime.timedelta | uuid.UUID):  # fmt: skip
+        if isinstance(value, np.generic):  # np.float64 and np.str_ are float and str already
+            return _bindable(value.item(), where, name)
+        return value
+    if isinstance(value, np.generic) and not isinstance(value, np.complexfloating | np.void):
+        return _bindable(value.item(), where, name)  # np.int64, np.bool_, np.datetime64
+    if isinstance(value, np.ndarray) and value.dtype.kind in "biufUSMm":
+        return value
+    if isinstance(value, np.ndarray) and value.dtype.kind == "O":
+        return [_bindable(v, f"{where}[{i}]", name) for i, v in enumerate(value.tolist())]
+    if isinstance(value, list | tuple):
+        return type(value)(_bindable(v, f"{where}[{i}]", name) for i, v in enumerate(value))
+    if isinstance(value, dict):
+        return {k: _bindable(v, f"{where}[{k!r}]", name) for k, v in value.items()}
+    cls = type(value)
+    kind = _FRAMES.get((cls.__module__.partition(".")[0].lstrip("_"), cls.__name__))
+    if kind is not None:
+        raise DbmlError(
+            f"{where} is {kind}, which cannot be bound as a value: use it by name in FROM "
+            f"(SELECT * FROM {name}), as DuckDB reads the notebook's frames"
+        )
+    if isinstance(value, set | frozenset):
+        fix = f"bind a list instead ({name} = sorted({name}))" if where == "{{" + name + "}}" else "put a list in its place"
+    elif (cls.__module__.partition(".")[0], cls.__name__) in (("pandas", "Series"), ("polars", "Series")):
+        fix = f"bind a list instead ({name}.tolist() or {name}.to_list()), or use its frame by name in FROM"
+    else:
+        fix = f"bind {_VALUES}"
+    typ = cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+    raise DbmlError(f"{where} is a {typ}, which cannot be bound as a value: {fix}")
 
 
 def _magics_class():
@@ -172,13 +238,15 @@ def _magics_class():
             parameters to one statement at a time)."""
             from dbml.rewrite import split_statements
 
-            sql, params = bind(text, self.shell.user_ns)
+            sql, params = bind(text, self.shell.user_ns)  # every placeholder checked before anything runs
             if not params:
                 return self._call(sql, None)
             result = None
-            for part in split_statements(sql):
-                used = {k: v for k, v in params.items() if re.search(rf"\${k}(?![0-9A-Za-z_])", part.text)}
-                rel = self._call(part.text, used or None)
+            # each statement bound on its own, from the cell's text: its parameters are the
+            # ones it holds, found without searching SQL (an identifier may read "$dbml_1")
+            for part in split_statements(text):
+                part_sql, part_params = bind(part.text, self.shell.user_ns)
+                rel = self._call(part_sql, part_params or None)
                 if rel is not None:
                     result = rel
             return result
@@ -212,6 +280,33 @@ def _magics_class():
             return frame
 
     return DbmlMagics
+
+
+def current():
+    """The dbml ``Connection`` that ``%dbml`` and ``%%dbml`` cells run on, for the Python
+    functions that take one (``dbml.plot``, ``con.model_card``, ``con.train``)::
+
+        %dbml connect shop.duckdb
+        from dbml.integrations.notebook import current
+        dbml.plot.training_curves(current(), "churn")
+
+    Raises:
+        DbmlError: outside IPython, before ``%load_ext dbml``, or before ``%dbml connect``.
+    """
+    from dbml.errors import DbmlError
+
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        get_ipython = None
+    ipython = get_ipython() if get_ipython is not None else None
+    magics = ipython.magics_manager.registry.get("DbmlMagics") if ipython is not None else None
+    if magics is None:
+        raise DbmlError("current() gives the connection of %dbml cells: in IPython or Jupyter, run %load_ext dbml "
+                        "and %dbml connect shop.duckdb first (elsewhere, use con = dbml.connect('shop.duckdb'))")  # fmt: skip
+    if magics.connection is None:
+        raise DbmlError(_NO_CONNECTION)
+    return magics.connection
 
 
 _NO_CONNECTION = "no dbml connection: run %dbml connect shop.duckdb (or :memory:, or a variable holding a connection) first"

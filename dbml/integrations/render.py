@@ -14,6 +14,7 @@ import decimal
 import io
 import json
 import math
+import textwrap
 import uuid
 from typing import Any
 
@@ -28,6 +29,9 @@ MODES = ("box", "csv", "json", "jsonlines", "line", "markdown", "list")
 
 MAX_ROWS = 40  # box mode: at most this many rows, the first and last halves
 MAX_CELL = 40  # box mode: a longer value is cut, with an ellipsis
+VERTICAL_ROWS = 3  # box mode: a result this short and too wide is shown one column per line
+MIN_VERTICAL_CELL = 12  # ... when each value gets at least this many characters
+VERTICAL_TYPE = 24  # ... with the types cut to this ("timestamp with time zone" fits)
 NULL = "NULL"
 
 
@@ -144,8 +148,12 @@ def _is_numeric(typ: pa.DataType) -> bool:
     return pa.types.is_integer(typ) or pa.types.is_floating(typ) or pa.types.is_decimal(typ)
 
 
+def _flat(text: str) -> str:
+    return text.replace("\n", "\\n")
+
+
 def _cut(text: str, limit: int) -> str:
-    text = text.replace("\n", "\\n")
+    text = _flat(text)
     return text if len(text) <= limit else text[: max(limit - 1, 0)] + "…"
 
 
@@ -156,8 +164,8 @@ def _box(table: pa.Table, names: list[str], types: list[str] | None, width: int)
         picked = list(range(half)) + list(range(n - half, n))
     else:
         picked = list(range(n))
-    values = text_rows(table, picked) if table.num_columns else []
-    body = [[_cut(NULL if v is None else v, MAX_CELL) for v in r] for r in values]
+    raw = text_rows(table, picked) if table.num_columns else []
+    body = [[_cut(NULL if v is None else v, MAX_CELL) for v in r] for r in raw]
     if n > MAX_ROWS:
         half = MAX_ROWS // 2
         body = body[:half] + [None] + body[half:]  # None: the "..." row
@@ -173,6 +181,12 @@ def _box(table: pa.Table, names: list[str], types: list[str] | None, width: int)
 
     def total(shown: list[int], gap: bool) -> int:
         return sum(widths[i] + 3 for i in shown) + 1 + (4 if gap else 0)
+
+    if len(cols) > 1 and total(cols, False) > width and 0 < n <= VERTICAL_ROWS:
+        # a row or few, too wide: each column becomes a line, so no column is hidden
+        folded = _vertical(raw, names, types, numeric, width)
+        if folded is not None:
+            return folded
 
     # too wide for the terminal: drop columns from the middle, as DuckDB's CLI does
     shown, gap = cols, False
@@ -190,8 +204,7 @@ def _box(table: pa.Table, names: list[str], types: list[str] | None, width: int)
     def row(cells: list[str], aligns: list[str]) -> str:
         parts = []
         for i, text, how in zip(shown, cells, aligns, strict=True):
-            w = widths[i]
-            parts.append(" " + (text.rjust(w) if how == ">" else text.center(w) if how == "^" else text.ljust(w)) + " ")
+            parts.append(" " + _align(text, widths[i], how) + " ")
         if gap:
             parts.insert(split, " … ")
         return "│" + "│".join(parts) + "│\n"
@@ -213,7 +226,55 @@ def _box(table: pa.Table, names: list[str], types: list[str] | None, width: int)
     if n > MAX_ROWS:
         notes.append(f"{n} rows ({len(picked)} shown)")
     if gap:
-        notes.append(f"{len(names)} columns ({len(shown)} shown)")
+        hidden = ", ".join(names[i] for i in cols if i not in shown)
+        notes.append(f"{len(names)} columns ({len(shown)} shown; hidden: {hidden}; .mode line shows every column)")
     if notes:
-        out.append("  " + "  ".join(notes) + "\n")
+        out.append(textwrap.fill("  ".join(notes), max(width, 40), initial_indent="  ", subsequent_indent="  ") + "\n")
+    return "".join(out)
+
+
+def _align(text: str, w: int, how: str) -> str:
+    return text.rjust(w) if how == ">" else text.center(w) if how == "^" else text.ljust(w)
+
+
+def _vertical(raw: list[list[str | None]], names: list[str], types: list[str], numeric: list[bool],
+              width: int) -> str | None:  # fmt: skip
+    """Rows ``raw`` turned on their side: one line per column (name, type, a value per
+    row), values cut to fit ``width``; None where even that does not fit."""
+    k = len(raw)
+    heads = ["value"] if k == 1 else [f"row {j + 1}" for j in range(k)]
+    name_w = max(len(_cut(x, MAX_CELL)) for x in [*names, "column"])
+    type_w = min(max(len(x) for x in [*types, "type"]), VERTICAL_TYPE) if any(types) else 0
+    values = [[_flat(NULL if v is None else v) for v in r] for r in raw]  # one list per row
+
+    def room(type_w: int) -> int:  # the characters each row's values get
+        return (width - 1 - (name_w + 3) - (type_w + 3 if type_w else 0)) // k - 3
+
+    if room(type_w) < MIN_VERTICAL_CELL:
+        type_w = 0  # the types give way to the values
+    each = room(type_w)
+    if each < MIN_VERTICAL_CELL:
+        return None
+    value_w = [min(max(len(heads[j]), *(len(v) for v in values[j])), each) for j in range(k)]
+    cut = any(len(v) > value_w[j] for j in range(k) for v in values[j])
+    ws = [name_w] + ([type_w] if type_w else []) + value_w
+
+    def line(left: str, mid: str, right: str) -> str:
+        return left + mid.join("─" * (w + 2) for w in ws) + right + "\n"
+
+    def row(cells: list[str], aligns: str) -> str:
+        parts = [" " + _align(c, w, a) + " " for c, w, a in zip(cells, ws, aligns, strict=True)]
+        return "│" + "│".join(parts) + "│\n"
+
+    out = [line("┌", "┬", "┐"), row(["column"] + (["type"] if type_w else []) + heads, "^" * len(ws))]
+    out.append(line("├", "┼", "┤"))
+    for i, name in enumerate(names):
+        cells = [_cut(name, name_w)] + ([_cut(types[i], type_w)] if type_w else [])
+        cells += [_cut(values[j][i], value_w[j]) for j in range(k)]
+        out.append(row(cells, "<" * (1 + bool(type_w)) + (">" if numeric[i] else "<") * k))
+    out.append(line("└", "┴", "┘"))
+    note = f"{len(names)} columns, one per line: too wide for {width} characters"
+    if cut:
+        note += "; .mode line shows the cut values whole"
+    out.append(textwrap.fill(note, max(width, 40), initial_indent="  ", subsequent_indent="  ") + "\n")
     return "".join(out)

@@ -5,7 +5,9 @@
 terminal it is interactive (prompt_toolkit, from the ``shell`` extra); otherwise it runs
 the script on standard input. As DuckDB's CLI (2.0 docs, "Command Line" troubleshooting),
 the default output mode is box whether or not output is piped; a script goes on after a
-failed statement unless -bail is given, and exits 1 if any statement failed.
+failed statement unless -bail is given, and exits 1 if any statement failed. A DuckDB error
+is shown whole (its ``Did you mean``, ``Candidate bindings`` and ``LINE 1: ... ^`` lines
+are the useful part); the shell's own errors are one line; none is a traceback.
 """
 
 from __future__ import annotations
@@ -53,12 +55,25 @@ HELP = """\
 .models             the models in the registry (SHOW MODELS)
 .once FILE          write the next result to FILE
 .output [FILE]      write results to FILE; without FILE, back to standard output
-.read FILE          run the statements in FILE
+.read FILE          run the statements in FILE (UTF-8, at most 64 MiB, never a file already being read)
 .schema [TABLE]     the CREATE statements of the tables and views (or of TABLE)
 .tables [PATTERN]   the tables and views, or those whose name is LIKE PATTERN
 .timer on|off       print the time each statement takes (and rows/s of scoring queries)
 .versions MODEL     the versions of MODEL (DESCRIBE MODEL)
 """
+
+# (fewest, most) arguments of each dot command, and how it is written: extra words are
+# refused, never dropped (".output a b" must not quietly write to a)
+_ARITY = {
+    ".bail": (1, 1, ".bail on|off"), ".echo": (1, 1, ".echo on|off"), ".timer": (1, 1, ".timer on|off"),
+    ".exit": (0, 0, ".exit"), ".quit": (0, 0, ".quit"), ".help": (0, 0, ".help"),
+    ".mode": (0, 1, ".mode [MODE]"), ".models": (0, 0, ".models"), ".once": (1, 1, ".once FILE"),
+    ".output": (0, 1, ".output [FILE]"), ".read": (1, 1, ".read FILE"), ".schema": (0, 1, ".schema [TABLE]"),
+    ".tables": (0, 1, ".tables [PATTERN]"), ".versions": (1, 1, ".versions MODEL"),
+}  # fmt: skip
+
+MAX_SCRIPT = 64 * 1024 * 1024  # the most bytes .read and -f take in: a script, not a data file
+_CHUNK = 1024 * 1024
 
 
 def is_complete(text: str) -> bool:
@@ -71,6 +86,11 @@ def is_complete(text: str) -> bool:
 
 class _Quit(Exception):
     pass
+
+
+class _OutputLost(Exception):
+    """Control flow, never shown: a write to the output failed, was reported, and
+    output went back to standard output; the statement or command that wrote fails."""
 
 
 class Shell:
@@ -94,6 +114,7 @@ class Shell:
         self.timer = False
         self.failed = False  # any statement failed
         self._once: IO[str] | None = None
+        self._reading: list[str] = []  # real paths of the scripts being read, outermost first
 
     # -- input ---------------------------------------------------------------------
 
@@ -124,20 +145,71 @@ class Shell:
         """``run_lines`` over a text."""
         return self.run_lines(text.splitlines(keepends=True))
 
+    def run_file(self, path: str, how: str = "-f") -> bool:
+        """Run the script in ``path`` (for -f, or ``.read``): at most ``MAX_SCRIPT`` bytes of
+        UTF-8, and never a script already being read. A file that cannot be run is one
+        error, counted as a failed statement. Returns False where it stopped under bail."""
+        real = os.path.realpath(path)
+        if real in self._reading:
+            chain = " -> ".join([*self._reading, real])
+            self.error(f"{how} {path}: '{real}' is already being read ({chain}); a script cannot read itself")
+            self.failed = True
+            return not self.bail
+        text = self._script(path, how)
+        if text is None:
+            self.failed = True
+            return not self.bail
+        self._reading.append(real)
+        try:
+            return self.run_text(text)
+        finally:
+            self._reading.pop()
+
+    def _script(self, path: str, how: str) -> str | None:
+        """The text of a script file, or None after writing why it cannot be run. Read in
+        chunks, so an endless file (/dev/zero) is refused at the limit, not held whole."""
+        chunks, size = [], 0
+        try:
+            with open(path, "rb") as f:
+                while chunk := f.read(_CHUNK):
+                    size += len(chunk)
+                    if size > MAX_SCRIPT:
+                        self.error(f"{how} {path}: the file is larger than {MAX_SCRIPT // 2**20} MiB, the most a "
+                                   "script may be; split it, or load data with COPY or read_csv instead")  # fmt: skip
+                        return None
+                    chunks.append(chunk)
+        except OSError as error:
+            self.error(f"{how} {path}: cannot read the file: {error.strerror or error}")
+            return None
+        data = b"".join(chunks)
+        try:
+            return data.decode("utf-8-sig")  # a leading byte-order mark is not SQL
+        except UnicodeDecodeError as error:
+            line = data.count(b"\n", 0, error.start) + 1
+            self.error(f"{how} {path}: the file is not UTF-8 (byte 0x{data[error.start]:02x} on line {line}); "
+                       f"convert it, for example: iconv -f latin1 -t utf-8 {path}")  # fmt: skip
+            return None
+
     # -- SQL -----------------------------------------------------------------------
 
     def run_sql(self, text: str) -> bool:
         """Run the statements of ``text``; False if one failed."""
         ok = True
         for stmt in split_script(text):
-            if self.echo:
-                self._write(stmt.text.strip() + "\n")
-            if not self._one(stmt):
+            if not self._echo(stmt) or not self._one(stmt):
                 ok = False
                 self.failed = True
                 if self.bail:
                     break
         return ok
+
+    def _echo(self, stmt: Any) -> bool:
+        if self.echo:
+            try:
+                self._write(stmt.text.strip() + "\n")
+            except _OutputLost:
+                return False
+        return True
 
     def _one(self, stmt: Any) -> bool:
         start = time.perf_counter()
@@ -162,14 +234,17 @@ class Shell:
                 self.error(f"{type(error).__name__}: {error}")
             return False
         elapsed = time.perf_counter() - start
-        if table is not None:
-            self._write(render(table, self.mode, self.width(), types), result=True)
-        if self.timer:
-            note = f"Run Time (s): real {elapsed:.3f}"
-            if table is not None and _scores(stmt):
-                rate = table.num_rows / elapsed if elapsed > 0 else float("inf")
-                note += f"  ({table.num_rows} rows, {rate:,.0f} rows/s)"
-            self._write(note + "\n")
+        try:
+            if table is not None:
+                self._write(render(table, self.mode, self.width(), types), result=True)
+            if self.timer:
+                note = f"Run Time (s): real {elapsed:.3f}"
+                if table is not None and _scores(stmt):
+                    rate = table.num_rows / elapsed if elapsed > 0 else float("inf")
+                    note += f"  ({table.num_rows} rows, {rate:,.0f} rows/s)"
+                self._write(note + "\n")
+        except _OutputLost:
+            return False
         return True
 
     def _interrupt(self) -> None:
@@ -180,9 +255,15 @@ class Shell:
         self.err.write("Interrupted\n")
 
     def error(self, error: Any) -> None:
-        """Write one line ``Error: ...`` (DuckDB's first line of a DuckDB error)."""
-        lines = [x for x in str(error).strip().splitlines() if x.strip()] or [type(error).__name__]
-        self.err.write(f"Error: {lines[0]}\n")
+        """Write ``Error: ...``: a DuckDB or dbml error whole, so DuckDB's hints stay (``Did
+        you mean "titanic"?``, ``Candidate bindings``, the ``LINE 1: ... ^`` pointer);
+        anything else (a message of the shell's own) on one line."""
+        if isinstance(error, duckdb.Error | DbmlError):
+            text = str(error).strip("\n").rstrip() or type(error).__name__
+        else:
+            lines = [x for x in str(error).strip().splitlines() if x.strip()] or [type(error).__name__]
+            text = lines[0]
+        self.err.write(f"Error: {text}\n")
         self.err.flush()
 
     def width(self) -> int:
@@ -190,12 +271,32 @@ class Shell:
         return shutil.get_terminal_size((120, 40)).columns
 
     def _write(self, text: str, result: bool = False) -> None:
-        target = self._once if (result and self._once is not None) else self.out
-        target.write(text)
-        target.flush()
-        if result and self._once is not None:
-            self._once.close()
+        once = result and self._once is not None
+        target = self._once if once else self.out
+        try:
+            target.write(text)
+            target.flush()
+        except OSError as error:  # a full disk, /dev/full, a closed pipe: report, go back to stdout
+            where = "standard output" if target is self.stdout else f"'{getattr(target, 'name', '?')}'"
+            self._drop(target)
+            self.error(f"cannot write to {where}: {error.strerror or error}"
+                       + ("" if target is self.stdout else "; output goes to standard output again"))  # fmt: skip
+            self.failed = True
+            raise _OutputLost from None
+        if once:
+            self._drop(target)
+
+    def _drop(self, target: IO[str]) -> None:
+        """Close a file of .output or .once (never standard output) and forget it."""
+        if target is not self.stdout:
+            try:
+                target.close()
+            except OSError:  # its unwritten buffer fails again: already reported
+                pass
+        if target is self._once:
             self._once = None
+        if target is self.out:
+            self.out = self.stdout
 
     # -- dot commands ----------------------------------------------------------------
 
@@ -203,13 +304,18 @@ class Shell:
         """Run one dot command; False if it failed."""
         words = line.split()
         name, args = words[0].lower(), words[1:]
+        fewest, most, usage = _ARITY.get(name, (0, len(args), ""))
+        if not fewest <= len(args) <= most:
+            extra = args[most:]
+            why = (f"extra argument{'s' if len(extra) > 1 else ''} {', '.join(repr(a) for a in extra)}" if extra
+                   else "an argument is missing")  # fmt: skip
+            self.error(f"{words[0]}: {why}; write it as {usage}")
+            self.failed = True
+            return False
         if name in (".quit", ".exit"):
             raise _Quit
-        if name == ".help":
-            self._write(HELP)
-            return True
         handler = {
-            ".mode": self._mode, ".timer": self._flag("timer"), ".bail": self._flag("bail"),
+            ".help": self._help, ".mode": self._mode, ".timer": self._flag("timer"), ".bail": self._flag("bail"),
             ".echo": self._flag("echo"), ".tables": self._tables, ".schema": self._schema,
             ".models": self._models, ".versions": self._versions, ".read": self._read,
             ".output": self._output, ".once": self._once_to,
@@ -220,6 +326,8 @@ class Shell:
             return False
         try:
             ok = handler(args)
+        except _OutputLost:
+            ok = False
         except OSError as error:
             self.error(f"{words[0]}: {error.strerror or error}: '{error.filename}'" if error.filename else error)
             ok = False
@@ -232,6 +340,10 @@ class Shell:
         if not ok:
             self.failed = True
         return ok
+
+    def _help(self, args: list[str]) -> bool:
+        self._write(HELP)
+        return True
 
     def _mode(self, args: list[str]) -> bool:
         if not args:
@@ -286,6 +398,9 @@ class Shell:
 
     def _schema(self, args: list[str]) -> bool:
         rows = self._names(args[0] if args else None)
+        if args and not rows:
+            self.error(f".schema {args[0]}: no table or view is named like '{args[0]}'; .tables lists them")
+            return False
         self._write("".join((sql or "").rstrip(";") + ";\n" for _, _, sql in rows))
         return True
 
@@ -293,54 +408,55 @@ class Shell:
         return self.run_sql("SHOW MODELS;")
 
     def _versions(self, args: list[str]) -> bool:
-        if len(args) != 1:
-            self.error(".versions takes a model name: .versions churn")
-            return False
+        wanted = ["version", "aliases", "metric", "score", "task", "architecture", "row_count", "epochs",
+                  "train_seconds", "size", "created_by", "created_at"]  # fmt: skip
         try:
             rel = self.con.describe_model(args[0])  # the name is checked there, never pasted into SQL
-            table = rel.arrow().read_all()
+            rel = rel.select(*[duckdb.ColumnExpression(c) for c in wanted if c in rel.columns])
+            table, types = rel.arrow().read_all(), [str(t) for t in rel.types]  # DuckDB's types, as DESCRIBE MODEL
         except (DbmlError, duckdb.Error) as error:
             self.error(error)
             return False
-        wanted = ["version", "aliases", "metric", "score", "task", "architecture", "row_count", "epochs",
-                  "train_seconds", "size", "created_by", "created_at"]  # fmt: skip
-        table = table.select([c for c in wanted if c in table.column_names])
-        self._write(render(table, self.mode, self.width(), [str(t) for t in table.schema.types]), True)
+        self._write(render(table, self.mode, self.width(), types), True)
         return True
 
     def _read(self, args: list[str]) -> bool:
-        if len(args) != 1:
-            self.error(".read takes a file name")
-            return False
         before = self.failed
         self.failed = False
-        with open(args[0], encoding="utf-8") as f:
-            self.run_lines(f)
+        self.run_file(args[0], ".read")
         ok = not self.failed
         self.failed = before or self.failed
         return ok
 
     def _output(self, args: list[str]) -> bool:
-        if self.out is not self.stdout:
-            self.out.close()
-        self.out = open(args[0], "w", encoding="utf-8") if args else self.stdout  # noqa: SIM115
-        return True
+        # as DuckDB's CLI: the old file is closed first, and a new one that cannot be
+        # opened leaves output on standard output
+        self._drop(self.out)
+        if args:
+            self.out = self._open(".output", args[0])
+        return self.out is not self.stdout or not args
 
     def _once_to(self, args: list[str]) -> bool:
-        if len(args) != 1:
-            self.error(".once takes a file name")
-            return False
-        self._once = open(args[0], "w", encoding="utf-8")  # noqa: SIM115
-        return True
+        if self._once is not None:
+            self._drop(self._once)
+        opened = self._open(".once", args[0])
+        self._once = None if opened is self.stdout else opened
+        return self._once is not None
+
+    def _open(self, how: str, path: str) -> IO[str]:
+        """``path`` opened for writing, or standard output after writing why not."""
+        try:
+            return open(path, "w", encoding="utf-8")  # noqa: SIM115 - closed by _drop
+        except OSError as error:
+            self.error(f"{how} {path}: cannot open the file for writing: {error.strerror or error}; "
+                       "output goes to standard output")  # fmt: skip
+            return self.stdout
 
     def close(self) -> None:
         """Close files opened by .output and .once."""
-        if self.out is not self.stdout:
-            self.out.close()
-            self.out = self.stdout
+        self._drop(self.out)
         if self._once is not None:
-            self._once.close()
-            self._once = None
+            self._drop(self._once)
 
 
 def _scores(stmt: Any) -> bool:
@@ -535,12 +651,7 @@ def main(argv: list[str] | None = None) -> int:
         if any(kind in ("c", "f") for kind, _ in commands):
             for kind, value in commands:
                 if kind == "f":
-                    try:
-                        with open(value, encoding="utf-8") as f:
-                            ok = shell.run_lines(f)
-                    except OSError as error:
-                        shell.error(f"cannot read '{value}': {error.strerror}")
-                        return 1
+                    ok = shell.run_file(value)
                 else:
                     shell.bail = True if kind == "c" else shell.bail  # -c stops at its first error
                     ok = shell.run_text(value)
@@ -553,7 +664,12 @@ def main(argv: list[str] | None = None) -> int:
         if sys.stdin.isatty():
             _interactive(shell)
             return 0
-        shell.run_lines(sys.stdin)
+        try:
+            shell.run_lines(sys.stdin)
+        except UnicodeDecodeError as error:  # a stream cannot be read on past a bad byte
+            shell.error(f"standard input is not UTF-8 (byte 0x{error.object[error.start]:02x}); convert it, "
+                        "for example: iconv -f latin1 -t utf-8")  # fmt: skip
+            return 1
         return 1 if shell.failed else 0
     finally:
         shell.close()
