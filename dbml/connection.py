@@ -37,7 +37,7 @@ from dbml.errors import DbmlError, DbmlSyntaxError, FeatureError
 from dbml.names import parse_reference
 from dbml.outputs import FUNCTION_NAMES, OUTPUTS
 from dbml.registry.store import Registry
-from dbml.script import Statement, mask, nested_statements, split_script, suggestion
+from dbml.script import Statement, mask, nested_parts, nested_statements, split_script, suggestion
 from dbml.statements import Context
 from dbml.statements.base import numbered_parameters, parameters_for
 
@@ -389,40 +389,33 @@ class Connection:
 
     def compose(self, sql: str, ctx: Context) -> str:
         """``sql`` with each ML statement nested in it (``FROM (FORECAST MODEL m HORIZON 3)``,
-        a CTE, ``COPY (...) TO``) run first by its handler and its rows put in its place,
-        registered on this thread's connection for as long as ``ctx`` lives."""
-        masked = mask(sql)
-        spans = nested_statements(masked)
-        if not spans:
+        a CTE, ``COPY (...) TO``) run first by its handler and its rows put in its place
+        (:func:`dbml.script.nested_parts`), registered on this thread's connection for as
+        long as ``ctx`` lives."""
+        names = [f"__dbml_rows_{next(_nested_names)}" for _ in nested_statements(mask(sql))]
+        if not names:
             return sql
-        view = re.match(r"\s*CREATE\s+(?:OR\s+REPLACE\s+)?(?:TEMP(?:ORARY)?\s+)?(VIEW|MACRO|FUNCTION)\b", masked, re.IGNORECASE)
-        out, last = [], 0
-        for start, end in spans:
-            inner = sql[start + 1 : end].strip()
-            node = parse_statement(inner)
+        outer, inner = nested_parts(sql, lambda k: names[k])
+        view = re.match(r"\s*CREATE\s+(?:OR\s+REPLACE\s+)?(?:TEMP(?:ORARY)?\s+)?(VIEW|MACRO|FUNCTION)\b", mask(sql), re.IGNORECASE)
+        nodes = [parse_statement(text) for text in inner]
+        for node in nodes:  # every refusal before anything runs
             statement = statements.statement_of(node)
             head = " ".join(statement.head)
             if view is not None:
+                what = view.group(1).lower()
                 raise DbmlError(
-                    f"a {view.group(1).lower()} cannot hold {head}: dbml runs it when a statement runs, so the "
-                    f"{view.group(1).lower()} would read rows that are gone; keep them with CREATE TABLE ... AS "
-                    f"FROM ({head} ...) and build the {view.group(1).lower()} on that table"
+                    f"a {what} cannot hold {head}: dbml runs it when a statement runs, so the {what} would read rows "
+                    f"that are gone; keep them with CREATE TABLE ... AS FROM ({head} ...) and build the {what} on that table"
                 )
             if not statement.returns_rows:
-                raise DbmlError(
-                    f"{head} cannot be used inside a query: it acts rather than giving rows; run it as a statement "
-                    "of its own"
-                )
+                raise DbmlError(f"{head} cannot be used inside a query: it acts rather than giving rows; run it as a "
+                                "statement of its own")  # fmt: skip
+        con = self.db()
+        for node, name in zip(nodes, names):
             rel = statements.run_statement(ctx.child(), node)
-            table = rel.to_arrow_table() if rel is not None else None
-            name = f"__dbml_rows_{next(_nested_names)}"
-            con = self.db()
-            con.register(name, table)
+            con.register(name, rel.to_arrow_table())
             ctx.keep(con, name)
-            out.append(sql[last:start] + f'(FROM "{name}")')
-            last = end + 1
-        out.append(sql[last:])
-        return "".join(out)
+        return outer
 
     def _register_stored(self, function: str) -> bool:
         """Create the UDFs behind a ``dbml_predict__<model>__v<N>...`` name met in SQL that
@@ -642,8 +635,8 @@ class Connection:
 
     def cursor(self):
         """A cursor with dbml's statements: as DuckDB's ``cursor()``, a connection of its
-        own to the same database (see :class:`dbml.integrations.notebook.Cursor`)."""
-        from dbml.integrations.notebook import Cursor
+        own to the same database (see :class:`dbml.cursor.Cursor`)."""
+        from dbml.cursor import Cursor
 
         return Cursor(Connection(self.db().cursor(), self._registry.user))
 

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 from dbml.outputs import FUNCTION_NAMES
 
-__all__ = ["Statement", "split_script", "mask", "predict_calls", "nested_statements", "suggestion", "unnamed_item"]
+__all__ = ["Statement", "split_script", "mask", "predict_calls", "nested_statements", "nested_parts", "suggestion",
+           "unnamed_item"]
 
 _DOLLAR = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)?\$")
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
@@ -202,6 +203,21 @@ def nested_statements(masked: str) -> list[tuple[int, int]]:
         else:
             pos = masked.find("(", pos + 1)
     return spans
+
+
+def nested_parts(sql: str, name) -> tuple[str, list[str]]:
+    """``sql`` with each outermost ``( <dbml statement> )`` replaced by ``(FROM "<name(k)>")``
+    (k = 0, 1, ...), and the texts of those statements, in order. Pure: the caller runs
+    each statement and registers its rows under that name."""
+    masked = mask(sql)
+    out, inner, last = [], [], 0
+    for start, end in nested_statements(masked):
+        inner.append(sql[start + 1 : end].strip())
+        quoted = name(len(inner) - 1).replace('"', '""')
+        out.append(sql[last:start] + f'(FROM "{quoted}")')
+        last = end + 1
+    out.append(sql[last:])
+    return "".join(out), inner
 
 
 def suggestion(masked: str) -> str | None:

@@ -25,26 +25,41 @@ from dbml.errors import DbmlError
 from dbml.integrations.render import MODES, render
 from dbml.script import mask, split_script
 
-__all__ = ["Shell", "SqlCompleter", "KEYWORDS", "is_complete", "main"]
+__all__ = ["Shell", "SqlCompleter", "KEYWORDS", "keywords", "is_complete", "main"]
 
 EXTRA_HINT = "dbml: for line editing, history and completion install the shell extra: pip install 'dbml[shell]'"
 
-KEYWORDS = sorted(
-    set(
-        """SELECT FROM WHERE GROUP BY ORDER HAVING LIMIT OFFSET JOIN LEFT RIGHT INNER OUTER FULL CROSS ON USING
-        AS AND OR NOT NULL IS IN LIKE ILIKE BETWEEN CASE WHEN THEN ELSE END DISTINCT UNION ALL EXCEPT INTERSECT
-        WITH RECURSIVE INSERT INTO VALUES UPDATE SET DELETE CREATE TABLE VIEW SCHEMA DROP ALTER ADD COLUMN
-        REPLACE IF EXISTS PRIMARY KEY DESCRIBE SHOW SUMMARIZE EXPLAIN ANALYZE COPY TO ATTACH DETACH PRAGMA
-        CAST TRUE FALSE ASC DESC QUALIFY WINDOW OVER PARTITION
-        TRAIN MODEL MODELS TARGET PREDICT PREDICT_PROBA EMBED ANOMALY_SCORE IS_ANOMALY FORECAST EVALUATE
-        EXPORT IMPORT MONITOR VERSION""".split()
-    )
-    | {"TRAIN MODEL", "EVALUATE MODEL", "SHOW MODELS", "DESCRIBE MODEL", "DROP MODEL", "ALTER MODEL",
-       "EXPORT MODEL", "IMPORT MODEL", "EXPLAIN MODEL", "MONITOR MODEL", "FORECAST MODEL"}
-)  # fmt: skip
+_SQL_WORDS = frozenset(
+    """SELECT FROM WHERE GROUP BY ORDER HAVING LIMIT OFFSET JOIN LEFT RIGHT INNER OUTER FULL CROSS ON USING
+    AS AND OR NOT NULL IS IN LIKE ILIKE BETWEEN CASE WHEN THEN ELSE END DISTINCT UNION ALL EXCEPT INTERSECT
+    WITH RECURSIVE INSERT INTO VALUES UPDATE SET DELETE CREATE TABLE VIEW SCHEMA DROP ALTER ADD COLUMN
+    REPLACE IF EXISTS PRIMARY KEY DESCRIBE SHOW SUMMARIZE EXPLAIN ANALYZE COPY TO ATTACH DETACH PRAGMA
+    CAST TRUE FALSE ASC DESC QUALIFY WINDOW OVER PARTITION""".split()
+)
 
-# scoring functions: .timer reports rows/s for the queries that call one
-_SCORING = ("PREDICT", "PREDICT_PROBA", "EMBED", "ANOMALY_SCORE", "IS_ANOMALY")
+
+def keywords() -> list[str]:
+    """What the shell completes: DuckDB's common words, the scoring functions, and every
+    ML statement's head and keywords from the statements table (a statement registered
+    later is completed too)."""
+    from dbml.outputs import FUNCTION_NAMES
+    from dbml.statements import keywords as statement_words
+
+    return sorted(_SQL_WORDS | set(FUNCTION_NAMES) | statement_words())
+
+
+def __getattr__(name: str):
+    if name == "KEYWORDS":  # the list as it is now (statements may be registered after import)
+        return keywords()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _scoring() -> tuple[str, ...]:
+    """The scoring functions: .timer reports rows/s for the queries that call one."""
+    from dbml.outputs import FUNCTION_NAMES
+
+    return FUNCTION_NAMES
+
 
 HELP = """\
 .bail on|off        stop at the first error (default: off)
@@ -461,7 +476,7 @@ class Shell:
 
 def _scores(stmt: Any) -> bool:
     upper = (stmt.masked or stmt.text).upper()
-    return stmt.kind == "predict" or any(f"{name}(" in upper.replace(" (", "(") for name in _SCORING)
+    return stmt.kind == "predict" or any(f"{name}(" in upper.replace(" (", "(") for name in _scoring())
 
 
 # -- completion ------------------------------------------------------------------------
@@ -514,7 +529,7 @@ class SqlCompleter(_completer_base()):  # type: ignore[misc]
     def words(self) -> list[tuple[str, str]]:
         """(word, what it is) pairs on offer."""
         return ([(m, "model") for m in self.models] + [(t, "table") for t in self.tables]
-                + [(c, "column") for c in self.columns] + [(k, "keyword") for k in KEYWORDS])  # fmt: skip
+                + [(c, "column") for c in self.columns] + [(k, "keyword") for k in keywords()])  # fmt: skip
 
     def get_completions(self, document: Any, complete_event: Any):
         from prompt_toolkit.completion import Completion

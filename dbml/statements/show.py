@@ -28,7 +28,7 @@ def run(ctx: "Context", node: ShowModels):
 
 def show_models(ctx: "Context"):
     """``SHOW MODELS``: one row per model: the default version's headline metric and size;
-    the full metrics stay in ``dbml.models`` and DESCRIBE MODEL."""
+    the full metrics stay in the registry and DESCRIBE MODEL."""
     from dbml.summary import headline, human_size
 
     out = []

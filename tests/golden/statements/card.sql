@@ -1,0 +1,2 @@
+-- the HTML model card of a version
+EXPORT MODEL CARD churn VERSION 3 TO 'cards/churn.html'

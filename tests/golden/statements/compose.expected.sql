@@ -1,0 +1,10 @@
+-- a table from a forecast
+--> DuckDB runs: CREATE TABLE fc AS FROM (FROM "__dbml_rows_1")
+-->   __dbml_rows_1: FORECAST MODEL demand HORIZON 12
+-- a CTE, and a statement inside a statement's own source
+--> DuckDB runs: WITH e AS (FROM "__dbml_rows_1") SELECT * FROM e WHERE accuracy > 0.9
+-->   __dbml_rows_1: EVALUATE MODEL churn ON (SELECT * FROM holdout)
+-- COPY, a join, strings and comments that only look like statements
+--> DuckDB runs: COPY (SELECT s.model, d.version FROM (FROM "__dbml_rows_1") s JOIN (FROM "__dbml_rows_2") d ON true WHERE s.model <> '(SHOW MODELS)') TO 'm.csv'
+-->   __dbml_rows_1: SHOW MODELS
+-->   __dbml_rows_2: DESCRIBE MODEL churn

@@ -1,0 +1,3 @@
+-- one row per version
+DESCRIBE MODEL churn
+--> describe(model='churn')

@@ -1,0 +1,2 @@
+-- one row per version
+DESCRIBE MODEL churn

@@ -1,0 +1,3 @@
+-- permutation importance with its options
+EXPLAIN MODEL churn ON (SELECT * FROM holdout LIMIT 1000) WITH (repeats = 3, seed = 7)
+--> explain(model='churn', source='SELECT * FROM holdout LIMIT 1000', options={'repeats': 3, 'seed': 7})

@@ -1,0 +1,3 @@
+-- every model
+SHOW MODELS
+--> show()

@@ -1,0 +1,2 @@
+-- every model
+SHOW MODELS
