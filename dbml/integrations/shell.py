@@ -51,6 +51,8 @@ def keywords() -> list[str]:
 def __getattr__(name: str):
     if name == "KEYWORDS":  # the list as it is now (statements may be registered after import)
         return keywords()
+    if name == "SqlCompleter":
+        return _completer_class()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -482,15 +484,7 @@ def _scores(stmt: Any) -> bool:
 # -- completion ------------------------------------------------------------------------
 
 
-def _completer_base() -> type:
-    try:
-        from prompt_toolkit.completion import Completer
-    except ImportError:  # no extra: a plain base, the completer is not used
-        return object
-    return Completer
-
-
-class SqlCompleter(_completer_base()):  # type: ignore[misc]
+class _SqlCompleterBody:
     """Completes SQL and dbml keywords, table, column and model names (prompt_toolkit).
 
     Args:
@@ -551,6 +545,23 @@ class SqlCompleter(_completer_base()):  # type: ignore[misc]
                     yield Completion(candidate, start_position=-len(prefix), display_meta=what)
 
 
+def _completer_class() -> type:
+    """SqlCompleter on prompt_toolkit's Completer (imported here, not at start-up: a
+    script or -c never completes); a plain class without the extra."""
+    global _COMPLETER
+    if _COMPLETER is None:
+        try:
+            from prompt_toolkit.completion import Completer
+        except ImportError:  # no extra: a plain base, the completer is not used
+            Completer = object
+        _COMPLETER = type("SqlCompleter", (_SqlCompleterBody, Completer), {"__module__": __name__,
+                                                                         "__doc__": _SqlCompleterBody.__doc__})  # fmt: skip
+    return _COMPLETER
+
+
+_COMPLETER: type | None = None
+
+
 # -- the program -------------------------------------------------------------------------
 
 
@@ -563,7 +574,7 @@ def _interactive(shell: Shell) -> None:
     except ImportError:
         _plain_interactive(shell)
         return
-    completer = SqlCompleter(shell.con)
+    completer = _completer_class()(shell.con)
     history = os.environ.get("DBML_HISTORY") or os.path.expanduser("~/.dbml_history")
     session = PromptSession(
         history=FileHistory(history),
