@@ -166,6 +166,22 @@ def test_bad_inputs_name_the_input(con, tmp_path):
     assert con.sql("SELECT PREDICT(w, *) FROM (SELECT 1 AS r, 10 AS q, 100.5 AS p)").fetchall() == [(111.5,)]
 
 
+def test_inputs_named_alike_but_for_case_ask_for_names(con, tmp_path):
+    """Graph inputs 'A' and 'a' cannot both be columns; with no inputs option, the message
+    says so (it used to blame an option that was never given)."""
+    from onnx import TensorProto, helper
+
+    two = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [None, 1]) for n in ("A", "a")]
+    _graph(tmp_path / "aa.onnx", two, [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 1])],
+           [helper.make_node("Add", ["A", "a"], ["y"])])  # fmt: skip
+    before = registry_counts(con)
+    with pytest.raises(TransferError, match=r"has inputs 'A' and 'a', whose names differ only in case.*WITH \(inputs = "):
+        con.sql(f"IMPORT MODEL aa FROM '{tmp_path}/aa.onnx'")
+    assert registry_counts(con) == before
+    con.sql(f"IMPORT MODEL aa FROM '{tmp_path}/aa.onnx' WITH (inputs = ['big', 'small'])")
+    assert con.sql("SELECT PREDICT(aa, *) FROM (SELECT 1 AS big, 2 AS small)").fetchall() == [(3.0,)]
+
+
 def test_types_and_describe_shows_outputs(con, tmp_path):
     from onnx import TensorProto, helper
 

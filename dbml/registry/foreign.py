@@ -105,6 +105,7 @@ def describe_graph(session: ort.InferenceSession, url: str, names: list[str] | N
         graph_inputs.append({"name": node.name, "dtype": dtype, "shape": shape, "width": width})
 
     total = sum(g["width"] for g in graph_inputs)
+    given = names is not None
     wide = [g for g in graph_inputs if g["width"] > 1]
     layout = ", ".join(f"'{g['name']}' {_shown(g['shape'])}" for g in graph_inputs)
     if names is None:
@@ -127,6 +128,12 @@ def describe_graph(session: ort.InferenceSession, url: str, names: list[str] | N
     seen: dict[str, str] = {}
     for n in names:
         if n.lower() in seen:
+            if given is False:  # the graph's own input names: no option was given
+                raise TransferError(
+                    f"the graph of '{url}' has inputs '{seen[n.lower()]}' and '{n}', whose names differ only in case, "
+                    "which SQL's column names cannot tell apart: name a column for each with "
+                    f"WITH (inputs = [...]) ({total} names, in graph order: {layout})"
+                )
             raise TransferError(f"option inputs names column '{n}' twice; each column feeds one place of the graph")
         seen[n.lower()] = n
 
