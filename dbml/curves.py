@@ -1,4 +1,4 @@
-"""The data of EVALUATE's pictures, stored with each run in ``dbml.evaluation_runs.curves``.
+"""The data of EVALUATE's pictures, stored with each run (the ``curves`` of its registry row).
 
 Each ``*_sql`` function builds one query (PREDICT calls for the connection to rewrite)
 whose few aggregated rows the matching function turns into short lists: DuckDB bins the
@@ -26,15 +26,12 @@ rows than the metrics. ``WITH (curves = false)`` skips the pass.
 from __future__ import annotations
 
 from statistics import NormalDist
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from dbml.sqltext import quote as _q, string as _string
 from dbml.udfs import label_field as _label_text  # a label's PREDICT_PROBA field, also its name here
-
-if TYPE_CHECKING:
-    from dbml.connection import Connection
 
 __all__ = ["classification_curves", "regression_curves", "anomaly_curves", "forecast_curves", "BINS"]
 
@@ -189,17 +186,18 @@ def anomaly_curves(con, source_sql: str, model_ref: str, threshold: float | None
     return out
 
 
-def forecast_curves(conn: "Connection", rec: dict[str, Any], source_sql: str, series: Any) -> dict[str, Any]:
+def forecast_curves(ctx, rec: dict[str, Any], source_sql: str, series: Any) -> dict[str, Any]:
     """The last complete window of up to 8 series: history, actual values, forecast and
-    the 90% interval, computed as FORECAST computes them."""
+    the 90% interval, computed as FORECAST computes them (``ctx``: the handler context)."""
     from dbml.data.series import roll as _roll
+    from dbml.tasks.statement import session
 
     window, horizon = int(rec["options"]["window"]), int(rec["options"]["horizon"])
     t, y = _q(series.time), _q(series.target)
     keys = ", ".join(_q(k) for k in series.keys)
     by = f"PARTITION BY {keys} " if series.keys else ""
     group = f"{keys}, " if series.keys else ""
-    rows = conn.db().sql(
+    rows = ctx.db().sql(
         f"SELECT {group}list(CAST({t} AS VARCHAR) ORDER BY {t}), list(CAST({y} AS DOUBLE) ORDER BY {t}) FROM ("
         f"SELECT *, row_number() OVER ({by}ORDER BY {t} DESC) AS __dbml_r FROM (\n{source_sql}\n)) "
         f"WHERE __dbml_r <= {window + horizon} GROUP BY ALL HAVING count(*) = {window + horizon} ORDER BY ALL LIMIT {_SERIES}"
@@ -209,7 +207,7 @@ def forecast_curves(conn: "Connection", rec: dict[str, Any], source_sql: str, se
     confidence = 0.9
     history = np.asarray([[np.nan if v is None else v for v in r[-1][:window]] for r in rows], dtype=np.float32)
     sigma = np.asarray(rec["metrics"].get("residual_scale") or [0.0] * horizon, dtype=np.float64)
-    values, spreads = _roll(conn.session(rec), history, horizon, horizon, window, sigma)
+    values, spreads = _roll(session(ctx, rec), history, horizon, horizon, window, sigma)
     z = NormalDist().inv_cdf(0.5 + confidence / 2)
     out = []
     for i, r in enumerate(rows):

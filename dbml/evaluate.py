@@ -97,7 +97,10 @@ from dbml.errors import OptionError, TargetError
 from dbml.udfs import label_field as _label_field  # the PREDICT_PROBA struct field of a label
 from dbml.sqltext import quote as _q, string as _string
 
-__all__ = ["evaluation_sql", "anomaly_evaluation_sql", "confusion_sql", "forecast_evaluation_sql", "positive_label", "EPS"]
+__all__ = [
+    "evaluation_sql", "classification_sql", "regression_sql", "anomaly_evaluation_sql", "confusion_sql",
+    "forecast_evaluation_sql", "positive_label", "EPS",
+]  # fmt: skip
 
 EPS = 2.220446049250313e-16  # numpy.finfo(numpy.float64).eps, sklearn's clip and mape epsilon
 _EPS = repr(EPS)  # a DOUBLE literal in DuckDB (scientific notation)
@@ -390,17 +393,20 @@ def _final(ctes: list[str], metrics: list[str], by: str | None) -> str:
     return "WITH " + ",\n".join(ctes) + "\nSELECT\n    " + ",\n    ".join(columns) + f"\nFROM {_q('totals')}" + order
 
 
-def evaluation_sql(source_sql: str, model_ref: str, target: str | None, task: str,
+def evaluation_sql(source_sql: str, model_ref: str, target: str | None, task: Any,
                    labels: list | None, by: str | None = None, positive: object | None = None) -> str:  # fmt: skip
     """SQL that returns the metrics of model_ref on the rows of source_sql: one row, or one row per
-    value of column `by` (first column named after `by`).
+    value of column `by` (first column named after `by`), as the model's task computes them
+    (:meth:`dbml.tasks.Task.evaluation_sql`).
 
     Args:
         source_sql: a query with the target column and the model's feature columns.
         model_ref: the model reference PREDICT gets, e.g. ``'churn:3'``.
         target: the target column.
-        task: ``'classification'``, ``'regression'`` or ``'reconstruction'`` (then ``target``
-            is the BOOLEAN label column, or None: see :func:`anomaly_evaluation_sql`).
+        task: the task (a :class:`dbml.tasks.Task` or its name): for the built-in tasks a
+            classification (:func:`classification_sql`), a regression
+            (:func:`regression_sql`) or an anomaly model (then ``target`` is the BOOLEAN
+            label column, or None: see :func:`anomaly_evaluation_sql`).
         labels: the model's class labels, sorted (None for a regression).
         by: a column of the source: one row of metrics per value, ordered (NULL last).
         positive: the positive class of a binary model (a label, or its text); default
@@ -408,22 +414,28 @@ def evaluation_sql(source_sql: str, model_ref: str, target: str | None, task: st
 
     Columns: classification: ``rows, accuracy, [precision, recall, f1,] precision_macro,
     recall_macro, f1_macro, log_loss, roc_auc`` (the bracketed three for binary models);
-    regression: ``rows, mae, rmse, r2, mape``; reconstruction: see :func:`anomaly_evaluation_sql`.
+    regression: ``rows, mae, rmse, r2, mape``; anomaly models: see :func:`anomaly_evaluation_sql`.
     See the module's docstring for definitions.
     """
-    if task == "classification":
-        if not labels:
-            raise TargetError(f"cannot evaluate a classification model without its class labels (got {labels!r})")
-        return _classification_sql(source_sql, model_ref, target, list(labels), by, positive)
-    if task == "regression":
-        if positive is not None:
-            raise OptionError("positive applies to binary classification models; this model is a regression")
-        return _regression_sql(source_sql, model_ref, target, by)
-    if task == "reconstruction":
-        if positive is not None:
-            raise OptionError("positive applies to binary classification models; this model is an anomaly model (its label's TRUE is the positive class)")
-        return anomaly_evaluation_sql(source_sql, model_ref, target, by)
-    raise TargetError(f"cannot evaluate a model of task {task!r}")
+    from dbml.tasks import Task, task_of
+
+    found = task if isinstance(task, Task) else task_of(task)
+    if found is None:
+        raise TargetError(f"cannot evaluate a model of task {task!r}")
+    return found.evaluation_sql(source_sql, model_ref, target, labels, by=by, positive=positive)
+
+
+def classification_sql(source_sql: str, model_ref: str, target: str, labels: list | None, by: str | None = None,
+                       positive: object | None = None) -> str:  # fmt: skip
+    """The metrics of a classifier (see the module's docstring); ``labels`` sorted."""
+    if not labels:
+        raise TargetError(f"cannot evaluate a classification model without its class labels (got {labels!r})")
+    return _classification_sql(source_sql, model_ref, target, list(labels), by, positive)
+
+
+def regression_sql(source_sql: str, model_ref: str, target: str, by: str | None = None) -> str:
+    """The metrics of a regression (see the module's docstring)."""
+    return _regression_sql(source_sql, model_ref, target, by)
 
 
 def confusion_sql(source_sql: str, model_ref: str, target: str, by: str | None = None) -> str:

@@ -59,17 +59,90 @@ repeats rows (DuckDB spills to disk when it must).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any, Callable
 
 from dbml.errors import FeatureError, OptionError, TargetError
 from dbml.sqltext import quote as _q, string as _string
 
-__all__ = ["permutation_importance_sql", "permutation_sql", "METRICS"]
-
-METRICS = {"classification": "accuracy", "regression": "r2", "reconstruction": "mse"}
+__all__ = ["permutation_importance_sql", "permutation_sql", "Measure", "ACCURACY", "R2", "MEAN_SCORE", "measure_of"]
 
 
+@dataclass(frozen=True)
+class Measure:
+    """What EXPLAIN MODEL measures for a task (:meth:`dbml.tasks.Task.explain_measure`).
+
+    Attributes:
+        metric: its name in the result's ``metric`` column.
+        aggregates: (PREDICT's SQL, the target's SQL, the row-order column) -> the
+            aggregates the metric needs over a group of rows (sums of doubles taken in
+            row order, so that threads cannot change their last bits).
+        value: (the relation holding those aggregates, the target's SST) -> the metric.
+        target: whether a model of the task is explained against its target column.
+        rises: the importance is the metric's rise when a feature is shuffled (an
+            error, lower is better), not its drop.
+        spread: the baseline also computes the target's total sum of squares around
+            its mean (``_sst``), which :attr:`value` reads (R²).
+    """
+
+    metric: str
+    aggregates: Callable[[str, str, str], list[str]]
+    value: Callable[[str, str], str]
+    target: bool = True
+    rises: bool = False
+    spread: bool = False
 
 
+def _accuracy_aggregates(predicted: str, actual: str, order: str) -> list[str]:
+    return [f"count(*) AS {_q('_n')}", f"count_if({predicted} = {actual}) AS {_q('_correct')}"]
+
+
+def _accuracy(of: str, sst: str) -> str:
+    return f"CAST({of}.{_q('_correct')} AS DOUBLE) / NULLIF({of}.{_q('_n')}, 0)"
+
+
+def _sse_aggregates(predicted: str, actual: str, order: str) -> list[str]:
+    err = f"CAST({actual} AS DOUBLE) - CAST({predicted} AS DOUBLE)"
+    return [f"count(*) AS {_q('_n')}", f"fsum(pow({err}, 2) ORDER BY {order}) AS {_q('_sse')}"]  # PREDICT written once
+
+
+def _r2(of: str, sst: str) -> str:
+    n, sse = f"{of}.{_q('_n')}", f"{of}.{_q('_sse')}"
+    return (
+        f"CASE WHEN {n} < 2 THEN NULL WHEN {sst} = 0 THEN (CASE WHEN {sse} = 0 THEN 1.0 ELSE 0.0 END) "
+        f"ELSE 1 - {sse} / {sst} END"
+    )
+
+
+def _sum_aggregates(predicted: str, actual: str, order: str) -> list[str]:
+    return [f"count(*) AS {_q('_n')}", f"fsum(CAST({predicted} AS DOUBLE) ORDER BY {order}) AS {_q('_sum')}"]
+
+
+def _mean(of: str, sst: str) -> str:
+    return f"{of}.{_q('_sum')} / NULLIF({of}.{_q('_n')}, 0)"
+
+
+# accuracy: the share of rows whose PREDICT equals the target (a classifier)
+ACCURACY = Measure("accuracy", _accuracy_aggregates, _accuracy)
+# R²: 1 - SSE / SST around the mean of the rows scored, as EVALUATE MODEL gives it (a regression)
+R2 = Measure("r2", _sse_aggregates, _r2, spread=True)
+# mse: the mean of PREDICT (an anomaly model's ANOMALY_SCORE), no target; its rise is the importance
+MEAN_SCORE = Measure("mse", _sum_aggregates, _mean, target=False, rises=True)
+
+
+def measure_of(task: Any, model_ref: str) -> Measure:
+    """The measure of ``task`` (a :class:`dbml.tasks.Task` or its name); the task's
+    refusal when it has none, a TargetError for an unknown task."""
+    from dbml.tasks import TASKS, Task, task_of
+
+    found = task if isinstance(task, Task) else task_of(task)
+    measure = found.explain_measure() if found is not None else None
+    if measure is None:
+        if found is not None:
+            raise found.refusal("EXPLAIN MODEL", model_ref)
+        names = [t.name for t in TASKS.values() if t.explain_measure() is not None]
+        raise TargetError(f"cannot explain a model of task {task!r}; tasks are {', '.join(names)}")
+    return measure
 
 
 def _check(target: str | None, features: list[str], repeats: int, seed: int) -> None:
@@ -158,49 +231,26 @@ def permutation_sql(source_sql: str, target: str | None, features: list[str], re
     )  # fmt: skip
 
 
-def _aggregates(task: str, predicted: str, actual: str, order: str) -> list[str]:
-    """The sums a metric needs, over rows whose PREDICT is ``predicted``. Sums of doubles
-    are taken in the order of ``order`` (the row number), so that they do not change in
-    the last bits with the order threads hand rows over in."""
-    if task == "classification":
-        return [f"count(*) AS {_q('_n')}", f"count_if({predicted} = {actual}) AS {_q('_correct')}"]
-    if task == "reconstruction":  # PREDICT is the anomaly score
-        return [f"count(*) AS {_q('_n')}", f"fsum(CAST({predicted} AS DOUBLE) ORDER BY {order}) AS {_q('_sum')}"]
-    err = f"CAST({actual} AS DOUBLE) - CAST({predicted} AS DOUBLE)"
-    return [f"count(*) AS {_q('_n')}", f"fsum(pow({err}, 2) ORDER BY {order}) AS {_q('_sse')}"]  # PREDICT written once
-
-
-def _metric(task: str, of: str, sst: str) -> str:
-    """The metric from the aggregates of :func:`_aggregates` in relation ``of`` (``sst``:
-    the target's total sum of squares around its mean, for R²), as evaluate.py computes it."""
-    n = f"{of}.{_q('_n')}"
-    if task == "classification":
-        return f"CAST({of}.{_q('_correct')} AS DOUBLE) / NULLIF({n}, 0)"
-    if task == "reconstruction":
-        return f"{of}.{_q('_sum')} / NULLIF({n}, 0)"
-    sse = f"{of}.{_q('_sse')}"
-    return (
-        f"CASE WHEN {n} < 2 THEN NULL WHEN {sst} = 0 THEN (CASE WHEN {sse} = 0 THEN 1.0 ELSE 0.0 END) "
-        f"ELSE 1 - {sse} / {sst} END"
-    )
-
-
-def permutation_importance_sql(source_sql: str, model_ref: str, target: str | None, task: str,
+def permutation_importance_sql(source_sql: str, model_ref: str, target: str | None, task: Any,
                                features: list[str], repeats: int = 5, seed: int = 0) -> str:  # fmt: skip
     """SQL returning one row per feature: feature, importance (mean drop of the metric when that
     feature's column is shuffled; for an anomaly model the mean rise of its mse), importance_std
-    (population std over repeats), baseline (the metric on the unshuffled rows), metric ('accuracy',
-    'r2' or 'mse'), rank (1 = most important), ordered by rank.
+    (population std over repeats), baseline (the metric on the unshuffled rows), metric (the
+    task's :class:`Measure`: 'accuracy', 'r2' or 'mse' for the built-in tasks), rank (1 = most
+    important), ordered by rank.
 
     Args:
         source_sql: a query with the target column and the model's feature columns.
         model_ref: the model reference PREDICT gets, e.g. ``'churn:3'``.
         target: the target column; rows where it is NULL are left out. None for an anomaly model.
-        task: ``'classification'`` (metric: accuracy, the share of rows whose PREDICT
-            equals the target), ``'regression'`` (metric: R², ``1 - SSE / SST`` with SST
-            around the mean of the rows scored; NULL for fewer than two rows; 1.0 or 0.0
-            for a constant target, as EVALUATE MODEL gives) or ``'reconstruction'``
-            (metric: mse, the mean anomaly score, as EVALUATE MODEL gives; no target).
+        task: the task (a :class:`dbml.tasks.Task` or its name), whose
+            :meth:`~dbml.tasks.Task.explain_measure` says what is measured: for a
+            classifier :data:`ACCURACY` (the share of rows whose PREDICT equals the
+            target), for a regression :data:`R2` (``1 - SSE / SST`` with SST around the
+            mean of the rows scored; NULL for fewer than two rows; 1.0 or 0.0 for a
+            constant target, as EVALUATE MODEL gives), for an anomaly model
+            :data:`MEAN_SCORE` (mse, the mean anomaly score, as EVALUATE MODEL gives; no
+            target).
         features: the model's feature columns, in the model's order.
         repeats: shuffles per feature (at least 1).
         seed: seed of the shuffles; the same seed on the same rows gives the same numbers.
@@ -208,27 +258,22 @@ def permutation_importance_sql(source_sql: str, model_ref: str, target: str | No
     Ties in importance take ranks in the model's feature order. With no rows (or only
     NULL targets) every feature has a row with NULL importance, std and baseline.
     """
-    if task == "forecast":
+    measure = measure_of(task, model_ref)
+    if (target is None) == measure.target:
+        name = getattr(task, "name", task)
         raise TargetError(
-            f"EXPLAIN MODEL takes classifiers, regressors and anomaly models; {model_ref} is a forecaster, whose one "
-            "feature is its own history: backtest it with EVALUATE MODEL"
-        )
-    if task not in METRICS:
-        raise TargetError(f"cannot explain a model of task {task!r}; tasks are {', '.join(METRICS)}")
-    if (target is None) != (task == "reconstruction"):
-        raise TargetError(
-            f"a {task} model is explained " + ("without a target" if task == "reconstruction" else "against its target column")
+            f"a {name} model is explained " + ("against its target column" if measure.target else "without a target")
         )
     _check(target, features, repeats, seed)
-    return _cross_join_sql(source_sql, model_ref, target, task, features, repeats, seed)
+    return _cross_join_sql(source_sql, model_ref, target, measure, features, repeats, seed)
 
 
-def _final(task: str, ctes: list[str]) -> str:
+def _final(measure: Measure, ctes: list[str]) -> str:
     """The per-feature answer from ``_features``, ``_base`` (one row: ``_m``, the baseline)
     and ``_metrics`` (``_k``, ``_r``, ``_m`` per feature and repeat)."""
     k, r, m, drop = _q("_k"), _q("_r"), _q("_m"), _q("_drop")
     # the drop of a higher-is-better metric; the rise of an error (an anomaly model's mse)
-    change = f"x.{m} - b.{m}" if task == "reconstruction" else f"b.{m} - x.{m}"
+    change = f"x.{m} - b.{m}" if measure.rises else f"b.{m} - x.{m}"
     imp = (
         f"{_q('_imp')} AS (\n"
         f"    SELECT f.{k}, f.{_q('feature')}, b.{m} AS {_q('baseline')}, x.{r}, {change} AS {drop}\n"
@@ -245,36 +290,37 @@ def _final(task: str, ctes: list[str]) -> str:
     return (
         "WITH " + ",\n".join([*ctes, imp, agg])
         + f"\nSELECT {_q('feature')}, {_q('importance')}, {_q('importance_std')}, {_q('baseline')},\n"
-        + f"    {_string(METRICS[task])} AS {_q('metric')},\n"
+        + f"    {_string(measure.metric)} AS {_q('metric')},\n"
         + f"    row_number() OVER (ORDER BY {_q('importance')} DESC NULLS LAST, {k}) AS {rank}\n"
         + f"FROM {_q('_agg')}\nORDER BY {rank}"
     )  # fmt: skip
 
 
-def _base_ctes(model_ref: str, target: str | None, task: str, rid: str) -> list[str]:
+def _base_ctes(model_ref: str, target: str | None, measure: Measure, rid: str) -> list[str]:
     """``_base`` (the metric on the unshuffled rows, and the target's SST) and its totals."""
     ref = _string(model_ref)
-    aggs = _aggregates(task, f"PREDICT({ref}, *)", _q(target) if target is not None else "NULL", _q(rid))
+    aggs = measure.aggregates(f"PREDICT({ref}, *)", _q(target) if target is not None else "NULL", _q(rid))
     sst = _q("_sst")
-    if task == "regression":
+    if measure.spread:
         aggs.append(f"var_pop(CAST({_q(target)} AS DOUBLE) ORDER BY {_q(rid)}) * count(*) AS {sst}")
     totals = f"{_q('_base_totals')} AS (\n    SELECT {', '.join(aggs)}\n    FROM {_q('_src')}\n)"
     base = (
-        f"{_q('_base')} AS (\n    SELECT {_metric(task, 't', 't.' + sst)} AS {_q('_m')}, "
-        f"{'t.' + sst if task == 'regression' else 'NULL'} AS {sst}\n    FROM {_q('_base_totals')} AS t\n)"
+        f"{_q('_base')} AS (\n    SELECT {measure.value('t', 't.' + sst)} AS {_q('_m')}, "
+        f"{'t.' + sst if measure.spread else 'NULL'} AS {sst}\n    FROM {_q('_base_totals')} AS t\n)"
     )
     return [totals, base]
 
 
-def _metrics_cte(task: str, scores: str) -> str:
+def _metrics_cte(measure: Measure, scores: str) -> str:
     return (
         f"{_q('_metrics')} AS (\n"
-        f"    SELECT x.{_q('_k')}, x.{_q('_r')}, {_metric(task, 'x', 'b.' + _q('_sst'))} AS {_q('_m')}\n"
+        f"    SELECT x.{_q('_k')}, x.{_q('_r')}, {measure.value('x', 'b.' + _q('_sst'))} AS {_q('_m')}\n"
         f"    FROM {scores} AS x CROSS JOIN {_q('_base')} AS b\n)"
     )
 
 
-def _cross_join_sql(source_sql: str, model_ref: str, target: str | None, task: str, features: list[str], repeats: int, seed: int) -> str:
+def _cross_join_sql(source_sql: str, model_ref: str, target: str | None, measure: Measure, features: list[str],
+                    repeats: int, seed: int) -> str:  # fmt: skip
     rid = _rid_name(target, features)
     k, r, partner = _q("_k"), _q("_r"), _q("_partner")
     ref = _string(model_ref)
@@ -285,7 +331,7 @@ def _cross_join_sql(source_sql: str, model_ref: str, target: str | None, task: s
     actual = f"s.{_q(target)}" if target is not None else "NULL"
     scores = (
         f"{_q('_scores')} AS (\n"
-        f"    SELECT m.{k}, m.{r}, {', '.join(_aggregates(task, predicted, actual, f'm.{_q(rid)}'))}\n"
+        f"    SELECT m.{k}, m.{r}, {', '.join(measure.aggregates(predicted, actual, f'm.{_q(rid)}'))}\n"
         f"    FROM {_q('_perm')} AS m\n"
         f"    JOIN {_q('_src')} AS s ON s.{_q(rid)} = m.{_q(rid)}\n"
         f"    JOIN {_q('_src')} AS p ON p.{_q(rid)} = m.{partner}\n"
@@ -293,7 +339,6 @@ def _cross_join_sql(source_sql: str, model_ref: str, target: str | None, task: s
     )
     ctes = [
         _source_cte(source_sql, target, features, rid), _features_cte(features), _perm_cte(repeats, seed, rid),
-        *_base_ctes(model_ref, target, task, rid), scores, _metrics_cte(task, _q("_scores")),
+        *_base_ctes(model_ref, target, measure, rid), scores, _metrics_cte(measure, _q("_scores")),
     ]  # fmt: skip
-    return _final(task, ctes)
-
+    return _final(measure, ctes)

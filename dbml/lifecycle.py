@@ -12,12 +12,10 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 import pyarrow as pa
 
-from dbml.errors import OptionError, TargetError
 from dbml.registry.modelfile import describe_file, open_session
 from dbml.names import check_alias_name, check_model_name, check_version
 from dbml.options import Option, validate_options
 from dbml.runtime import verify_blob
-from dbml.sqltext import quote as _quote
 from dbml.registry.transfer import MAX_IMPORT_BYTES, read_url, with_metadata, write_url
 
 if TYPE_CHECKING:
@@ -71,207 +69,48 @@ def set_alias(conn: "Connection", model: str, alias: str, version: int | None) -
 def evaluate_model(
     conn: "Connection", model: str, version: int | None, source_sql: str, source_label: str, options: dict[str, Any]
 ) -> duckdb.DuckDBPyRelation:
-    """EVALUATE MODEL: metrics (or the confusion matrix) computed by DuckDB over PREDICT
-    (ANOMALY_SCORE and IS_ANOMALY for an anomaly model; for a forecaster, a backtest over
-    every complete window of the source's series: :func:`_forecast_evaluation`)."""
-    from dbml import curves as _curves, evaluate
+    """EVALUATE MODEL: metrics (or the confusion matrix) computed by DuckDB over PREDICT, as
+    the version's task computes them (:meth:`dbml.tasks.Task.evaluation`: ANOMALY_SCORE
+    and IS_ANOMALY for an anomaly model; for a forecaster, a backtest over every complete
+    window of the source's series), stored as a run with its pictures' data.
 
-    rec, opts = _scored(conn, model, version, options, EVALUATE_OPTIONS, "EVALUATE MODEL", forecasts=True)
-    what = f"model '{rec['model']}'"
-    ref = f"{rec['model']}:{rec['version']}"
-    curves = None  # () -> the pictures' data, where the run has them
-    if rec["task"] == "forecast":
-        sql = _forecast_evaluation(conn, rec, source_sql, source_label, opts)
-        curves = lambda: _curves.forecast_curves(conn, rec, source_sql, _series_of(conn, rec, source_sql, source_label, "evaluate"))  # noqa: E731
-    elif rec["task"] == "reconstruction":
-        if opts["confusion"]:
-            raise TargetError(
-                f"confusion = true needs a classification model; {what} is an anomaly model: "
-                "give WITH (label = <a BOOLEAN column>) for precision, recall, f1 and roc_auc"
-            )
-        if opts["positive"] is not None:
-            raise OptionError(
-                f"positive applies to binary classification models; {what} is an anomaly model, "
-                "whose positive class is its label's TRUE (a known anomaly)"
-            )
-        lowered, types = _columns(conn, rec, source_sql, source_label, {"label": opts["label"], "by": opts["by"]}, "evaluate")
-        label = lowered[opts["label"].lower()] if opts["label"] else None
-        by = lowered[opts["by"].lower()] if opts["by"] else None
-        sql = evaluate.anomaly_evaluation_sql(source_sql, ref, label, by=by, label_type=types[label] if label else "BOOLEAN")
-        label_sql = evaluate._label_sql(f'"src".{_quote(label)}', label, types[label], ref) if label else None
-        threshold = (rec["metrics"] or {}).get("threshold")
-        curves = lambda: _curves.anomaly_curves(_Rewriting(conn), source_sql, ref, threshold, label_sql)  # noqa: E731
-    else:
-        if opts["label"] is not None:
-            raise OptionError(
-                f"label applies to anomaly models (USING autoencoder); {what} is a {rec['task']} model, "
-                f"evaluated against its target '{rec['target']}': leave label out"
-            )
-        target = rec["target"]
-        lowered = _require_columns(conn, rec, source_sql, source_label, {"target": target, "by": opts["by"]}, "evaluate")
-        if opts["confusion"] and rec["task"] != "classification":
-            raise TargetError(f"confusion = true needs a classification model; {what} is a regression")
-        by = lowered[opts["by"].lower()] if opts["by"] else None
-        if opts["confusion"]:
-            sql = evaluate.confusion_sql(source_sql, ref, target, by=by)
-        else:
-            sql = evaluate.evaluation_sql(source_sql, ref, target, rec["task"], rec["labels"], by=by, positive=opts["positive"])
-            if rec["task"] == "classification":
-                positive = evaluate.positive_label(rec["labels"], opts["positive"]) if len(rec["labels"]) == 2 else None
-                curves = lambda: _curves.classification_curves(  # noqa: E731
-                    _Rewriting(conn), source_sql, ref, target, rec["labels"], positive)
-            else:
-                curves = lambda: _curves.regression_curves(_Rewriting(conn), source_sql, ref, target)  # noqa: E731
-    table = conn.scoped().sql(conn.rewrite(sql)).to_arrow_table()
+    ``conn``: the handler context (``db()``, ``scoped()``, ``registry``, ``rewrite()``,
+    ``session()``)."""
+    opts = validate_options(options, EVALUATE_OPTIONS, f"EVALUATE MODEL {model}")
+    rec = conn.registry.get(model, version)
+    run = _task(rec).evaluation(conn, rec, source_sql, source_label, opts)
+    table = conn.scoped().sql(conn.rewrite(run.sql)).to_arrow_table()
     given = {k: opts[k] for k in (str(o).lower() for o in options) if k in opts}  # as written, not the defaults
-    if opts["curves"] and curves is not None and not opts["by"] and not opts["confusion"]:
-        curves = curves()
-    else:
-        curves = None
+    keeps = opts["curves"] and run.curves is not None and not opts["by"] and not opts["confusion"]
+    curves = run.curves() if keeps else None
     conn.registry.add_evaluation_run(rec["model"], rec["version"], rec["task"], source_sql, given, table.to_pylist(), curves)
     return conn.db().from_arrow(table)
 
 
-class _Rewriting:
-    """What the curves builders run their SQL on: the connection, PREDICT calls rewritten."""
+def _task(rec: dict[str, Any]):
+    """The task of a version read from the registry (its record names a task of the table)."""
+    from dbml.tasks import get_task
 
-    def __init__(self, conn: "Connection"):
-        self.conn = conn
-
-    def sql(self, text: str) -> duckdb.DuckDBPyRelation:
-        return self.conn.scoped().sql(self.conn.rewrite(text))
-
-
-def _forecast_evaluation(conn: "Connection", rec: dict[str, Any], source_sql: str, source_label: str,
-                         opts: dict[str, Any]) -> str:  # fmt: skip
-    """The SQL of EVALUATE on a forecaster: a backtest over every complete window of the
-    source's series, checked as at training (:func:`dbml.data.series.describe_series`).
-
-    ``by``: a series key column (one row per its value), or ``'series'`` (one row per
-    series, under every key column) unless a column of that name is a series key."""
-    from dbml import evaluate
-
-    what = f"model '{rec['model']}' version {rec['version']}"
-    for option, fix in (("label", "label applies to anomaly models"), ("confusion", "confusion = true needs a classification model"),
-                        ("positive", "positive applies to binary classification models")):  # fmt: skip
-        if opts[option] is not None and opts[option] is not False:
-            raise OptionError(f"{fix}; {what} is a forecaster, evaluated against the actual values of its target "
-                              f"'{rec['target']}': leave {option} out")  # fmt: skip
-    m = rec["metrics"]
-    series = _series_of(conn, rec, source_sql, source_label, "evaluate")
-    keys = series.keys
-    by: list[str] = []
-    if opts["by"] is not None:
-        named = [k for k in keys if k.lower() == opts["by"].lower()]
-        if named:
-            by = named
-        elif opts["by"].lower() == "series" and keys:
-            by = keys
-        else:
-            raise OptionError(
-                f"by = '{opts['by']}': {what} is a forecaster, evaluated per series: by names a series key column "
-                + (f"({', '.join(keys)}) or is 'series' (one row per series)" if keys else "and this one has none (one series): leave by out")
-            )
-    window, horizon = int(rec["options"]["window"]), int(rec["options"]["horizon"])
-    return evaluate.forecast_evaluation_sql(source_sql, f"{rec['model']}:{rec['version']}", series, window, horizon,
-                                            int(m.get("season") or 1), by=by)  # fmt: skip
-
-
-def _series_of(conn: "Connection", rec: dict[str, Any], source_sql: str, source_label: str, doing: str):
-    """The series of a forecaster's source (:class:`dbml.data.series.Series`, under the
-    source's own column names), checked as at training: the time, key and target
-    columns present, a numeric target, one row per time, a regular step of a frequency
-    the version was trained on, at least ``window + horizon`` rows per series."""
-    from dbml.data import series as forecast
-    from dbml.kinds.scalar import is_number_type
-
-    what = f"model '{rec['model']}' version {rec['version']}"
-    o, m = rec["options"], rec["metrics"]
-    keys = list(o.get("series") or [])
-    needed = {"time": o["time"], "target": rec["target"], **{f"series key '{k}'": k for k in keys}}
-    lowered, types = _columns(conn, rec, source_sql, source_label, needed, doing)
-    time, target, keys = lowered[o["time"].lower()], lowered[rec["target"].lower()], [lowered[k.lower()] for k in keys]
-    if not is_number_type(types[target]):
-        raise TargetError(f"target column '{target}' of {source_label} has type {types[target]}; {what} forecasts a number")
-    series = forecast.describe_series(conn.scoped(), f"SELECT * FROM (\n{source_sql}\n) AS src", None, rec["model"],
-                                      time, keys, target, types, int(o["window"]), int(o["horizon"]))  # fmt: skip
-    trained = set(m.get("frequencies") or [])
-    for key, step in series.steps.items():
-        if trained and step["frequency"] not in trained:
-            name = f"series {dict(zip(keys, key))}" if keys else "the series"
-            raise TargetError(
-                f"{name} of {source_label} is {step['frequency']}; {what} was trained on {', '.join(sorted(trained))} "
-                f"series: {doing} it on series of that step"
-            )
-    return series
-
-
-def _scored(
-    conn: "Connection", model: str, version: int | None, options: dict[str, Any], declared: tuple[Option, ...], statement: str,
-    forecasts: bool = False,
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(the version's record, the validated options) for a statement that scores a model
-    trained by dbml: a classification or regression with its target, or an anomaly
-    (reconstruction) model, or (``forecasts``) a forecaster; a dbml error for a forecaster
-    otherwise, and for a version imported from a foreign ONNX file."""
-    opts = validate_options(options, declared, f"{statement} {model}")
-    rec = conn.registry.get(model, version)
-    if rec["task"] == "reconstruction" or (forecasts and rec["task"] == "forecast"):
-        return rec, opts
-    if rec["task"] == "forecast":
-        raise TargetError(
-            f"{statement} takes classifiers, regressors and anomaly models; model '{rec['model']}' version "
-            f"{rec['version']} is a forecaster, whose one feature is its own history: backtest it with EVALUATE MODEL "
-            f"{rec['model']} ON (<its series>)"
-        )
-    if rec["task"] not in ("classification", "regression") or not rec.get("target"):
-        raise TargetError(
-            f"{statement} needs a classification or regression model with a target, an anomaly model"
-            f"{', or a forecaster' if forecasts else ''}; "
-            f"model '{rec['model']}' version {rec['version']} was imported from a foreign ONNX file "
-            f"(task '{rec['task']}'): compare PREDICT with your labels in SQL instead"
-        )
-    return rec, opts
-
-
-def _columns(
-    conn: "Connection", rec: dict[str, Any], source_sql: str, label: str, needed: dict[str, str | None], doing: str
-) -> tuple[dict[str, str], dict[str, str]]:
-    """(the source's columns by lower-case name, their SQL types by name); a dbml error naming
-    any needed column that is missing."""
-    try:
-        relation = conn.scoped().sql(f"SELECT * FROM (\n{source_sql}\n) AS src LIMIT 0")
-    except duckdb.Error as err:
-        raise TargetError(f"cannot read {label} to {doing} model '{rec['model']}': {err}") from None
-    columns = relation.columns
-    lowered = {c.lower(): c for c in columns}
-    for what, column in needed.items():
-        if column is not None and column.lower() not in lowered:
-            raise TargetError(
-                f"the {what} column '{column}' of model '{rec['model']}' is not in {label}; "
-                f"its columns are {', '.join(columns)}"
-            )
-    return lowered, {c: str(t) for c, t in zip(columns, relation.types)}
-
-
-def _require_columns(
-    conn: "Connection", rec: dict[str, Any], source_sql: str, label: str, needed: dict[str, str | None], doing: str
-) -> dict[str, str]:
-    """The source's columns by lower-case name; a dbml error naming any needed one that is missing."""
-    return _columns(conn, rec, source_sql, label, needed, doing)[0]
+    return get_task(rec["task"])
 
 
 def explain_model(
     conn: "Connection", model: str, version: int | None, source_sql: str, source_label: str, options: dict[str, Any]
 ) -> duckdb.DuckDBPyRelation:
-    """EXPLAIN MODEL: permutation importance per feature, computed with PREDICT in DuckDB
-    (for an anomaly model: the rise of the mean ANOMALY_SCORE)."""
-    from dbml import explain
+    """EXPLAIN MODEL: permutation importance per feature, computed with PREDICT in DuckDB,
+    of the measure of the version's task (:meth:`dbml.tasks.Task.explain_measure`: for an
+    anomaly model the rise of the mean ANOMALY_SCORE); refused for a task without one."""
+    import dbml.explain as explain
+    from dbml.tasks.statement import require_columns
 
-    rec, opts = _scored(conn, model, version, options, EXPLAIN_OPTIONS, "EXPLAIN MODEL")
-    _require_columns(conn, rec, source_sql, source_label, {"target": rec["target"]}, "explain")
+    opts = validate_options(options, EXPLAIN_OPTIONS, f"EXPLAIN MODEL {model}")
+    rec = conn.registry.get(model, version)
+    task = _task(rec)
+    if task.explain_measure() is None:
+        raise task.refusal("EXPLAIN MODEL", f"model '{rec['model']}' version {rec['version']}", rec["model"])
+    require_columns(conn, rec, source_sql, source_label, {"target": rec["target"]}, "explain")
     sql = explain.permutation_importance_sql(
-        source_sql, f"{rec['model']}:{rec['version']}", rec["target"], rec["task"],
+        source_sql, f"{rec['model']}:{rec['version']}", rec["target"], task,
         [f["name"] for f in rec["features"]], repeats=opts["repeats"], seed=opts["seed"],
     )  # fmt: skip
     return conn.scoped().sql(conn.rewrite(sql))
@@ -281,24 +120,19 @@ def monitor_model(
     conn: "Connection", model: str, version: int | None, source_sql: str, source_label: str, options: dict[str, Any]
 ) -> duckdb.DuckDBPyRelation:
     """MONITOR MODEL: drift of the features and predictions against the training profile,
-    stored as a run in dbml.monitor_runs / dbml.monitor_results.
+    stored as a run in the registry's monitor runs and results.
 
-    A forecaster's source is its series (time, keys, target), checked as at training;
+    The version's task says which rows are scored (:meth:`dbml.tasks.Task.monitor_rows`):
+    a forecaster's source is its series (time, keys, target), checked as at training, and
     what is monitored is their complete windows (those EVALUATE backtests): the feature
     ``history`` by each window's mean, the prediction by the first forecast value."""
-    from dbml import monitor
+    import dbml.monitor as monitor
+    from dbml.tasks.statement import require_columns
 
     opts = validate_options(options, MONITOR_OPTIONS, f"MONITOR MODEL {model}")
     rec = conn.registry.get(model, version)
-    _require_columns(conn, rec, source_sql, source_label, {}, "monitor")
-    scored = source_sql
-    if rec["task"] == "forecast":  # the rows are series: their windows are what the model reads
-        from dbml.data.series import HISTORY, windows_sql
-
-        series = _series_of(conn, rec, source_sql, source_label, "monitor")
-        windows = windows_sql(f"SELECT * FROM (\n{source_sql}\n) AS src", series, int(rec["options"]["window"]),
-                              int(rec["options"]["horizon"]))  # fmt: skip
-        scored = f"SELECT {HISTORY} FROM (\n{windows}\n) AS {HISTORY}_windows"
+    require_columns(conn, rec, source_sql, source_label, {}, "monitor")
+    scored = _task(rec).monitor_rows(conn, rec, source_sql, source_label)
     sql = monitor.drift_sql(scored, f"{rec['model']}:{rec['version']}", rec, threshold=opts["threshold"])
     table = conn.scoped().sql(conn.rewrite(sql)).to_arrow_table()
     run_id = conn.registry.add_monitor_run(rec["model"], rec["version"], source_sql, opts["threshold"], table.to_pylist())

@@ -81,7 +81,7 @@ from dbml.kinds import KINDS
 from dbml.udfs import label_field
 from dbml.sqltext import quote as _q, string as _string
 
-__all__ = ["drift_sql", "EPS", "PREDICTION"]
+__all__ = ["drift_sql", "EPS", "PREDICTION", "histogram_prediction", "label_prediction", "unreferenced_prediction"]
 
 EPS = 1e-4  # floor of every share in the PSI sum
 PREDICTION = "__prediction__"  # the feature name of the prediction row
@@ -173,37 +173,59 @@ def _feature_item(spec: FeatureSpec, prof: dict[str, Any] | None) -> _Item:
     return _Item(spec.name, spec.kind, value_sql, f"({v} IS NULL)", bin_expr, False, _null_rate(prof), bins, False)
 
 
-def _prediction_item(record: dict[str, Any], ref: str) -> _Item:
-    task = record.get("task")
-    dist = (record.get("metrics") or {}).get("prediction_distribution") or {}
+def _distribution(record: dict[str, Any]) -> dict[str, Any]:
+    """The training reference of the prediction: ``metrics.prediction_distribution``."""
+    return (record.get("metrics") or {}).get("prediction_distribution") or {}
+
+
+def histogram_prediction(kind: str, value_sql: str, record: dict[str, Any]) -> _Item:
+    """The prediction row of a model whose PREDICT (``value_sql``, a DOUBLE) is binned by
+    the training prediction histogram (a regression; an anomaly model's ANOMALY_SCORE; a
+    forecaster's first value)."""
+    bins, bin_expr = _histogram(_distribution(record))
+    return _Item(PREDICTION, kind, value_sql, f"({_q('_v')} IS NULL)", bin_expr, False, 0.0, bins, False)
+
+
+def label_prediction(kind: str, ref: str, record: dict[str, Any]) -> _Item:
+    """The prediction row of a classifier: one bin per class label, PREDICT's label
+    compared with each label in its own type."""
+    dist = _distribution(record)
     v = _q("_v")
-    if task == "classification":
-        value_sql = f"PREDICT({ref}, *)"
-        fields = dist.get("labels")
-        shares = dist.get("shares")
-        labels = record.get("labels")
-        bins = bin_expr = None
-        if fields is not None and shares is not None and len(fields) == len(shares):
-            if labels is not None and len(labels) != len(fields):
-                labels = None
-            whens = []
-            for k, field in enumerate(fields):
-                literal = _label_literal(labels[k]) if labels is not None else None
-                if literal is not None and label_field(labels[k]) == str(field):
-                    whens.append(f"WHEN {v} = {literal} THEN {k}")
-                else:  # no typed label: compare PREDICT's text with the field ('true'/'false' for booleans)
-                    whens.append(f"WHEN CAST({v} AS VARCHAR) = {_string(str(field))} THEN {k}")
-            bin_expr = "CASE " + " ".join(whens) + " END" if whens else None
-            bins = [(k, float(s), None, None, str(f)) for k, (f, s) in enumerate(zip(fields, shares))]
-        return _Item(PREDICTION, "classification", value_sql, f"({v} IS NULL)", bin_expr, False, 0.0, bins, True)
-    if task == "forecast":  # the first forecast value, against the first step's held-out forecasts
-        bins, bin_expr = _histogram(dist)
-        return _Item(PREDICTION, task, f"CAST((PREDICT({ref}, *))[1] AS DOUBLE)", f"({v} IS NULL)", bin_expr, False, 0.0, bins, False)
-    if task not in (None, "regression", "reconstruction"):  # imported: PREDICT's own type, no training reference
-        return _Item(PREDICTION, task, f"PREDICT({ref}, *)", f"({v} IS NULL)", None, False, None, None, False)
-    value_sql = f"CAST(PREDICT({ref}, *) AS DOUBLE)"  # a reconstruction's PREDICT is its ANOMALY_SCORE
-    bins, bin_expr = _histogram(dist)
-    return _Item(PREDICTION, task or "regression", value_sql, f"({v} IS NULL)", bin_expr, False, 0.0, bins, False)
+    fields = dist.get("labels")
+    shares = dist.get("shares")
+    labels = record.get("labels")
+    bins = bin_expr = None
+    if fields is not None and shares is not None and len(fields) == len(shares):
+        if labels is not None and len(labels) != len(fields):
+            labels = None
+        whens = []
+        for k, field in enumerate(fields):
+            literal = _label_literal(labels[k]) if labels is not None else None
+            if literal is not None and label_field(labels[k]) == str(field):
+                whens.append(f"WHEN {v} = {literal} THEN {k}")
+            else:  # no typed label: compare PREDICT's text with the field ('true'/'false' for booleans)
+                whens.append(f"WHEN CAST({v} AS VARCHAR) = {_string(str(field))} THEN {k}")
+        bin_expr = "CASE " + " ".join(whens) + " END" if whens else None
+        bins = [(k, float(s), None, None, str(f)) for k, (f, s) in enumerate(zip(fields, shares))]
+    return _Item(PREDICTION, kind, f"PREDICT({ref}, *)", f"({v} IS NULL)", bin_expr, False, 0.0, bins, True)
+
+
+def unreferenced_prediction(kind: str, ref: str) -> _Item:
+    """The prediction row of a model without a training reference (imported): PREDICT in
+    its own type, no bins, no training null rate."""
+    return _Item(PREDICTION, kind, f"PREDICT({ref}, *)", f"({_q('_v')} IS NULL)", None, False, None, None, False)
+
+
+def _prediction_item(record: dict[str, Any], ref: str) -> _Item:
+    """The prediction row, as the version's task distributes its predictions
+    (:meth:`dbml.tasks.Task.monitor_prediction`); a task this process does not know:
+    PREDICT as it is, without a training reference."""
+    from dbml.tasks import task_of
+
+    task = task_of(record.get("task"))
+    if task is None:
+        return unreferenced_prediction(str(record.get("task")), ref)
+    return task.monitor_prediction(record, ref)
 
 
 def drift_sql(source_sql: str, model_ref: str, record: dict, threshold: float = 0.2) -> str:

@@ -72,9 +72,33 @@ class Option:
         return value
 
 
+class _AskableTasks:
+    """The values of option ``task``: 'auto' and the tasks ``task`` may name
+    (:attr:`dbml.tasks.Task.askable`), read from the table of tasks when asked, so that a
+    task registered later is one of them."""
+
+    def _names(self) -> tuple[str, ...]:
+        from dbml.tasks import TASKS, _load_plugins
+
+        _load_plugins()
+        return ("auto", *(t.name for t in TASKS.values() if t.trained and t.askable))
+
+    def __iter__(self):
+        return iter(self._names())
+
+    def __contains__(self, value: object) -> bool:
+        return value in self._names()
+
+    def __len__(self) -> int:
+        return len(self._names())
+
+    def __repr__(self) -> str:
+        return repr(self._names())
+
+
 TRAINING_OPTIONS: tuple[Option, ...] = (
     Option("task", "str", "auto", "classification, regression, or auto (from the target's type)",
-           choices=("auto", "classification", "regression")),
+           choices=_AskableTasks()),  # type: ignore[arg-type]  # and any task registered as askable
     Option("epochs", "int", 200, "largest number of passes over the training rows",
            lambda v: 1 <= v <= 100_000, "between 1 and 100000"),
     Option("batch_size", "int", 0, "rows per step; 0 picks from the row count",

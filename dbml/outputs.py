@@ -8,7 +8,9 @@ them names a function.
 
 A version offers the functions whose graph output its ONNX graph has (an
 autoencoder has ``anomaly_score`` and ``is_anomaly``; every dbml network has
-``embedding``; an imported file has what its layout maps). Nothing here imports torch.
+``embedding``; an imported file has what its layout maps). Which output PREDICT and
+PREDICT_PROBA read, PREDICT's type and its conversion are the version's task's
+(:meth:`dbml.tasks.Task.predict_output` and the rest). Nothing here imports torch.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from dbml.errors import FeatureError
 from dbml.kinds.clock import LABEL_TYPES
 
 __all__ = ["Output", "OUTPUTS", "BY_FUNCTION", "FUNCTION_NAMES", "VersionInfo", "label_field", "offered", "not_offered",
-           "arrow_type"]  # fmt: skip
+           "arrow_type", "floats", "labels_convert"]  # fmt: skip
 
 
 def label_field(label: Any) -> str:
@@ -79,23 +81,23 @@ def arrow_type(spec: str | dict[str, str]) -> pa.DataType:
     return _ARROW[spec.strip().upper()]
 
 
+def _task(info: VersionInfo):
+    from dbml.tasks import Task, task_of
+
+    return task_of(info.task) or Task()  # a task unknown here: the base task's plain value
+
+
 def _predict_source(info: VersionInfo) -> str | None:
-    # A classifier's label is taken in Arrow from the probabilities: onnxruntime skips
-    # ArgMax/Gather and no Python object is built per row (about 5% faster, measured with
-    # benchmarks/predict.py); the graph's own `label` output gives the same answer.
-    for name in ("probabilities", "value", "anomaly_score", "forecast"):
-        if name in info.graph_outputs and (name != "probabilities" or info.task == "classification"):
-            return name
-    return None
+    return _task(info).predict_output(info)
 
 
 def _predict_type(info: VersionInfo) -> str:
-    if "forecast" in info.graph_outputs:  # the next `horizon` values
-        return f"FLOAT[{int(info.graph_outputs['forecast'][0])}]"
-    return info.predict_type
+    return _task(info).predict_type(info)
 
 
-def _floats(width: int) -> Callable[[np.ndarray], pa.Array]:
+def floats(width: int) -> Callable[[np.ndarray], pa.Array]:
+    """onnxruntime's [N, width] float array -> a FLOAT[width] column."""
+
     def convert(out: np.ndarray) -> pa.Array:
         flat = np.ascontiguousarray(out, dtype=np.float32).reshape(-1)
         return pa.FixedSizeListArray.from_arrays(pa.array(flat, type=pa.float32()), width)
@@ -103,17 +105,24 @@ def _floats(width: int) -> Callable[[np.ndarray], pa.Array]:
     return convert
 
 
+
+def labels_convert(info: VersionInfo) -> Callable[[np.ndarray], pa.Array]:
+    """onnxruntime's [N, K] class probabilities -> the label of the largest, in the
+    version's label type."""
+    classes = pa.array(list(info.labels or ()), type=_ARROW[info.predict_type])
+    if pa.types.is_string(classes.type):
+        # text labels as a dictionary array over the labels: DuckDB reads it as VARCHAR
+        # without a string per row from Python (about 50 us less per 2,048-row batch)
+        return lambda out: pa.DictionaryArray.from_arrays(pa.array(out.argmax(axis=1).astype(np.int32)), classes)
+    return lambda out: classes.take(pa.array(out.argmax(axis=1)))
+
+
 def _predict_convert(info: VersionInfo) -> Callable[[np.ndarray], pa.Array]:
-    if "forecast" in info.graph_outputs:
-        return _floats(int(info.graph_outputs["forecast"][0]))
-    if info.task == "classification":
-        classes = pa.array(list(info.labels or ()), type=_ARROW[info.predict_type])
-        if pa.types.is_string(classes.type):
-            # text labels as a dictionary array over the labels: DuckDB reads it as VARCHAR
-            # without a string per row from Python (about 50 us less per 2,048-row batch)
-            return lambda out: pa.DictionaryArray.from_arrays(pa.array(out.argmax(axis=1).astype(np.int32)), classes)
-        return lambda out: classes.take(pa.array(out.argmax(axis=1)))
-    return lambda out: pa.array(out.reshape(-1).astype(np.float64), type=pa.float64())
+    return _task(info).predict_convert(info)
+
+
+def _proba_source(info: VersionInfo) -> str | None:
+    return _task(info).proba_output(info)
 
 
 def _proba_type(info: VersionInfo) -> dict[str, str]:
@@ -135,7 +144,7 @@ def _embed_type(info: VersionInfo) -> str:
 
 
 def _embed_convert(info: VersionInfo) -> Callable[[np.ndarray], pa.Array]:
-    return _floats(int(info.graph_outputs["embedding"][0]))
+    return floats(int(info.graph_outputs["embedding"][0]))
 
 
 def _double(out: np.ndarray) -> pa.Array:
@@ -184,8 +193,7 @@ OUTPUTS: tuple[Output, ...] = (
            "the label (in the target's type), the value, an autoencoder's anomaly score, or a forecaster's "
            "next values (FLOAT[horizon]) from a history list",
            "a trained model", column="prediction"),
-    Output("PREDICT_PROBA", "proba", lambda i: "probabilities" if i.task in ("classification", "imported")
-           and "probabilities" in i.graph_outputs else None, _proba_type, _proba_convert,
+    Output("PREDICT_PROBA", "proba", _proba_source, _proba_type, _proba_convert,
            "a STRUCT of class probabilities, one DOUBLE field per label",
            "a classification model", column="probabilities"),
     Output("EMBED", "embed", "embedding", _embed_type, _embed_convert,

@@ -10,12 +10,14 @@ __all__ = ["headline", "human_size"]
 
 
 def headline(task: str | None, metrics: dict[str, Any] | None) -> tuple[str | None, float | None]:
-    """(the task's headline metric, its validation value to 4 decimals, as shown): accuracy
-    for classifiers, r2 for regressions, mae for forecasters, mse for anomaly models; (None,
-    None) for an imported model, and a None value for a metric that was not measured."""
-    from dbml.tasks import TASKS
+    """(the task's headline metric, its validation value to 4 decimals, as shown): the
+    task's :attr:`~dbml.tasks.Task.headline` (accuracy for classifiers, r2 for regressions,
+    mae for forecasters, mse for anomaly models); (None, None) for a task without one (an
+    imported model) or unknown here, and a None value for a metric that was not measured."""
+    from dbml.tasks import task_of
 
-    name = TASKS[task].headline if task in TASKS else ""
+    found = task_of(task)
+    name = found.headline if found is not None else ""
     value = (metrics or {}).get(name) if name else None
     if not name:
         return None, None

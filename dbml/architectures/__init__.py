@@ -32,7 +32,12 @@ class Architecture:
         description: one line for users.
         options: the architecture's own options (training options are shared).
         kinds: the column kinds it takes.
-        tasks: the tasks it learns (the first with a TARGET, or 'reconstruction' without).
+        provides: what it offers a task (:attr:`dbml.tasks.Task.needs`): 'head' (a
+            trunk a task's head goes on, for learning a target), 'decoder' (it rebuilds
+            its inputs, :meth:`decoder`), 'sequence_input' (it reads ordered steps, a
+            window of past values).
+        tasks: the tasks it learns: every task of :data:`dbml.tasks.TASKS` whose
+            ``needs`` it provides, in the table's order (a subclass may still name them).
         list_kind: how it reads LIST/ARRAY columns: 'array' (fixed length) or 'sequence'.
     """
 
@@ -40,8 +45,14 @@ class Architecture:
     description: str = ""
     options: tuple[Option, ...] = ()
     kinds: frozenset[str] = frozenset({"numeric", "boolean", "datetime", "category"})
-    tasks: tuple[str, ...] = ("classification", "regression")
+    provides: frozenset[str] = frozenset({"head"})
     list_kind: str = "array"
+
+    @property
+    def tasks(self) -> tuple[str, ...]:
+        from dbml.tasks import TASKS
+
+        return tuple(t.name for t in TASKS.values() if t.trained and t.needs <= self.provides)
 
     def build(self, inputs: dict[str, tuple[int, ...]], task: str, options: dict[str, Any]):
         """Return the trunk: {group key: encoded [N, *shape]} -> [N, width], with ``width``."""

@@ -17,7 +17,7 @@ class Autoencoder(Architecture):
     name = "autoencoder"
     description = "anomaly detection without a target: ANOMALY_SCORE, IS_ANOMALY, EMBED (the bottleneck)"
     kinds = frozenset({"numeric", "boolean", "datetime", "category", "array"})
-    tasks = ("reconstruction",)
+    provides = frozenset({"decoder"})  # rebuilds its inputs; no head for a target
     options = (
         Option("hidden", "int_list", [64, 32], "sizes of the encoder's hidden layers (the decoder mirrors them)",
                lambda v: 0 <= len(v) <= 8 and all(1 <= h <= 65536 for h in v), "0 to 8 sizes, each 1 to 65536"),

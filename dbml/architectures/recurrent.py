@@ -17,7 +17,7 @@ __all__ = ["LSTM", "GRU"]
 class _Recurrent(Architecture):
     kinds = frozenset({"numeric", "boolean", "datetime", "category", "sequence"})
     list_kind = "sequence"
-    tasks = ("classification", "regression", "forecast")
+    provides = frozenset({"head", "sequence_input"})  # a forecaster's window is a sequence
     cell = ""
     options = (
         Option("hidden", "int", 64, "width of the recurrent state", lambda v: 1 <= v <= 4096, "1 to 4096"),

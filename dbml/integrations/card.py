@@ -1,6 +1,6 @@
 """The model card: one self-contained HTML page about one version of a model.
 
-:func:`model_card` reads the registry (through SQL with bound values, never writing it)
+:func:`model_card` reads the registry (through its methods, values bound, never writing it)
 and renders what the model is, which data shaped it, how it was evaluated, where it
 is deployed, what changed since training and who did what. Every value from the
 database is escaped with :func:`html.escape`; a fact that was not recorded is shown
@@ -139,19 +139,11 @@ def _json(value: Any) -> Any:
 # -- reading the registry --------------------------------------------------------
 
 
-def _query(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any]) -> list[dict[str, Any]]:
-    cur = con.cursor()
-    try:
-        rel = cur.execute(sql, params)
-        names = [d[0] for d in rel.description]
-        return [dict(zip(names, row)) for row in rel.fetchall()]
-    finally:
-        cur.close()
+def _task(record: dict[str, Any]):
+    """The task of the version (:mod:`dbml.tasks`), or None when unknown here."""
+    from dbml.tasks import task_of
 
-
-def _has_table(con: duckdb.DuckDBPyConnection, table: str) -> bool:
-    rows = _query(con, "SELECT count(*) AS n FROM duckdb_tables() WHERE schema_name = 'dbml' AND table_name = ?", [table])
-    return bool(rows[0]["n"])
+    return task_of(record.get("task"))
 
 
 def _defaults(architecture: str) -> dict[str, Any]:
@@ -219,7 +211,8 @@ def _section_model(conn: "Connection", rec: dict[str, Any], functions: list[str]
     defaults = _defaults(rec["architecture"])
     changed = {k: v for k, v in (rec.get("options") or {}).items() if k not in defaults or defaults[k] != v}
     libs = rec.get("library_versions") or {}
-    foreign = rec["architecture"] == "imported"  # a graph made elsewhere: no training facts
+    task = _task(rec)
+    foreign = task is not None and task.foreign  # a graph made elsewhere: no training facts
     facts = [
         ("Model", _e(rec["model"])),
         ("Version", _e(rec["version"])),
@@ -239,6 +232,7 @@ def _section_model(conn: "Connection", rec: dict[str, Any], functions: list[str]
         ("Parity error (|ONNX - torch|)", '<span class="missing">not measured (a foreign graph has no torch twin)</span>'
          if foreign and not rec.get("parity_error") else _e(rec.get("parity_error"))),
     ]
+    facts += [(label, html.escape(text)) for label, text in (task.card_facts(rec) if task is not None else [])]
     out = [_facts(facts)]
     out.append("<h3>Features</h3>")
     if features:
@@ -319,7 +313,7 @@ def _metrics_text(metrics: Any) -> str:
 
 
 def _section_evaluation(conn: "Connection", rec: dict[str, Any], has_log: bool) -> str:
-    con, model, version = conn.db(), rec["model"], rec["version"]
+    model, version = rec["model"], rec["version"]
     out = ["<h3>Validation metrics at training time</h3>"]
     metrics = {k: v for k, v in (rec.get("metrics") or {}).items() if not isinstance(v, (dict, list))}
     if metrics:
@@ -332,11 +326,10 @@ def _section_evaluation(conn: "Connection", rec: dict[str, Any], has_log: bool) 
     else:
         out.append(_note("no training log: this version was not trained here (it was imported), so there are no curves"))
     out.append("<h3>Stored EVALUATE runs</h3>")
-    if not _has_table(con, "evaluation_runs"):
+    runs = conn.registry.evaluation_runs(model, version)
+    if runs is None:
         out.append(_note("this database stores no EVALUATE runs (its registry predates the evaluation history)"))
         return "".join(out)
-    runs = _query(con, "SELECT * FROM dbml.evaluation_runs WHERE model = ? AND version = ? ORDER BY run_at DESC, run_id DESC",
-                  [model, version])  # fmt: skip
     if not runs:
         out.append(_note("no EVALUATE MODEL run of this version is stored"))
         return "".join(out)
@@ -359,8 +352,8 @@ def _section_evaluation(conn: "Connection", rec: dict[str, Any], has_log: bool) 
 
 
 def _section_deployment(conn: "Connection", rec: dict[str, Any]) -> str:
-    con, model, version = conn.db(), rec["model"], rec["version"]
-    aliases = _query(con, "SELECT alias, version, set_at, set_by FROM dbml.aliases WHERE model = ? ORDER BY alias", [model])
+    model, version = rec["model"], rec["version"]
+    aliases = conn.registry.aliases(model)
     out = ["<h3>Aliases now</h3>"]
     if aliases:
         out.append(_table(["alias", "version", "set at", "set by"],
@@ -368,8 +361,7 @@ def _section_deployment(conn: "Connection", rec: dict[str, Any]) -> str:
                             _e(a["version"]), _e(a["set_at"]), _e(a["set_by"])] for a in aliases]))  # fmt: skip
     else:
         out.append(_note("no alias points at any version of this model; a bare name scores with the newest version"))
-    moves = _query(con, "SELECT logged_at, who, detail FROM dbml.audit_log WHERE model = ? AND action = 'ALTER' "
-                        "ORDER BY logged_at DESC, id DESC", [model])  # fmt: skip
+    moves = conn.registry.audit_rows(model, "ALTER")
     out.append("<h3>Alias history</h3>")
     if moves:
         rows = []
@@ -387,16 +379,16 @@ def _section_deployment(conn: "Connection", rec: dict[str, Any]) -> str:
 
 
 def _section_drift(conn: "Connection", rec: dict[str, Any]) -> str:
-    con, model, version = conn.db(), rec["model"], rec["version"]
-    if not _has_table(con, "monitor_runs"):
+    model, version = rec["model"], rec["version"]
+    runs = conn.registry.monitor_runs(model, version)
+    if runs is None:
         return _note("this database stores no MONITOR runs")
-    runs = _query(con, "SELECT * FROM dbml.monitor_runs WHERE model = ? AND version = ? ORDER BY run_at DESC, run_id DESC",
-                  [model, version])  # fmt: skip
     if not runs:
         return _note("no MONITOR MODEL run of this version is stored: drift was not measured")
     latest = runs[0]
-    results = _query(con, "SELECT * FROM dbml.monitor_results WHERE run_id = ? ORDER BY drift DESC NULLS LAST, psi DESC NULLS LAST, feature",
-                     [latest["run_id"]])  # fmt: skip
+    # drifted first, then by PSI, highest first (not measured last), then by name
+    results = sorted(conn.registry.monitor_results(latest["run_id"]), key=lambda r: (
+        {True: 0, False: 1}.get(r["drift"], 2), r["psi"] is None, -(r["psi"] or 0.0), r["feature"]))  # fmt: skip
     out = [f"<h3>Latest MONITOR run ({_e(latest['run_id'])})</h3>",
            _facts([("When", _e(latest["run_at"])), ("Who", _e(latest["who"])), ("Source", f"<pre>{html.escape(latest['source_sql'] or '')}</pre>"),
                    ("PSI threshold", _e(latest["threshold"])), ("Drifted", _e(latest["drifted"]))])]  # fmt: skip
@@ -414,10 +406,9 @@ def _section_drift(conn: "Connection", rec: dict[str, Any]) -> str:
 
 
 def _section_audit(conn: "Connection", rec: dict[str, Any]) -> str:
-    con, model = conn.db(), rec["model"]
-    total = _query(con, "SELECT count(*) AS n FROM dbml.audit_log WHERE model = ?", [model])[0]["n"]
-    rows = _query(con, "SELECT logged_at, who, action, version, detail FROM dbml.audit_log WHERE model = ? "
-                       "ORDER BY logged_at DESC, id DESC LIMIT ?", [model, AUDIT_ROWS])  # fmt: skip
+    model = rec["model"]
+    total = conn.registry.audit_count(model)
+    rows = conn.registry.audit_rows(model, limit=AUDIT_ROWS)
     if not rows:
         return _note("no audit rows")
     out = [_table(["when", "who", "action", "version", "detail"],
@@ -440,8 +431,8 @@ def model_card(conn: "Connection", model: str, version: int | None = None) -> st
 
 
 def _render(conn: "Connection", rec: dict[str, Any]) -> str:
-    name, version, con = rec["model"], rec["version"], conn.db()
-    has_log = bool(_query(con, "SELECT count(*) AS n FROM dbml.training_log WHERE model = ? AND version = ?", [name, version])[0]["n"])
+    name, version = rec["model"], rec["version"]
+    has_log = bool(conn.registry.training_log(name, version))
     try:
         functions = _describe_functions(conn, name, version)
     except Exception:  # DESCRIBE needs the blob's graph; a card still renders without it

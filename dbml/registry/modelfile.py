@@ -24,7 +24,13 @@ from dbml.registry.transfer import RECORD_KEY, dbml_metadata
 
 __all__ = ["ModelFile", "describe_file", "open_session", "TRAINED_TASKS"]
 
-TRAINED_TASKS = ("classification", "regression", "reconstruction", "forecast")
+
+def __getattr__(name: str) -> Any:
+    if name == "TRAINED_TASKS":  # the tasks a graph dbml trained may carry, from the table of dbml.tasks
+        from dbml.tasks import trainable
+
+        return tuple(t.name for t in trainable())
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(frozen=True)
@@ -98,11 +104,15 @@ def describe_file(blob: bytes, url: str, session: Any, name: str | None = None, 
         return ModelFile(record, origin, dropped, foreign=True)
     if inputs is not None:
         raise TransferError(f"'{url}' was written by dbml: its feature columns are its own; leave out option inputs")
+    from dbml.tasks import task_of, trainable
+
     task = meta["dbml.task"]
-    if task not in TRAINED_TASKS:
+    found = task_of(task)
+    if found is None or not found.trained:
+        kinds = [t.described or f"a {t.name}" for t in sorted(trainable(), key=_table_order)]
         raise RecordError(
-            f"'{url}': its dbml.task metadata is {task[:80]!r}; a graph dbml trained is a classification, "
-            "a regression, a reconstruction (autoencoder) or a forecast"
+            f"'{url}': its dbml.task metadata is {task[:80]!r}; a graph dbml trained is "
+            + (", ".join(kinds[:-1]) + " or " + kinds[-1] if len(kinds) > 1 else "".join(kinds))
         )
     record = {
         "architecture": meta.get("dbml.architecture", "imported"), "options": {}, "profile": {},
@@ -149,7 +159,8 @@ def _check_graph(session: Any, record: dict[str, Any], url: str) -> None:
                 f"dbml.features metadata says a {f['kind']} feature ({wanted}, rank 2)"
             )
     outputs = {o.name: o for o in session.get_outputs()}
-    wanted = TASKS[record["task"]].parity_output
+    task = TASKS[record["task"]]  # validate_record: a task of the table
+    wanted = task.parity_output
     out = outputs.get(wanted)
     if out is None or out.type != "tensor(float)":
         raise TransferError(
@@ -157,16 +168,18 @@ def _check_graph(session: Any, record: dict[str, Any], url: str) -> None:
             f"{', '.join(f'{o.name} ({o.type})' for o in outputs.values())}"
         )
     shape = list(out.shape or [])
-    horizon = record["options"].get("horizon")  # a whole number from 1 to 1000 when present (validate_record)
-    width = len(record["labels"]) if record["task"] == "classification" else (
-        (horizon or (shape[1] if len(shape) == 2 and isinstance(shape[1], int) else 0)) if record["task"] == "forecast" else 1)
+    width, counted = task.parity_width(record, shape)
     if len(shape) == 1 and width == 1:  # one value per row: [N]
         return
     if len(shape) != 2 or (isinstance(shape[1], int) and shape[1] != width):
-        raise TransferError(
-            f"'{url}': output '{wanted}' has shape {shape}, but its metadata says {width} "
-            + ("class labels" if record["task"] == "classification" else "value per row")
-        )
+        raise TransferError(f"'{url}': output '{wanted}' has shape {shape}, but its metadata says {width} {counted}")
+
+
+def _table_order(task: Any) -> int:
+    """A task's place in the table of dbml.tasks (messages list tasks as it does)."""
+    from dbml.tasks import TASKS
+
+    return list(TASKS).index(task.name)
 
 
 def _foreign_record(blob: bytes, url: str, session: Any, name: str, facts: dict[str, Any],
@@ -184,8 +197,10 @@ def _foreign_record(blob: bytes, url: str, session: Any, name: str, facts: dict[
     graph = describe_graph(session, url, names)
     proto = onnx.load_from_string(blob)
     producer = " ".join(p for p in (proto.producer_name, proto.producer_version) if p)
+    from dbml.tasks.imported import IMPORTED
+
     record = {
-        "model": name, "architecture": "imported", "task": "imported",
+        "model": name, "architecture": IMPORTED.name, "task": IMPORTED.name,
         "options": {"inputs": names, "graph_inputs": graph["graph_inputs"], "output": graph["output"],
                     "proba": graph["proba"]},
         "features": graph["features"], "profile": {}, "target": None, "target_type": graph["predict_type"],

@@ -29,7 +29,8 @@ from dbml.kinds import clock
 
 __all__ = [
     "VERSION_COLUMNS", "JSON_COLUMNS", "TASKS", "IMPORTED_FACTS", "validate_record", "check_imported_facts",
-    "decode_row", "MAX_FEATURES", "MAX_LABELS",
+    "decode_row", "MAX_FEATURES", "MAX_LABELS", "Check", "check_target", "check_class_target", "check_no_target",
+    "check_foreign_target", "check_class_labels", "check_no_labels",
 ]  # fmt: skip
 
 # The columns of dbml.model_versions, in the order of sql/001_registry.sql.
@@ -40,7 +41,6 @@ VERSION_COLUMNS: tuple[str, ...] = (
     "library_versions", "onnx_sha256", "onnx_size", "parity_error", "parent_version",
 )  # fmt: skip
 JSON_COLUMNS = ("options", "features", "profile", "labels", "metrics", "library_versions")
-TASKS = ("classification", "regression", "reconstruction", "forecast", "imported")
 # Keys an exported file's dbml.record may carry that IMPORT keeps (the rest of the
 # record is the importing registry's own: name, number, time, user, parent).
 IMPORTED_FACTS = (
@@ -79,7 +79,8 @@ _FEATURE_KEYS = {"name", "kind", "sql_type", "onnx_input"}
 
 
 class _Check:
-    """Field checks that raise a RecordError naming the record, the field and the value."""
+    """Field checks that raise a RecordError naming the record, the field and the value
+    (public as :data:`Check` for the record checks of :mod:`dbml.tasks`)."""
 
     def __init__(self, what: str):
         self.what = what
@@ -168,6 +169,9 @@ class _Check:
         return v
 
 
+Check = _Check
+
+
 def _shown(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
@@ -226,7 +230,7 @@ def _features(c: _Check, value: Any, task: str) -> list[dict[str, Any]]:
         entry = {"name": name, "kind": kind, "sql_type": sql_type}
         if "onnx_input" in f and f["onnx_input"] is not None:
             entry["onnx_input"] = c.text(f["onnx_input"], f"{at}.onnx_input")
-        elif task == "imported":
+        elif _foreign(task):
             raise c.fail(f"{at}.onnx_input", None, "the graph input of a feature of an imported model")
         out.append(entry)
     return out
@@ -254,7 +258,7 @@ def _profile(c: _Check, value: Any, features: list[dict[str, Any]], task: str) -
         entry = value.get(name)
         at = f"profile.{name}"
         if entry is None:
-            if task in ("classification", "regression", "reconstruction", "forecast"):  # fine-tuning rebuilds preprocessing from it
+            if not _foreign(task):  # a trained version: fine-tuning rebuilds preprocessing from it
                 raise c.fail(at, None, f"the training profile of {f['kind']} feature '{name}'")
             continue
         if not isinstance(entry, dict):
@@ -289,11 +293,15 @@ def _profile(c: _Check, value: Any, features: list[dict[str, Any]], task: str) -
     return out
 
 
-def _labels(c: _Check, value: Any, task: str, target_type: str | None) -> list[Any] | None:
-    if task != "classification":
-        if value is not None:
-            raise c.fail("labels", value, f"null (a {task} model has no class labels)")
-        return None
+def check_no_labels(c: _Check, value: Any, task: str) -> None:
+    """A task without class labels: ``labels`` must be null."""
+    if value is not None:
+        raise c.fail("labels", value, f"null (a {task} model has no class labels)")
+    return None
+
+
+def check_class_labels(c: _Check, value: Any, target_type: str | None) -> list[Any]:
+    """Class labels: 2 to MAX_LABELS distinct scalars of the target's type (as training writes them)."""
     if not isinstance(value, list) or not 2 <= len(value) <= MAX_LABELS:
         raise c.fail("labels", value, f"a list of 2 to {MAX_LABELS:,} class labels")
     kind = _label_kind(target_type or "VARCHAR")
@@ -317,6 +325,55 @@ def _labels(c: _Check, value: Any, task: str, target_type: str | None) -> list[A
     if len(set(fields)) != len(fields):
         raise c.fail("labels", value, "a list of distinct labels")
     return [int(v) if kind == "int" else v for v in value]
+
+
+def check_target(c: _Check, r: dict[str, Any]) -> str:
+    """A supervised version's target: a column name and a DuckDB type (returned)."""
+    r["target"] = c.text(r.get("target"), "target")
+    return c.sql_type(r.get("target_type"), "target_type")
+
+
+def check_class_target(c: _Check, target_type: str) -> None:
+    """A class target is not a float or decimal column."""
+    if target_type.upper() in _FLOAT_TYPES or target_type.upper().startswith("DECIMAL"):
+        raise c.fail("target_type", target_type, "the type of a class target (an integer, boolean or text type)")
+
+
+def check_no_target(c: _Check, r: dict[str, Any], rule: str) -> None:
+    """A version that learns without a target: ``target`` and ``target_type`` null."""
+    if r.get("target") is not None or r.get("target_type") is not None:
+        raise c.fail("target", r.get("target"), rule)
+    r["target"] = r["target_type"] = None
+
+
+def check_foreign_target(c: _Check, r: dict[str, Any]) -> None:
+    """A foreign graph's: an optional target name, and the type PREDICT returns as ``target_type``."""
+    r["target"] = c.text(r.get("target"), "target", none=True)
+    t = r.get("target_type")
+    if not isinstance(t, str) or (t[:-2] if t.endswith("[]") else t) not in _IMPORTED_TYPES:
+        raise c.fail("target_type", t, f"the type PREDICT returns: one of {', '.join(sorted(_IMPORTED_TYPES))}, or a list of one")
+
+
+def _task(name: Any):
+    """The task a record names (:func:`dbml.tasks.task_of`), or None."""
+    from dbml.tasks import task_of
+
+    return task_of(name)
+
+
+def _foreign(name: Any) -> bool:
+    """Whether a record of this task holds a graph made elsewhere (features name graph
+    inputs, no training profile)."""
+    task = _task(name)
+    return task is not None and task.foreign
+
+
+def __getattr__(name: str) -> Any:
+    if name == "TASKS":  # the task names a record may carry, from the table of dbml.tasks
+        from dbml.tasks import TASKS
+
+        return tuple(TASKS)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _imported_options(c: _Check, value: dict[str, Any], features: list[dict[str, Any]]) -> None:
@@ -420,30 +477,20 @@ def validate_record(record: dict[str, Any], what: str) -> dict[str, Any]:
     if not isinstance(arch, str) or not _IDENT.match(arch):
         raise c.fail("architecture", arch, "an architecture name such as mlp or imported")
     task = r.get("task")
-    if task not in TASKS:
+    found = _task(task)
+    if found is None:
+        from dbml.tasks import TASKS
+
         raise c.fail("task", task, f"one of {', '.join(TASKS)}")
     features = r["features"] = _features(c, r.get("features"), task)
     r["options"] = c.mapping(r.get("options"), "options")
-    if task == "imported":
+    if found.foreign:
         _imported_options(c, r["options"], features)
     else:
         r["options"] = _trained_options(c, r["options"])
     r["profile"] = _profile(c, r.get("profile"), features, task)
-    if task == "reconstruction":  # no target
-        if r.get("target") is not None or r.get("target_type") is not None:
-            raise c.fail("target", r.get("target"), "no target (an anomaly model learns without one)")
-        r["target"] = r["target_type"] = None
-    elif task == "imported":
-        r["target"] = c.text(r.get("target"), "target", none=True)
-        t = r.get("target_type")
-        if not isinstance(t, str) or (t[:-2] if t.endswith("[]") else t) not in _IMPORTED_TYPES:
-            raise c.fail("target_type", t, f"the type PREDICT returns: one of {', '.join(sorted(_IMPORTED_TYPES))}, or a list of one")
-    else:
-        r["target"] = c.text(r.get("target"), "target")
-        t = c.sql_type(r.get("target_type"), "target_type")
-        if task == "classification" and (t.upper() in _FLOAT_TYPES or t.upper().startswith("DECIMAL")):
-            raise c.fail("target_type", t, "the type of a class target (an integer, boolean or text type)")
-    r["labels"] = _labels(c, r.get("labels"), task, r.get("target_type"))
+    found.check_target(c, r)  # target and target_type, as the task has them
+    r["labels"] = found.check_labels(c, r.get("labels"), r.get("target_type"))
     r["source_sql"] = c.text(r.get("source_sql"), "source_sql", MAX_TEXT, empty=True)
     r["source_tables"] = c.texts(r.get("source_tables"), "source_tables", MAX_FEATURES)
     for key in ("row_count", "train_rows", "validation_rows"):

@@ -283,14 +283,99 @@ class Registry:
             params={"model": model, "facts": facts},
         )
 
-    def aliases(self, model: str) -> dict[str, int]:
-        """{alias: version} of a model."""
+    # -- runs, logs, aliases and audit rows (pictures and the model card) -------------
+
+    def _rows(self, sql: str, params: list[Any], decode: tuple[str, ...] = ()) -> list[dict[str, Any]] | None:
+        """Rows as dicts (``decode``: JSON columns, decoded where they hold valid JSON), or
+        None when the table does not exist (a registry of an older schema, read as it is)."""
         cur = self.con.cursor()
         try:
-            rows = cur.execute("SELECT alias, version FROM dbml.aliases WHERE model = ? ORDER BY alias", [model]).fetchall()
+            try:
+                rel = cur.execute(sql, params)
+            except duckdb.CatalogException:
+                return None
+            names = [d[0] for d in rel.description]
+            rows = [dict(zip(names, row)) for row in rel.fetchall()]
         finally:
             cur.close()
-        return dict(rows)
+        for row in rows:
+            for key in decode:
+                if isinstance(row.get(key), str):
+                    try:
+                        row[key] = json.loads(row[key])
+                    except ValueError:
+                        pass  # shown as the text it is
+        return rows
+
+    def training_log(self, model: str, version: int) -> list[dict[str, Any]]:
+        """The training log of a version by epoch (epoch, train_loss, val_loss, val_metric,
+        lr, seconds); [] for a version trained elsewhere."""
+        return self._rows(
+            "SELECT epoch, train_loss, val_loss, val_metric, lr, seconds FROM dbml.training_log "
+            "WHERE model = ? AND version = ? ORDER BY epoch", [model, version]
+        ) or []  # fmt: skip
+
+    def evaluation_runs(self, model: str, version: int) -> list[dict[str, Any]] | None:
+        """The stored EVALUATE runs of a version, newest first (``run_at``, then ``run_id``),
+        every column, ``options``, ``metrics`` and ``curves`` decoded; None when this
+        registry keeps no EVALUATE runs (its schema predates them)."""
+        return self._rows(
+            "SELECT * FROM dbml.evaluation_runs WHERE model = ? AND version = ? ORDER BY run_at DESC, run_id DESC",
+            [model, version], ("options", "metrics", "curves"),
+        )  # fmt: skip
+
+    def evaluation_run(self, run_id: int) -> dict[str, Any] | None:
+        """EVALUATE run ``run_id`` (as :meth:`evaluation_runs` gives it), or None."""
+        rows = self._rows("SELECT * FROM dbml.evaluation_runs WHERE run_id = ?", [run_id], ("options", "metrics", "curves"))
+        return rows[0] if rows else None
+
+    def monitor_runs(self, model: str, version: int) -> list[dict[str, Any]] | None:
+        """The stored MONITOR runs of a version, newest first (``run_at``, then ``run_id``);
+        None when this registry keeps no MONITOR runs."""
+        return self._rows(
+            "SELECT * FROM dbml.monitor_runs WHERE model = ? AND version = ? ORDER BY run_at DESC, run_id DESC", [model, version]
+        )  # fmt: skip
+
+    def monitor_run(self, run_id: int) -> dict[str, Any] | None:
+        """MONITOR run ``run_id``, or None."""
+        rows = self._rows("SELECT * FROM dbml.monitor_runs WHERE run_id = ?", [run_id])
+        return rows[0] if rows else None
+
+    def monitor_results(self, run_id: int) -> list[dict[str, Any]]:
+        """The per-feature rows of MONITOR run ``run_id`` (``detail`` decoded), by feature."""
+        return self._rows("SELECT * FROM dbml.monitor_results WHERE run_id = ? ORDER BY feature", [run_id], ("detail",)) or []
+
+    def monitor_history(self, model: str, version: int) -> list[dict[str, Any]]:
+        """PSI per feature and MONITOR run of a version (run_id, run_at, threshold, feature,
+        psi), by feature, then run time."""
+        return self._rows(
+            "SELECT r.run_id, r.run_at, r.threshold, x.feature, x.psi FROM dbml.monitor_runs AS r "
+            "JOIN dbml.monitor_results AS x USING (run_id) WHERE r.model = ? AND r.version = ? "
+            "ORDER BY x.feature, r.run_at, r.run_id", [model, version]
+        ) or []  # fmt: skip
+
+    def aliases(self, model: str) -> list[dict[str, Any]]:
+        """The aliases of a model now (alias, version, set_at, set_by), by alias."""
+        return self._rows("SELECT alias, version, set_at, set_by FROM dbml.aliases WHERE model = ? ORDER BY alias", [model]) or []
+
+    def audit_rows(self, model: str, action: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+        """The audit rows of a model (``action``: of that action only), newest first, at most
+        ``limit``; ``detail`` decoded."""
+        where, params = "model = ?", [model]
+        if action is not None:
+            where, params = where + " AND action = ?", params + [action]
+        tail = ""
+        if limit is not None:
+            tail, params = " LIMIT ?", params + [int(limit)]
+        return self._rows(
+            f"SELECT logged_at, who, action, version, detail FROM dbml.audit_log WHERE {where} "
+            f"ORDER BY logged_at DESC, id DESC{tail}", params, ("detail",)
+        ) or []  # fmt: skip
+
+    def audit_count(self, model: str) -> int:
+        """How many audit rows name a model."""
+        rows = self._rows("SELECT count(*) AS n FROM dbml.audit_log WHERE model = ?", [model])
+        return int(rows[0]["n"]) if rows else 0
 
     # -- writes -----------------------------------------------------------------
 

@@ -1,6 +1,9 @@
 """Classification: class labels of a BOOLEAN, integer or text target; softmax head,
 cross-entropy loss, a stratified split; outputs ``label``, ``probabilities`` and
-``embedding``."""
+``embedding``. PREDICT gives the label in the target's type (from the probabilities),
+PREDICT_PROBA a STRUCT of them; EVALUATE computes accuracy, precision, recall, f1,
+log loss and ROC AUC (:func:`dbml.evaluate.classification_sql`) or the confusion
+matrix; EXPLAIN measures accuracy; MONITOR bins PREDICT by class label."""
 
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ from dbml.errors import TargetError
 from dbml.options import MAX_LABELS
 from dbml.outputs import label_field
 from dbml.sqltext import quote as _q
-from dbml.tasks import INTEGER_TYPES, Target, Task
+from dbml.tasks import INTEGER_TYPES, Evaluation, Layout, Panel, Target, Task
 
 __all__ = ["Classification", "label_types"]
 
@@ -55,6 +58,15 @@ class Classification(Task):
     name = "classification"
     headline = "accuracy"
     parity_output = "probabilities"
+    priority = 30
+    plural = "classifiers"
+    described = "a classification"
+    score_label = "accuracy"
+    pictures = ("roc", "precision_recall", "confusion_matrix", "calibration")
+
+    def claims(self, target_type, n_distinct, options):
+        categorical = target_type in ("BOOLEAN", "VARCHAR") or target_type.startswith("ENUM")
+        return categorical or (target_type in INTEGER_TYPES and n_distinct <= options["max_classes"])
 
     def check_facts(self, model, target, target_type, facts, options):
         n_distinct, lo, hi = facts["distinct"], facts["min"], facts["max"]
@@ -177,3 +189,59 @@ class Classification(Task):
             helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", len(vals)]),
         ]
         return nodes, inits, outs
+
+    # -- the record and the functions a version offers ------------------------------------------
+    def check_target(self, c, record):
+        records.check_class_target(c, records.check_target(c, record))
+
+    def check_labels(self, c, labels, target_type):
+        return records.check_class_labels(c, labels, target_type)
+
+    def parity_width(self, record, shape):
+        return len(record["labels"]), "class labels"
+
+    def udf_type(self, target_type):
+        return label_types(target_type)[1]
+
+    def label_type(self, record):
+        return record["target_type"]
+
+    def predict_convert(self, info):
+        from dbml.outputs import labels_convert
+
+        return labels_convert(info)
+
+    def proba_output(self, info):
+        return "probabilities" if "probabilities" in info.graph_outputs else None
+
+    # -- statements -------------------------------------------------------------------------------
+    def evaluation(self, ctx, rec, source_sql, source_label, opts):
+        import dbml.curves as curves
+        import dbml.evaluate as evaluate
+        from dbml.tasks.statement import Rewriting, supervised_source
+
+        _, by = supervised_source(ctx, rec, source_sql, source_label, opts)
+        ref, target, labels = f"{rec['model']}:{rec['version']}", rec["target"], rec["labels"]
+        if opts["confusion"]:
+            return Evaluation(evaluate.confusion_sql(source_sql, ref, target, by=by))
+        sql = self.evaluation_sql(source_sql, ref, target, labels, by=by, positive=opts["positive"])
+        positive = evaluate.positive_label(labels, opts["positive"]) if len(labels) == 2 else None
+        return Evaluation(sql, lambda: curves.classification_curves(Rewriting(ctx), source_sql, ref, target, labels, positive))
+
+    def evaluation_sql(self, source_sql, model_ref, target, labels, by=None, positive=None):
+        import dbml.evaluate as evaluate
+
+        return evaluate.classification_sql(source_sql, model_ref, target, labels, by=by, positive=positive)
+
+    def explain_measure(self):
+        from dbml.explain import ACCURACY
+
+        return ACCURACY
+
+    def monitor_prediction(self, record, ref):
+        import dbml.monitor as monitor
+
+        return monitor.label_prediction(self.name, ref, record)
+
+    def evaluation_layout(self, curves):
+        return Layout(tuple(Panel(p, required=False) for p in self.pictures), 2, 2, (10.0, 8.0))

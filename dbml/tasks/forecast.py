@@ -5,11 +5,17 @@ DuckDB builds the windows (see :mod:`dbml.data.series`); the split is by time (t
 windows validate); each window is scaled by its own mean and spread in the graph, so a
 network serves series of any level. Outputs ``forecast`` (FLOAT [N, horizon]) and
 ``embedding``; the residual spread per step on the validation windows is kept for
-FORECAST's intervals, and each series' end for FORECAST without FROM."""
+FORECAST's intervals, and each series' end for FORECAST without FROM.
+
+PREDICT gives FLOAT[horizon] from a history list. EVALUATE backtests every complete
+window of the source's series (:func:`dbml.evaluate.forecast_evaluation_sql`), MONITOR
+watches those windows (the history by its mean, the prediction by its first value);
+EXPLAIN refuses a forecaster (its one feature is its own history)."""
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 from onnx import TensorProto, helper
@@ -18,7 +24,7 @@ from dbml.errors import FeatureError, OptionError, TargetError
 from dbml.kinds.common import QUANTILES
 from dbml.kinds.scalar import bin_index, is_number_type
 from dbml.options import Option
-from dbml.tasks import Target, Task
+from dbml.tasks import Evaluation, Layout, Panel, Target, Task, join_and, trainers
 
 __all__ = ["Forecast"]
 
@@ -35,6 +41,15 @@ class Forecast(Task):
     name = "forecast"
     headline = "mae"
     parity_output = "forecast"
+    needs = frozenset({"head", "sequence_input"})
+    priority = 10
+    askable = False
+    needs_facts = False
+    forecasts = True
+    plural = "forecasters"
+    described = "a forecast"
+    score_label = "−validation loss"
+    pictures = ("series",)
     options = (
         Option("time", "str", "", "forecasting: the time column (DATE, TIMESTAMP or a period number)"),
         Option("series", "str_list", [], "forecasting: the key column(s) of each series ([] for one series)"),
@@ -42,6 +57,12 @@ class Forecast(Task):
                lambda v: 0 <= v <= 10_000, "0 (auto) to 10000"),
         Option("horizon", "int", 1, "forecasting: future values each window predicts", lambda v: 1 <= v <= 1_000, "1 to 1000"),
     )  # fmt: skip
+
+    def implied(self, target, options):
+        return bool(options.get("time"))
+
+    def unavailable(self, model, target, allowed):
+        return OptionError(f"option 'time' makes model '{model}' a forecaster, which USING {trainers(self)} trains")
 
     def source(self, con, name, req, columns, types, target, target_type, options):
         from dbml.data import series as forecast
@@ -187,3 +208,109 @@ class Forecast(Task):
     def onnx_tail(self, target, produced, prefix):
         nodes = [helper.make_node("Identity", [produced["forecast"]], ["forecast"], name=prefix + "forecast")]
         return nodes, [], [helper.make_tensor_value_info("forecast", TensorProto.FLOAT, ["N", target.y.shape[1]])]
+
+    # -- the record and the functions a version offers ------------------------------------------
+    def parity_width(self, record, shape):
+        horizon = record["options"].get("horizon")  # a whole number from 1 to 1000 when present (validate_record)
+        return horizon or (shape[1] if len(shape) == 2 and isinstance(shape[1], int) else 0), "value per row"
+
+    def predict_type(self, info):
+        return f"FLOAT[{int(info.graph_outputs[self.parity_output][0])}]"  # the next `horizon` values
+
+    def predict_convert(self, info):
+        from dbml.outputs import floats
+
+        return floats(int(info.graph_outputs[self.parity_output][0]))
+
+    # -- statements -------------------------------------------------------------------------------
+    def refusal(self, statement, who, model=None):
+        from dbml.tasks import TASKS
+
+        takes = join_and([t.plural or t.name for t in TASKS.values() if t.explain_measure() is not None])
+        return TargetError(
+            f"{statement} takes {takes}; {who} is a forecaster, whose one feature is its own history: "
+            "backtest it with EVALUATE MODEL" + (f" {model} ON (<its series>)" if model else "")
+        )
+
+    def evaluation(self, ctx, rec, source_sql, source_label, opts):
+        """A backtest over every complete window of the source's series, checked as at training.
+
+        ``by``: a series key column (one row per its value), or ``'series'`` (one row per
+        series, under every key column) unless a column of that name is a series key."""
+        import dbml.curves as curves
+        import dbml.evaluate as evaluate
+
+        what = f"model '{rec['model']}' version {rec['version']}"
+        for option, fix in (("label", "label applies to anomaly models"), ("confusion", "confusion = true needs a classification model"),
+                            ("positive", "positive applies to binary classification models")):  # fmt: skip
+            if opts[option] is not None and opts[option] is not False:
+                raise OptionError(f"{fix}; {what} is a forecaster, evaluated against the actual values of its target "
+                                  f"'{rec['target']}': leave {option} out")  # fmt: skip
+        m = rec["metrics"]
+        series = self.series_of(ctx, rec, source_sql, source_label, "evaluate")
+        keys = series.keys
+        by: list[str] = []
+        if opts["by"] is not None:
+            named = [k for k in keys if k.lower() == opts["by"].lower()]
+            if named:
+                by = named
+            elif opts["by"].lower() == "series" and keys:
+                by = keys
+            else:
+                raise OptionError(
+                    f"by = '{opts['by']}': {what} is a forecaster, evaluated per series: by names a series key column "
+                    + (f"({', '.join(keys)}) or is 'series' (one row per series)" if keys else "and this one has none (one series): leave by out")
+                )
+        window, horizon = int(rec["options"]["window"]), int(rec["options"]["horizon"])
+        sql = evaluate.forecast_evaluation_sql(source_sql, f"{rec['model']}:{rec['version']}", series, window, horizon,
+                                               int(m.get("season") or 1), by=by)  # fmt: skip
+        return Evaluation(sql, lambda: curves.forecast_curves(ctx, rec, source_sql,
+                                                              self.series_of(ctx, rec, source_sql, source_label, "evaluate")))
+
+    def series_of(self, ctx, rec: dict[str, Any], source_sql: str, source_label: str, doing: str):
+        """The series of a forecaster's source (:class:`dbml.data.series.Series`, under the
+        source's own column names), checked as at training: the time, key and target
+        columns present, a numeric target, one row per time, a regular step of a frequency
+        the version was trained on, at least ``window + horizon`` rows per series."""
+        from dbml.data import series as forecast
+        from dbml.tasks.statement import columns
+
+        what = f"model '{rec['model']}' version {rec['version']}"
+        o, m = rec["options"], rec["metrics"]
+        keys = list(o.get("series") or [])
+        needed = {"time": o["time"], "target": rec["target"], **{f"series key '{k}'": k for k in keys}}
+        lowered, types = columns(ctx, rec, source_sql, source_label, needed, doing)
+        time, target, keys = lowered[o["time"].lower()], lowered[rec["target"].lower()], [lowered[k.lower()] for k in keys]
+        if not is_number_type(types[target]):
+            raise TargetError(f"target column '{target}' of {source_label} has type {types[target]}; {what} forecasts a number")
+        series = forecast.describe_series(ctx.scoped(), f"SELECT * FROM (\n{source_sql}\n) AS src", None, rec["model"],
+                                          time, keys, target, types, int(o["window"]), int(o["horizon"]))  # fmt: skip
+        trained = set(m.get("frequencies") or [])
+        for key, step in series.steps.items():
+            if trained and step["frequency"] not in trained:
+                name = f"series {dict(zip(keys, key))}" if keys else "the series"
+                raise TargetError(
+                    f"{name} of {source_label} is {step['frequency']}; {what} was trained on {', '.join(sorted(trained))} "
+                    f"series: {doing} it on series of that step"
+                )
+        return series
+
+    def monitor_rows(self, ctx, rec, source_sql, source_label):
+        """The rows are series: their complete windows (those EVALUATE backtests) are what the model reads."""
+        from dbml.data.series import HISTORY, windows_sql
+
+        series = self.series_of(ctx, rec, source_sql, source_label, "monitor")
+        windows = windows_sql(f"SELECT * FROM (\n{source_sql}\n) AS src", series, int(rec["options"]["window"]),
+                              int(rec["options"]["horizon"]))  # fmt: skip
+        return f"SELECT {HISTORY} FROM (\n{windows}\n) AS {HISTORY}_windows"
+
+    def monitor_prediction(self, record, ref):
+        """The first forecast value, against the first step's held-out forecasts."""
+        import dbml.monitor as monitor
+
+        return monitor.histogram_prediction(self.name, f"CAST((PREDICT({ref}, *))[1] AS DOUBLE)", record)
+
+    def evaluation_layout(self, curves):
+        n = min(len(curves.get("series") or []), 4)
+        panels = tuple(Panel("series", item=i) for i in range(n)) or (Panel("series"),)
+        return Layout(panels, max(n, 1), 1, (8.0, 3.0 * max(1, n)))

@@ -8,18 +8,23 @@ cancer and from 0.854 to 0.910 on the mixed table, against the plain mean.
 ``contamination`` fixes the threshold at training: the (1 - contamination) quantile of
 the validation rows' scores, stored in the graph. Outputs ``anomaly_score``,
 ``is_anomaly`` and ``embedding`` (the bottleneck). Anchor: BigQuery ML's
-ML.DETECT_ANOMALIES on autoencoders (contamination, is_anomaly, mean_squared_error)."""
+ML.DETECT_ANOMALIES on autoencoders (contamination, is_anomaly, mean_squared_error).
+
+PREDICT is the anomaly score. EVALUATE scores the rows with ANOMALY_SCORE and IS_ANOMALY
+(:func:`dbml.evaluate.anomaly_evaluation_sql`, against a ``label`` column when given),
+EXPLAIN measures the rise of the mean score, MONITOR bins the score by the training
+histogram."""
 
 from __future__ import annotations
 
 import numpy as np
 from onnx import TensorProto, helper
 
-from dbml.errors import FeatureError
+from dbml.errors import FeatureError, OptionError, TargetError
 from dbml.kinds.common import QUANTILES
 from dbml.kinds.scalar import bin_index
 from dbml.options import Option
-from dbml.tasks import Task
+from dbml.tasks import Evaluation, Layout, Panel, Task, join_or, trainers
 
 __all__ = ["Reconstruction", "MAX_TARGET_WIDTH"]
 
@@ -51,10 +56,32 @@ class Reconstruction(Task):
     headline = "mse"
     needs_target = False
     parity_output = "anomaly_score"
+    needs = frozenset({"decoder"})
+    priority = 20
+    askable = False
+    plural = "anomaly models"
+    described = "a reconstruction (autoencoder)"
+    score_label = "−reconstruction MSE"
+    pictures = ("scores", "roc", "precision_recall")
     options = (
         Option("contamination", "float", 0.01, "share of validation rows IS_ANOMALY flags: fixes the threshold",
                lambda v: 0 < v < 0.5, "in (0, 0.5)"),
     )  # fmt: skip
+
+    def implied(self, target, options):
+        return target is None
+
+    def unavailable(self, model, target, allowed):
+        return TargetError(
+            f"TRAIN MODEL {model} needs a TARGET column: its architecture learns {join_or([t.name for t in allowed])}; "
+            f"to find unusual rows without a target, use USING {trainers(self)}"
+        )
+
+    def takes_no_target(self, model, target):
+        return TargetError(
+            f"TRAIN MODEL {model} USING {trainers(self)} takes no TARGET (it learns to rebuild its inputs); "
+            f"leave TARGET {target} out, or train a supervised architecture such as mlp"
+        )
 
     def head(self, width, target, architecture, net_info, options):
         out = net_info["target_width"]
@@ -130,3 +157,54 @@ class Reconstruction(Task):
             helper.make_tensor_value_info("is_anomaly", TensorProto.BOOL, ["N"]),
         ]
         return nodes, [], outs
+
+    # -- the record ---------------------------------------------------------------------------------
+    def check_target(self, c, record):
+        from dbml.registry import records
+
+        records.check_no_target(c, record, "no target (an anomaly model learns without one)")
+
+    # -- statements -------------------------------------------------------------------------------
+    def evaluation(self, ctx, rec, source_sql, source_label, opts):
+        import dbml.curves as curves
+        import dbml.evaluate as evaluate
+        from dbml.sqltext import quote
+        from dbml.tasks.statement import Rewriting, columns
+
+        what = f"model '{rec['model']}'"
+        if opts["confusion"]:
+            raise TargetError(
+                f"confusion = true needs a classification model; {what} is an anomaly model: "
+                "give WITH (label = <a BOOLEAN column>) for precision, recall, f1 and roc_auc"
+            )
+        if opts["positive"] is not None:
+            raise OptionError(
+                f"positive applies to binary classification models; {what} is an anomaly model, "
+                "whose positive class is its label's TRUE (a known anomaly)"
+            )
+        ref = f"{rec['model']}:{rec['version']}"
+        lowered, types = columns(ctx, rec, source_sql, source_label, {"label": opts["label"], "by": opts["by"]}, "evaluate")
+        label = lowered[opts["label"].lower()] if opts["label"] else None
+        by = lowered[opts["by"].lower()] if opts["by"] else None
+        sql = evaluate.anomaly_evaluation_sql(source_sql, ref, label, by=by, label_type=types[label] if label else "BOOLEAN")
+        label_sql = evaluate._label_sql(f'"src".{quote(label)}', label, types[label], ref) if label else None
+        threshold = (rec["metrics"] or {}).get("threshold")
+        return Evaluation(sql, lambda: curves.anomaly_curves(Rewriting(ctx), source_sql, ref, threshold, label_sql))
+
+    def evaluation_sql(self, source_sql, model_ref, target, labels, by=None, positive=None):
+        import dbml.evaluate as evaluate
+
+        if positive is not None:
+            raise OptionError(
+                "positive applies to binary classification models; this model is an anomaly model (its label's TRUE is the positive class)"
+            )
+        return evaluate.anomaly_evaluation_sql(source_sql, model_ref, target, by)
+
+    def explain_measure(self):
+        from dbml.explain import MEAN_SCORE
+
+        return MEAN_SCORE
+
+    def evaluation_layout(self, curves):
+        panels = (Panel("scores"), Panel("roc")) if curves.get("roc") else (Panel("scores"),)
+        return Layout(panels, 1, len(panels), (10.0, 4.0))

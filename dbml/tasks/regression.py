@@ -1,5 +1,7 @@
 """Regression: a numeric target, standardised for the loss (mean squared error) and
-scaled back in the graph; outputs ``value`` and ``embedding``."""
+scaled back in the graph; outputs ``value`` and ``embedding``. EVALUATE computes mae,
+rmse, r2 and mape (:func:`dbml.evaluate.regression_sql`), EXPLAIN measures R², MONITOR
+bins PREDICT by the training prediction histogram."""
 
 from __future__ import annotations
 
@@ -8,11 +10,11 @@ import math
 import numpy as np
 from onnx import TensorProto, helper
 
-from dbml.errors import TargetError
+from dbml.errors import OptionError, TargetError
 from dbml.kinds.common import FLOAT_MAX, QUANTILES
-from dbml.kinds.scalar import bin_index
+from dbml.kinds.scalar import bin_index, is_number_type
 from dbml.sqltext import quote as _q
-from dbml.tasks import Target, Task
+from dbml.tasks import Evaluation, Layout, Panel, Target, Task
 
 __all__ = ["Regression"]
 
@@ -36,6 +38,18 @@ class Regression(Task):
     name = "regression"
     headline = "r2"
     parity_output = "value"
+    priority = 40
+    plural = "regressors"
+    described = "a regression"
+    score_label = "R²"
+    pictures = ("residuals", "predicted_vs_actual")
+
+    def claims(self, target_type, n_distinct, options):
+        return is_number_type(target_type)
+
+    def check_asked(self, model, target, target_type):
+        if not is_number_type(target_type.upper()):
+            raise TargetError(f"target column '{target}' has type {target_type}; task = '{self.name}' needs a numeric target")
 
     def target_sql(self, target, target_type):
         return f"CAST({_q(target)} AS DOUBLE)"
@@ -105,3 +119,30 @@ class Regression(Task):
     def onnx_tail(self, target, produced, prefix):
         nodes = [helper.make_node("Identity", [produced["value"]], ["value"], name=prefix + "value")]
         return nodes, [], [helper.make_tensor_value_info("value", TensorProto.FLOAT, ["N"])]
+
+    # -- statements -------------------------------------------------------------------------------
+    def evaluation(self, ctx, rec, source_sql, source_label, opts):
+        import dbml.curves as curves
+        from dbml.tasks.statement import Rewriting, supervised_source
+
+        _, by = supervised_source(ctx, rec, source_sql, source_label, opts)
+        if opts["confusion"]:
+            raise TargetError(f"confusion = true needs a classification model; model '{rec['model']}' is a regression")
+        ref, target = f"{rec['model']}:{rec['version']}", rec["target"]
+        sql = self.evaluation_sql(source_sql, ref, target, rec["labels"], by=by, positive=opts["positive"])
+        return Evaluation(sql, lambda: curves.regression_curves(Rewriting(ctx), source_sql, ref, target))
+
+    def evaluation_sql(self, source_sql, model_ref, target, labels, by=None, positive=None):
+        import dbml.evaluate as evaluate
+
+        if positive is not None:
+            raise OptionError("positive applies to binary classification models; this model is a regression")
+        return evaluate.regression_sql(source_sql, model_ref, target, by)
+
+    def explain_measure(self):
+        from dbml.explain import R2
+
+        return R2
+
+    def evaluation_layout(self, curves):
+        return Layout((Panel("residuals"), Panel("predicted_vs_actual")), 1, 2, (10.0, 4.0))

@@ -43,30 +43,7 @@ __all__ = [
     "figure_svg",
 ]
 
-# What training_log.val_metric holds, by task (each task's score(): higher is better)
-_VAL_METRIC = {
-    "classification": "accuracy",
-    "regression": "R²",
-    "forecast": "−validation loss",
-    "reconstruction": "−reconstruction MSE",
-}
-
-
-# -- reading the registry --------------------------------------------------------
-
-
-def _query(con, sql: str, params: list) -> list[dict[str, Any]] | None:
-    """Rows as dicts, or None when the table does not exist (a registry without it)."""
-    cur = con.duckdb.cursor()
-    try:
-        try:
-            rel = cur.execute(sql, params)
-        except duckdb.CatalogException:
-            return None
-        names = [d[0] for d in rel.description]
-        return [dict(zip(names, row)) for row in rel.fetchall()]
-    finally:
-        cur.close()
+# -- reading the registry (through its methods: values bound, never written) -----
 
 
 def _json(value: Any) -> Any:
@@ -86,56 +63,56 @@ def _what(model: str, version: int) -> str:
     return f"model '{model}' version {version}"
 
 
+def _task(name: Any):
+    """The task of a stored version or run (:mod:`dbml.tasks`), or None when unknown here."""
+    from dbml.tasks import task_of
+
+    return task_of(name)
+
+
 def _training_log(con, model: str, version: int | None) -> tuple[dict, list[dict]]:
     record = _version(con, model, version)
-    rows = _query(
-        con,
-        "SELECT epoch, train_loss, val_loss, val_metric, lr, seconds FROM dbml.training_log"
-        " WHERE model = ? AND version = ? ORDER BY epoch",
-        [record["model"], record["version"]],
-    ) or []
+    rows = con.registry.training_log(record["model"], record["version"])
     if not rows:
-        why = " (an imported model has none)" if record.get("task") == "imported" or not record.get("epochs") else ""
+        task = _task(record.get("task"))
+        foreign = task is not None and not task.trained
+        why = " (an imported model has none)" if foreign or not record.get("epochs") else ""
         raise DbmlError(f"{_what(record['model'], record['version'])} has no training log{why}: nothing to draw")
     return record, rows
 
 
-_EVAL_COLUMNS = "run_id, model, version, run_at, task, source_sql, options, rows, metrics, curves"
-
-
-def _stored_run(con, model: str, version: int | None, run_id: int | None, statement: str, table: str,
-                columns: str, order: str) -> dict[str, Any]:  # fmt: skip
-    """Run ``run_id`` of ``dbml.<table>`` (checked to be of that model and version), or the
-    version's first run by ``order``; a dbml error naming what is missing."""
+def _stored_run(con, model: str, version: int | None, run_id: int | None, statement: str) -> dict[str, Any]:
+    """Run ``run_id`` of ``statement`` (EVALUATE or MONITOR; checked to be of that model and
+    version), or None for the version's runs to choose from; a dbml error naming what is missing."""
     record = _version(con, model, version)
+    registry = con.registry
     if run_id is not None:
         if isinstance(run_id, bool) or not isinstance(run_id, int):
             raise OptionError(f"run_id must be an integer, not {run_id!r}")
-        rows = _query(con, f"SELECT {columns} FROM dbml.{table} WHERE run_id = ?", [run_id])
-        if not rows:
+        run = registry.evaluation_run(run_id) if statement == "EVALUATE" else registry.monitor_run(run_id)
+        if run is None:
             raise DbmlError(f"there is no stored {statement} run {run_id} (asked for model '{model}')")
-        run = rows[0]
         if run["model"] != record["model"] or (version is not None and run["version"] != record["version"]):
             raise OptionError(
                 f"{statement} run {run_id} is of {_what(run['model'], run['version'])}, not of model '{model}'"
                 + (f" version {record['version']}" if version is not None else "")
             )
         return run
-    rows = _query(con, f"SELECT {columns} FROM dbml.{table} WHERE model = ? AND version = ? ORDER BY {order} LIMIT 1",
-                  [record["model"], record["version"]])  # fmt: skip
-    if not rows:
+    runs = (registry.evaluation_runs if statement == "EVALUATE" else registry.monitor_runs)(record["model"], record["version"])
+    if not runs:
         raise DbmlError(
             f"{_what(record['model'], record['version'])} has no stored {statement} run; "
             f"run {statement} MODEL {record['model']} ON (...) first"
         )
-    return rows[0]
+    if statement == "EVALUATE":  # the newest with pictures' data, else the newest
+        return max(runs, key=lambda r: (r["curves"] is not None, r["run_id"]))
+    return max(runs, key=lambda r: r["run_id"])
 
 
 def _evaluation_run(con, model: str, version: int | None, run_id: int | None) -> dict[str, Any]:
     """The newest stored EVALUATE run of the version with pictures' data (else the newest),
     or run ``run_id``, curves decoded."""
-    run = _stored_run(con, model, version, run_id, "EVALUATE", "evaluation_runs", _EVAL_COLUMNS,
-                      "curves IS NULL, run_id DESC")  # fmt: skip
+    run = _stored_run(con, model, version, run_id, "EVALUATE")
     run["curves"] = _json(run["curves"])
     run["metrics"] = _json(run["metrics"])
     if not run["curves"]:
@@ -146,16 +123,40 @@ def _evaluation_run(con, model: str, version: int | None, run_id: int | None) ->
     return run
 
 
-def _curve(run: dict[str, Any], key: str, picture: str, tasks: tuple[str, ...]) -> Any:
-    """``run['curves'][key]``, or an error naming the picture, the model and its task."""
+def _scores(ax, stored: Any, curves: dict[str, Any]):
+    return draw_scores(ax, stored, curves.get("threshold"))
+
+
+# The pictures of an EVALUATE run: name -> (the curves key it reads, what it is called, draw(ax, data, curves)).
+# A task names those its runs have data for (dbml.tasks.Task.pictures) and lays them out
+# (dbml.tasks.Task.evaluation_layout).
+PICTURES: dict[str, tuple[str, str, Any]] = {
+    "roc": ("roc", "ROC", lambda ax, v, c: draw_roc(ax, v)),
+    "precision_recall": ("pr", "a precision-recall curve", lambda ax, v, c: draw_pr(ax, v)),
+    "confusion_matrix": ("confusion", "a confusion matrix", lambda ax, v, c: draw_confusion(ax, v)),
+    "calibration": ("calibration", "a calibration curve", lambda ax, v, c: draw_calibration(ax, v)),
+    "residuals": ("sample", "a residual plot", lambda ax, v, c: draw_residuals(ax, v)),
+    "predicted_vs_actual": ("sample", "predicted against actual", lambda ax, v, c: draw_predicted_vs_actual(ax, v)),
+    "series": ("series", "a forecast plot", lambda ax, v, c: draw_forecast(ax, v)),
+    "scores": ("scores", "an anomaly-score histogram", _scores),
+}
+
+
+def _curve(run: dict[str, Any], picture: str) -> Any:
+    """The data of ``picture`` in ``run['curves']``, or an error naming the picture, the model
+    and its task (the tasks whose runs have it: :attr:`dbml.tasks.Task.pictures`)."""
+    from dbml.tasks import TASKS
+
+    key, called, _ = PICTURES[picture]
     value = run["curves"].get(key)
-    if run["task"] not in tasks or not value:  # absent, or empty (one class only, no full window)
+    task = _task(run["task"])
+    drawn = task is not None and picture in task.pictures
+    if not drawn or not value:  # absent, or empty (one class only, no full window)
         what = _what(run["model"], run["version"])
-        if run["task"] not in tasks:
-            raise DbmlError(
-                f"{what} is a {run['task']} model: {picture} is drawn for {' or '.join(tasks)} models"
-            )
-        raise DbmlError(f"EVALUATE run {run['run_id']} of {what} stored no {key} data for {picture}")
+        if not drawn:
+            tasks = [t.name for t in TASKS.values() if picture in t.pictures]
+            raise DbmlError(f"{what} is a {run['task']} model: {called} is drawn for {' or '.join(tasks)} models")
+        raise DbmlError(f"EVALUATE run {run['run_id']} of {what} stored no {key} data for {called}")
     return value
 
 
@@ -180,7 +181,8 @@ def training_curves(con, model: str, version: int | None = None, *, fig=None):
     """
     record, rows = _training_log(con, model, version)
     fig = fig if fig is not None else new_figure((12.0, 3.6))
-    metric = _VAL_METRIC.get(record["task"], "metric")
+    task = _task(record["task"])
+    metric = task.score_label if task is not None else "metric"
     return draw_training(fig, rows, metric, f"{_what(record['model'], record['version'])}: training")
 
 
@@ -188,44 +190,44 @@ def roc(con, model: str, version: int | None = None, *, run_id: int | None = Non
     """ROC curves of the latest stored EVALUATE run (one per label for a multiclass model;
     an anomaly model's score against its label). Returns the Axes."""
     run = _evaluation_run(con, model, version, run_id)
-    return draw_roc(new_axes(ax), _curve(run, "roc", "ROC", ("classification", "reconstruction")))
+    return draw_roc(new_axes(ax), _curve(run, "roc"))
 
 
 def precision_recall(con, model: str, version: int | None = None, *, run_id: int | None = None, ax=None):
     """Precision-recall curves of the latest stored EVALUATE run. Returns the Axes."""
     run = _evaluation_run(con, model, version, run_id)
-    return draw_pr(new_axes(ax), _curve(run, "pr", "a precision-recall curve", ("classification", "reconstruction")))
+    return draw_pr(new_axes(ax), _curve(run, "precision_recall"))
 
 
 def confusion_matrix(con, model: str, version: int | None = None, *, run_id: int | None = None, ax=None):
     """The confusion matrix (rows actual, columns predicted) of the latest stored EVALUATE run."""
     run = _evaluation_run(con, model, version, run_id)
-    return draw_confusion(new_axes(ax), _curve(run, "confusion", "a confusion matrix", ("classification",)))
+    return draw_confusion(new_axes(ax), _curve(run, "confusion_matrix"))
 
 
 def calibration(con, model: str, version: int | None = None, *, run_id: int | None = None, ax=None):
     """The calibration curve (10 bins) of the latest stored EVALUATE run of a classifier."""
     run = _evaluation_run(con, model, version, run_id)
-    return draw_calibration(new_axes(ax), _curve(run, "calibration", "a calibration curve", ("classification",)))
+    return draw_calibration(new_axes(ax), _curve(run, "calibration"))
 
 
 def residuals(con, model: str, version: int | None = None, *, run_id: int | None = None, ax=None):
     """Residuals (actual − predicted) against predicted, of a regression's stored sample."""
     run = _evaluation_run(con, model, version, run_id)
-    return draw_residuals(new_axes(ax), _curve(run, "sample", "a residual plot", ("regression",)))
+    return draw_residuals(new_axes(ax), _curve(run, "residuals"))
 
 
 def predicted_vs_actual(con, model: str, version: int | None = None, *, run_id: int | None = None, ax=None):
     """Predicted against actual with the y = x line, of a regression's stored sample."""
     run = _evaluation_run(con, model, version, run_id)
-    return draw_predicted_vs_actual(new_axes(ax), _curve(run, "sample", "predicted against actual", ("regression",)))
+    return draw_predicted_vs_actual(new_axes(ax), _curve(run, "predicted_vs_actual"))
 
 
 def forecast(con, model: str, version: int | None = None, *, run_id: int | None = None, series: int = 0, ax=None):
     """Actual against forecast with the interval band (and the history before it) of one
     series of the stored backtest window; ``series`` is its index in the stored list."""
     run = _evaluation_run(con, model, version, run_id)
-    stored = _curve(run, "series", "a forecast plot", ("forecast",))
+    stored = _curve(run, "series")
     if not 0 <= series < len(stored):
         raise OptionError(f"series {series} is out of range: EVALUATE run {run['run_id']} stored {len(stored)} series")
     return draw_forecast(new_axes(ax, (7.0, 4.0)), stored[series])
@@ -234,43 +236,31 @@ def forecast(con, model: str, version: int | None = None, *, run_id: int | None 
 def scores(con, model: str, version: int | None = None, *, run_id: int | None = None, ax=None):
     """The anomaly-score histogram of an anomaly model's stored EVALUATE run, threshold as a line."""
     run = _evaluation_run(con, model, version, run_id)
-    stored = _curve(run, "scores", "an anomaly-score histogram", ("reconstruction",))
+    stored = _curve(run, "scores")
     return draw_scores(new_axes(ax), stored, run["curves"].get("threshold"))
 
 
+def _layout(run: dict[str, Any]):
+    """The panels of one EVALUATE run, as its task lays them out (None: not drawn)."""
+    task = _task(run["task"])
+    return task.evaluation_layout(run["curves"]) if task is not None else None
+
+
 def _draw_evaluation(fig, run: dict[str, Any]):
-    """The panels of one EVALUATE run, by task, in ``fig``."""
-    curves, task = run["curves"], run["task"]
-    if task == "classification":
-        axes = fig.subplots(2, 2).ravel()
-        drawn = [
-            (draw_roc, "roc"), (draw_pr, "pr"), (draw_confusion, "confusion"), (draw_calibration, "calibration")
-        ]  # fmt: skip
-        for ax, (draw, key) in zip(axes, drawn):
-            if curves.get(key):
-                draw(ax, curves[key])
-            else:
-                ax.set_axis_off()
-                ax.text(0.5, 0.5, f"no {key} data", ha="center", va="center", transform=ax.transAxes)
-    elif task == "regression":
-        sample = _curve(run, "sample", "a residual plot", ("regression",))
-        left, right = fig.subplots(1, 2)
-        draw_residuals(left, sample)
-        draw_predicted_vs_actual(right, sample)
-    elif task == "forecast":
-        stored = _curve(run, "series", "a forecast plot", ("forecast",))[:4]
-        axes = fig.subplots(len(stored), 1, squeeze=False).ravel()
-        for ax, one in zip(axes, stored):
-            draw_forecast(ax, one)
-    elif task == "reconstruction":
-        stored = _curve(run, "scores", "an anomaly-score histogram", ("reconstruction",))
-        labelled = bool(curves.get("roc"))
-        axes = fig.subplots(1, 2 if labelled else 1, squeeze=False).ravel()
-        draw_scores(axes[0], stored, curves.get("threshold"))
-        if labelled:
-            draw_roc(axes[1], curves["roc"])
-    else:
-        raise DbmlError(f"EVALUATE run {run['run_id']} has task '{task}', which dbml.integrations.plot does not draw")
+    """The panels of one EVALUATE run, by task (:meth:`dbml.tasks.Task.evaluation_layout`), in ``fig``."""
+    curves, layout = run["curves"], _layout(run)
+    if layout is None:
+        raise DbmlError(f"EVALUATE run {run['run_id']} has task '{run['task']}', which dbml.integrations.plot does not draw")
+    data = [_curve(run, p.picture) if p.required else None for p in layout.panels]  # what is missing, before drawing
+    axes = fig.subplots(layout.rows, layout.cols, squeeze=False).ravel()
+    for ax, panel, value in zip(axes, layout.panels, data):
+        key, _, draw = PICTURES[panel.picture]
+        value = value if panel.required else curves.get(key)
+        if not value:
+            ax.set_axis_off()
+            ax.text(0.5, 0.5, f"no {key} data", ha="center", va="center", transform=ax.transAxes)
+            continue
+        draw(ax, value[panel.item] if panel.item is not None else value, curves)
     fig.suptitle(f"{_what(run['model'], run['version'])}: EVALUATE run {run['run_id']}")
     return fig
 
@@ -278,9 +268,10 @@ def _draw_evaluation(fig, run: dict[str, Any]):
 def evaluation(con, model: str, version: int | None = None, *, run_id: int | None = None, fig=None):
     """The latest stored EVALUATE run of a version (or run ``run_id``), drawn by task.
 
-    classification: ROC, precision-recall, confusion matrix, calibration (2x2);
-    regression: residuals and predicted against actual; forecast: one panel per series
-    (up to 4); reconstruction: the score histogram with the threshold (and ROC when labelled).
+    The panels are the task's (:meth:`dbml.tasks.Task.evaluation_layout`): a classifier's
+    ROC, precision-recall, confusion matrix, calibration (2x2); a regression's residuals
+    and predicted against actual; a forecaster's one panel per series (up to 4); an anomaly
+    model's score histogram with the threshold (and ROC when labelled).
 
     Raises:
         ModelNotFoundError / VersionNotFoundError: no such model or version.
@@ -289,10 +280,8 @@ def evaluation(con, model: str, version: int | None = None, *, run_id: int | Non
     """
     run = _evaluation_run(con, model, version, run_id)
     if fig is None:
-        n = len(run["curves"].get("series") or [])
-        size = {"classification": (10.0, 8.0), "regression": (10.0, 4.0),
-                "forecast": (8.0, 3.0 * max(1, min(n, 4))), "reconstruction": (10.0, 4.0)}  # fmt: skip
-        fig = new_figure(size.get(run["task"], (8.0, 4.0)))
+        layout = _layout(run)
+        fig = new_figure(layout.size if layout is not None else (8.0, 4.0))
     return _draw_evaluation(fig, run)
 
 
@@ -342,13 +331,9 @@ def explain(result, *, ax=None):
 
 
 def _monitor_run(con, model: str, version: int | None, run_id: int | None) -> tuple[dict, list[dict]]:
-    run = _stored_run(con, model, version, run_id, "MONITOR", "monitor_runs", "*", "run_id DESC")
-    results = _query(
-        con,
-        "SELECT feature, kind, psi, drift FROM dbml.monitor_results WHERE run_id = ?"
-        " ORDER BY feature = ? , feature",  # features by name, the prediction last
-        [run["run_id"], PREDICTION],
-    ) or []
+    run = _stored_run(con, model, version, run_id, "MONITOR")
+    results = con.registry.monitor_results(run["run_id"])
+    results.sort(key=lambda r: r["feature"] == PREDICTION)  # features by name, the prediction last
     return run, results
 
 
@@ -374,13 +359,8 @@ def drift_history(con, model: str, version: int | None = None, *, feature: str |
         DbmlError: no stored MONITOR run, or no such feature in them.
     """
     record = _version(con, model, version)
-    rows = _query(
-        con,
-        "SELECT r.run_id, r.run_at, r.threshold, x.feature, x.psi FROM dbml.monitor_runs AS r"
-        " JOIN dbml.monitor_results AS x USING (run_id) WHERE r.model = ? AND r.version = ?"
-        " ORDER BY x.feature = ?, x.feature, r.run_at, r.run_id",
-        [record["model"], record["version"], PREDICTION],
-    ) or []
+    rows = con.registry.monitor_history(record["model"], record["version"])
+    rows.sort(key=lambda r: r["feature"] == PREDICTION)  # the prediction last
     what = _what(record["model"], record["version"])
     if not rows:
         raise DbmlError(f"{what} has no stored MONITOR run; run MONITOR MODEL {record['model']} ON (...) first")
