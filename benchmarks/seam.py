@@ -8,6 +8,9 @@ the literals they are):
   a new task would have to join;
 * kind-name literals outside dbml/kinds/: string literals whose whole text is a built-in
   kind name (numeric, boolean, datetime, category, array, sequence);
+* task and kind branches: of those literals, the ones compared with something
+  (``rec["task"] == "forecast"``, ``kind in ("array", "sequence")``); the rest are names
+  used as data (a statement called FORECAST, its result column ``forecast``);
 * reads of ``dbml.*`` outside the registry: string literals naming a registry table, in
   modules other than the registry's own;
 * modules listing statement heads: modules whose string literals name three or more of
@@ -71,6 +74,18 @@ def _strings(path: Path) -> list[str]:
                 value = tok.string
             out.append(value if isinstance(value, str) else "")
     return out
+
+
+def _branches(path: Path, names: tuple[str, ...]) -> int:
+    """Comparisons with one of ``names`` (``x == "forecast"``, ``t in ("a", "b")``): the
+    branches a new task or kind would have to join, as opposed to names used as data."""
+    found = 0
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Compare):
+            for side in [node.left, *node.comparators]:
+                consts = [side] if isinstance(side, ast.Constant) else list(getattr(side, "elts", []))
+                found += sum(isinstance(c, ast.Constant) and c.value in names for c in consts)
+    return found
 
 
 def _in(module: str, package: str) -> bool:
@@ -139,13 +154,17 @@ def static_counts(root: Path) -> dict[str, object]:
     kind_lits: dict[str, int] = defaultdict(int)
     reads: dict[str, int] = defaultdict(int)
     heads: list[str] = []
+    task_branches: dict[str, int] = defaultdict(int)
+    kind_branches: dict[str, int] = defaultdict(int)
     for module, path in modules.items():
         strings = _strings(path)
         if not _in(module, "dbml.tasks"):
             task_lits[module] += sum(s in TASKS for s in strings)
             forecast_lits[module] += sum(s == "forecast" for s in strings)
+            task_branches[module] += _branches(path, (*TASKS, "forecast", "imported"))
         if not _in(module, "dbml.kinds"):
             kind_lits[module] += sum(s in KINDS for s in strings)
+            kind_branches[module] += _branches(path, KINDS)
         if module not in registry:
             reads[module] += sum(len(_TABLE.findall(s)) for s in strings)
         pairs = zip(strings, strings[1:])
@@ -159,6 +178,7 @@ def static_counts(root: Path) -> dict[str, object]:
         return sum(nonzero.values()), len(nonzero), nonzero
 
     for key, d in (("task_literals", task_lits), ("forecast_literals", forecast_lits), ("kind_literals", kind_lits),
+                   ("task_branches", task_branches), ("kind_branches", kind_branches),
                    ("registry_reads_outside", reads)):  # fmt: skip
         n, m, detail = total(d)
         counts[key] = {"count": n, "modules": m, "by_module": detail}

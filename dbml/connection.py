@@ -523,11 +523,11 @@ class Connection:
                 _remember_creator(con, local.values())
                 self._private[key] = local
             functions = local
-        task = rec["task"]
+        from dbml.tasks import get_task
+
         return ModelSignature(
-            model=model, version=version, features=features, functions=dict(functions), task=task,
-            predict_type=info.predict_type,
-            label_type=rec["target_type"] if task in ("classification", "imported") else "DOUBLE",
+            model=model, version=version, features=features, functions=dict(functions), task=rec["task"],
+            predict_type=info.predict_type, label_type=get_task(rec["task"]).label_type(rec),
         )  # fmt: skip
 
     def session(self, rec: dict[str, Any]):
@@ -547,26 +547,24 @@ class Connection:
         return scoring_session_for(rec["onnx_sha256"], rec["onnx_size"], lambda: self.registry.blob(model, version), what, features)
 
     def version_info(self, rec: dict[str, Any]) -> VersionInfo:
-        """What a version's graph offers: its task, labels, PREDICT's type and outputs."""
+        """What a version's graph offers: its task, labels, PREDICT's type and outputs (the
+        task says each: :meth:`dbml.tasks.Task.udf_type`, :meth:`~dbml.tasks.Task.version_outputs`)."""
         from dbml.features import FeatureSpec
         from dbml.outputs import VersionInfo
-        from dbml.tasks.classification import label_types
-        from dbml.udfs import version_info
+        from dbml.tasks import get_task
 
-        task = rec["task"]
-        if task == "imported":  # a foreign ONNX file: PREDICT returns its first output's type
-            layout = rec.get("options") or {}
-            outputs = {"value": ()} | ({"probabilities": ()} if layout.get("proba") else {})
-            return VersionInfo(task, None, rec["target_type"], outputs)
-        predict_type = label_types(rec["target_type"])[1] if task == "classification" else "DOUBLE"
+        task = get_task(rec["task"])
         features = tuple(FeatureSpec(**f) for f in rec["features"])
-        return version_info(task, rec["labels"], predict_type, self._scoring(rec, features).session)
+        outputs = task.version_outputs(rec, lambda: self._scoring(rec, features).session)
+        labels = tuple(rec["labels"]) if rec.get("labels") is not None else None
+        return VersionInfo(task.name, labels, task.udf_type(rec["target_type"]), outputs)
 
     def _register(self, rec, features, info: VersionInfo, con, names: dict[str, str]) -> dict[str, str]:
+        from dbml.tasks import get_task
         from dbml.udfs import register_imported, register_version
 
         model, version = rec["model"], rec["version"]
-        if rec["task"] == "imported":
+        if get_task(rec["task"]).foreign:  # a graph dbml did not write: its own inputs and outputs
             session = self.session(rec)
             return register_imported(con, model, version, features, rec["options"], info.predict_type, session, names)
         return register_version(con, model, version, features, info, self._scoring(rec, features), names)

@@ -35,7 +35,7 @@ class ModelSignature:
     Attributes:
         functions: SQL function name ('PREDICT', 'EMBED', ...) -> the per-version UDF
             name, for exactly the functions this version offers.
-        task: classification, regression, reconstruction, imported, ...
+        task: the version's task (its name, for messages).
         predict_type: the SQL type the PREDICT UDF returns.
         label_type: the SQL type PREDICT must give; when it differs from
             ``predict_type`` the call is wrapped in ``CAST(... AS label_type)``.
@@ -45,7 +45,7 @@ class ModelSignature:
     version: int
     features: tuple[FeatureSpec, ...]
     functions: Mapping[str, str]
-    task: str = "classification"
+    task: str | None = None
     predict_type: str | None = None
     label_type: str | None = None
 

@@ -188,16 +188,16 @@ def _foreign_record(blob: bytes, url: str, session: Any, name: str, facts: dict[
     import onnx
 
     from dbml.registry.foreign import describe_graph
+    from dbml.tasks.imported import IMPORTED
 
     names = inputs
-    if names is None and facts.get("architecture") == "imported":  # exported by dbml after an import
+    if names is None and facts.get("architecture") == IMPORTED.name:  # exported by dbml after an import
         names = (facts.get("options") or {}).get("inputs") if isinstance(facts.get("options"), dict) else None
         if names is not None and (not isinstance(names, list) or not all(isinstance(n, str) for n in names)):
             raise RecordError(f"'{url}': field 'options.inputs' of its dbml.record is {str(names)[:80]!r}, not a list of column names")
     graph = describe_graph(session, url, names)
     proto = onnx.load_from_string(blob)
     producer = " ".join(p for p in (proto.producer_name, proto.producer_version) if p)
-    from dbml.tasks.imported import IMPORTED
 
     record = {
         "model": name, "architecture": IMPORTED.name, "task": IMPORTED.name,

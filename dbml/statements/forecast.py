@@ -87,6 +87,7 @@ def forecast_model(ctx: "Context", model: str, version: int | None, horizon: int
     from dbml.kinds.scalar import is_number_type
     from dbml.options import Option, validate_options
     from dbml.sqltext import quote as _q
+    from dbml.tasks import get_task
     from dbml.registry import parse_reference
 
     opts = validate_options(options, (Option("confidence", "float", 0.9, "coverage of [lower, upper]",
@@ -94,7 +95,7 @@ def forecast_model(ctx: "Context", model: str, version: int | None, horizon: int
     name, ref_version, alias = parse_reference(model)
     rec = ctx.registry.get(name, version or ref_version, alias)
     what = f"model '{rec['model']}' version {rec['version']}"
-    if rec["task"] != "forecast":
+    if not get_task(rec["task"]).forecasts:
         raise TargetError(
             f"FORECAST needs a forecaster (TRAIN MODEL ... USING lstm or gru ... WITH (time = ..., horizon = ...)); "
             f"{what} is a {rec['task']} model: use PREDICT"
