@@ -24,7 +24,7 @@ from typing import Any
 from dbml.errors import *  # noqa: F401,F403 - the errors need nothing else
 from dbml.errors import __all__ as _errors
 
-__version__ = "0.1.0"
+from dbml._version import __version__
 
 _LAZY = {
     "connect": "dbml.connection", "install": "dbml.connection", "Connection": "dbml.connection",

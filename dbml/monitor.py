@@ -59,7 +59,7 @@ bin order: ``{"bin", "low", "high", "train", "now"}`` for histogram bins (the bi
 categories and class labels (``"value": null`` is the "other" bin).
 
 A forecaster's source rows are its series (time, keys, target): MONITOR MODEL
-(:func:`dbml.lifecycle.monitor_model`) checks them as training does and gives this query
+(:func:`dbml.statements.monitor.monitor_model`) checks them as training does and gives this query
 their complete windows (those EVALUATE backtests), so ``rows`` counts windows; the one
 feature, ``history``, is binned by each window's mean against the training windows'.
 

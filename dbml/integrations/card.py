@@ -26,7 +26,7 @@ from dbml.errors import TransferError
 from dbml.names import check_model_name
 
 if TYPE_CHECKING:
-    from dbml.connection import Connection
+    from dbml.statements.context import Context as Connection  # a statement's context, or a Connection: the same methods
 
 __all__ = ["model_card", "export_card", "human_bytes", "AUDIT_ROWS"]
 

@@ -13,7 +13,7 @@ from dbml.statements.base import MLStatement, Statement, options_of, source_quer
 if TYPE_CHECKING:
     from dbml.statements.context import Context
 
-__all__ = ["EvaluateModel", "STATEMENT", "evaluate"]
+__all__ = ["evaluate_model", "EvaluateModel", "STATEMENT", "evaluate"]
 
 
 class EvaluateModel(MLStatement):
@@ -45,10 +45,47 @@ def run(ctx: "Context", node: EvaluateModel):
 
 
 def _run(ctx: "Context", model: str, version: int | None, source, source_sql: str | None, options: dict[str, Any]):
-    from dbml import lifecycle
-
     sql, label = source_query(source, source_sql)
-    return lifecycle.evaluate_model(ctx, model, version, ctx.rewrite(sql), label, options)
+    return evaluate_model(ctx, model, version, ctx.rewrite(sql), label, options)
+
+
+def _options():
+    """The statement's WITH options."""
+    from dbml.options import Option
+
+    return (
+        Option("by", "str", None, "a column: one row of metrics per value"),
+        Option("label", "str", None, "anomaly models: a BOOLEAN (or 0/1) column, TRUE for a known anomaly, "
+               "to score ANOMALY_SCORE (roc_auc) and IS_ANOMALY (precision, recall, f1) against"),
+        Option("confusion", "bool", False, "return the confusion matrix as (actual, predicted, count) rows"),
+        Option("positive", "any", None, "the positive class of a binary model (default: the last label)"),
+        Option("curves", "bool", True, "store the data of the run's pictures (ROC, calibration, residuals, ...) "
+               "with it; false skips the second pass over the rows this costs"),
+    )
+
+
+def evaluate_model(
+    ctx: "Context", model: str, version: int | None, source_sql: str, source_label: str, options: dict[str, Any]
+) -> duckdb.DuckDBPyRelation:
+    """EVALUATE MODEL: metrics (or the confusion matrix) computed by DuckDB over PREDICT, as
+    the version's task computes them (:meth:`dbml.tasks.Task.evaluation`: ANOMALY_SCORE
+    and IS_ANOMALY for an anomaly model; for a forecaster, a backtest over every complete
+    window of the source's series), stored as a run with its pictures' data.
+
+    ``ctx``: the handler context (``db()``, ``scoped()``, ``registry``, ``rewrite()``,
+    ``session()``)."""
+    from dbml.options import validate_options
+    from dbml.tasks import get_task
+
+    opts = validate_options(options, _options(), f"EVALUATE MODEL {model}")
+    rec = ctx.registry.get(model, version)
+    run = get_task(rec["task"]).evaluation(ctx, rec, source_sql, source_label, opts)
+    table = ctx.scoped().sql(ctx.rewrite(run.sql)).to_arrow_table()
+    given = {k: opts[k] for k in (str(o).lower() for o in options) if k in opts}  # as written, not the defaults
+    keeps = opts["curves"] and run.curves is not None and not opts["by"] and not opts["confusion"]
+    curves = run.curves() if keeps else None
+    ctx.registry.add_evaluation_run(rec["model"], rec["version"], rec["task"], source_sql, given, table.to_pylist(), curves)
+    return ctx.db().from_arrow(table)
 
 
 def evaluate(

@@ -13,7 +13,7 @@ from dbml.statements.base import MLStatement, Statement, options_of, source_quer
 if TYPE_CHECKING:
     from dbml.statements.context import Context
 
-__all__ = ["MonitorModel", "STATEMENT", "monitor"]
+__all__ = ["monitor_model", "MonitorModel", "STATEMENT", "monitor"]
 
 
 class MonitorModel(MLStatement):
@@ -45,10 +45,46 @@ def run(ctx: "Context", node: MonitorModel):
 
 
 def _run(ctx: "Context", model: str, version: int | None, source, source_sql: str | None, options: dict[str, Any]):
-    from dbml import lifecycle
-
     sql, label = source_query(source, source_sql)
-    return lifecycle.monitor_model(ctx, model, version, ctx.rewrite(sql), label, options)
+    return monitor_model(ctx, model, version, ctx.rewrite(sql), label, options)
+
+
+def _options():
+    """The statement's WITH options."""
+    from dbml.options import Option
+
+    return (
+        Option("threshold", "float", 0.2, "PSI above which a feature counts as drifted", lambda v: v > 0, "positive"),
+    )
+
+
+def monitor_model(
+    ctx: "Context", model: str, version: int | None, source_sql: str, source_label: str, options: dict[str, Any]
+) -> duckdb.DuckDBPyRelation:
+    """MONITOR MODEL: drift of the features and predictions against the training profile,
+    stored as a run in the registry's monitor runs and results.
+
+    The version's task says which rows are scored (:meth:`dbml.tasks.Task.monitor_rows`):
+    a forecaster's source is its series (time, keys, target), checked as at training, and
+    what is monitored is their complete windows (those EVALUATE backtests): the feature
+    ``history`` by each window's mean, the prediction by the first forecast value."""
+    import pyarrow as pa
+
+    import dbml.monitor as monitor
+    from dbml.tasks.statement import require_columns
+
+    from dbml.options import validate_options
+    from dbml.tasks import get_task
+
+    opts = validate_options(options, _options(), f"MONITOR MODEL {model}")
+    rec = ctx.registry.get(model, version)
+    require_columns(ctx, rec, source_sql, source_label, {}, "monitor")
+    scored = get_task(rec["task"]).monitor_rows(ctx, rec, source_sql, source_label)
+    sql = monitor.drift_sql(scored, f"{rec['model']}:{rec['version']}", rec, threshold=opts["threshold"])
+    table = ctx.scoped().sql(ctx.rewrite(sql)).to_arrow_table()
+    run_id = ctx.registry.add_monitor_run(rec["model"], rec["version"], source_sql, opts["threshold"], table.to_pylist())
+    run = pa.array([run_id] * table.num_rows, type=pa.int64())
+    return ctx.db().from_arrow(table.add_column(0, "run_id", run))
 
 
 def monitor(ctx: "Context", model: str, source: str, *, version: int | None = None, threshold: float = 0.2):
