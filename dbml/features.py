@@ -10,9 +10,9 @@ engines that are not DuckDB. What each kind does lives in :mod:`dbml.kinds`.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator, Mapping
 
-from dbml.kinds import KINDS, detect
+from dbml.kinds import KINDS, all_kinds, detect, kind_of
 from dbml.kinds.common import FLOAT_MAX, QUANTILES
 from dbml.kinds.scalar import DATETIME_TYPES, NUMERIC_TYPES, bin_index, bin_sql
 
@@ -25,8 +25,30 @@ __all__ = [
     "NUMERIC_TYPES", "DATETIME_TYPES", "ONNX_INPUT",
 ]  # fmt: skip
 
-# Kinds and the element type of the ONNX input each one takes.
-ONNX_INPUT = {name: kind.onnx_elem for name, kind in KINDS.items()}
+
+
+class _OnnxInputs(Mapping):
+    """Kinds and the element type of the ONNX input each one takes: a live view of
+    :data:`dbml.kinds.KINDS` (registered and installed kinds included)."""
+
+    def __getitem__(self, name: str) -> str:
+        return KINDS[name].onnx_elem
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([k.name for k in all_kinds()])
+
+    def __len__(self) -> int:
+        return len(all_kinds())
+
+    def __contains__(self, name: object) -> bool:
+        try:
+            self[name]  # type: ignore[index]
+        except (KeyError, TypeError):
+            return False
+        return True
+
+
+ONNX_INPUT: Mapping[str, str] = _OnnxInputs()
 
 
 @dataclass(frozen=True)
@@ -41,25 +63,30 @@ class FeatureSpec:
             'imported'), the graph input this column feeds; its numbers then reach the
             UDF as DOUBLE (cast to ``sql_type``) and take the input's own dtype there.
             None for dbml's own graphs: one input per column, named after it.
+        rule: the rule that chose the kind when it is not the column's type alone
+            (``option text``; see :func:`dbml.kinds.rule_of`), else None. Records
+            before rules, and features chosen by their type, have none.
     """
 
     name: str
     kind: str
     sql_type: str
     onnx_input: str | None = None
+    rule: str | None = None
 
     def to_dict(self) -> dict[str, str]:
         out = asdict(self)
-        if out["onnx_input"] is None:
-            del out["onnx_input"]  # dbml's own features keep their three keys
+        for key in ("onnx_input", "rule"):
+            if out[key] is None:
+                del out[key]  # dbml's own features chosen by type keep their three keys
         return out
 
     @property
     def onnx_type(self) -> str:
-        return ONNX_INPUT[self.kind]
+        return kind_of(self).onnx_elem
 
 
-def feature_kind(column: str, sql_type: str, list_kind: str = "array") -> tuple[str, str]:
+def feature_kind(column: str, sql_type: str, list_kind: str | None = None) -> tuple[str, str]:
     """(kind, the type scoring casts to) of a DuckDB column; see :func:`dbml.kinds.detect`."""
     return detect(column, sql_type, list_kind)
 
@@ -74,7 +101,7 @@ def feature_sql(feature: FeatureSpec, column: exp.Expression, model: str | None 
     column (and ``model`` when given), the value and the fix. The check is a CASE whose
     first branch is the plain CAST; ``error()`` runs only for the rows that reach it.
     """
-    return KINDS[feature.kind].sql(feature, column, model)
+    return kind_of(feature).sql(feature, column, model)
 
 
 def feature_arrow(feature: FeatureSpec, values: pa.Array | pa.ChunkedArray, model: str | None = None,
@@ -94,4 +121,4 @@ def feature_arrow(feature: FeatureSpec, values: pa.Array | pa.ChunkedArray, mode
     from dbml.kinds import check_arrow_type
 
     check_arrow_type(feature, values.type, model)
-    return KINDS[feature.kind].arrow(feature, values, model, timezone)
+    return kind_of(feature).arrow(feature, values, model, timezone)

@@ -19,7 +19,7 @@ source rows; no row is pulled into Python. The shape of the query::
     SELECT feature, kind, psi, null_rate_train, null_rate_now, null_rate_change, detail, rows, drift
     FROM "_items" ... ORDER BY psi DESC NULLS LAST, feature
 
-Bins and shares:
+Bins and shares (a feature's are its kind's, :meth:`dbml.kinds.Kind.monitor_bins`):
 
 * numeric, boolean and datetime features: the training histogram's bins (a value's bin is
   the number of edges strictly below it, :func:`dbml.features.bin_sql`), over the
@@ -77,7 +77,7 @@ from typing import Any
 from sqlglot import exp
 
 from dbml.features import FeatureSpec, bin_sql, feature_sql
-from dbml.kinds import KINDS
+from dbml.kinds import kind_of
 from dbml.udfs import label_field
 from dbml.sqltext import quote as _q, string as _string
 
@@ -147,30 +147,15 @@ def _null_rate(prof: dict[str, Any]) -> float | None:
     return float(nulls) / float(count)
 
 
-_LISTS = ("array", "sequence")  # kinds whose encoding refuses a NULL row: guarded, a NULL here
-
-
 def _feature_item(spec: FeatureSpec, prof: dict[str, Any] | None) -> _Item:
+    kind = kind_of(spec)
     column = exp.column(spec.name, table="_src", quoted=True)
-    value_sql = KINDS[spec.kind].monitor_sql(feature_sql(spec, column).sql(dialect="duckdb"))
-    if spec.kind in _LISTS:
+    value_sql = kind.monitor_sql(feature_sql(spec, column).sql(dialect="duckdb"))
+    if kind.refuses_null_rows:  # its encoding refuses a NULL row: guarded, a NULL here
         value_sql = f"CASE WHEN {column.sql(dialect='duckdb')} IS NULL THEN NULL ELSE {value_sql} END"
-    v = _q("_v")
     prof = prof or {}
-    if spec.kind == "category":
-        vocab = prof.get("vocabulary")
-        freqs = prof.get("frequencies")
-        bins = bin_expr = None
-        if vocab is not None and freqs is not None and len(vocab) == len(freqs):
-            vocab = [str(w) for w in vocab]
-            other = max(0.0, 1.0 - math.fsum(float(f) for f in freqs))
-            bins = [(0, other, None, None, None)] + [(k + 1, float(f), None, None, w) for k, (w, f) in enumerate(zip(vocab, freqs))]
-            listed = "[" + ", ".join(_string(w) for w in vocab) + "]::VARCHAR[]"
-            # 1-based position in the vocabulary; 0 (the "other" bin) when absent
-            bin_expr = f"coalesce(list_position({listed}, {v}), 0)" if vocab else "0"
-        return _Item(spec.name, spec.kind, value_sql, f"({v} = '')", bin_expr, True, _null_rate(prof), bins, True)
-    bins, bin_expr = _histogram(prof.get("histogram"))
-    return _Item(spec.name, spec.kind, value_sql, f"({v} IS NULL)", bin_expr, False, _null_rate(prof), bins, False)
+    b = kind.monitor_bins(spec, prof, _q("_v"))
+    return _Item(spec.name, spec.kind, value_sql, b.null_sql, b.bin_sql, b.all_rows, _null_rate(prof), b.bins, b.keyed)
 
 
 def _distribution(record: dict[str, Any]) -> dict[str, Any]:
@@ -254,7 +239,7 @@ def drift_sql(source_sql: str, model_ref: str, record: dict, threshold: float = 
     specs = [f if isinstance(f, FeatureSpec) else FeatureSpec(f["name"], f["kind"], f["sql_type"], f.get("onnx_input")) for f in record.get("features") or []]
     items = [_feature_item(f, profile.get(f.name)) for f in specs]
     prediction = _prediction_item(record, ref)
-    lists = [exp.column(f.name, table="_src", quoted=True).sql(dialect="duckdb") for f in specs if f.kind in _LISTS]
+    lists = [exp.column(f.name, table="_src", quoted=True).sql(dialect="duckdb") for f in specs if kind_of(f).refuses_null_rows]
     if lists:  # a NULL list: a NULL prediction (counted in its null rate), not PREDICT's error
         prediction.value_sql = f"CASE WHEN {' OR '.join(f'{c} IS NULL' for c in lists)} THEN NULL ELSE {prediction.value_sql} END"
     items.append(prediction)

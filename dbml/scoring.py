@@ -41,7 +41,7 @@ import pyarrow as pa
 from dbml.errors import FeatureError, IntegrityError, OptionError, SourceError, TargetError, TransferError
 from dbml.features import FeatureSpec
 from dbml.registry.foreign import imported_feeds, imported_output, imported_proba
-from dbml.kinds import KINDS, clock, kind_of
+from dbml.kinds import clock, kind_of
 from dbml.registry.modelfile import describe_file, open_session
 from dbml.outputs import BY_FUNCTION, FUNCTION_NAMES, OUTPUTS, VersionInfo, arrow_type, not_offered
 from dbml.runtime import run_bounded, scoring_session_for
@@ -204,7 +204,7 @@ class Scorer:
         version = f" version {self.version}" if self.version is not None else ""
         self.what = f"model '{self.name}'{version} from '{url}'"
         self._session = session
-        self._datetime = any(f.kind == "datetime" for f in self.features)  # where a time zone can matter
+        self._timezone = any(kind_of(f).reads_timezone for f in self.features)  # where a time zone can matter
         # {function: (graph output, convert(onnxruntime's array, rows) -> Arrow, SQL type)}
         self._plan: dict[str, tuple[str, Any, str | dict[str, str]]] = {}
         if self.task == "imported":
@@ -384,7 +384,7 @@ class Scorer:
         model order, as :meth:`columns` finds them), scored in batches of :data:`BATCH_ROWS`.
         ``timezone`` is checked only when the model has a date or time feature."""
         names = self._functions(functions)
-        if self._datetime:  # the only kind a time zone can meet
+        if self._timezone:  # a kind a time zone can meet
             timezone = check_timezone(timezone)
         if len(columns) != len(self.features):
             raise FeatureError(f"{self.what} takes {len(self.features)} feature columns, got {len(columns)}")
@@ -404,7 +404,7 @@ class Scorer:
         return out
 
     def _batch(self, columns: list[pa.Array | pa.ChunkedArray], names: list[str], timezone: str) -> list[pa.Array]:
-        encoded = [KINDS[f.kind].arrow(f, c, self.name, timezone) for f, c in zip(self.features, columns)]
+        encoded = [kind_of(f).arrow(f, c, self.name, timezone) for f, c in zip(self.features, columns)]
         sources = list(dict.fromkeys(self._plan[n][0] for n in names))
         results = dict(zip(sources, run_bounded(self._session, sources, self._feeds(encoded), self.what)))
         rows = len(columns[0])

@@ -21,7 +21,7 @@ from duckdb import sqltypes
 
 from dbml.features import FeatureSpec
 from dbml.registry.foreign import imported_feeds, imported_output, imported_proba
-from dbml.kinds import KINDS
+from dbml.kinds import kind_of
 from dbml.outputs import BY_FUNCTION, OUTPUTS, VersionInfo, label_field
 from dbml.runtime import ScoringSession, run_bounded
 
@@ -112,7 +112,7 @@ def register_version(
     them), unless they exist already; each scores with ``scoring`` (the version's
     packed graph, see :func:`dbml.runtime.scoring_session_for`). Returns the names, as given."""
     what = f"model '{model}' version {version}"
-    params = [KINDS[f.kind].udf_type(f) for f in features]
+    params = [kind_of(f).udf_type(f) for f in features]
     for function, name in names.items():
         out = BY_FUNCTION[function]
         source = out.source(info)
@@ -141,7 +141,7 @@ def register_imported(
     """
     features = tuple(features)
     what = f"imported model '{model}' version {version}"
-    params = [sqltypes.VARCHAR if f.kind == "category" else sqltypes.DOUBLE for f in features]
+    params = [kind_of(f).udf_type(f) for f in features]  # an imported input's type (numbers: DOUBLE)
     feeds = imported_feeds(features, options, what)
 
     def make(output: str, convert: Callable[[np.ndarray, int], pa.Array]):

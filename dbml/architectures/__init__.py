@@ -17,6 +17,7 @@ from importlib.metadata import entry_points
 from typing import Any
 
 from dbml.errors import OptionError
+from dbml.kinds import Shape
 from dbml.options import Option
 
 __all__ = ["Architecture", "ARCHITECTURES", "get_architecture", "default_architecture", "register", "concat", "check_parameters"]
@@ -31,22 +32,37 @@ class Architecture:
         name: the name after USING.
         description: one line for users.
         options: the architecture's own options (training options are shared).
-        kinds: the column kinds it takes.
+        takes: the encoded shapes its trunk reads (:class:`dbml.kinds.Shape`): FLAT
+            vectors, FIXED arrays, STEPS sequences. Every kind whose encoder gives one
+            of them joins (:attr:`dbml.kinds.Kind.shape`), and a column two kinds claim
+            alike (a LIST of numbers) becomes the one whose shape it takes.
         provides: what it offers a task (:attr:`dbml.tasks.Task.needs`): 'head' (a
             trunk a task's head goes on, for learning a target), 'decoder' (it rebuilds
             its inputs, :meth:`decoder`), 'sequence_input' (it reads ordered steps, a
             window of past values).
         tasks: the tasks it learns: every task of :data:`dbml.tasks.TASKS` whose
             ``needs`` it provides, in the table's order (a subclass may still name them).
-        list_kind: how it reads LIST/ARRAY columns: 'array' (fixed length) or 'sequence'.
     """
 
     name: str = ""
     description: str = ""
     options: tuple[Option, ...] = ()
-    kinds: frozenset[str] = frozenset({"numeric", "boolean", "datetime", "category"})
+    takes: frozenset[str] = frozenset({Shape.FLAT})
     provides: frozenset[str] = frozenset({"head"})
-    list_kind: str = "array"
+
+    @property
+    def kinds(self) -> frozenset[str]:
+        """The column kinds it takes: those whose encoder gives a shape it takes."""
+        from dbml.kinds import all_kinds
+
+        return frozenset(k.name for k in all_kinds() if k.shape in self.takes)
+
+    @property
+    def list_kind(self) -> str:
+        """The kind a LIST of numbers becomes here (for :func:`dbml.kinds.detect`)."""
+        from dbml.kinds import detect_column
+
+        return detect_column("", "DOUBLE[]", takes=self.takes).kind
 
     @property
     def tasks(self) -> tuple[str, ...]:

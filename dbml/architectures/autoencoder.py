@@ -8,6 +8,7 @@ from typing import Any
 
 from dbml.architectures import Architecture, concat
 from dbml.architectures.mlp import layers
+from dbml.kinds import Shape
 from dbml.options import Option
 
 __all__ = ["Autoencoder"]
@@ -16,7 +17,7 @@ __all__ = ["Autoencoder"]
 class Autoencoder(Architecture):
     name = "autoencoder"
     description = "anomaly detection without a target: ANOMALY_SCORE, IS_ANOMALY, EMBED (the bottleneck)"
-    kinds = frozenset({"numeric", "boolean", "datetime", "category", "array"})
+    takes = frozenset({Shape.FLAT, Shape.FIXED})
     provides = frozenset({"decoder"})  # rebuilds its inputs; no head for a target
     options = (
         Option("hidden", "int_list", [64, 32], "sizes of the encoder's hidden layers (the decoder mirrors them)",

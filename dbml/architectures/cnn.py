@@ -14,6 +14,7 @@ from typing import Any
 
 from dbml.architectures import Architecture, check_parameters
 from dbml.errors import FeatureError, OptionError
+from dbml.kinds import Shape
 from dbml.options import Option
 
 __all__ = ["CNN"]
@@ -35,7 +36,7 @@ def image_shape(length: int, shape: list[int], column: str) -> list[int]:
 class CNN(Architecture):
     name = "cnn"
     description = "convolutional network for an image or signal array column (with other columns as covariates)"
-    kinds = frozenset({"numeric", "boolean", "datetime", "category", "array"})
+    takes = frozenset({Shape.FLAT, Shape.FIXED})
     options = (
         Option("shape", "int_list", [], "the array as [channels, height, width] or [channels, length]; [] infers it",
                lambda v: len(v) in (0, 2, 3) and all(1 <= d <= 65536 for d in v), "[] or 2 or 3 sizes, each 1 to 65536"),

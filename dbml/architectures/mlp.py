@@ -6,6 +6,7 @@ from typing import Any
 
 from dbml.architectures import MAX_PARAMETERS, Architecture, concat
 from dbml.errors import OptionError
+from dbml.kinds import Shape
 from dbml.options import Option
 
 __all__ = ["MLP", "layers"]
@@ -34,7 +35,7 @@ def layers(width: int, sizes: list[int], dropout: float, last_activation: bool =
 class MLP(Architecture):
     name = "mlp"
     description = "feed-forward network for numeric, boolean, date, category and array columns"
-    kinds = frozenset({"numeric", "boolean", "datetime", "category", "array"})
+    takes = frozenset({Shape.FLAT, Shape.FIXED})
     options = (HIDDEN, DROPOUT)
 
     def build(self, inputs: dict[str, tuple[int, ...]], task: str, options: dict[str, Any]):

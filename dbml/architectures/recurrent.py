@@ -9,14 +9,14 @@ from typing import Any
 
 from dbml.architectures import Architecture, check_parameters
 from dbml.errors import FeatureError
+from dbml.kinds import Shape
 from dbml.options import Option
 
 __all__ = ["LSTM", "GRU"]
 
 
 class _Recurrent(Architecture):
-    kinds = frozenset({"numeric", "boolean", "datetime", "category", "sequence"})
-    list_kind = "sequence"
+    takes = frozenset({Shape.FLAT, Shape.STEPS})
     provides = frozenset({"head", "sequence_input"})  # a forecaster's window is a sequence
     cell = ""
     options = (

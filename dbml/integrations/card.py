@@ -256,25 +256,22 @@ def _section_model(conn: "Connection", rec: dict[str, Any], functions: list[str]
 
 
 def _profile_rows(profile: dict[str, Any], features: list[dict[str, Any]]) -> list[list[str]]:
+    from dbml.kinds import Kind, get_kind
+
     rows = []
+    kinds = {f.get("name"): f.get("kind") for f in features}
     names = [f.get("name") for f in features] or list(profile)
     for name in names:
         p = profile.get(name)
         if not isinstance(p, dict):
             rows.append([_e(name), MISSING, MISSING, MISSING, MISSING])
             continue
-        if p.get("vocabulary") is not None:
-            vocab, freq = p.get("vocabulary") or [], p.get("frequencies") or []
-            top = sorted(zip(vocab, freq), key=lambda vf: -(vf[1] or 0))[:5]
-            shape = ", ".join(f"{_e(v)} ({_e(round(100 * f, 1))}%)" if isinstance(f, (int, float)) else _e(v) for v, f in top)
-            if p.get("distinct") is not None:
-                shape += f" <span class=\"note\">of {_e(p['distinct'])} distinct</span>"
-        elif p.get("mean") is not None or p.get("std") is not None:
-            shape = f"mean {_e(p.get('mean'))}, std {_e(p.get('std'))}"
-            if p.get("min") is not None:
-                shape += f", range {_e(p.get('min'))} .. {_e(p.get('max'))}"
-        else:
-            shape = MISSING
+        kind = get_kind(kinds.get(name) or p.get("kind")) or Kind()  # the words for its shape are the kind's
+        parts = []
+        for template, values, note in kind.card_shape(p):
+            text = html.escape(template).format(*(_e(v) for v in values))
+            parts.append(f'<span class="note">{text}</span>' if note else text)
+        shape = "".join(parts) if parts else MISSING
         rows.append([_e(name), _e(p.get("kind")), _e(p.get("count")), _e(p.get("nulls")), shape])
     return rows
 

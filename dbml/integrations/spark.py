@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 import pyarrow as pa
 
 from dbml.errors import FeatureError, OptionError
+from dbml.kinds import kind_of
 from dbml.scoring import Scorer, as_scorer, check_timezone, load_model
 
 if TYPE_CHECKING:
@@ -134,7 +135,7 @@ def scoring_function(df: DataFrame, model: Any, function: str = "PREDICT", outpu
     if clash:
         raise OptionError(f"the DataFrame already has a column '{clash[0]}'; give the new one another name (output=...)")
     timezone = df.sparkSession.conf.get("spark.sql.session.timeZone")
-    if any(f.kind == "datetime" for f in scorer.features):  # read by each task: checked here, once
+    if any(kind_of(f).reads_timezone for f in scorer.features):  # read by each task: checked here, once
         check_timezone(timezone, f"the Spark session's time zone (spark.sql.session.timeZone), which {scorer.what} reads")
     columns = scorer.columns([f.name for f in df.schema.fields])  # two of one name are ambiguous, as two differing in case
     arrow_fields = []
@@ -178,8 +179,6 @@ def _arrow_type(to_arrow_type: Callable, spark: Any, timezone: str) -> pa.DataTy
 
 
 def _needs(feature) -> str:
-    from dbml.kinds import kind_of
-
     return kind_of(feature).arrow_needs
 
 

@@ -16,6 +16,7 @@ carry a "present" channel); infinite or out-of-FLOAT-range elements are refused.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -24,10 +25,10 @@ import pyarrow.compute as pc
 from onnx import helper
 
 from dbml.errors import FeatureError
-from dbml.kinds import Kind
+from dbml.kinds import Claim, Kind, Shape
 from dbml.kinds.arrow import doubles, finite_floats, is_number, plain
 from dbml.kinds.common import FLOAT_MAX, QUANTILES, once, refusal, refuse
-from dbml.kinds.scalar import histogram, is_number_type
+from dbml.kinds.scalar import check_numbers_profile, histogram, is_number_type, numbers_card
 from dbml.sqltext import quote as _q
 
 if TYPE_CHECKING:
@@ -37,6 +38,7 @@ __all__ = ["ArrayKind", "SequenceKind", "list_element", "MAX_LENGTH"]
 
 MAX_LENGTH = 1_000_000  # elements per row
 _LIST = re.compile(r"^(.+?)(\[(\d*)\])$")
+_STORED = re.compile(r"FLOAT\[(\d{1,7})\]")
 
 
 def list_element(sql_type: str) -> tuple[str, int | None] | None:
@@ -88,6 +90,18 @@ def _elements(feature, column: exp.Expression, model: str | None) -> exp.Express
 
 class _ListKind(Kind):
     arrow_needs = "lists of numbers (list, large_list or fixed_size_list of integers, floats, decimals or booleans)"
+    group_order = 2  # after numbers and categories, one group per column
+    refuses_null_rows = True
+
+    def valid_type(self, sql_type):
+        m = _STORED.fullmatch(sql_type)
+        return bool(m) and 1 <= int(m.group(1)) <= MAX_LENGTH
+
+    def check_profile(self, check, entry, at):
+        return check_numbers_profile(check, entry, at)  # the elements' statistics
+
+    def card_shape(self, profile):
+        return numbers_card(profile)
 
     def takes(self, feature, arrow_type):
         t = arrow_type
@@ -125,9 +139,7 @@ class _ListKind(Kind):
         return f"list_avg({value_sql})"
 
     def settle(self, feature, profile):
-        from dbml.features import FeatureSpec
-
-        return FeatureSpec(feature.name, feature.kind, f"FLOAT[{max(1, profile[feature.name]['max_length'])}]")
+        return replace(feature, sql_type=f"FLOAT[{max(1, profile[feature.name]['max_length'])}]")
 
     def check_rows(self, model, feature, values: pa.Array, options) -> None:
         """The checks of :meth:`check` over every row (held-out ones too), from Arrow."""
@@ -173,12 +185,13 @@ class ArrayKind(_ListKind):
     """Fixed-length arrays; ``sql_type`` is FLOAT[n]."""
 
     name = "array"
+    shape = Shape.FIXED
 
-    def detect(self, sql_type, list_kind):
-        found = list_element(sql_type)
-        if found is None or list_kind != "array":
+    def claim(self, column):
+        found = list_element(column.sql_type)
+        if found is None:
             return None
-        return "FLOAT[]" if found[1] is None else f"FLOAT[{found[1]}]"  # a LIST's length is found at training
+        return Claim("FLOAT[]" if found[1] is None else f"FLOAT[{found[1]}]")  # a LIST's length is found at training
 
     def sql(self, feature, column, model):
         from sqlglot import exp
@@ -242,10 +255,11 @@ class SequenceKind(_ListKind):
     the longest row at training (rows keep their last L values, padded in front)."""
 
     name = "sequence"
+    shape = Shape.STEPS  # [L, 2]: values and a "present" channel
 
-    def detect(self, sql_type, list_kind):
-        found = list_element(sql_type)
-        return "FLOAT[]" if found is not None and list_kind == "sequence" else None
+    def claim(self, column):
+        # the same columns as array (of the same priority): the architecture's shapes choose
+        return Claim("FLOAT[]") if list_element(column.sql_type) is not None else None
 
     def sql(self, feature, column, model):
         from sqlglot import exp, parse_one

@@ -5,14 +5,16 @@ vocabulary (100,000 user ids fit)."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from onnx import helper
 
-from dbml.kinds import Kind
+from dbml.kinds import Claim, Kind, MonitorBins, Phrase, Shape
 from dbml.kinds.arrow import plain
-from dbml.sqltext import quote as _q
+from dbml.sqltext import quote as _q, string as _string
 
 __all__ = ["CategoryKind", "embedding_dim"]
 
@@ -27,9 +29,60 @@ class CategoryKind(Kind):
     name = "category"
     onnx_elem = "string"
     tensor_dtype = "int64"
+    shape = Shape.FLAT  # the embeddings, concatenated
+    group_order = 1  # after the numbers
 
-    def detect(self, sql_type, list_kind):
-        return "VARCHAR" if sql_type == "VARCHAR" or sql_type.startswith("ENUM") else None
+    def claim(self, column):
+        t = column.sql_type
+        return Claim("VARCHAR") if t == "VARCHAR" or t.startswith("ENUM") else None
+
+    def valid_type(self, sql_type):
+        return sql_type == "VARCHAR"
+
+    def foreign_type(self, dtype):
+        return "VARCHAR" if dtype == "string" else None
+
+    def check_profile(self, check, entry, at):
+        from dbml.registry.records import MAX_LABEL_TEXT, MAX_VOCABULARY
+
+        clean = dict(entry)
+        vocab = check.texts(entry.get("vocabulary"), f"{at}.vocabulary", MAX_VOCABULARY, MAX_LABEL_TEXT)
+        clean["vocabulary"] = vocab
+        if "frequencies" in entry:
+            freqs = check.numbers(entry["frequencies"], f"{at}.frequencies", MAX_VOCABULARY)
+            if len(freqs) != len(vocab):
+                raise check.fail(f"{at}.frequencies", entry["frequencies"], "one frequency per vocabulary entry")
+            clean["frequencies"] = freqs
+        if "nulls" not in clean:
+            clean["nulls"] = 0
+        return clean
+
+    def monitor_bins(self, feature, profile, value):
+        """One bin per value of the training vocabulary and an "other" bin (0) for the
+        rest (training share ``1 - sum(frequencies)``, floored at 0); shares of all rows,
+        NULL counting as ``''``, the encoded value."""
+        vocab, freqs = profile.get("vocabulary"), profile.get("frequencies")
+        bins = bin_sql = None
+        if vocab is not None and freqs is not None and len(vocab) == len(freqs):
+            vocab = [str(w) for w in vocab]
+            other = max(0.0, 1.0 - math.fsum(float(f) for f in freqs))
+            bins = [(0, other, None, None, None)] + [(k + 1, float(f), None, None, w) for k, (w, f) in enumerate(zip(vocab, freqs))]
+            listed = "[" + ", ".join(_string(w) for w in vocab) + "]::VARCHAR[]"
+            # 1-based position in the vocabulary; 0 (the "other" bin) when absent
+            bin_sql = f"coalesce(list_position({listed}, {value}), 0)" if vocab else "0"
+        return MonitorBins(f"({value} = '')", bin_sql, bins, all_rows=True, keyed=True)
+
+    def card_shape(self, profile):
+        """The five most frequent values with their shares, and how many are distinct."""
+        if profile.get("vocabulary") is None:
+            return []
+        vocab, freq = profile.get("vocabulary") or [], profile.get("frequencies") or []
+        top = sorted(zip(vocab, freq), key=lambda vf: -(vf[1] or 0))[:5]
+        out = [Phrase(", ".join("{} ({}%)" if isinstance(f, (int, float)) else "{}" for _, f in top),
+                      tuple(x for v, f in top for x in ((v, round(100 * f, 1)) if isinstance(f, (int, float)) else (v,))))]  # fmt: skip
+        if profile.get("distinct") is not None:
+            out += [Phrase(" "), Phrase("of {} distinct", (profile["distinct"],), note=True)]
+        return out
 
     def sql(self, feature, column, model):
         from sqlglot import exp

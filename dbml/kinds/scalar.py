@@ -4,6 +4,7 @@ together in the ``numbers`` tensor."""
 from __future__ import annotations
 
 import math
+import re
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -12,7 +13,7 @@ import pyarrow.compute as pc
 from onnx import helper
 
 from dbml.errors import FeatureError
-from dbml.kinds import Kind, clock
+from dbml.kinds import Claim, Kind, Phrase, Shape, clock
 from dbml.kinds.arrow import NUMBERS, doubles, finite_floats, is_number, plain
 from dbml.kinds.common import FLOAT_MAX, QUANTILES, once, refusal, refuse
 from dbml.sqltext import quote as _q
@@ -22,7 +23,10 @@ if TYPE_CHECKING:
 
 # sqlglot is imported where SQL is built (sql()), so Arrow scoring runs without it
 
-__all__ = ["ScalarKind", "NumericKind", "BooleanKind", "DatetimeKind", "NUMERIC_TYPES", "DATETIME_TYPES", "histogram", "is_number_type"]
+__all__ = [
+    "ScalarKind", "NumericKind", "BooleanKind", "DatetimeKind", "NUMERIC_TYPES", "DATETIME_TYPES", "histogram",
+    "is_number_type", "histogram_bins", "check_numbers_profile", "numbers_card",
+]  # fmt: skip
 
 NUMERIC_TYPES = {
     "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT",
@@ -40,8 +44,20 @@ def is_number_type(sql_type: str) -> bool:
     return t in NUMERIC_TYPES or (t.startswith("DECIMAL") and not t.endswith("]"))
 
 
+_STORED_DECIMAL = re.compile(r"^DECIMAL(\(\d{1,3}(, ?\d{1,3})?\))?$")
+
+
 class ScalarKind(Kind):
     """A column that becomes one FLOAT (NULL and NaN: missing, imputed in the graph)."""
+
+    shape = Shape.FLAT
+    group_order = 0  # the numbers tensor comes first
+
+    def check_profile(self, check, entry, at):
+        return check_numbers_profile(check, entry, at)
+
+    def card_shape(self, profile):
+        return numbers_card(profile)
 
     def udf_type(self, feature):
         from duckdb import sqltypes
@@ -102,8 +118,20 @@ class ScalarKind(Kind):
 class NumericKind(ScalarKind):
     name = "numeric"
 
-    def detect(self, sql_type, list_kind):
-        return sql_type if is_number_type(sql_type) else None
+    def claim(self, column):
+        return Claim(column.sql_type) if is_number_type(column.sql_type) else None
+
+    def valid_type(self, sql_type):
+        return sql_type in NUMERIC_TYPES or bool(_STORED_DECIMAL.match(sql_type))
+
+    def foreign_type(self, dtype):
+        # cast to DOUBLE in SQL, to the input's own dtype in the UDF
+        return "DOUBLE" if dtype in ("float32", "float64", "int64", "int32", "bool") else None
+
+    def udf_type(self, feature):
+        from duckdb import sqltypes
+
+        return sqltypes.DOUBLE if feature.onnx_input is not None else sqltypes.FLOAT  # an imported input: see sql
 
     def sql(self, feature, column, model):
         from sqlglot import exp
@@ -142,8 +170,11 @@ _FINITE = "a finite FLOAT (+-3.4e38)"
 class BooleanKind(ScalarKind):
     name = "boolean"
 
-    def detect(self, sql_type, list_kind):
-        return sql_type if sql_type == "BOOLEAN" else None
+    def claim(self, column):
+        return Claim(column.sql_type) if column.sql_type == "BOOLEAN" else None
+
+    def valid_type(self, sql_type):
+        return sql_type == "BOOLEAN"
 
     def sql(self, feature, column, model):
         from sqlglot import exp
@@ -166,9 +197,13 @@ class DatetimeKind(ScalarKind):
     """Days since 1970-01-01, fractional for timestamps."""
 
     name = "datetime"
+    reads_timezone = True  # where a time zone and a wall clock meet (see clock)
 
-    def detect(self, sql_type, list_kind):
-        return sql_type if sql_type in DATETIME_TYPES else None
+    def claim(self, column):
+        return Claim(column.sql_type) if column.sql_type in DATETIME_TYPES else None
+
+    def valid_type(self, sql_type):
+        return sql_type in DATETIME_TYPES
 
     def sql(self, feature, column, model):
         from sqlglot import exp
@@ -243,3 +278,57 @@ def histogram(con: duckdb.DuckDBPyConnection, table: str, value_sql: str, quanti
     for b, n in rows:
         shares[int(b)] = n / total if total else 0.0
     return {"edges": edges, "shares": shares}
+
+
+def histogram_bins(hist: dict[str, Any] | None, value: str) -> tuple[list[tuple] | None, str | None]:
+    """MONITOR's bins of a stored histogram ([(bin, training share, low, high, None)]) and
+    the SQL of the bin of ``value`` (:func:`bin_sql`); (None, None) without one."""
+    if not hist or hist.get("edges") is None or hist.get("shares") is None:
+        return None, None
+    edges = [float(e) for e in hist["edges"]]
+    shares = [float(s) for s in hist["shares"]]
+    if len(shares) != len(edges) + 1:
+        raise ValueError(f"a histogram needs len(edges) + 1 shares, got {len(edges)} edges and {len(shares)} shares")
+    bins = [
+        (k, shares[k], edges[k - 1] if k > 0 else None, edges[k] if k < len(edges) else None, None)
+        for k in range(len(shares))
+    ]
+    return bins, bin_sql(value, edges)
+
+
+def check_histogram(check: Any, value: Any, path: str) -> dict[str, Any]:
+    """A stored histogram, checked: sorted edges and one share more than edges."""
+    if not isinstance(value, dict):
+        raise check.fail(path, value, "an object {edges, shares}")
+    edges = check.numbers(value.get("edges"), f"{path}.edges", 1_000)
+    shares = check.numbers(value.get("shares"), f"{path}.shares", 1_001)
+    if len(shares) != len(edges) + 1 or edges != sorted(edges):
+        raise check.fail(path, value, "sorted edges and one share more than edges")
+    return {**value, "edges": edges, "shares": shares}
+
+
+def check_numbers_profile(check: Any, entry: dict[str, Any], at: str) -> dict[str, Any]:
+    """A stored profile of numbers (or of an array's elements), checked: mean, std and
+    nulls required; min, max, quantiles and histogram where present."""
+    clean = dict(entry)
+    for key in ("mean", "std"):
+        clean[key] = check.number(entry.get(key), f"{at}.{key}")
+    clean["nulls"] = check.integer(entry.get("nulls"), f"{at}.nulls")
+    for key in ("min", "max"):
+        if key in entry:
+            clean[key] = check.number(entry[key], f"{at}.{key}", none=True)
+    if "quantiles" in entry:
+        clean["quantiles"] = check.numbers(entry["quantiles"], f"{at}.quantiles", 1_000)
+    if entry.get("histogram") is not None:
+        clean["histogram"] = check_histogram(check, entry["histogram"], f"{at}.histogram")
+    return clean
+
+
+def numbers_card(profile: dict[str, Any]) -> list[Phrase]:
+    """The card's words for a profile of numbers: mean, std and range."""
+    if profile.get("mean") is None and profile.get("std") is None:
+        return []
+    out = [Phrase("mean {}, std {}", (profile.get("mean"), profile.get("std")))]
+    if profile.get("min") is not None:
+        out.append(Phrase(", range {} .. {}", (profile.get("min"), profile.get("max"))))
+    return out

@@ -9,8 +9,9 @@ per-version UDFs (:func:`dbml.udfs.register_imported`) run from it.
 * Each graph input of shape ``[N]`` or ``[N, 1]`` is one feature column named after the
   input; an input of shape ``[N, F]`` (F fixed) takes F columns, which the user names
   with ``WITH (inputs = [...])`` (that list names every column of every input, in
-  graph order). Float, double, int64, int32 and bool inputs are numeric features (cast
-  to DOUBLE in SQL, to the input's dtype in the UDF); string inputs are categories.
+  graph order). Which kind an input's columns are is the kinds' (:func:`dbml.kinds.foreign_kind`):
+  float, double, int64, int32 and bool inputs are numeric features (cast to DOUBLE in
+  SQL, to the input's dtype in the UDF); string inputs are categories.
 * PREDICT returns the first output: one value per row for ``[N]`` or ``[N, 1]`` (DOUBLE
   for floats, BIGINT for integers, VARCHAR for strings, BOOLEAN for bools), a list per
   row for ``[N, K]``.
@@ -34,6 +35,7 @@ import pyarrow.compute as pc
 
 from dbml.errors import FeatureError, ScoringError, TransferError
 from dbml.features import FeatureSpec
+from dbml.kinds import foreign_kind
 
 __all__ = ["describe_graph", "imported_feeds", "imported_output", "imported_proba", "INPUT_DTYPES", "OUTPUT_TYPES"]
 
@@ -141,11 +143,9 @@ def describe_graph(session: ort.InferenceSession, url: str, names: list[str] | N
     for g in graph_inputs:
         g["columns"] = names[k : k + g["width"]]
         k += g["width"]
+        kind, sql_type = foreign_kind(g["dtype"])  # every dtype of INPUT_DTYPES has one
         for column in g["columns"]:
-            if g["dtype"] == "string":
-                features.append(FeatureSpec(column, "category", "VARCHAR", g["name"]))
-            else:
-                features.append(FeatureSpec(column, "numeric", "DOUBLE", g["name"]))
+            features.append(FeatureSpec(column, kind, sql_type, g["name"]))
         del g["width"]
 
     outputs = [{"name": o.name, "type": o.type, "shape": _shape(o.shape)} for o in session.get_outputs()]

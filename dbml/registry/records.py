@@ -24,8 +24,8 @@ from datetime import datetime
 from typing import Any, Callable
 
 from dbml.errors import RecordError
-from dbml.features import DATETIME_TYPES, NUMERIC_TYPES, ONNX_INPUT
-from dbml.kinds import clock
+from dbml.features import ONNX_INPUT
+from dbml.kinds import clock, get_kind
 
 __all__ = [
     "VERSION_COLUMNS", "JSON_COLUMNS", "TASKS", "IMPORTED_FACTS", "validate_record", "check_imported_facts",
@@ -75,7 +75,7 @@ _INTEGER_TYPES = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYI
 _FLOAT_TYPES = {"FLOAT", "DOUBLE", "REAL"}
 _IMPORTED_TYPES = {"DOUBLE", "BIGINT", "VARCHAR", "BOOLEAN"}
 _INPUT_DTYPES = {"float32", "float64", "int64", "int32", "bool", "string"}
-_FEATURE_KEYS = {"name", "kind", "sql_type", "onnx_input"}
+_FEATURE_KEYS = {"name", "kind", "sql_type", "onnx_input", "rule"}
 
 
 class _Check:
@@ -177,16 +177,6 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def _is_numeric_type(t: str) -> bool:
-    t = t.upper()
-    return t in NUMERIC_TYPES or bool(re.match(r"^DECIMAL(\(\d{1,3}(, ?\d{1,3})?\))?$", t))
-
-
-def _is_float_list(t: str) -> bool:
-    m = re.fullmatch(r"FLOAT\[(\d{1,7})\]", t)
-    return bool(m) and 1 <= int(m.group(1)) <= 1_000_000
-
-
 def _label_kind(target_type: str) -> str:
     """How the labels of a class target are stored: bool, int or str (as training writes them)."""
     t = target_type.upper()
@@ -207,43 +197,27 @@ def _features(c: _Check, value: Any, task: str) -> list[dict[str, Any]]:
             raise c.fail(at, f, "an object {name, kind, sql_type}")
         unknown = sorted(set(f) - _FEATURE_KEYS, key=str)
         if unknown:
-            raise c.fail(f"{at}.{unknown[0]}", f[unknown[0]], "a known key (name, kind, sql_type, onnx_input)")
+            raise c.fail(f"{at}.{unknown[0]}", f[unknown[0]], "a known key (name, kind, sql_type, onnx_input, rule)")
         name = c.text(f.get("name"), f"{at}.name")
         if name.lower() in seen:
             raise c.fail(f"{at}.name", name, "a name no other feature has")
         seen.add(name.lower())
         kind = f.get("kind")
-        if kind not in ONNX_INPUT:
+        known = get_kind(kind)
+        if known is None:
             raise c.fail(f"{at}.kind", kind, f"one of {', '.join(ONNX_INPUT)}")
         sql_type = c.sql_type(f.get("sql_type"), f"{at}.sql_type")
-        t = sql_type.upper()
-        ok = {
-            "numeric": _is_numeric_type(t),
-            "boolean": t == "BOOLEAN",
-            "datetime": t in DATETIME_TYPES,
-            "category": t == "VARCHAR",
-            "array": _is_float_list(t),
-            "sequence": _is_float_list(t),
-        }.get(kind, True)  # a kind added later: the type grammar above
-        if not ok:
+        if not known.valid_type(sql_type.upper()):
             raise c.fail(f"{at}.sql_type", sql_type, f"a type of a {kind} feature")
         entry = {"name": name, "kind": kind, "sql_type": sql_type}
+        if f.get("rule") is not None:  # the rule that chose the kind, when not the type (records before rules have none)
+            entry["rule"] = c.text(f["rule"], f"{at}.rule")
         if "onnx_input" in f and f["onnx_input"] is not None:
             entry["onnx_input"] = c.text(f["onnx_input"], f"{at}.onnx_input")
         elif _foreign(task):
             raise c.fail(f"{at}.onnx_input", None, "the graph input of a feature of an imported model")
         out.append(entry)
     return out
-
-
-def _histogram(c: _Check, value: Any, path: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise c.fail(path, value, "an object {edges, shares}")
-    edges = c.numbers(value.get("edges"), f"{path}.edges", 1_000)
-    shares = c.numbers(value.get("shares"), f"{path}.shares", 1_001)
-    if len(shares) != len(edges) + 1 or edges != sorted(edges):
-        raise c.fail(path, value, "sorted edges and one share more than edges")
-    return {**value, "edges": edges, "shares": shares}
 
 
 def _profile(c: _Check, value: Any, features: list[dict[str, Any]], task: str) -> dict[str, Any]:
@@ -268,27 +242,7 @@ def _profile(c: _Check, value: Any, features: list[dict[str, Any]], task: str) -
         for key in ("count", "nulls", "distinct"):
             if key in entry:
                 clean[key] = c.integer(entry[key], f"{at}.{key}")
-        if f["kind"] == "category":
-            vocab = c.texts(entry.get("vocabulary"), f"{at}.vocabulary", MAX_VOCABULARY, MAX_LABEL_TEXT)
-            clean["vocabulary"] = vocab
-            if "frequencies" in entry:
-                freqs = c.numbers(entry["frequencies"], f"{at}.frequencies", MAX_VOCABULARY)
-                if len(freqs) != len(vocab):
-                    raise c.fail(f"{at}.frequencies", entry["frequencies"], "one frequency per vocabulary entry")
-                clean["frequencies"] = freqs
-            if "nulls" not in clean:
-                clean["nulls"] = 0
-        else:
-            for key in ("mean", "std"):
-                clean[key] = c.number(entry.get(key), f"{at}.{key}")
-            clean["nulls"] = c.integer(entry.get("nulls"), f"{at}.nulls")
-            for key in ("min", "max"):
-                if key in entry:
-                    clean[key] = c.number(entry[key], f"{at}.{key}", none=True)
-            if "quantiles" in entry:
-                clean["quantiles"] = c.numbers(entry["quantiles"], f"{at}.quantiles", 1_000)
-            if entry.get("histogram") is not None:
-                clean["histogram"] = _histogram(c, entry["histogram"], f"{at}.histogram")
+        clean = get_kind(f["kind"]).check_profile(c, clean, at)  # its shape is the kind's (a kind _features knows)
         out[name] = clean
     return out
 
