@@ -207,21 +207,23 @@ class Scorer:
         self._timezone = any(kind_of(f).reads_timezone for f in self.features)  # where a time zone can matter
         # {function: (graph output, convert(onnxruntime's array, rows) -> Arrow, SQL type)}
         self._plan: dict[str, tuple[str, Any, str | dict[str, str]]] = {}
-        if self.task == "imported":
+        from dbml.tasks import get_task
+
+        task = get_task(self.task)
+        if task.foreign:  # a graph dbml did not write: its layout says what its outputs are
             self._plan_imported(rec["options"])
         else:
-            self._plan_trained()
+            self._plan_trained(task, rec)
         self.functions = tuple(f for f in FUNCTION_NAMES if f in self._plan)
 
     def __repr__(self) -> str:
         return f"Scorer({self.what}, task {self.task}, features {[f.name for f in self.features]})"
 
-    def _plan_trained(self) -> None:
-        from dbml.tasks.classification import label_types
-
-        classifier = self.task == "classification"
-        predict_type = label_types(self.target_type)[1] if classifier else "DOUBLE"
-        labels = self._label_column() if classifier else None
+    def _plan_trained(self, task, rec: dict[str, Any]) -> None:
+        predict_type = task.udf_type(self.target_type)
+        # PREDICT's SQL casts the UDF's result to the task's label type (dbml.rewrite): the labels, cast once here
+        casts = task.label_type(rec).upper() != predict_type.upper()
+        labels = self._label_column() if casts else None
         graph = {o.name: tuple(o.shape[1:]) if o.shape else () for o in self._session.get_outputs()}
         info = VersionInfo(self.task, self.labels, predict_type, graph)
         for o in OUTPUTS:
@@ -229,10 +231,8 @@ class Scorer:
             if source is None:
                 continue
             convert, sql_type = o.convert(info), o.sql_type(info)
-            if o.function == "PREDICT" and classifier and self.target_type.upper() != predict_type:
-                # PREDICT's SQL wraps the UDF in CAST(... AS <target type>) (dbml.rewrite): the
-                # labels, cast once here
-                sql_type = self.target_type.upper()
+            if o.function == "PREDICT" and casts:
+                sql_type = task.label_type(rec).upper()
                 convert = _labelled(labels)
             self._plan[o.function] = (source, _rows_ignored(convert), sql_type)
         # the packed scoring graph PREDICT runs (dbml.runtime.packed_graph): the same numbers
