@@ -15,15 +15,15 @@ PREDICT_PROBA read, PREDICT's type and its conversion are the version's task's
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
-import numpy as np
-import pyarrow as pa
-
 from dbml.errors import FeatureError
-from dbml.kinds.clock import LABEL_TYPES
+
+# numpy, pyarrow and the kinds load with the first conversion: the splitter and the shell
+# read the names of this table without them
 
 __all__ = ["Output", "OUTPUTS", "BY_FUNCTION", "FUNCTION_NAMES", "VersionInfo", "label_field", "offered", "not_offered",
            "arrow_type", "floats", "labels_convert"]  # fmt: skip
@@ -57,12 +57,18 @@ class VersionInfo:
 # SQL types as DuckDB hands them to Arrow: what the functions return, and the class targets
 # PREDICT casts its label to (HUGEINT is a 38-digit DECIMAL in Arrow; DATE and the naive
 # TIMESTAMP types as dbml.kinds.clock reads their labels)
-_ARROW = {
-    "VARCHAR": pa.string(), "BOOLEAN": pa.bool_(), "BIGINT": pa.int64(), "DOUBLE": pa.float64(), "FLOAT": pa.float32(),
-    "TINYINT": pa.int8(), "SMALLINT": pa.int16(), "INTEGER": pa.int32(), "HUGEINT": pa.decimal128(38, 0),
-    "UTINYINT": pa.uint8(), "USMALLINT": pa.uint16(), "UINTEGER": pa.uint32(), "UBIGINT": pa.uint64(),
-    **LABEL_TYPES,
-}  # fmt: skip
+@functools.lru_cache(maxsize=1)
+def _arrow_types() -> dict[str, Any]:
+    import pyarrow as pa
+
+    from dbml.kinds.clock import LABEL_TYPES
+
+    return {
+        "VARCHAR": pa.string(), "BOOLEAN": pa.bool_(), "BIGINT": pa.int64(), "DOUBLE": pa.float64(), "FLOAT": pa.float32(),
+        "TINYINT": pa.int8(), "SMALLINT": pa.int16(), "INTEGER": pa.int32(), "HUGEINT": pa.decimal128(38, 0),
+        "UTINYINT": pa.uint8(), "USMALLINT": pa.uint16(), "UINTEGER": pa.uint32(), "UBIGINT": pa.uint64(),
+        **LABEL_TYPES,
+    }  # fmt: skip
 
 
 def arrow_type(spec: str | dict[str, str]) -> pa.DataType:
@@ -72,13 +78,15 @@ def arrow_type(spec: str | dict[str, str]) -> pa.DataType:
     Raises:
         KeyError: a type no scoring function returns.
     """
+    import pyarrow as pa
+
     if isinstance(spec, dict):
         return pa.struct([(name, arrow_type(t)) for name, t in spec.items()])
     m = re.fullmatch(r"(\w+)\[(\d*)\]", spec.strip())
     if m:
         element = arrow_type(m.group(1))
         return pa.list_(element, int(m.group(2))) if m.group(2) else pa.list_(element)
-    return _ARROW[spec.strip().upper()]
+    return _arrow_types()[spec.strip().upper()]
 
 
 def _task(info: VersionInfo):
@@ -97,6 +105,8 @@ def _predict_type(info: VersionInfo) -> str:
 
 def floats(width: int) -> Callable[[np.ndarray], pa.Array]:
     """onnxruntime's [N, width] float array -> a FLOAT[width] column."""
+    import numpy as np
+    import pyarrow as pa
 
     def convert(out: np.ndarray) -> pa.Array:
         flat = np.ascontiguousarray(out, dtype=np.float32).reshape(-1)
@@ -105,11 +115,13 @@ def floats(width: int) -> Callable[[np.ndarray], pa.Array]:
     return convert
 
 
-
 def labels_convert(info: VersionInfo) -> Callable[[np.ndarray], pa.Array]:
     """onnxruntime's [N, K] class probabilities -> the label of the largest, in the
     version's label type."""
-    classes = pa.array(list(info.labels or ()), type=_ARROW[info.predict_type])
+    import numpy as np
+    import pyarrow as pa
+
+    classes = pa.array(list(info.labels or ()), type=_arrow_types()[info.predict_type])
     if pa.types.is_string(classes.type):
         # text labels as a dictionary array over the labels: DuckDB reads it as VARCHAR
         # without a string per row from Python (about 50 us less per 2,048-row batch)
@@ -130,6 +142,9 @@ def _proba_type(info: VersionInfo) -> dict[str, str]:
 
 
 def _proba_convert(info: VersionInfo) -> Callable[[np.ndarray], pa.Array]:
+    import numpy as np
+    import pyarrow as pa
+
     names = [label_field(v) for v in info.labels or ()]
 
     def convert(out: np.ndarray) -> pa.Array:
@@ -148,10 +163,15 @@ def _embed_convert(info: VersionInfo) -> Callable[[np.ndarray], pa.Array]:
 
 
 def _double(out: np.ndarray) -> pa.Array:
+    import numpy as np
+    import pyarrow as pa
+
     return pa.array(out.reshape(-1).astype(np.float64), type=pa.float64())
 
 
 def _boolean(out: np.ndarray) -> pa.Array:
+    import pyarrow as pa
+
     return pa.array(out.reshape(-1).astype(bool), type=pa.bool_())
 
 

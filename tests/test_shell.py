@@ -452,3 +452,21 @@ def test_read_of_an_endless_file_is_refused_at_64_mib():
     r = shell("-list", stdin=".read /dev/zero\nSELECT 'after' AS a;\n")
     assert r.returncode == 1 and r.stdout == "a\nafter\n"
     assert r.stderr.startswith("Error: .read /dev/zero: the file is larger than 64 MiB") and r.stderr.count("\n") == 1
+
+
+def test_plain_sql_loads_neither_onnx_nor_torch_nor_arrow():
+    """dbml -c "SELECT 1" starts in about the time of import duckdb, sqlglot
+    (benchmarks/startup.py measures it): plain SQL loads no model machinery."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, runpy\n"
+        "sys.argv = ['dbml', '-c', 'SELECT 1 AS x']\n"
+        "try:\n    runpy.run_module('dbml', run_name='__main__')\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in ('onnx', 'onnxruntime', 'torch', 'pyarrow', 'numpy', 'pandas') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "│ 1 │" in out.stdout.replace("  ", " ") or "1" in out.stdout
+    assert out.stdout.strip().splitlines()[-1] == "[]"

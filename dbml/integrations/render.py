@@ -1,9 +1,11 @@
 """Results as text, in the output modes of DuckDB's CLI: box, csv, json, jsonlines,
 line, markdown and list.
 
-A result is a pyarrow Table. Text modes show each value as DuckDB casts it to VARCHAR
-(so a STRUCT reads ``{'a': 1}``, a MAP ``{1=a}``, as DuckDB prints them); JSON modes
-write the native values, numbers as numbers and NULL as null.
+A result is a DuckDB relation (materialized: it is read more than once) or a pyarrow
+Table. Text modes show each value as DuckDB casts it to VARCHAR (so a STRUCT reads
+``{'a': 1}``, a MAP ``{1=a}``, as DuckDB prints them), cast by DuckDB from the relation
+itself, so plain SQL in the shell never loads pyarrow; JSON modes write the native values,
+numbers as numbers and NULL as null, through Arrow.
 """
 
 from __future__ import annotations
@@ -18,10 +20,14 @@ import textwrap
 import uuid
 from typing import Any
 
+from typing import TYPE_CHECKING
+
 import duckdb
-import pyarrow as pa
 
 from dbml.sqltext import quote
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 __all__ = ["MODES", "render", "text_rows", "json_rows"]
 
@@ -35,18 +41,16 @@ VERTICAL_TYPE = 24  # ... with the types cut to this ("timestamp with time zone"
 NULL = "NULL"
 
 
-def text_rows(table: pa.Table, rows: list[int] | None = None) -> list[list[str | None]]:
+def text_rows(table: "pa.Table | duckdb.DuckDBPyRelation", rows: list[int] | None = None) -> list[list[str | None]]:
     """The values of ``table`` (or of the rows at ``rows``) as DuckDB writes them as
     VARCHAR; None for NULL."""
+    if isinstance(table, duckdb.DuckDBPyRelation):
+        return _relation_text(table, rows)
+    import pyarrow as pa
+
     if rows is not None:
         # runs of consecutive rows as slices: Table.take loads pyarrow.compute, and with it pandas (0.4 s)
-        runs: list[list[int]] = []
-        for r in rows:
-            if runs and r == runs[-1][1]:
-                runs[-1][1] += 1
-            else:
-                runs.append([r, r + 1])
-        parts = [table.slice(a, b - a) for a, b in runs]
+        parts = [table.slice(a, b - a) for a, b in _runs(rows)]
         table = pa.concat_tables(parts) if parts else table.slice(0, 0)
     if table.num_columns == 0:
         return [[] for _ in range(table.num_rows)]
@@ -62,8 +66,62 @@ def text_rows(table: pa.Table, rows: list[int] | None = None) -> list[list[str |
         con.close()
 
 
-def _plain(value: Any, typ: pa.DataType) -> Any:
+def _runs(rows: list[int]) -> list[list[int]]:
+    """Consecutive row numbers as [start, stop) runs."""
+    runs: list[list[int]] = []
+    for r in rows:
+        if runs and r == runs[-1][1]:
+            runs[-1][1] += 1
+        else:
+            runs.append([r, r + 1])
+    return runs
+
+
+def _relation_text(rel: "duckdb.DuckDBPyRelation", rows: list[int] | None) -> list[list[str | None]]:
+    """Rows of a materialized relation cast to VARCHAR by DuckDB, by position (#k), so no
+    column name matters."""
+    width = len(rel.columns)
+    if width == 0:
+        return [[] for _ in range(rel.shape[0] if rows is None else len(rows))]
+    casts = ", ".join(f"CAST(#{k + 1} AS VARCHAR)" for k in range(width))
+    if rows is None:
+        return [list(r) for r in rel.select(casts).fetchall()]
+    out: list[list[str | None]] = []
+    for a, b in _runs(rows):
+        out.extend(list(r) for r in rel.limit(b - a, a).select(casts).fetchall())
+    return out
+
+
+_NUMERIC = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT",
+            "UHUGEINT", "FLOAT", "DOUBLE", "REAL", "DECIMAL")  # fmt: skip
+
+
+class _Result:
+    """What the renderers read of a result, whether a DuckDB relation or an Arrow table."""
+
+    def __init__(self, table: "pa.Table | duckdb.DuckDBPyRelation"):
+        self.source = table
+        if isinstance(table, duckdb.DuckDBPyRelation):
+            self.names = list(table.columns)
+            self.num_rows = table.shape[0]
+            self.numeric = [str(t).upper().split("(")[0] in _NUMERIC for t in table.types]
+        else:
+            self.names = list(table.column_names)
+            self.num_rows = table.num_rows
+            self.numeric = [_is_numeric(f.type) for f in table.schema]
+        self.num_columns = len(self.names)
+
+    def arrow(self) -> "pa.Table":
+        if isinstance(self.source, duckdb.DuckDBPyRelation):
+            result = self.source.arrow()
+            return result.read_all() if hasattr(result, "read_all") else result
+        return self.source
+
+
+def _plain(value: Any, typ: "pa.DataType") -> Any:
     """A value of arrow type ``typ`` as a JSON-able Python value."""
+    import pyarrow as pa
+
     if value is None:
         return None
     if pa.types.is_map(typ):
@@ -96,7 +154,7 @@ def _scalar(value: Any) -> Any:
     return str(value)
 
 
-def json_rows(table: pa.Table) -> list[dict[str, Any]]:
+def json_rows(table: "pa.Table") -> list[dict[str, Any]]:
     """The rows of ``table`` as dicts of JSON-able values."""
     types = [f.type for f in table.schema]
     names = table.column_names
@@ -106,28 +164,30 @@ def json_rows(table: pa.Table) -> list[dict[str, Any]]:
     return out
 
 
-def render(table: pa.Table, mode: str = "box", width: int = 120, types: list[str] | None = None) -> str:
+def render(table: "pa.Table | duckdb.DuckDBPyRelation", mode: str = "box", width: int = 120,
+           types: list[str] | None = None) -> str:  # fmt: skip
     """``table`` as text in output mode ``mode``.
 
     Args:
-        table: the result.
+        table: the result: a materialized DuckDB relation, or an Arrow table.
         mode: one of ``MODES``.
         width: the terminal width box mode fits into.
         types: DuckDB's type names of the columns, shown under the header in box mode.
     """
     if mode not in MODES:
         raise ValueError(f"unknown output mode '{mode}'; use one of {', '.join(MODES)}")
-    names = list(table.column_names)
+    result = _Result(table)
+    names = result.names
     if mode in ("json", "jsonlines"):
         # row dicts keyed by name lose duplicate names; DuckDB's JSON mode does the same
-        rows = json_rows(table)
+        rows = json_rows(result.arrow())
         if mode == "jsonlines":
             return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
         if not rows:
             return ""
         return "[" + ",\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "]\n"
     if mode == "box":
-        return _box(table, names, types, width)
+        return _box(result, names, types, width)
     values = text_rows(table)
     if mode == "csv":
         buf = io.StringIO()
@@ -143,7 +203,7 @@ def render(table: pa.Table, mode: str = "box", width: int = 120, types: list[str
         blocks = ["".join(f"{n.rjust(pad)} = {v}\n" for n, v in zip(names, r, strict=True)) for r in shown]
         return "\n".join(blocks)
     # markdown
-    numeric = [_is_numeric(f.type) for f in table.schema]
+    numeric = result.numeric
 
     def cells(r: list[str]) -> str:
         return "| " + " | ".join(v.replace("|", "\\|").replace("\n", " ") for v in r) + " |\n"
@@ -152,7 +212,9 @@ def render(table: pa.Table, mode: str = "box", width: int = 120, types: list[str
     return cells(names) + rule + "".join(cells(r) for r in shown)
 
 
-def _is_numeric(typ: pa.DataType) -> bool:
+def _is_numeric(typ: "pa.DataType") -> bool:
+    import pyarrow as pa
+
     return pa.types.is_integer(typ) or pa.types.is_floating(typ) or pa.types.is_decimal(typ)
 
 
@@ -165,20 +227,20 @@ def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: max(limit - 1, 0)] + "…"
 
 
-def _box(table: pa.Table, names: list[str], types: list[str] | None, width: int) -> str:
-    n = table.num_rows
+def _box(result: _Result, names: list[str], types: list[str] | None, width: int) -> str:
+    n = result.num_rows
     if n > MAX_ROWS:
         half = MAX_ROWS // 2
         picked = list(range(half)) + list(range(n - half, n))
     else:
         picked = list(range(n))
-    raw = text_rows(table, picked) if table.num_columns else []
+    raw = text_rows(result.source, picked) if result.num_columns else []
     body = [[_cut(NULL if v is None else v, MAX_CELL) for v in r] for r in raw]
     if n > MAX_ROWS:
         half = MAX_ROWS // 2
         body = body[:half] + [None] + body[half:]  # None: the "..." row
     types = [str(t).lower() for t in (types or [])] or [""] * len(names)
-    numeric = [_is_numeric(f.type) for f in table.schema]
+    numeric = result.numeric
     cols = list(range(len(names)))
 
     def col_width(i: int) -> int:

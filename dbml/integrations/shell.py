@@ -232,7 +232,7 @@ class Shell:
         start = time.perf_counter()
         try:
             rel = self.con.sql(stmt.text)
-            table = rel.arrow().read_all() if rel is not None else None
+            table = rel.materialize() if rel is not None else None  # read once, rendered by DuckDB
             types = [str(t) for t in rel.types] if rel is not None else None
         except KeyboardInterrupt:
             self._interrupt()
@@ -257,8 +257,9 @@ class Shell:
             if self.timer:
                 note = f"Run Time (s): real {elapsed:.3f}"
                 if table is not None and _scores(stmt):
-                    rate = table.num_rows / elapsed if elapsed > 0 else float("inf")
-                    note += f"  ({table.num_rows} rows, {rate:,.0f} rows/s)"
+                    rows = table.shape[0]
+                    rate = rows / elapsed if elapsed > 0 else float("inf")
+                    note += f"  ({rows} rows, {rate:,.0f} rows/s)"
                 self._write(note + "\n")
         except _OutputLost:
             return False
@@ -386,7 +387,7 @@ class Shell:
     def _query(self, sql: str, params: list[Any] | None = None) -> bool:
         try:
             rel = self.con.duckdb.sql(sql, params=params)
-            self._write(render(rel.arrow().read_all(), self.mode, self.width(), [str(t) for t in rel.types]), True)
+            self._write(render(rel.materialize(), self.mode, self.width(), [str(t) for t in rel.types]), True)
         except duckdb.Error as error:
             self.error(error)
             return False
@@ -430,7 +431,7 @@ class Shell:
         try:
             rel = self.con.describe_model(args[0])  # the name is checked there, never pasted into SQL
             rel = rel.select(*[duckdb.ColumnExpression(c) for c in wanted if c in rel.columns])
-            table, types = rel.arrow().read_all(), [str(t) for t in rel.types]  # DuckDB's types, as DESCRIBE MODEL
+            table, types = rel.materialize(), [str(t) for t in rel.types]  # DuckDB's types, as DESCRIBE MODEL
         except (DbmlError, duckdb.Error) as error:
             self.error(error)
             return False

@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from onnx import helper
 
 from dbml.errors import FeatureError
 from dbml.kinds import Claim, Kind, Shape
@@ -166,6 +165,8 @@ class _ListKind(Kind):
             raise FeatureError(f"column '{feature.name}' of model '{model}' has only empty {self.name}s")
 
     def front(self, features, profile, out, prefix) -> list:
+        from onnx import helper  # here: plain SQL and the shell never load onnx
+
         return [helper.make_node("Identity", [features[0].name], [out], name=prefix + "array_" + features[0].name)]
 
     def width(self, features, profile) -> int:

@@ -10,7 +10,6 @@ import math
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from onnx import helper
 
 from dbml.kinds import Claim, Kind, MonitorBins, Phrase, Shape
 from dbml.kinds.arrow import plain
@@ -142,6 +141,8 @@ class CategoryKind(Kind):
         return np.ascontiguousarray(np.column_stack(codes), np.int64)
 
     def front(self, features, profile, out, prefix) -> list:
+        from onnx import helper  # here: plain SQL and the shell never load onnx
+
         nodes, codes = [], []
         for i, f in enumerate(features):
             vocab = [str(v) for v in profile[f.name]["vocabulary"]]

@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from onnx import helper
 
 from dbml.errors import FeatureError
 from dbml.kinds import Claim, Kind, Phrase, Shape, clock
@@ -104,6 +103,8 @@ class ScalarKind(Kind):
         return np.ascontiguousarray(x, np.float32)
 
     def front(self, features, profile, out, prefix) -> list:
+        from onnx import helper  # here: plain SQL and the shell never load onnx
+
         return [helper.make_node("Concat", [f.name for f in features], [out], axis=1, name=prefix + "concat_numeric")]
 
     def width(self, features, profile) -> int:

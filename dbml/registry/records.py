@@ -24,8 +24,9 @@ from datetime import datetime
 from typing import Any, Callable
 
 from dbml.errors import RecordError
-from dbml.features import ONNX_INPUT
-from dbml.kinds import clock, get_kind
+
+# the kinds (and with them numpy and pyarrow) load when a record is checked, not when the
+# registry's column names are read
 
 __all__ = [
     "VERSION_COLUMNS", "JSON_COLUMNS", "TASKS", "IMPORTED_FACTS", "validate_record", "check_imported_facts",
@@ -188,6 +189,9 @@ def _label_kind(target_type: str) -> str:
 
 
 def _features(c: _Check, value: Any, task: str) -> list[dict[str, Any]]:
+    from dbml.features import ONNX_INPUT
+    from dbml.kinds import get_kind
+
     if not isinstance(value, list) or not 1 <= len(value) <= MAX_FEATURES:
         raise c.fail("features", value, f"a list of 1 to {MAX_FEATURES:,} feature objects")
     out, seen = [], set()
@@ -221,6 +225,8 @@ def _features(c: _Check, value: Any, task: str) -> list[dict[str, Any]]:
 
 
 def _profile(c: _Check, value: Any, features: list[dict[str, Any]], task: str) -> dict[str, Any]:
+    from dbml.kinds import get_kind
+
     if not isinstance(value, dict):
         raise c.fail("profile", value, "a JSON object keyed by feature name")
     names = {f["name"]: f for f in features}
@@ -256,6 +262,8 @@ def check_no_labels(c: _Check, value: Any, task: str) -> None:
 
 def check_class_labels(c: _Check, value: Any, target_type: str | None) -> list[Any]:
     """Class labels: 2 to MAX_LABELS distinct scalars of the target's type (as training writes them)."""
+    from dbml.kinds import clock
+
     if not isinstance(value, list) or not 2 <= len(value) <= MAX_LABELS:
         raise c.fail("labels", value, f"a list of 2 to {MAX_LABELS:,} class labels")
     kind = _label_kind(target_type or "VARCHAR")
