@@ -83,5 +83,5 @@ def roles_sql(source_sql: str, columns: list[str], fraction: float, seed: int, s
     """
     from dbml.registry.lineage import row_hash_sql
 
-    key = key_sql(row_hash_sql(columns), seed)
-    return f"SELECT *, {hashed(key, fraction, stratum)} AS {ROLE} FROM (\n{source_sql}\n) AS rows"
+    keyed = f"SELECT *, {key_sql(row_hash_sql(columns), seed)} AS {KEY} FROM (\n{source_sql}\n) AS rows"
+    return f"SELECT * EXCLUDE ({KEY}), {hashed(KEY, fraction, stratum)} AS {ROLE} FROM ({keyed}) AS keyed"
