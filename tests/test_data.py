@@ -176,6 +176,9 @@ PASSES = {
     "regression": ("SELECT * FROM t WHERE seam_count(a)", "TARGET a", ""),
     "autoencoder": ("SELECT a, b, c FROM t WHERE seam_count(a)", "", "USING autoencoder"),
     "lstm": ("SELECT [a, b, a + b] AS s, y FROM t WHERE seam_count(a)", "TARGET y", "USING lstm"),
+    "cnn": ("SELECT [a, b, a + b, b]::FLOAT[4] AS px, y FROM t WHERE seam_count(a)", "TARGET y", "USING cnn",
+            ", shape = [1, 2, 2]"),
+    "fine-tune": ("SELECT * FROM t WHERE seam_count(a)", "TARGET y", "", ", warm_start = true"),
     "forecaster": ("SELECT * FROM ts WHERE seam_count(v)", "TARGET v",
                    "USING gru", ", time = 't', series = ['k'], horizon = 3"),
 }  # fmt: skip
@@ -195,6 +198,8 @@ def test_the_source_runs_at_most_twice_per_train(con, family):
             "i % 13 > 6 AS y FROM range(300) r(i)")  # fmt: skip
     con.sql("CREATE TABLE ts AS SELECT k, t, sin(t / 4.0) + k AS v FROM range(3) a(k), range(100) b(t)")
     sql, target, using, *more = PASSES[family]
+    if family == "fine-tune":  # the parent's training is not counted
+        con.sql("TRAIN MODEL m FROM t TARGET y WITH (epochs = 1, progress = false)")
     con.sql(f"TRAIN MODEL m {using} FROM ({sql}) {target} WITH (epochs = 1, progress = false{''.join(more)})")
     assert 0 < seen[0] <= 2 * 300
 

@@ -1,17 +1,19 @@
 """The split: each row's role (training, validation, left out) as DuckDB SQL.
 
 A role is a function of the row and the seed, computed by DuckDB in the read that
-trains, never an array of indices: the rows are ordered by a seeded hash of their
-values (:func:`key_sql`), and the first ``validation`` share of each stratum in that
-order validates (:func:`hashed`), the same counts as a shuffled split: at least one
-validating row when not stratified, at least one training row per stratum when
-stratified, none held out under ten rows. A forecaster splits by time instead
+trains, never an array of indices. Rows are ordered by a seeded hash of their values
+(:func:`key_sql`), and in that order every ``1/validation``-th row of each stratum
+validates (:func:`hashed`; a systematic sample of a random order is a random sample).
+The counts are those of a shuffled split: ``max(1, round(n * validation))`` rows
+without strata; ``round(m * validation)`` of each stratum's ``m``, leaving it at least
+one training row; none held out under ten rows. A forecaster splits by time instead
 (:func:`by_time`): each series' latest windows validate.
 
-A key depends on a row's values and on which copy of them it is, so the split does not
-depend on the order the source gives its rows in. The expressions use window functions
-over the whole read; a streaming reader can compute each stratum's cut once and compare
-keys with it row by row.
+Equal rows have equal keys and sit together in key order, where the systematic sample
+spreads their copies over training and validation like other rows; which copy is which
+does not matter, so the split does not depend on the order the source gives its rows
+in. The expressions use window functions over the read; a streaming reader can compute
+each stratum's count once and number its rows in key order.
 """
 
 from __future__ import annotations
@@ -26,14 +28,19 @@ MIN_ROWS = 10  # fewer rows: every row trains
 
 
 def key_sql(row_hash: str, seed: int) -> str:
-    """The seeded key a row is ordered by: its hash, mixed with the seed and with which
-    copy of its values it is (equal rows get different keys, so copies of a row split
-    like other rows; which copy gets which number does not matter, they are equal)."""
-    return f"hash({row_hash}, row_number() OVER (PARTITION BY {row_hash}), {int(seed)}::UBIGINT)"
+    """The seeded key a row is ordered by: its hash mixed with the seed."""
+    return f"hash({row_hash}, {int(seed)}::UBIGINT)"
 
 
 def _fraction(fraction: float) -> str:
     return f"{float(fraction)!r}::DOUBLE"  # a DOUBLE as Python computes, not a DECIMAL
+
+
+def _every(rank: str, take: str, rows: str) -> str:
+    """Whether the ``rank``-th of ``rows`` rows is one of ``take`` spread evenly over
+    them (rank r is taken when round(r * take / rows) steps up; exactly ``take`` are)."""
+    t, m = f"CAST({take} AS HUGEINT)", f"CAST({rows} AS HUGEINT)"
+    return f"((2 * {rank} * {t} + {m}) // (2 * {m}) > (2 * ({rank} - 1) * {t} + {m}) // (2 * {m}))"
 
 
 def hashed(key: str, fraction: float, stratum: str | None = None) -> str:
@@ -43,15 +50,15 @@ def hashed(key: str, fraction: float, stratum: str | None = None) -> str:
     stratum of ``m`` rows, ``round(m * fraction)`` rows, at most ``m - 1``. Rounding is
     to even, as Python's ``round``."""
     f = _fraction(fraction)
+    part = f"PARTITION BY {stratum} " if stratum is not None else ""
+    rank, rows = f"row_number() OVER ({part}ORDER BY {key})", f"count(*) OVER ({part.strip()})"
     if stratum is None:
-        rank, take = f"row_number() OVER (ORDER BY {key})", f"greatest(1, round_even(count(*) OVER () * {f}, 0))"
+        take = f"greatest(1, round_even({rows} * {f}, 0))"
     else:
-        part = f"PARTITION BY {stratum}"
-        rank = f"row_number() OVER ({part} ORDER BY {key})"
-        take = f"least(round_even(count(*) OVER ({part}) * {f}, 0), count(*) OVER ({part}) - 1)"
+        take = f"least(round_even({rows} * {f}, 0), {rows} - 1)"
     return (
         f"CASE WHEN {f} <= 0 OR count(*) OVER () < {MIN_ROWS} THEN {TRAIN} "
-        f"WHEN {rank} <= {take} THEN {VALIDATION} ELSE {TRAIN} END"
+        f"WHEN {_every(rank, take, rows)} THEN {VALIDATION} ELSE {TRAIN} END"
     )
 
 
@@ -83,5 +90,5 @@ def roles_sql(source_sql: str, columns: list[str], fraction: float, seed: int, s
     """
     from dbml.registry.lineage import row_hash_sql
 
-    keyed = f"SELECT *, {key_sql(row_hash_sql(columns), seed)} AS {KEY} FROM (\n{source_sql}\n) AS rows"
-    return f"SELECT * EXCLUDE ({KEY}), {hashed(KEY, fraction, stratum)} AS {ROLE} FROM ({keyed}) AS keyed"
+    key = key_sql(row_hash_sql(columns), seed)
+    return f"SELECT *, {hashed(key, fraction, stratum)} AS {ROLE} FROM (\n{source_sql}\n) AS rows"

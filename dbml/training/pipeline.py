@@ -59,6 +59,7 @@ _TARGET_NAME = data_rows.TARGET
 
 Source = data_source.Source
 
+
 @dataclass
 class Plan:
     """What a TRAIN MODEL will do, decided before any row is read."""
