@@ -512,10 +512,10 @@ def test_anomaly_sql_shape():
 @pytest.mark.parametrize("task", ["classification", "regression", "reconstruction"])
 def test_training_metrics_agree_with_evaluate_on_the_held_out_rows(con, task):
     """TRAIN MODEL stores metrics computed in torch (dbml/tasks/*.py) on its validation rows;
-    EVALUATE computes them in SQL over the ONNX graph. Re-derive the split with
-    dbml.tasks.split on the rows in the order training read them (strata: the class codes,
-    indices into the sorted labels) and EVALUATE those rows only: both engines agree."""
-    from dbml.tasks import split
+    EVALUATE computes them in SQL over the ONNX graph. Re-derive the split in SQL with
+    dbml.data.split.roles_sql (a seeded hash of each row's training columns; strata: the
+    class) and EVALUATE those rows only: both engines agree."""
+    from dbml.data import split
 
     con.sql(
         """
@@ -539,12 +539,12 @@ def test_training_metrics_agree_with_evaluate_on_the_held_out_rows(con, task):
     con.sql(f"TRAIN MODEL h {using}FROM ({train}) {target} WITH ({opts})")
     rec = con.registry.get("h")
     assert rec["task"] == task
-    ids = np.array([r[0] for r in con.sql("SELECT id FROM held ORDER BY id").fetchall()])
-    strata = None
-    if task == "classification":
-        kinds = [r[0] for r in con.sql("SELECT kind FROM held ORDER BY id").fetchall()]
-        strata = np.array([rec["labels"].index(k) for k in kinds])
-    train_idx, val_idx = split(len(ids), validation, seed, strata)
+    columns = {"classification": ["u", "w", "c", "kind"], "regression": ["u", "w", "c", "amount"],
+               "reconstruction": ["u", "w", "c"]}[task]  # fmt: skip
+    roles = split.roles_sql(f"SELECT id, {', '.join(columns)} FROM held", columns, validation, seed,
+                            '"kind"' if task == "classification" else None)  # fmt: skip
+    ids, role = (np.array(v) for v in zip(*con.sql(f'SELECT id, "dbml/role" FROM ({roles}) ORDER BY id').fetchall()))
+    train_idx, val_idx = np.flatnonzero(role == split.TRAIN), np.flatnonzero(role == split.VALIDATION)
     metrics = rec["metrics"]
     assert metrics["evaluated_on"] == "validation"
     assert len(val_idx) == rec["validation_rows"] == metrics["rows"] and len(train_idx) == rec["train_rows"]

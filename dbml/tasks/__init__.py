@@ -42,7 +42,7 @@ from dbml.options import Option
 
 __all__ = [
     "Task", "Target", "Evaluation", "Panel", "Layout", "TASKS", "get_task", "task_of", "register", "trainable",
-    "implied_task", "choose_task", "INTEGER_TYPES", "split", "join_or", "join_and", "trainers",
+    "implied_task", "choose_task", "INTEGER_TYPES", "join_or", "join_and", "trainers",
 ]  # fmt: skip
 
 INTEGER_TYPES = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT"}
@@ -190,8 +190,10 @@ class Task:
     def source(self, con, name: str, req, columns: list[str], types: list[str], target: str | None,
                target_type: str | None, options: dict[str, Any]):  # fmt: skip
         """The rows the task learns from, when they are not the source's rows as they are:
-        (data SQL, features, facts kept in ``Target.extra``), or None. A forecaster turns
-        a series into windows here."""
+        (examples SQL, features, facts kept in ``Target.extra``), or None. A forecaster turns
+        a series into windows here, in one facts pass over the source. The examples SQL
+        carries the fingerprint of the source rows it reads, as window aggregates named
+        ``dbml/rows`` and ``dbml/sum`` (see :mod:`dbml.data.rows`)."""
         return None
 
     def check_facts(self, model: str, target: str, target_type: str, facts: dict[str, Any], options: dict[str, Any]) -> None:
@@ -203,20 +205,25 @@ class Task:
 
     # -- the rows -----------------------------------------------------------------------------
     def prepare(self, model: str, target: str | None, target_type: str | None, y, parent) -> Target:
-        """The target as Arrow -> a :class:`Target` (labels, scaling); ``parent`` is the
-        version being fine-tuned, or None."""
+        """The target as Arrow (every row read, in the read's order) -> a :class:`Target`
+        (labels, scaling); ``parent`` is the version being fine-tuned, or None."""
         return Target()
 
-    def strata(self, target: Target) -> np.ndarray | None:
-        """Values to stratify the split by (None: a random split)."""
+    def strata_sql(self, target: str) -> str | None:
+        """The SQL to stratify the split by, over the read target ``target`` (None: not stratified)."""
         return None
 
-    def split_rows(self, n: int, target: Target, options: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
-        """(training, validation) row indices: seeded, stratified by :meth:`strata`."""
-        return split(n, options["validation"], options["seed"], self.strata(target))
+    def split_sql(self, target: str, key: str, options: dict[str, Any]) -> tuple[str, list[str]]:
+        """(each row's role in the split, the read's order within a role) as DuckDB SQL
+        over the read target ``target`` and the row's seeded key ``key``: by default the
+        first ``validation`` share of rows in key order, in each stratum of
+        :meth:`strata_sql` (see :mod:`dbml.data.split`)."""
+        from dbml.data import split
 
-    def y_tensor(self, target: Target, idx: np.ndarray):
-        """The target tensor of rows ``idx`` (None without a target)."""
+        return split.hashed(key, options["validation"], self.strata_sql(target)), [key]
+
+    def y_tensor(self, target: Target, y):
+        """The target tensor of the rows whose read target is ``y`` (Arrow; None without a target)."""
         return None
 
     # -- the module ---------------------------------------------------------------------------
@@ -434,28 +441,6 @@ def choose_task(model: str, target: str | None, target_type: str | None, n_disti
     if task.name not in allowed:
         raise task.unavailable(model, target, [TASKS[a] for a in allowed if a in TASKS])
     return task
-
-
-def split(n: int, fraction: float, seed: int, strata: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    """Seeded train/validation indices; stratified when ``strata`` are given."""
-    rng = np.random.default_rng(seed)
-    if fraction <= 0 or n < 10:
-        return np.arange(n), np.arange(0)
-    if strata is None:
-        perm = rng.permutation(n)
-        n_val = max(1, int(round(n * fraction)))
-        return np.sort(perm[n_val:]), np.sort(perm[:n_val])
-    val = []
-    for cls in np.unique(strata):
-        idx = rng.permutation(np.flatnonzero(strata == cls))
-        take = int(round(len(idx) * fraction))
-        if take >= len(idx):
-            take = len(idx) - 1
-        val.append(idx[:take])
-    val_idx = np.sort(np.concatenate(val)) if val else np.arange(0)
-    mask = np.ones(n, bool)
-    mask[val_idx] = False
-    return np.flatnonzero(mask), val_idx
 
 
 def _builtin() -> dict[str, Task]:

@@ -113,13 +113,14 @@ class Classification(Task):
         codes = pc.index_in(y, value_set=pa.array(labels, type=y.type)).to_numpy().astype(np.int64)
         return Target(codes, _plain_labels(target, labels, label_onnx), label_onnx, predict_type)
 
-    def strata(self, target):
-        return target.y
+    def strata_sql(self, target):
+        return target  # each class splits on its own
 
-    def y_tensor(self, target, idx):
+    def y_tensor(self, target, y):
         import torch
 
-        return torch.from_numpy(target.y[idx]).long()
+        codes = pc.index_in(y, value_set=pa.array(target.labels, type=y.type))
+        return torch.from_numpy(np.array(codes.to_numpy(zero_copy_only=False), np.int64))
 
     def head(self, width, target, architecture, net_info, options):
         from torch import nn

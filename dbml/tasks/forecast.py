@@ -31,6 +31,13 @@ __all__ = ["Forecast"]
 KEY = "array:history"  # the group of the window feature (dbml.data.series.HISTORY)
 
 
+def _futures(y) -> np.ndarray:
+    """The ``future`` values of read windows (Arrow structs), as a [rows, horizon] array."""
+    future = (y.combine_chunks() if hasattr(y, "combine_chunks") else y).field("future")
+    h = len(future[0]) if len(future) else 0
+    return np.array(future.flatten().to_numpy(zero_copy_only=False), np.float64).reshape(-1, h)
+
+
 def _head(width: int, horizon: int):
     from torch import nn
 
@@ -66,7 +73,10 @@ class Forecast(Task):
 
     def source(self, con, name, req, columns, types, target, target_type, options):
         from dbml.data import series as forecast
+        from dbml.data.rows import COUNT, SUM
+        from dbml.data.source import present_sql
         from dbml.features import FeatureSpec
+        from dbml.registry import lineage
 
         if target is None:
             raise TargetError(f"TRAIN MODEL {name} with time = '{options['time']}' needs the TARGET column to forecast")
@@ -95,56 +105,42 @@ class Forecast(Task):
         typed = dict(zip(columns, types))
         base = f"SELECT * FROM (\n{req.source_sql}\n) AS src"
         horizon = options["horizon"]
-        probe = forecast.describe_series(con, base, req.params, name, time, keys, target, typed, options["window"] or 2, horizon)
+        # one facts pass: steps, lengths and each series' last values (as many as the window can be)
+        facts = forecast.series_facts(con, base, req.params, name, time, keys, target, typed,
+                                      last=options["window"] or forecast.MAX_AUTO_WINDOW)  # fmt: skip
+        probe = forecast.check_series(facts, name, options["window"] or 2, horizon)
         season = max(forecast.season_length(s["frequency"]) for s in probe.steps.values())
         if options["window"] == 0:
             options["window"] = max(8, 2 * season)
         window = options["window"]
-        series = forecast.describe_series(con, base, req.params, name, time, keys, target, typed, window, horizon)
-        starts = forecast.stored_starts(forecast.last_windows(con, base, req.params, series, window), name)
+        series = forecast.check_series(facts, name, window, horizon)
+        starts = forecast.stored_starts(forecast.ends(series, window), name)
         facts = {"season": season, "series_end": starts, "time_type": series.time_type,
                  "frequencies": sorted({s["frequency"] for s in series.steps.values()})}  # fmt: skip
         features = [FeatureSpec(forecast.HISTORY, "sequence", f"FLOAT[{window}]")]
-        return forecast.windows_sql(base, series, window, horizon), features, facts
+        count, total = lineage.fingerprint_sql(columns, window=True, where=present_sql(target, target_type))
+        windows = forecast.windows_sql(base, series, window, horizon, carry={COUNT: count, SUM: total})
+        return windows, features, facts
 
     def target_sql(self, target, target_type):
         return "struct_pack(future := __dbml_future__, order_ := __dbml_order__, series_ := __dbml_series__)"
 
     def prepare(self, model, target, target_type, y, parent):
-        future = y.combine_chunks().field("future")
-        h = len(future[0]) if len(future) else 0
-        values = np.asarray(future.flatten().to_numpy(zero_copy_only=False), np.float64).reshape(-1, h)
-        rows = y.combine_chunks()
-        order = np.asarray(rows.field("order_").to_numpy(zero_copy_only=False), np.float64)
-        series = np.asarray(rows.field("series_").to_numpy(zero_copy_only=False), np.int64)
-        return Target(values, extra={"order": order, "series": series})
+        return Target(_futures(y))
 
-    def split_rows(self, n, target, options):
+    def split_sql(self, target, key, options):
         """By time, in each series: its latest windows validate, and the ``horizon - 1``
         windows before them are left out of training, whose futures would overlap the
-        validated values."""
-        fraction = options["validation"]
-        if fraction <= 0 or n < 10:
-            return np.arange(n), np.arange(0)
-        order, series = target.extra["order"], target.extra["series"]
-        gap = max(0, target.y.shape[1] - 1)
-        train, val = [], []
-        for s in np.unique(series):
-            rows = np.flatnonzero(series == s)
-            rows = rows[np.argsort(order[rows], kind="stable")]
-            n_val = max(1, int(round(len(rows) * fraction)))
-            if len(rows) - n_val - gap < 1:  # too short to hold out: it trains only
-                train.append(rows)
-                continue
-            val.append(rows[-n_val:])
-            train.append(rows[: len(rows) - n_val - gap])
-        pick = lambda parts: np.sort(np.concatenate(parts)) if parts else np.arange(0)  # noqa: E731
-        return pick(train), pick(val)
+        validated values (:func:`dbml.data.split.by_time`)."""
+        from dbml.data import split
 
-    def y_tensor(self, target, idx):
+        series, order = f"struct_extract({target}, 'series_')", f"struct_extract({target}, 'order_')"
+        return split.by_time(series, order, options["validation"], options["horizon"] - 1), [series, order]
+
+    def y_tensor(self, target, y):
         import torch
 
-        return torch.from_numpy(target.y[idx]).float()
+        return torch.from_numpy(_futures(y)).float()
 
     def head(self, width, target, architecture, net_info, options):
         return _head(width, options["horizon"])

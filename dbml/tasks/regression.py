@@ -72,11 +72,12 @@ class Regression(Task):
             raise TargetError(f"target column '{target}' has a single value ({mean}) in {len(y_np)} rows; nothing to learn")
         return Target(y_np, scale=(mean, std))
 
-    def y_tensor(self, target, idx):
+    def y_tensor(self, target, y):
         import torch
 
         mean, std = target.scale
-        return ((torch.from_numpy(target.y[idx]) - mean) / std).float()
+        values = np.array(y.to_numpy(zero_copy_only=False), np.float64)
+        return ((torch.from_numpy(values) - mean) / std).float()
 
     def head(self, width, target, architecture, net_info, options):
         return _scaled_head(width, *target.scale)

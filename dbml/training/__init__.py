@@ -3,6 +3,6 @@ head (:mod:`~dbml.training.network`), export to ONNX (:mod:`~dbml.training.expor
 fine-tuning (:mod:`~dbml.training.finetune`) and TRAIN MODEL's stages
 (:mod:`~dbml.training.pipeline`). Everything here needs torch."""
 
-from dbml.training.loop import Batch, Callback, EpochLog, ProgressBar, fit, rows, take
+from dbml.training.loop import Batch, Batches, Callback, EarlyStopping, EpochLog, ProgressBar, Trainer, fit, rows, take
 
-__all__ = ["Batch", "Callback", "EpochLog", "ProgressBar", "fit", "rows", "take"]
+__all__ = ["Batch", "Batches", "Callback", "EarlyStopping", "EpochLog", "ProgressBar", "Trainer", "fit", "rows", "take"]

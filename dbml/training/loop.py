@@ -1,30 +1,36 @@
-"""The training loop: ``fit -> run_epoch -> train_step``, with callbacks.
+"""The training loop: ``fit -> run_epoch -> train_step``, with callbacks (skorch's shape).
 
-It sees dicts of named tensors only ({group key: tensor, "target": tensor}); the task
-gives the loss (which sees the whole batch, inputs too) and the validation figure. A
-streaming source can replace the in-memory tensors without touching kinds, tasks or
-architectures. Early stopping restores the best weights on the validation
-rows; a loss that stops being finite ends training with an error, and nothing is
-saved by the caller.
+:class:`Trainer` sees :class:`dbml.data.batches.Batches` only: an iterator of dict
+batches ({group key: tensor, "target": tensor}) per epoch, never the whole table, so a
+streaming source or a shard per worker takes the place of the in-memory rows without
+touching kinds, tasks or architectures. The task gives the loss (which sees the whole
+batch, inputs too) and the validation figure. Where a device, several workers or mixed
+precision change the step, there is a method to override: :meth:`Trainer.to_device`,
+:meth:`Trainer.autocast`, :meth:`Trainer.compute_loss`, :meth:`Trainer.backward`,
+:meth:`Trainer.optimizer_step`, :meth:`Trainer.configure_optimizer`.
+
+Early stopping (:class:`EarlyStopping`) restores the best weights on the validation
+rows; a loss that stops being finite ends training with an error, and nothing is saved
+by the caller.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import sys
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterable
 
 import torch
 from torch import nn
 
+from dbml.data.batches import Batch, Batches, TensorBatches, rows, take
 from dbml.errors import TrainingError
 
-__all__ = ["EpochLog", "Callback", "ProgressBar", "Batch", "fit", "rows", "take"]
-
-Batch = dict[str, torch.Tensor]  # {group key: tensor, "target": tensor}
+__all__ = ["EpochLog", "Callback", "ProgressBar", "EarlyStopping", "Trainer", "Batch", "Batches", "fit", "rows", "take"]
 
 
 @dataclass
@@ -92,30 +98,6 @@ class ProgressBar(Callback):
             self.bar = None
 
 
-def rows(batch: Batch) -> int:
-    return next(iter(batch.values())).shape[0]
-
-
-def take(batch: Batch, idx: torch.Tensor) -> Batch:
-    return {k: t.index_select(0, idx) for k, t in batch.items()}
-
-
-def _evaluate(model: nn.Module, task, data: Batch, batch_size: int) -> tuple[float, float]:
-    """(loss, validation figure) over ``data``, in chunks, weighted by rows."""
-    model.eval()
-    n = rows(data)
-    chunk = max(batch_size, 4096)
-    loss = score = 0.0
-    with torch.no_grad():
-        for start in range(0, n, chunk):
-            part = take(data, torch.arange(start, min(start + chunk, n), device=next(iter(data.values())).device))
-            out = model(part)
-            k = rows(part)
-            loss += float(task.loss(model, out, part)) * k
-            score += float(task.score(model, out, part)) * k
-    return loss / max(n, 1), score / max(n, 1)
-
-
 def _adamw(model: nn.Module, options: dict[str, Any]) -> torch.optim.Optimizer:
     """AdamW, fused where torch has it for the device: one pass over the weights per step
     instead of several (measured on the CPU: a step over a 100,001 x 64 embedding took
@@ -127,90 +109,165 @@ def _adamw(model: nn.Module, options: dict[str, Any]) -> torch.optim.Optimizer:
         return torch.optim.AdamW(model.parameters(), **kwargs)
 
 
-def fit(
-    model: nn.Module,
-    task,
-    train: Batch,
-    val: Batch | None,
-    options: dict[str, Any],
-    batch_size: int,
-    callbacks: list[Callback] = (),  # type: ignore[assignment]
-) -> list[EpochLog]:
-    """Train ``model`` in place and return one log per epoch.
+class EarlyStopping(Callback):
+    """Stop when the validation loss has not improved for ``patience`` epochs, and give
+    the model back the weights of its best epoch at the end."""
+
+    def __init__(self, trainer: "Trainer", patience: int, min_delta: float = 1e-7):
+        self.trainer, self.patience, self.min_delta = trainer, patience, min_delta
+        self.best, self.state, self.since = math.inf, None, 0
+
+    def on_epoch_end(self, log: EpochLog) -> None:
+        if log.val_loss is None:
+            return
+        if log.val_loss < self.best - self.min_delta:
+            self.best, self.since = log.val_loss, 0
+            self.state = copy.deepcopy(self.trainer.model.state_dict())
+        else:
+            self.since += 1
+            if self.since >= self.patience:
+                self.trainer.stop = True
+
+    def on_train_end(self, logs: list[EpochLog]) -> None:
+        if self.state is not None:
+            self.trainer.model.load_state_dict(self.state)
+
+
+class Trainer:
+    """One training run of ``model`` on batches.
 
     Args:
         model: maps a batch to what the task's loss takes.
         task: gives ``loss(model, out, batch)`` and ``score(model, out, batch)`` (higher is better).
-        train: training tensors, already on the device.
-        val: validation tensors or None (then no early stopping).
-        options: epochs, lr, weight_decay, patience, seed.
-        batch_size: rows per step.
-        callbacks: hooks called during the loop.
-
-    Raises:
-        TrainingError: when the loss becomes NaN or infinite.
+        options: epochs, lr, weight_decay, patience.
+        callbacks: hooks called during the loop, before early stopping's.
+        device: where batches go (default: the model's).
     """
-    epochs, patience = options["epochs"], options["patience"]
-    optimizer = _adamw(model, options)
-    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-        optimizer, factor=0.5, patience=max(2, patience // 4), min_lr=options["lr"] / 100
-    )
-    device = next(iter(train.values())).device
-    generator = torch.Generator(device="cpu").manual_seed(options["seed"])
-    n = rows(train)
-    step = 0
-    logs: list[EpochLog] = []
-    best_loss, best_state, since_best = math.inf, None, 0
-    for cb in callbacks:
-        cb.on_train_begin(epochs)
-    try:
-        for epoch in range(1, epochs + 1):
-            started = time.perf_counter()
-            model.train()
-            order = torch.randperm(n, generator=generator).to(device)
-            total = 0.0
-            for start in range(0, n, batch_size):
-                idx = order[start : start + batch_size]
-                if idx.numel() == 1 and batch_size > 1:  # a last batch of one row: batch normalisation cannot train on it
-                    continue
-                batch = take(train, idx)
-                optimizer.zero_grad(set_to_none=True)
-                loss = task.loss(model, model(batch), batch)
-                loss.backward()
-                optimizer.step()
-                value = float(loss.detach())
-                total += value * idx.numel()
-                step += 1
-                for cb in callbacks:
-                    cb.on_batch_end(step, value)
-            train_loss = total / n
-            if not math.isfinite(train_loss):
-                raise TrainingError(
-                    f"training diverged at epoch {epoch} (loss {train_loss}); try a smaller lr "
-                    f"(now {options['lr']}) or check the data for extreme values"
-                )
-            val_loss = val_metric = None
-            if val is not None:
-                val_loss, val_metric = _evaluate(model, task, val, batch_size)
-            lr = optimizer.param_groups[0]["lr"]
-            monitored = val_loss if val_loss is not None else train_loss
-            scheduler.step(monitored)
-            log = EpochLog(epoch, train_loss, val_loss, val_metric, lr, time.perf_counter() - started)
-            logs.append(log)
-            for cb in callbacks:
-                cb.on_epoch_end(log)
-            if val is not None:
-                if monitored < best_loss - 1e-7:
-                    best_loss, since_best = monitored, 0
-                    best_state = copy.deepcopy(model.state_dict())
-                else:
-                    since_best += 1
-                    if since_best >= patience:
-                        break
-    finally:
+
+    def __init__(self, model: nn.Module, task, options: dict[str, Any], callbacks: Iterable[Callback] = (),
+                 device: torch.device | None = None):  # fmt: skip
+        self.model, self.task, self.options = model, task, options
+        self.device = device if device is not None else next(model.parameters()).device
+        self.callbacks = list(callbacks)
+        self.optimizer = self.configure_optimizer()
+        self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            self.optimizer, factor=0.5, patience=max(2, options["patience"] // 4), min_lr=options["lr"] / 100
+        )
+        self.step, self.stop, self.logs = 0, False, []
+
+    # -- the places a device, several workers or mixed precision change ----------------------------
+    def configure_optimizer(self) -> torch.optim.Optimizer:
+        return _adamw(self.model, self.options)
+
+    def to_device(self, batch: Batch) -> Batch:
+        """A batch on the training device (a no-op for tensors already there)."""
+        return {k: t if t.device == self.device else t.to(self.device, non_blocking=True) for k, t in batch.items()}
+
+    def autocast(self):
+        """The context the forward pass runs in (mixed precision goes here)."""
+        return contextlib.nullcontext()
+
+    def compute_loss(self, batch: Batch) -> torch.Tensor:
+        with self.autocast():
+            return self.task.loss(self.model, self.model(batch), batch)
+
+    def backward(self, loss: torch.Tensor) -> None:
+        loss.backward()
+
+    def optimizer_step(self) -> None:
+        self.optimizer.step()
+
+    # -- the loop ------------------------------------------------------------------------------------
+    def train_step(self, batch: Batch) -> float:
+        """One optimisation step on one batch; returns its loss."""
+        self.optimizer.zero_grad(set_to_none=True)
+        loss = self.compute_loss(batch)
+        self.backward(loss)
+        self.optimizer_step()
+        return float(loss.detach())
+
+    def run_epoch(self, number: int, train: Batches) -> float:
+        """One pass over the training batches; returns the mean loss per row."""
+        self.model.train()
+        total, seen = 0.0, 0
+        for batch in train.epoch(number):
+            batch = self.to_device(batch)
+            value = self.train_step(batch)
+            k = rows(batch)
+            total, seen = total + value * k, seen + k
+            self.step += 1
+            for cb in self.callbacks:
+                cb.on_batch_end(self.step, value)
+        return total / max(seen, 1)
+
+    def validate(self, val: Batches) -> tuple[float, float]:
+        """(loss, validation figure) over the validation batches, weighted by rows."""
+        self.model.eval()
+        loss = score = 0.0
+        n = 0
+        with torch.no_grad():
+            for batch in val:
+                batch = self.to_device(batch)
+                with self.autocast():
+                    out = self.model(batch)
+                    k = rows(batch)
+                    loss += float(self.task.loss(self.model, out, batch)) * k
+                    score += float(self.task.score(self.model, out, batch)) * k
+                n += k
+        return loss / max(n, 1), score / max(n, 1)
+
+    def fit(self, train: Batches, val: Batches | None = None) -> list[EpochLog]:
+        """Train in place for up to ``epochs`` epochs; returns one log per epoch.
+
+        Raises:
+            TrainingError: when the loss becomes NaN or infinite.
+        """
+        epochs = self.options["epochs"]
+        if val is not None and not val.rows:
+            val = None
+        callbacks = self.callbacks + ([EarlyStopping(self, self.options["patience"])] if val is not None else [])
+        self.logs = []
         for cb in callbacks:
-            cb.on_train_end(logs)
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    model.eval()
-    return logs
+            cb.on_train_begin(epochs)
+        try:
+            for epoch in range(1, epochs + 1):
+                started = time.perf_counter()
+                train_loss = self.run_epoch(epoch, train)
+                if not math.isfinite(train_loss):
+                    raise TrainingError(
+                        f"training diverged at epoch {epoch} (loss {train_loss}); try a smaller lr "
+                        f"(now {self.options['lr']}) or check the data for extreme values"
+                    )
+                val_loss = val_metric = None
+                if val is not None:
+                    val_loss, val_metric = self.validate(val)
+                lr = self.optimizer.param_groups[0]["lr"]
+                self.scheduler.step(val_loss if val_loss is not None else train_loss)
+                log = EpochLog(epoch, train_loss, val_loss, val_metric, lr, time.perf_counter() - started)
+                self.logs.append(log)
+                for cb in callbacks:
+                    cb.on_epoch_end(log)
+                if self.stop:
+                    break
+        finally:
+            for cb in callbacks:
+                cb.on_train_end(self.logs)
+        self.model.eval()
+        return self.logs
+
+
+def fit(model: nn.Module, task, train: Batches | Batch, val: Batches | Batch | None, options: dict[str, Any],
+        batch_size: int, callbacks: Iterable[Callback] = ()) -> list[EpochLog]:  # fmt: skip
+    """Train ``model`` in place and return one log per epoch (see :class:`Trainer`).
+
+    Args:
+        train: training batches, or a dict of tensors (then batched here, shuffled by
+            ``options["seed"]`` each epoch).
+        val: validation batches or tensors, or None (then no early stopping).
+        batch_size: rows per step, for tensors.
+    """
+    if isinstance(train, dict):
+        train = TensorBatches(train, batch_size, seed=options["seed"], drop_single=True)
+    if isinstance(val, dict):
+        val = TensorBatches(val, max(batch_size, 4096), shuffle=False)
+    return Trainer(model, task, options, callbacks).fit(train, val)

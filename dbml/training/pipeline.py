@@ -1,9 +1,11 @@
 """TRAIN MODEL from source to registry row, in named stages.
 
-    resolve_source -> plan -> read_rows -> prepare_target (and split) -> profile
-    -> fit_model -> export_and_check -> record
+    resolve_source -> plan (the facts pass) -> read_rows (the rows pass: encoded rows, their
+    roles in the split, the fingerprint) -> prepare_target -> profile -> fit_model
+    -> export_and_check -> record
 
-Each stage is a plain function of what the previous ones produced, testable alone.
+Each stage is a plain function of what the previous ones produced, testable alone. The
+source runs twice at most (:mod:`dbml.data`): once for its facts, once for its rows.
 Every check that can fail on user input runs before training starts, and nothing is
 written unless every stage succeeded (the last stage is one registry transaction).
 Kinds (:mod:`dbml.kinds`), tasks (:mod:`dbml.tasks`) and architectures
@@ -27,10 +29,13 @@ import torch
 from sqlglot import exp
 
 import dbml
+from dbml.data import rows as data_rows
+from dbml.data import source as data_source
+from dbml.data.batches import TensorBatches
 from dbml.training import finetune
 from dbml.registry import lineage, records
 from dbml.architectures import ARCHITECTURES, Architecture, default_architecture, get_architecture
-from dbml.errors import ExportError, FeatureError, OptionError, SourceError, TargetError
+from dbml.errors import ExportError, FeatureError, OptionError, TargetError
 from dbml.training.export import PREFIX, build_onnx
 from dbml.features import FeatureSpec, feature_sql
 from dbml.kinds import KINDS, detect, groups, kind_of
@@ -40,8 +45,8 @@ from dbml.registry import Registry, check_model_name
 from dbml.request import TrainRequest
 from dbml.runtime import arrow_feeds, new_session
 from dbml.sqltext import quote as _q
-from dbml.tasks import TASKS, INTEGER_TYPES, Target, Task, choose_task
-from dbml.training import ProgressBar, fit
+from dbml.tasks import TASKS, Target, Task, choose_task
+from dbml.training import ProgressBar, Trainer
 
 __all__ = ["TrainRequest", "train", "Source", "Plan", "resolve_source", "plan", "read_rows", "prepare_target",
            "profile", "fit_model", "export_and_check", "record"]  # fmt: skip
@@ -49,15 +54,10 @@ __all__ = ["TrainRequest", "train", "Source", "Plan", "resolve_source", "plan", 
 PARITY_TOLERANCE = 1e-4
 MEMORY_LIMIT = 2 * 2**30  # bytes of one evaluation chunk's inputs, or of the held-out outputs
 SMALL_NETWORK = 1_000_000  # parameters; below this one CPU thread trains as fast as several
-_TARGET_NAME = "__dbml_target__"
+_TARGET_NAME = data_rows.TARGET
 
 
-@dataclass
-class Source:
-    """The source's columns and types."""
-
-    columns: list[str]
-    types: list[str]
+Source = data_source.Source
 
 
 @dataclass
@@ -74,19 +74,15 @@ class Plan:
     task: Task
     device: torch.device
     parent: finetune.Parent | None
-    data_sql: str
+    data_sql: str  # the rows that train: the source's rows with a target, or the task's own (a forecaster's windows)
     columns: list[str]
     facts: dict[str, Any] = field(default_factory=dict)
-    source_rows_sql: str = ""  # the source's rows (data_sql may be the task's own, such as windows), for the fingerprint
+    row_hash: str | None = None  # a row's hash over the source's columns, or None where data_sql carries the fingerprint
 
 
 # -- 1. the source ---------------------------------------------------------------------------
 def resolve_source(con: duckdb.DuckDBPyConnection, name: str, req: TrainRequest) -> Source:
-    try:
-        rel = con.sql(f"SELECT * FROM (\n{req.source_sql}\n) AS src", params=req.params)
-        return Source(list(rel.columns), [str(t) for t in rel.types])
-    except duckdb.Error as err:
-        raise SourceError(f"cannot read the source {req.source_label} of model '{name}': {err}") from None
+    return data_source.resolve(con, name, req.source_sql, req.params, req.source_label)
 
 
 # -- 2. the plan: target, architecture, options, kinds, task ---------------------------------
@@ -167,22 +163,20 @@ def plan(con: duckdb.DuckDBPyConnection, registry: Registry, name: str, req: Tra
                 except OptionError as err:
                     raise OptionError(f"version {parent.record['version']} of model '{name}' stores {str(err)[6:]}") from None
 
-    data_sql = f"SELECT * FROM (\n{req.source_sql}\n) AS src"
-    if target is not None:
-        data_sql += f" WHERE {_q(target)} IS NOT NULL"
-        if target_type.upper() in ("FLOAT", "DOUBLE", "REAL"):  # NaN is missing, as in features: the row is skipped
-            data_sql += f" AND NOT isnan({_q(target)})"
+    data_sql = data_source.examples_sql(req.source_sql, target, target_type)
     forecasting = bool(options.get("time")) or (parent is not None and parent.record["task"] == "forecast")
-    facts = _target_facts(con, data_sql, target, target_type, req.params) if target and not forecasting else {"distinct": 0}
+    # the facts pass (a forecaster's is its series', in task.source); kinds that need facts of
+    # their columns to detect will add them here (data_source.source_facts' columns)
+    facts = data_source.source_facts(con, data_sql, req.params, target, target_type) if target and not forecasting else {"distinct": 0}
     try:
         task = TASKS[parent.record["task"]] if parent else choose_task(name, target, target_type, facts["distinct"], options, arch.tasks)
     except KeyError:
         raise TargetError(f"version {parent.record['version']} of model '{name}' is a {parent.record['task']} model, which cannot be fine-tuned") from None
-    source_rows_sql = data_sql
+    row_hash: str | None = lineage.row_hash_sql(columns)
     reshaped = task.source(con, name, req, columns, types, target, target_type, options)
     if reshaped is not None:  # the task learns from rows of its own making (a forecaster's windows)
         data_sql, features, extra = reshaped
-        facts = {**facts, "extra": extra}
+        facts, row_hash = {**facts, "extra": extra}, None
     if parent is not None:  # the parent's features, as it stored them
         by_name = {f.name.lower(): f for f in features}
         finetune.check_compatible(parent, features, target, parent.record["task"], None)
@@ -192,36 +186,26 @@ def plan(con: duckdb.DuckDBPyConnection, registry: Registry, name: str, req: Tra
     if target is not None:
         task.check_facts(name, target, target_type, facts, options)
     return Plan(name, req, arch, options, features, target, target_type, task, device, parent, data_sql, columns, facts,
-                source_rows_sql)
+                row_hash)
 
 
 def _is_list(sql_type: str) -> bool:
     return any(k.detect(sql_type.upper(), "array") for k in (KINDS["array"],))
 
 
-# -- 3. the rows, as Arrow -------------------------------------------------------------------
-def read_rows(con: duckdb.DuckDBPyConnection, p: Plan) -> pa.Table:
+# -- 3. the rows pass: encoded rows, their roles in the split, the fingerprint ---------------
+def rows_sql(p: Plan) -> str:
+    """The SQL of the rows pass (:func:`dbml.data.rows.rows_sql`)."""
     selects = [f"{feature_sql(f, exp.column(f.name, quoted=True), p.name).sql(dialect='duckdb')} AS {_q(f.name)}" for f in p.features]
     target_sql = p.task.target_sql(p.target, p.target_type) if p.target else None
-    if target_sql:
-        selects.append(f"{target_sql} AS {_TARGET_NAME}")
-    req = p.req
-    try:
-        table = con.sql(f"SELECT {', '.join(selects)} FROM ({p.data_sql}) AS rows", params=req.params).to_arrow_table()
-    except duckdb.Error as err:
-        text = str(err)
-        if "dbml: " in text:  # a value refused by the encoding's check (see dbml.kinds)
-            raise FeatureError(text[text.index("dbml: ") :].split("\n")[0]) from None
-        raise SourceError(f"cannot read the rows of source {req.source_label} for model '{p.name}': {err}") from None
-    except (pa.ArrowException, OverflowError, ValueError) as err:  # a value DuckDB holds but Arrow cannot
-        raise SourceError(
-            f"cannot convert the rows of source {req.source_label} for model '{p.name}' to Arrow: {err}; "
-            "cast the columns at fault in the query (for example to DOUBLE or VARCHAR)"
-        ) from None
-    if table.num_rows == 0:
-        having = f" with a non-NULL '{p.target}'" if p.target else ""
-        raise SourceError(f"the source {req.source_label} of model '{p.name}' has no rows{having}")
-    return table
+    role, order = p.task.split_sql(_TARGET_NAME, data_rows.split.KEY, p.options)
+    return data_rows.rows_sql(p.data_sql, selects, target_sql, role, order, p.row_hash, p.options["seed"])
+
+
+def read_rows(con: duckdb.DuckDBPyConnection, p: Plan) -> pa.Table:
+    """The encoded rows, ordered by their role (training rows first) and the split's order;
+    the fingerprint of what was read is in the schema metadata (:func:`dbml.data.rows.fingerprint_of`)."""
+    return data_rows.read(con, rows_sql(p), p.req.params, p.name, p.req.source_label, p.target)
 
 
 # -- 4. the target and the split -------------------------------------------------------------
@@ -229,7 +213,7 @@ def prepare_target(p: Plan, table: pa.Table) -> tuple[Target, np.ndarray, np.nda
     y = table.column(_TARGET_NAME) if p.target else None
     target = p.task.prepare(p.name, p.target, p.target_type, y, p.parent)
     target.extra.update(p.facts.get("extra") or {})
-    train_idx, val_idx = p.task.split_rows(table.num_rows, target, p.options)
+    train_idx, val_idx = data_rows.roles(table)
     if len(train_idx) == 0:
         raise OptionError(f"option 'validation' = {p.options['validation']} leaves no training rows out of {table.num_rows}")
     return target, train_idx, val_idx
@@ -237,18 +221,10 @@ def prepare_target(p: Plan, table: pa.Table) -> tuple[Target, np.ndarray, np.nda
 
 # -- 5. the profile, by DuckDB on the training rows (a fine-tune keeps its parent's) ---------
 def profile(p: Plan, train_table: pa.Table, table: pa.Table | None = None) -> tuple[dict[str, Any], list[FeatureSpec]]:
-    """The training profile and the features as stored; ``table`` (every row) is checked too."""
-    if p.parent is not None:
-        prof = p.parent.record["profile"]
-    else:
-        profiler = duckdb.connect()
-        try:
-            profiler.register("training_rows", train_table)
-            prof = {}
-            for g in groups(p.features):
-                prof.update(g.kind.profile(profiler, "training_rows", g.features, p.options))
-        finally:
-            profiler.close()
+    """The training profile (over the training rows of ``train_table``: a read's rows of
+    the training role, or every row of another table) and the features as stored;
+    ``table`` (every row) is checked too."""
+    prof = p.parent.record["profile"] if p.parent is not None else data_rows.profile(train_table, p.features, p.options)
     for f in p.features:
         if table is not None:
             kind_of(f).check_rows(p.name, f, table.column(f.name), p.options)
@@ -284,22 +260,34 @@ def build_network(p: Plan, features: list[FeatureSpec], prof: dict[str, Any], ta
     return Network([g.key for g in grouped], encoders, trunk, head, p.task)
 
 
-def fit_model(p: Plan, features, prof, target: Target, arrays: dict[str, np.ndarray], train_idx, val_idx):
-    """Build the network and train it; returns (network, logs, seconds, batch size)."""
+def _part(a: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """Rows ``idx`` of ``a``: a view when they are one run (the read puts each role's rows
+    together) of a writable array (torch shares its memory), else a copy."""
+    if len(idx) and idx[-1] - idx[0] == len(idx) - 1 and a.flags.writeable:
+        return a[idx[0] : idx[-1] + 1]
+    return a[idx]
+
+
+def tensors(p: Plan, target: Target, arrays: dict[str, np.ndarray], y: pa.ChunkedArray | None, idx: np.ndarray):
+    """The rows ``idx`` as a batch of tensors on the training device."""
+    out = {k: torch.from_numpy(_part(a, idx)).to(p.device) for k, a in arrays.items()}
+    if y is not None:
+        rows = y.slice(int(idx[0]), len(idx)) if len(idx) and idx[-1] - idx[0] == len(idx) - 1 else y.take(pa.array(idx))
+        out["target"] = p.task.y_tensor(target, rows).to(p.device)
+    return out
+
+
+def fit_model(p: Plan, features, prof, target: Target, arrays: dict[str, np.ndarray], train_idx, val_idx,
+              y: pa.ChunkedArray | None = None):  # fmt: skip
+    """Build the network and train it on batches; returns (network, logs, seconds, batch size, metrics)."""
     batch_size = p.options["batch_size"] or _auto_batch_size(len(train_idx))
-
-    def tensors(idx):
-        out = {k: torch.from_numpy(a[idx]).to(p.device) for k, a in arrays.items()}
-        y = p.task.y_tensor(target, idx)
-        if y is not None:
-            out["target"] = y.to(p.device)
-        return out
-
-    train_data = tensors(train_idx)
-    val_data = tensors(val_idx) if len(val_idx) else None
+    train_data = tensors(p, target, arrays, y, train_idx)
+    val_data = tensors(p, target, arrays, y, val_idx) if len(val_idx) else None
     callbacks = list(p.req.callbacks)
     if p.options["verbose"]:
         callbacks.append(ProgressBar(f"train {p.name}", p.options["verbose"]))
+    train = TensorBatches(train_data, batch_size, seed=p.options["seed"], drop_single=True)
+    val = TensorBatches(val_data, max(batch_size, 4096), shuffle=False) if val_data is not None else None
     with torch.random.fork_rng(devices=[p.device] if p.device.type == "cuda" else []):
         net = build_network(p, features, prof, target)
         if p.parent is not None:
@@ -307,10 +295,10 @@ def fit_model(p: Plan, features, prof, target: Target, arrays: dict[str, np.ndar
         net = net.to(p.device)
         started = time.perf_counter()
         with _cpu_threads(p.device, p.options["threads"], sum(x.numel() for x in net.parameters())):
-            logs = fit(net, p.task, train_data, val_data, p.options, batch_size, callbacks)
+            logs = Trainer(net, p.task, p.options, callbacks, p.device).fit(train, val)
         seconds = time.perf_counter() - started
     eval_idx = val_idx if len(val_idx) else train_idx
-    eval_data = val_data if val_data is not None else train_data
+    eval_data = val_data if val_data is not None else train_data  # the tasks' metrics take the held-out rows whole
     p.task.after_fit(net, eval_data, target, p.options)
     with torch.no_grad():
         metrics = p.task.metrics(net, eval_data, target, eval_idx)
@@ -374,7 +362,7 @@ def record(con, registry: Registry, p: Plan, features, prof, target: Target, tab
         "row_count": table.num_rows,
         "train_rows": int(len(train_idx)),
         "validation_rows": int(len(val_idx)),
-        "data_fingerprint": lineage.fingerprint(con, p.source_rows_sql or p.data_sql, list(p.columns), p.req.params),
+        "data_fingerprint": data_rows.fingerprint_of(table),  # of the rows the read that trained saw
         "metrics": metrics,
         "epochs": len(logs),
         "train_seconds": round(seconds, 3),
@@ -398,11 +386,12 @@ def train(con: duckdb.DuckDBPyConnection, registry: Registry, req: TrainRequest)
     p = plan(con, registry, name, req, resolve_source(con, name, req))
     table = read_rows(con, p)
     target, train_idx, val_idx = prepare_target(p, table)
-    prof, features = profile(p, table.take(pa.array(train_idx)), table)
+    prof, features = profile(p, table, table)
     _check_sizes(p.name, features, prof, target, len(val_idx) or len(train_idx),
                  p.options["batch_size"] or _auto_batch_size(len(train_idx)), p.options)  # fmt: skip
     arrays = batches(table, features, prof, name)
-    net, logs, seconds, batch_size, metrics = fit_model(p, features, prof, target, arrays, train_idx, val_idx)
+    y = table.column(_TARGET_NAME) if p.target else None
+    net, logs, seconds, batch_size, metrics = fit_model(p, features, prof, target, arrays, train_idx, val_idx, y)
     eval_idx = val_idx if len(val_idx) else train_idx
     blob, parity = export_and_check(p, net, features, prof, target, table, arrays, eval_idx[:2048])
     rec = record(con, registry, p, features, prof, target, table, train_idx, val_idx, metrics, logs, seconds, batch_size, blob, parity)
@@ -434,22 +423,6 @@ def _check_reserved(model: str, req: TrainRequest, columns: list[str], taken: li
         f"feature column '{column}' of model '{model}' has a reserved name: {why}; rename it in the source, "
         f"for example FROM (SELECT * RENAME ({_q(column)} AS {_q(new)}) FROM {source})"
     )
-
-
-def _target_facts(con, data_sql: str, target: str, target_type: str, params) -> dict[str, Any]:
-    """Distinct values, min, max (integer types only, for the range check of class
-    labels) and the longest text of the target, so that nothing big is fetched."""
-    t = _q(target)
-    integer = target_type.upper() in INTEGER_TYPES or target_type.upper() == "UHUGEINT"
-    bounds = f"CAST(min({t}) AS VARCHAR), CAST(max({t}) AS VARCHAR)" if integer else "NULL, NULL"
-    try:
-        n, lo, hi, longest = con.execute(
-            f"SELECT count(DISTINCT {t}), {bounds}, max(length(CAST({t} AS VARCHAR))) FROM ({data_sql})", params
-        ).fetchall()[0]
-    except duckdb.Error as err:
-        raise SourceError(f"cannot read the target '{target}' of the source: {err}") from None
-    return {"distinct": int(n), "min": int(lo) if lo is not None else None, "max": int(hi) if hi is not None else None,
-            "longest": int(longest or 0)}  # fmt: skip
 
 
 def _check_profile(model: str, features: list[FeatureSpec], prof: dict[str, Any], options: dict[str, Any]) -> None:
