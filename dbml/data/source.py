@@ -89,13 +89,16 @@ def target_aggregates(target: str, target_type: str) -> dict[str, str]:
 
 
 def source_facts(con: duckdb.DuckDBPyConnection, sql: str, params: Any, target: str | None, target_type: str | None,
-                 columns: dict[str, dict[str, str]] | None = None) -> dict[str, Any]:  # fmt: skip
+                 columns: dict[str, dict[str, str]] | None = None,
+                 aggregates: dict[str, str] | None = None) -> dict[str, Any]:  # fmt: skip
     """The facts pass over the rows that train (``sql``): the target's facts (``distinct``,
     ``min``, ``max``, ``longest``) and, under ``columns``, per-column facts.
 
     Args:
-        columns: {column: {fact: aggregate SQL}}: what a kind's detection needs to know
-            of a column before it chooses (none today); computed in the same pass.
+        columns: {column: {fact: aggregate SQL}}: facts of columns, computed in the same pass.
+        aggregates: {alias: aggregate SQL}: the statistics the kinds ask of the columns to
+            choose their kinds (:func:`dbml.kinds.statistics_sql`), returned as
+            {alias: value} under ``statistics``, from the same pass.
 
     Raises:
         SourceError: when DuckDB cannot compute them, naming the target.
@@ -103,6 +106,7 @@ def source_facts(con: duckdb.DuckDBPyConnection, sql: str, params: Any, target: 
     wanted: dict[str, str] = dict(target_aggregates(target, target_type)) if target is not None else {}
     for column, aggs in (columns or {}).items():
         wanted.update({f"column:{column}:{name}": sql_ for name, sql_ in aggs.items()})
+    wanted.update({f"statistic:{alias}": sql_ for alias, sql_ in (aggregates or {}).items()})
     try:
         got = facts(con, sql, params, wanted)
     except duckdb.Error as err:
@@ -115,4 +119,6 @@ def source_facts(con: duckdb.DuckDBPyConnection, sql: str, params: Any, target: 
                "max": int(hi) if hi is not None else None, "longest": int(got["longest"] or 0)}  # fmt: skip
     if columns:
         out["columns"] = {c: {n: got[f"column:{c}:{n}"] for n in aggs} for c, aggs in columns.items()}
+    if aggregates:
+        out["statistics"] = {alias: got[f"statistic:{alias}"] for alias in aggregates}
     return out

@@ -510,16 +510,9 @@ class _SqlCompleterBody:
                 "SELECT column_name FROM duckdb_columns() WHERE schema_name <> 'dbml'").fetchall()})
         except duckdb.Error:
             pass
-        try:
-            exists = db.execute(
-                "SELECT count(*) FROM duckdb_views() WHERE schema_name = 'dbml' AND view_name = 'models'"
-            ).fetchall()[0][0]
-            rel = db.sql("SELECT * FROM dbml.models") if exists else None
-            if rel is not None:
-                col = "model" if "model" in rel.columns else rel.columns[0]
-                self.models = sorted({str(r[0]) for r in rel.select(duckdb.ColumnExpression(col)).fetchall()})
-        except duckdb.Error:
-            pass
+        from dbml.registry.store import Registry
+
+        self.models = Registry(db).model_names()  # read only: completing never creates the registry
 
     def words(self) -> list[tuple[str, str]]:
         """(word, what it is) pairs on offer."""

@@ -239,6 +239,19 @@ class Registry:
             raise VersionNotFoundError(f"model '{model}' version {version} has no ONNX blob in dbml.model_blobs")
         return bytes(row[0])
 
+    def model_names(self) -> list[str]:
+        """The names of the models, sorted (none when the database has no registry yet);
+        reads only, creates nothing (the shell completes them)."""
+        cur = self.con.cursor()
+        try:
+            if not self._schema_version(cur):
+                return []
+            return [r[0] for r in cur.execute("SELECT DISTINCT model FROM dbml.model_versions ORDER BY model").fetchall()]
+        except duckdb.Error:
+            return []
+        finally:
+            cur.close()
+
     def summary(self) -> list[dict[str, Any]]:
         """One row per model (SHOW MODELS): its version count, default and latest versions,
         aliases ({alias: version}), when it last changed, and the default version's task,

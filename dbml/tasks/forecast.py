@@ -14,6 +14,7 @@ EXPLAIN refuses a forecaster (its one feature is its own history)."""
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -28,7 +29,21 @@ from dbml.tasks import Evaluation, Layout, Panel, Target, Task, join_and, traine
 
 __all__ = ["Forecast"]
 
-KEY = "array:history"  # the group of the window feature (dbml.data.series.HISTORY)
+def _window_kind():
+    """The kind of the window feature: the one that reads a list of numbers as ordered steps."""
+    from dbml.kinds import Shape, detect_column
+
+    return detect_column("history", "DOUBLE[]", takes=frozenset({Shape.STEPS}))
+
+
+@functools.lru_cache(maxsize=1)
+def _key() -> str:
+    """The group (batch key) of the window feature (dbml.data.series.HISTORY)."""
+    from dbml.features import FeatureSpec
+    from dbml.kinds import kind_of
+
+    spec = FeatureSpec("history", _window_kind().kind, "FLOAT[1]")
+    return kind_of(spec).group_key(spec)
 
 
 def _futures(y) -> np.ndarray:
@@ -117,7 +132,7 @@ class Forecast(Task):
         starts = forecast.stored_starts(forecast.ends(series, window), name)
         facts = {"season": season, "series_end": starts, "time_type": series.time_type,
                  "frequencies": sorted({s["frequency"] for s in series.steps.values()})}  # fmt: skip
-        features = [FeatureSpec(forecast.HISTORY, "sequence", f"FLOAT[{window}]")]
+        features = [FeatureSpec(forecast.HISTORY, _window_kind().kind, f"FLOAT[{window}]")]
         count, total = lineage.fingerprint_sql(columns, window=True, where=present_sql(target, target_type))
         windows = forecast.windows_sql(base, series, window, horizon, carry={COUNT: count, SUM: total})
         return windows, features, facts
@@ -148,7 +163,7 @@ class Forecast(Task):
     def _stats(self, batch):
         from dbml.kinds.encoders import window_stats
 
-        return window_stats(batch[KEY])
+        return window_stats(batch[_key()])
 
     def loss(self, net, out, batch):
         import torch
@@ -167,7 +182,7 @@ class Forecast(Task):
     def metrics(self, net, batch, target, idx):
         out = net.outputs(batch)["forecast"].detach().double().cpu().numpy()
         y = target.y[idx]
-        history = batch[KEY].detach().double().cpu().numpy()
+        history = batch[_key()].detach().double().cpu().numpy()
         err = out - y
         mean, std = (t.detach().double().cpu().numpy() for t in self._stats(batch))
         residual = err / std  # in units of each window's spread

@@ -15,6 +15,7 @@ Kinds (:mod:`dbml.kinds`), tasks (:mod:`dbml.tasks`) and architectures
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import platform
@@ -28,7 +29,7 @@ import pyarrow as pa
 import torch
 from sqlglot import exp
 
-import dbml
+from dbml._version import __version__
 from dbml.data import rows as data_rows
 from dbml.data import source as data_source
 from dbml.data.batches import TensorBatches
@@ -38,14 +39,14 @@ from dbml.architectures import ARCHITECTURES, Architecture, default_architecture
 from dbml.errors import ExportError, FeatureError, OptionError, TargetError
 from dbml.training.export import PREFIX, build_onnx
 from dbml.features import FeatureSpec, feature_sql
-from dbml.kinds import KINDS, detect, groups, kind_of
+from dbml.kinds import Shape, detect_columns, groups, kind_of, kind_options, shape_of, statistics_sql
 from dbml.training.network import Network
 from dbml.options import DISPLAY_OPTIONS, TRAINING_OPTIONS, validate_options, verbosity
 from dbml.registry import Registry, check_model_name
 from dbml.request import TrainRequest
 from dbml.runtime import arrow_feeds, new_session
 from dbml.sqltext import quote as _q
-from dbml.tasks import TASKS, Target, Task, choose_task
+from dbml.tasks import TASKS, Target, Task, choose_task, implied_task
 from dbml.training import ProgressBar, Trainer
 
 __all__ = ["TrainRequest", "train", "Source", "Plan", "resolve_source", "plan", "read_rows", "prepare_target",
@@ -111,7 +112,8 @@ def plan(con: duckdb.DuckDBPyConnection, registry: Registry, name: str, req: Tra
             f"the source {req.source_label} of model '{name}' has {n_features:,} feature columns; "
             f"the most a model takes is {records.MAX_FEATURES:,}: choose them with SELECT * EXCLUDE (...) or a column list"
         )
-    lists = any(_is_list(t) for c, t in zip(columns, types) if c != target)
+    named = [(c, t) for c, t in zip(columns, types) if c != target]
+    lists = any(shape_of(c, t, req.options) == Shape.FIXED for c, t in named)
     if req.architecture is None and not req.targets and not lists:
         raise TargetError(
             f"TRAIN MODEL {name} needs a TARGET column; the source has columns {', '.join(columns)} "
@@ -125,14 +127,10 @@ def plan(con: duckdb.DuckDBPyConnection, registry: Registry, name: str, req: Tra
         arch = get_architecture(parent_rec["architecture"] if known else default_architecture(bool(req.targets), lists))
     else:
         arch = get_architecture(req.architecture or default_architecture(bool(req.targets), lists))
-    features = [FeatureSpec(c, *detect(c, t, arch.list_kind)) for c, t in zip(columns, types) if c != target]
-    if not features:
+    if not named:
         raise FeatureError(f"the source {req.source_label} has no column besides the target '{target}'")
     if target_type is not None and target_type.upper().startswith("ENUM"):
         target_type = "VARCHAR"
-    unsupported = [f for f in features if f.kind not in arch.kinds]
-    if unsupported:
-        raise FeatureError(f"architecture '{arch.name}' cannot take column '{unsupported[0].name}' ({unsupported[0].kind})")
     task_options = tuple(o for t in arch.tasks for o in TASKS[t].options)
     own = {o.name for o in TRAINING_OPTIONS + arch.options + task_options}
     for key in req.options:  # another task's option: say which families take it
@@ -141,7 +139,8 @@ def plan(con: duckdb.DuckDBPyConnection, registry: Registry, name: str, req: Tra
         if takers:
             raise OptionError(f"option '{key}' is for USING {' or '.join(takers)} (a forecaster); "
                               f"architecture '{arch.name}' does not take it")  # fmt: skip
-    options = validate_options(req.options, TRAINING_OPTIONS + arch.options + task_options, f"TRAIN MODEL {name} USING {arch.name}")
+    declared = TRAINING_OPTIONS + arch.options + task_options + kind_options()
+    options = validate_options(req.options, declared, f"TRAIN MODEL {name} USING {arch.name}")
     options["verbose"] = verbosity(options)  # resolved once: a bad pair fails before any data is read
     device = _device(options["device"])
     parent = None
@@ -164,14 +163,27 @@ def plan(con: duckdb.DuckDBPyConnection, registry: Registry, name: str, req: Tra
                     raise OptionError(f"version {parent.record['version']} of model '{name}' stores {str(err)[6:]}") from None
 
     data_sql = data_source.examples_sql(req.source_sql, target, target_type)
-    forecasting = bool(options.get("time")) or (parent is not None and parent.record["task"] == "forecast")
-    # the facts pass (a forecaster's is its series', in task.source); kinds that need facts of
-    # their columns to detect will add them here (data_source.source_facts' columns)
-    facts = data_source.source_facts(con, data_sql, req.params, target, target_type) if target and not forecasting else {"distinct": 0}
     try:
-        task = TASKS[parent.record["task"]] if parent else choose_task(name, target, target_type, facts["distinct"], options, arch.tasks)
+        implied = TASKS[parent.record["task"]] if parent else implied_task(target, options)
     except KeyError:
         raise TargetError(f"version {parent.record['version']} of model '{name}' is a {parent.record['task']} model, which cannot be fine-tuned") from None
+    # the facts pass: the target's facts, when choosing the task reads them, and the statistics
+    # the kinds ask of the columns to choose their kinds, in one query (a task that makes its
+    # own rows, a forecaster, has a facts pass of its own in task.source and no column kinds to find)
+    reads_facts = target is not None and (implied is None or implied.needs_facts)
+    asked = {} if implied is not None and not implied.needs_facts else statistics_sql(
+        [c for c, _ in named], [t for _, t in named], req.options, arch.takes)  # fmt: skip
+    facts: dict[str, Any] = {"distinct": 0}
+    if reads_facts or asked:
+        facts = data_source.source_facts(con, data_sql, req.params, target if reads_facts else None, target_type,
+                                         aggregates=asked)  # fmt: skip
+    detected = detect_columns([c for c, _ in named], [t for _, t in named], options=req.options,
+                              statistics=facts.get("statistics") if asked else None, takes=arch.takes)  # fmt: skip
+    features = [d.feature() for d in detected]
+    unsupported = [f for f in features if f.kind not in arch.kinds]
+    if unsupported:
+        raise FeatureError(f"architecture '{arch.name}' cannot take column '{unsupported[0].name}' ({unsupported[0].kind})")
+    task = implied if parent else choose_task(name, target, target_type, facts["distinct"], options, arch.tasks)
     row_hash: str | None = lineage.row_hash_sql(columns)
     reshaped = task.source(con, name, req, columns, types, target, target_type, options)
     if reshaped is not None:  # the task learns from rows of its own making (a forecaster's windows)
@@ -180,17 +192,13 @@ def plan(con: duckdb.DuckDBPyConnection, registry: Registry, name: str, req: Tra
     if parent is not None:  # the parent's features, as it stored them
         by_name = {f.name.lower(): f for f in features}
         finetune.check_compatible(parent, features, target, parent.record["task"], None)
-        features = [FeatureSpec(by_name[f.name.lower()].name, f.kind, f.sql_type) for f in parent.features]
+        features = [dataclasses.replace(f, name=by_name[f.name.lower()].name) for f in parent.features]
     outputs = task.graph_outputs(Target())
     _check_reserved(name, req, columns, [f.name for f in features if f.name in outputs], task.name, outputs)
     if target is not None:
         task.check_facts(name, target, target_type, facts, options)
     return Plan(name, req, arch, options, features, target, target_type, task, device, parent, data_sql, columns, facts,
                 row_hash)
-
-
-def _is_list(sql_type: str) -> bool:
-    return any(k.detect(sql_type.upper(), "array") for k in (KINDS["array"],))
 
 
 # -- 3. the rows pass: encoded rows, their roles in the split, the fingerprint ---------------
@@ -313,7 +321,7 @@ def export_and_check(p: Plan, net: Network, features, prof, target: Target, tabl
     blob = build_onnx(
         net, features, prof, p.task, target,
         {"dbml.model": p.name, "dbml.target": p.target, "dbml.target_type": p.target_type,
-         "dbml.architecture": p.architecture.name, "dbml.version": dbml.__version__, **_extra_metadata(target)},
+         "dbml.architecture": p.architecture.name, "dbml.version": __version__, **_extra_metadata(target)},
     )  # fmt: skip
     return blob, _parity(p.name, net, blob, table, features, arrays, idx, p.task.parity_output)
 
@@ -501,7 +509,7 @@ def _library_versions() -> dict[str, str]:
     import sqlglot
 
     return {
-        "dbml": dbml.__version__, "duckdb": duckdb.__version__, "torch": torch.__version__,
+        "dbml": __version__, "duckdb": duckdb.__version__, "torch": torch.__version__,
         "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__, "sqlglot": sqlglot.__version__,
         "pyarrow": pa.__version__, "numpy": np.__version__, "python": platform.python_version(),
     }  # fmt: skip
