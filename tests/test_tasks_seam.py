@@ -176,39 +176,3 @@ def test_architectures_learn_the_tasks_whose_needs_they_provide(con):
         assert con.sql("SELECT count(*) FROM t WHERE ANOMALY_SCORE(odd, *) >= 0").fetchall()[0][0] == 300
     finally:
         architectures.ARCHITECTURES.pop("rebuilder_test_family")
-
-
-def test_the_task_gives_what_the_connection_computes_from_the_task_name(exported_models, tmp_path):
-    """The Task methods that replace the connection's branches on a task name (PREDICT's
-    UDF type, the type PREDICT gives in SQL, the graph outputs a version offers) agree
-    with it for every built-in task and for an imported file."""
-    from conftest import foreign_add_model
-
-    c, _ = exported_models
-    if not hasattr(c, "_version_info"):
-        pytest.skip("the connection asks the task itself")
-    foreign_add_model(tmp_path / "add.onnx")
-    try:  # on the session's shared connection: what is added here goes again
-        c.sql(f"IMPORT MODEL seam_added FROM '{tmp_path / 'add.onnx'}'")
-        c.sql("CREATE TABLE seam_sales AS SELECT DATE '2024-01-01' + d::INTEGER AS day, 10 + sin(d) AS units "
-              "FROM range(40) AS r(d)")  # fmt: skip
-        c.sql("TRAIN MODEL seam_fc USING lstm FROM seam_sales TARGET units WITH (time = 'day', window = 8, horizon = 2, "
-              "epochs = 1, hidden = 4, progress = false)")  # fmt: skip
-        seen = set()
-        for model in ("tier", "churn", "band", "due", "slot", "amount", "odd", "seam_added", "seam_fc"):
-            rec = c.registry.get(model)
-            task = tasks.get_task(rec["task"])
-            seen.add(task.name)
-            info = c._version_info(rec)
-            session = getattr(c, "session", None) or c._session
-            outputs = task.version_outputs(rec, lambda: session(rec))
-            assert task.udf_type(rec["target_type"]) == info.predict_type, model
-            assert outputs == info.graph_outputs, model
-            assert task.label_type(rec) == c.signature(model).label_type, model
-            assert task.foreign == (rec["architecture"] == "imported"), model
-            assert task.forecasts == (model == "seam_fc"), model
-        assert seen == set(tasks.TASKS)
-    finally:
-        c.sql("DROP MODEL IF EXISTS seam_added")
-        c.sql("DROP MODEL IF EXISTS seam_fc")
-        c.sql("DROP TABLE IF EXISTS seam_sales")
