@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
 
 import dbml
+
+# DBML_TEST_TORCH_THREADS=1 (or 2) runs the suite with that many torch threads, to find
+# tests whose floats depend on how torch splits its work
+if _threads := os.environ.get("DBML_TEST_TORCH_THREADS"):
+    torch.set_num_threads(int(_threads))
 
 
 def pytest_collection_modifyitems(config, items):

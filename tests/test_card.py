@@ -139,9 +139,12 @@ def test_card_sections_and_values(trained):
     drift = {r[0]: r for r in page.table_after("feature", 1)[1:]}
     assert drift["x"][6] == "drifted" and "(the prediction)" in drift
     assert "Drift over time" in page.headings
-    # audit: newest first
+    # audit: newest first; the fixture's rows are the oldest (other tests of this module,
+    # run before this one in some orders, add newer EVALUATE, EXPORT, IMPORT and CARD rows)
     audit = [t for t in page.tables if t and t[0][:3] == ["when", "who", "action"]][0]
-    assert [r[2] for r in audit[1:]][:2] == ["MONITOR", "MONITOR"] and audit[-1][2] == "TRAIN"
+    actions = [r[2] for r in audit[1:]]
+    assert actions == [r[0] for r in trained.sql("SELECT action FROM dbml.audit_log WHERE model = 'churn' ORDER BY id DESC").fetchall()]
+    assert actions[-8:] == ["MONITOR", "MONITOR", "ALTER", "ALTER", "ALTER", "EVALUATE", "TRAIN", "TRAIN"], actions
     # pictures: training curves, the latest EVALUATE run, drift now and over time
     assert not any("no picture" in n for n in page.notes), page.notes
     assert len(page.images) == 4 and all(src.startswith("data:image/svg+xml;base64,") for src in page.images)
@@ -151,10 +154,12 @@ def test_evaluation_runs_are_shown_when_stored(trained):
     trained.sql("EVALUATE MODEL churn VERSION 2 ON (SELECT * FROM t WHERE x > 2)")
     page = Page(trained.model_card("churn", version=2))
     runs = page.table_after("run")
-    assert [r[0] for r in runs[1:]] == ["2", "1"]  # newest first
-    assert runs[1][2] == "tester" and "x > 2" in runs[1][3] and '"t"' in runs[2][3]
-    assert runs[2][4] == "200" and "accuracy = " in runs[2][5] and "roc_auc = " in runs[2][5]
-    assert "Pictures of run 2 (the latest)" in page.headings
+    # newest first: this test's run, ..., the fixture's (other tests of the module may add runs between)
+    stored = trained.sql("SELECT run_id FROM dbml.evaluation_runs WHERE model = 'churn' AND version = 2 ORDER BY run_id DESC").fetchall()
+    assert [r[0] for r in runs[1:]] == [str(r[0]) for r in stored] and runs[-1][0] == "1"
+    assert runs[1][2] == "tester" and "x > 2" in runs[1][3] and '"t"' in runs[-1][3]
+    assert runs[-1][4] == "200" and "accuracy = " in runs[-1][5] and "roc_auc = " in runs[-1][5]
+    assert f"Pictures of run {runs[1][0]} (the latest)" in page.headings
     assert not any("no picture" in n for n in page.notes), page.notes
 
 

@@ -146,7 +146,10 @@ def test_intervals_do_not_shrink_beyond_the_window(con):
 def test_intervals_widen_step_by_step_within_the_trained_horizon(lab):
     for got in _by_store(_rows(lab, "FORECAST MODEL demand HORIZON 7")).values():
         width = [r["upper"] - r["lower"] for r in got]
-        assert all(b >= a for a, b in zip(width, width[1:])), width
+        # the half-widths never shrink (dbml.forecast._roll), but upper - lower is
+        # (f + h) - (f - h) with a different f each step: equal spreads differ in the last bits
+        tol = 1e-9 * max(abs(r["upper"]) + abs(r["lower"]) for r in got)
+        assert all(b >= a - tol for a, b in zip(width, width[1:])), width
 
 
 # -- 3. FORECAST FROM a query --------------------------------------------------------------------
@@ -184,10 +187,7 @@ def test_forecast_from_a_series_not_seen_at_training(lab):
 
 
 def test_forecast_from_an_empty_query_keeps_the_columns(lab):
-    try:
-        rel = lab.sql("FORECAST MODEL demand HORIZON 3 FROM (SELECT * FROM sales WHERE FALSE)")
-    except dbml.DbmlError:
-        return  # refusing is fine too
+    rel = lab.sql("FORECAST MODEL demand HORIZON 3 FROM (SELECT * FROM sales WHERE FALSE)")
     assert rel.columns == ["store", "day", "forecast", "lower", "upper"]
     assert rel.fetchall() == []
 
@@ -293,14 +293,10 @@ def test_the_bad_source_trains_once_fixed(lab):
 
 def test_a_key_named_like_an_output_column(lab):
     src = "(SELECT s AS lower, DATE '2024-01-01' + i::INTEGER AS day, (s * 3 + i % 7)::DOUBLE AS units FROM range(2) a(s), range(20) b(i))"
-    try:
+    before = registry_counts(lab)
+    with pytest.raises(OptionError, match=r"column 'lower' of model 'clash' has the name of a column FORECAST returns.*RENAME"):
         lab.sql(f"TRAIN MODEL clash USING gru FROM {src} TARGET units WITH (time = 'day', series = 'lower', {TINY})")
-    except dbml.DbmlError as err:
-        assert "lower" in str(err)
-        return
-    rel = lab.sql("FORECAST MODEL clash HORIZON 2")
-    assert len(rel.columns) == 5, rel.columns
-    assert sorted({r[0] for r in rel.fetchall()}) == [0, 1]
+    assert registry_counts(lab) == before
 
 
 # -- 5. statements refused -----------------------------------------------------------------------
@@ -404,14 +400,15 @@ def test_fine_tuning_a_forecaster_makes_version_2(small):
 
 
 def test_fine_tuning_restating_series_as_text(small):
+    """series = 'store' restates the parent's ['store']: the same option, so fine-tuning goes on."""
     con = small
-    try:
-        con.sql("TRAIN MODEL ft USING gru FROM shop TARGET units WITH (time = 'day', series = 'store', window = 8, "
-                f"horizon = 2, warm_start = true, epochs = 2, {FAST})")
-    except OptionError:
-        raise
-    except FeatureError:
-        pass  # the other fine-tuning bug, past the option check
+    row = con.sql("TRAIN MODEL ft USING gru FROM shop TARGET units WITH (time = 'day', series = 'store', window = 8, "
+                  f"horizon = 2, warm_start = true, epochs = 2, {FAST})").fetchall()[0]
+    assert row[:4] == ("ft", 2, "trained", "forecast")
+    options = json.loads(con.sql("SELECT options FROM dbml.model_versions WHERE model = 'ft' AND version = 2").fetchall()[0][0])
+    assert options["series"] == ["store"] and options["warm_start"] is True
+    rows = _rows(con, "FORECAST MODEL ft HORIZON 2")
+    assert sorted(r["store"] for r in rows) == [0, 0, 1, 1]
 
 
 def test_fine_tuning_a_forecaster_inherits_its_options(small):
