@@ -105,7 +105,10 @@ def _imports(module: str, path: Path, known: set[str]) -> set[str]:
             if node.level:
                 anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
                 base = ".".join(anchor + ([base] if base else []))
-            names = [base] + [f"{base}.{a.name}" for a in node.names]
+            subs = [f"{base}.{a.name}" for a in node.names]
+            # "from dbml import statements" imports the submodule; the package itself only
+            # when a name is no submodule of it
+            names = subs + ([] if all(n in known for n in subs) else [base])
         for name in names:
             while name and name not in known:
                 name = name.rpartition(".")[0]
