@@ -22,6 +22,7 @@ __all__ = ["Statement", "split_script", "mask", "predict_calls", "nested_stateme
 
 _DOLLAR = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)?\$")
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
+_FIRST_WORD = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_$]*)")
 # a call of any scoring function of dbml.outputs; longest names first, so that no name is
 # read as a shorter one it starts with (PREDICT_PROBA( is never PREDICT)
 _PREDICT = re.compile(
@@ -185,9 +186,16 @@ def nested_statements(masked: str) -> list[tuple[int, int]]:
     """(start, end inclusive) of each outermost ``( <dbml statement> )`` in a masked
     statement: the parentheses included, as in ``FROM (FORECAST MODEL m HORIZON 3)``,
     ``WITH f AS (EVALUATE MODEL m ON t)`` or ``COPY (SHOW MODELS) TO 'x.csv'``."""
+    from dbml.statements import STATEMENTS
+
+    firsts = {s.head[0] for s in STATEMENTS.values()}
     spans: list[tuple[int, int]] = []
     pos = masked.find("(")
     while pos >= 0:
+        word = _FIRST_WORD.match(masked, pos + 1)
+        if word is None or word.group(1).upper() not in firsts:  # most parentheses: no statement's first word
+            pos = masked.find("(", pos + 1)
+            continue
         depth, k = 0, pos
         while k < len(masked):
             if masked[k] == "(":
