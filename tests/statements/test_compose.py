@@ -124,3 +124,31 @@ def test_the_python_twin_of_forecast(fc):
     assert len(fc.forecast("f", 2).fetchall()) == 4
     assert len(fc.forecast("f", 2, "SELECT * FROM sales WHERE store = 1").fetchall()) == 2
     assert "confidence" in dbml.Connection.forecast.__doc__
+
+
+ROWS_STATEMENTS = {
+    "FORECAST": "FORECAST MODEL f HORIZON 2",
+    "EVALUATE": "EVALUATE MODEL c ON t",
+    "EXPLAIN": "EXPLAIN MODEL c ON t WITH (repeats = 1)",
+    "MONITOR": "MONITOR MODEL c ON t",
+    "SHOW": "SHOW MODELS",
+    "DESCRIBE": "DESCRIBE MODEL c",
+}
+FORMS = {
+    "subquery": "SELECT count(*) FROM ({s})",
+    "cte": "WITH x AS ({s}) SELECT count(*) FROM x",
+    "create table as": "CREATE OR REPLACE TABLE composed AS FROM ({s}); SELECT count(*) FROM composed",
+    "insert select": "CREATE OR REPLACE TABLE composed AS FROM ({s}) LIMIT 0; INSERT INTO composed SELECT * FROM ({s}); "
+                     "SELECT count(*) FROM composed",
+    "copy": "COPY ({s}) TO '{path}' (HEADER); SELECT count(*) FROM read_csv('{path}')",
+}
+
+
+@pytest.mark.parametrize("form", list(FORMS))
+@pytest.mark.parametrize("name", list(ROWS_STATEMENTS))
+def test_every_statement_that_gives_rows_composes_in_every_form(fc, tmp_path, name, form):
+    statement = ROWS_STATEMENTS[name]
+    direct = len(fc.sql(statement).fetchall())
+    assert direct > 0
+    got = fc.sql(FORMS[form].format(s=statement, path=tmp_path / "out.csv")).fetchall()
+    assert got == [(direct,)]
