@@ -13,7 +13,7 @@ over the source rows, so no row is pulled into Python. The shape of the query::
     SELECT [..."by",] "rows", <metrics> FROM "totals" [ORDER BY "by"]
 
 The metrics follow scikit-learn's definitions (checked against it in
-tests/test_evaluate.py):
+tests/statements/test_evaluate.py):
 
 * ``accuracy``: the share of rows whose PREDICT equals the target.
 * ``precision_macro``, ``recall_macro``, ``f1_macro``: the unweighted mean over the

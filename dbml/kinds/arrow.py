@@ -4,7 +4,7 @@ range check of the SQL encodings, and the refusal of an Arrow type a kind cannot
 
 The Arrow encodings give, for engines that are not DuckDB (:func:`dbml.score`,
 :mod:`dbml.integrations.spark`), the column each kind's SQL encoding (:meth:`dbml.kinds.Kind.sql`)
-gives inside DuckDB, to the float32 bit; tests/test_kinds_arrow.py runs both over the
+gives inside DuckDB, to the float32 bit; tests/kinds/test_kinds_arrow.py runs both over the
 same rows. DuckDB's PREDICT keeps the SQL encoding.
 """
 

@@ -2,7 +2,7 @@
 timestamp column, the casts between its types and ``epoch()``, for the datetime kind's
 Arrow encoding (days since 1970 as FLOAT, the same bits as its SQL encoding).
 
-Measured on DuckDB 2.0.1 (tests/test_kinds_arrow.py holds the cases):
+Measured on DuckDB 2.0.1 (tests/kinds/test_kinds_arrow.py holds the cases):
 
 * The Arrow scan reads date32 as DATE, date64 as DATE (milliseconds cut toward zero to
   days), naive timestamp[s/ms/us/ns] as TIMESTAMP_S/_MS/TIMESTAMP/TIMESTAMP_NS, and a

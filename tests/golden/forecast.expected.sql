@@ -1,5 +1,5 @@
 -- The windows FORECAST's model is trained and backtested on (dbml.data.series.windows_sql over
--- SELECT * FROM sales), one per case of tests/test_forecast.py::GOLDEN_WINDOWS.
+-- SELECT * FROM sales), one per case of tests/statements/test_forecast.py::GOLDEN_WINDOWS.
 
 -- one daily series, window 28, horizon 14
 SELECT history, __dbml_future__, __dbml_order__, __dbml_series__ FROM (SELECT list(CAST("units" AS DOUBLE)) OVER (w ROWS BETWEEN 27 PRECEDING AND CURRENT ROW) AS history, list(CAST("units" AS DOUBLE)) OVER (w ROWS BETWEEN 1 FOLLOWING AND 14 FOLLOWING) AS __dbml_future__, CAST(epoch(CAST("day" AS TIMESTAMP)) AS DOUBLE) AS __dbml_order__, 1 AS __dbml_series__ FROM (SELECT * FROM sales) WINDOW w AS (ORDER BY "day")) WHERE len(history) = 28 AND len(__dbml_future__) = 14 AND len(list_filter(history, lambda v: v IS NOT NULL AND NOT isnan(v))) > 0 AND len(list_filter(__dbml_future__, lambda v: v IS NOT NULL AND NOT isnan(v))) = 14;

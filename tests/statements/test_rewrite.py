@@ -12,7 +12,7 @@ from dbml.features import FeatureSpec
 from dbml.outputs import BY_FUNCTION
 from dbml.rewrite import ModelSignature, rewrite_predict, split_statements
 
-GOLDEN = Path(__file__).parent / "golden"
+GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 
 CHURN_FEATURES = (
     FeatureSpec("age", "numeric", "INTEGER"),

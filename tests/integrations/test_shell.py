@@ -21,7 +21,7 @@ import dbml
 from dbml.integrations.render import render
 from dbml.integrations.shell import Shell, SqlCompleter, is_complete, main
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 SAMPLE = """SELECT 1 AS id, NULL::INTEGER AS n, 'a,"b' AS s, {'k': 2, 'v': 'x'} AS st, [1, 2] AS l,
     DATE '2024-01-02' AS d, 1.5::DECIMAL(4, 2) AS dec"""
 EXPECTED = {"id": 1, "n": None, "s": 'a,"b', "st": {"k": 2, "v": "x"}, "l": [1, 2], "d": "2024-01-02", "dec": 1.5}

@@ -488,7 +488,7 @@ def test_golden_windows_sql():
 
     from dbml.data.series import Series, windows_sql
 
-    text = (Path(__file__).parent / "golden" / "forecast.expected.sql").read_text()
+    text = (Path(__file__).resolve().parents[1] / "golden" / "forecast.expected.sql").read_text()
     blocks = {b.split("\n", 1)[0].strip(): b.split("\n", 1)[1].strip().rstrip(";") for b in text.split("\n\n-- ")[1:]}
     assert list(blocks) == list(GOLDEN_WINDOWS)
     con = dbml.connect()
