@@ -239,7 +239,8 @@ class Connection:
         """Run one statement with bound parameters (``?`` or ``$name``).
 
         Plain SQL and queries with PREDICT behave as ``duckdb.execute`` (the result is
-        read with ``fetchall()``, ``df()``, ``arrow()``); ML statements return a relation.
+        read with ``fetchall()``, ``df()``, ``arrow()``); ML statements, and SQL holding
+        one, return a relation (read whole), or None when they give no rows.
         """
         parts = split_script(_text(text))
         if len(parts) != 1:
@@ -249,6 +250,8 @@ class Connection:
         part = parts[0]
         if part.kind == "sql":
             return self._hinting(part, lambda: self._retrying(lambda: self.scoped().execute(text, params), part))
+        if part.kind == "nested":  # rows read by a temporary name: read whole before the name goes, as a relation
+            return self._run(part, params, last=True)
         return self._submit(part, params, lambda sql, values, keep: self.scoped().execute(sql, values))
 
     def _run_plain(self, text: str, params, parts: list[Statement]):
