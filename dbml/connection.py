@@ -268,7 +268,9 @@ class Connection:
         statements may change what it reads); any other runs to its end and gives None."""
 
         def run(sql: str, values, keep: bool = False):
-            if not _yields_rows(self.db(), part):
+            # what DuckDB runs tells: a statement holding an ML statement reads as SQL only once composed
+            shown = part if part.kind != "nested" else Statement(sql, "sql", mask(sql))
+            if not _yields_rows(self.db(), shown):
                 self.scoped().execute(sql, values).fetchall()
                 return None
             rel = self.scoped().sql(sql, values)
@@ -346,13 +348,15 @@ class Connection:
     def _submit(self, part: Statement, params, run):
         """Run one statement: ML statements by their handler (with a context, never the
         connection), the rest by ``run`` after running the ML statements nested in it and
-        rewriting PREDICT, every model reference resolved once."""
+        rewriting PREDICT, every model reference resolved once. The rows of nested
+        statements are registered for as long as the statement runs: what it gives is
+        read whole before they go."""
         if part.kind == "ml":
             text, named = numbered_parameters(part.text, part.masked or mask(part.text), params)
             ctx = self.context(named)
             try:
-                node = parse_statement(text)
-                return statements.run_statement(ctx, node)
+                rel = statements.run_statement(ctx, parse_statement(text))
+                return rel.materialize() if ctx.holds_rows() and rel is not None else rel
             finally:
                 ctx.close()
         ctx = None
@@ -360,27 +364,28 @@ class Connection:
         if part.kind == "nested":
             text, named = numbered_parameters(part.text, part.masked or mask(part.text), params)
             ctx = self.context(named)
-            text = self.compose(text, ctx)
-            values = parameters_for(mask(text), named)
-        used: list[ModelSignature] = []
-        resolved = ctx._resolved if ctx is not None else {}
-        sql = [self.rewrite(text, used, resolved=resolved)]
-
-        def attempt():
-            try:
-                return run(sql[0], values, ctx is not None)  # rows read by name must be read before they go
-            except duckdb.BinderException as err:
-                raise _missing_feature(err, used) or err
-
-        def rewrite(private: bool) -> None:  # the statement's UDFs may now have other names
-            if private and re.match(r"\s*CREATE\b", part.masked, re.IGNORECASE):
-                raise DbmlError(
-                    "a view, macro or table made inside this transaction would call PREDICT through functions that "
-                    "live only in the transaction: create it after COMMIT or ROLLBACK"
-                )
-            sql[0] = self.rewrite(text, used, private=private, resolved=resolved)
-
         try:
+            if ctx is not None:
+                text = self.compose(text, ctx)
+                values = parameters_for(mask(text), named)
+            used: list[ModelSignature] = []
+            resolved = ctx._resolved if ctx is not None else {}
+            sql = [self.rewrite(text, used, resolved=resolved)]
+
+            def attempt():
+                try:
+                    return run(sql[0], values, ctx is not None)  # rows read by name must be read before they go
+                except duckdb.BinderException as err:
+                    raise _missing_feature(err, used) or err
+
+            def rewrite(private: bool) -> None:  # the statement's UDFs may now have other names
+                if private and re.match(r"\s*CREATE\b", part.masked, re.IGNORECASE):
+                    raise DbmlError(
+                        "a view, macro or table made inside this transaction would call PREDICT through functions that "
+                        "live only in the transaction: create it after COMMIT or ROLLBACK"
+                    )
+                sql[0] = self.rewrite(text, used, private=private, resolved=resolved)
+
             return self._retrying(attempt, part, rewrite)
         finally:
             if ctx is not None:
@@ -394,18 +399,34 @@ class Connection:
         """``sql`` with each ML statement nested in it (``FROM (FORECAST MODEL m HORIZON 3)``,
         a CTE, ``COPY (...) TO``) run first by its handler and its rows put in its place
         (:func:`dbml.script.nested_parts`), registered on this thread's connection for as
-        long as ``ctx`` lives."""
-        names = [f"__dbml_rows_{next(_nested_names)}" for _ in nested_statements(mask(sql))]
-        if not names:
+        long as ``ctx`` lives. Everything that can be refused is, before any of them runs:
+        the outer statement's syntax, a view, macro or prepared statement holding one, a
+        statement that acts rather than giving rows, a nested statement's own syntax."""
+        masked = mask(sql)
+        spans = nested_statements(masked)
+        if not spans:
             return sql
+        names = [f"__dbml_rows_{next(_nested_names)}" for _ in spans]
         outer, inner = nested_parts(sql, lambda k: names[k])
-        view = re.match(r"\s*CREATE\s+(?:OR\s+REPLACE\s+)?(?:TEMP(?:ORARY)?\s+)?(VIEW|MACRO|FUNCTION)\b", mask(sql), re.IGNORECASE)
-        nodes = [parse_statement(text) for text in inner]
-        for node in nodes:  # every refusal before anything runs
+        kind = re.match(r"\s*(?:CREATE\s+(?:OR\s+REPLACE\s+)?(?:TEMP(?:ORARY)?\s+)?(VIEW|MACRO|FUNCTION)|(PREPARE))\b",
+                        masked, re.IGNORECASE)  # fmt: skip
+        try:
+            self.db().extract_statements(outer)  # DuckDB's parser: a syntax error before a nested statement runs
+        except duckdb.ParserException:
+            raise
+        except duckdb.Error:  # pragma: no cover - extract_statements only parses
+            pass
+        nodes = []
+        for (start, _), text in zip(spans, inner):
+            try:
+                nodes.append(parse_statement(text))
+            except DbmlSyntaxError as err:
+                raise _shifted(err, sql, start + 1 + (len(sql[start + 1 :]) - len(sql[start + 1 :].lstrip()))) from None
+        for node in nodes:
             statement = statements.statement_of(node)
             head = " ".join(statement.head)
-            if view is not None:
-                what = view.group(1).lower()
+            if kind is not None:
+                what = (kind.group(1) or "prepared statement").lower()
                 raise DbmlError(
                     f"a {what} cannot hold {head}: dbml runs it when a statement runs, so the {what} would read rows "
                     f"that are gone; keep them with CREATE TABLE ... AS FROM ({head} ...) and build the {what} on that table"
@@ -415,7 +436,8 @@ class Connection:
                                 "statement of its own")  # fmt: skip
         con = self.db()
         for node, name in zip(nodes, names):
-            rel = statements.run_statement(ctx.child(), node)
+            child = ctx.child()
+            rel = statements.run_statement(child, node)
             con.register(name, rel.to_arrow_table())
             ctx.keep(con, name)
         return outer
@@ -461,9 +483,16 @@ class Connection:
         resolved = {} if resolved is None else resolved
 
         def resolve(reference: str) -> ModelSignature | None:
-            key = (_reference_key(reference), private)
+            ref = _reference_key(reference)
+            key = (ref, private)
             if key not in resolved:
-                resolved[key] = self._resolve(reference, private)
+                pin = ("pin", *ref) if ref[0] != "?" else None  # a version a handler already read (Context.record)
+                if pin is not None and pin in resolved:
+                    resolved[key] = self._resolve(f"{ref[0]}:{resolved[pin]}", private)
+                else:
+                    resolved[key] = self._resolve(reference, private)
+                    if pin is not None and resolved[key] is not None:
+                        resolved[pin] = resolved[key].version
                 if used is not None and resolved[key] is not None:
                     used.append(resolved[key])
             return resolved[key]
@@ -663,7 +692,9 @@ def _twin(name: str, function):
     def method(self, *args, **kwargs):
         ctx = self.context()
         try:
-            return function(ctx, *args, **kwargs)
+            result = function(ctx, *args, **kwargs)
+            # a relation over rows of statements nested in its source is read before they go
+            return result.materialize() if ctx.holds_rows() and isinstance(result, duckdb.DuckDBPyRelation) else result
         finally:
             ctx.close()
 
@@ -673,19 +704,53 @@ def _twin(name: str, function):
     return _entry(method)
 
 
+def _check_twins(statement, old) -> None:
+    """Refuse, before the table changes, a twin named like a Connection method that is not
+    a twin of a statement ``statement`` replaces."""
+    leaving = {s.name for s in old}
+    for name in statement.twins:
+        owner = _TWINS.get(name)
+        if name.startswith("_") or not name.isidentifier():
+            raise DbmlError(f"statement '{statement.name}' has a twin named {name!r}, which is not a method name")
+        if (owner is None and hasattr(Connection, name)) or (owner is not None and owner not in leaving):
+            what = f"statement '{owner}''s twin" if owner else "a method of Connection"
+            raise DbmlError(f"statement '{statement.name}' has a twin named '{name}', which is {what} already")
+
+
 def _install_twins(statement) -> None:
     for name, function in statement.twins.items():
-        if name.startswith("_") or (hasattr(Connection, name) and name not in _TWINS):
-            raise DbmlError(f"statement '{statement.name}' has a twin named '{name}', which Connection has already")
-        _TWINS.add(name)
+        _TWINS[name] = statement.name
         setattr(Connection, name, _twin(name, function))
 
 
-_TWINS: set[str] = set()
+def _remove_twins(statement) -> None:
+    for name in statement.twins:
+        if _TWINS.get(name) == statement.name:
+            del _TWINS[name]
+            delattr(Connection, name)
+
+
+_TWINS: dict[str, str] = {}  # Connection method -> the statement whose twin it is
 for _statement in statements.STATEMENTS.values():
+    _check_twins(_statement, [])
     _install_twins(_statement)
+statements._checks.append(_check_twins)
 statements._listeners.append(_install_twins)
+statements._removers.append(_remove_twins)
 _nested_names = itertools.count(1)
+
+
+def _shifted(err: DbmlSyntaxError, sql: str, offset: int) -> DbmlSyntaxError:
+    """A nested statement's syntax error, its line and column counted in the whole ``sql``."""
+    line, col = err.line, err.col
+    if line is None or col is None:
+        return err
+    before = sql[:offset]
+    outer_line = before.count("\n") + 1
+    outer_col = offset - (before.rfind("\n") + 1) + 1
+    new_line, new_col = outer_line + line - 1, (outer_col + col - 1 if line == 1 else col)
+    text = re.sub(r"at line \d+, column \d+", f"at line {new_line}, column {new_col}", str(err).removeprefix("dbml: "), count=1)
+    return DbmlSyntaxError(text, line=new_line, col=new_col, token=err.token)
 
 
 def _reference_key(reference: str) -> tuple:

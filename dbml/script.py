@@ -179,7 +179,9 @@ def _statement_at(masked: str, start: int, end: int | None = None):
 
 
 def _is_ml(masked: str) -> bool:
-    return _statement_at(masked, 0) is not None
+    first = masked.lstrip()[:1]
+    # "(FORECAST MODEL f HORIZON 1) LIMIT 1" is a query holding one, not the statement itself
+    return (first.isalpha() or first == "_") and _statement_at(masked, 0) is not None
 
 
 def nested_statements(masked: str) -> list[tuple[int, int]]:

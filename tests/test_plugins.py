@@ -122,11 +122,10 @@ def plugins():
     try:
         yield kind, task, statement
     finally:
-        kinds.KINDS.pop(kind.name, None)
-        tasks.TASKS.pop(task.name, None)
-        statements.STATEMENTS.pop(statement.name, None)
-        if hasattr(dbml.Connection, "worst"):
-            delattr(dbml.Connection, "worst")
+        kinds.unregister(kind.name)
+        tasks.unregister(task.name)
+        statements.unregister(statement.name)
+    assert not hasattr(dbml.Connection, "worst")
 
 
 def test_a_new_kind_task_and_statement_from_one_file(plugins, tmp_path):

@@ -13,14 +13,14 @@ same interface through the entry-point group ``dbml.architectures``, or a call t
 
 from __future__ import annotations
 
-from importlib.metadata import entry_points
 from typing import Any
 
 from dbml.errors import OptionError
 from dbml.kinds import Shape
 from dbml.options import Option
 
-__all__ = ["Architecture", "ARCHITECTURES", "get_architecture", "default_architecture", "register", "concat", "check_parameters"]
+__all__ = ["Architecture", "ARCHITECTURES", "get_architecture", "default_architecture", "register", "unregister", "concat",
+           "check_parameters"]
 
 MAX_PARAMETERS = 50_000_000
 
@@ -120,19 +120,37 @@ def _builtin() -> dict[str, Architecture]:
 ARCHITECTURES: dict[str, Architecture] = _builtin()
 
 
-def register(architecture: Architecture) -> Architecture:
-    """Add an architecture to the table (a family defined outside the package)."""
+def register(architecture: Architecture, *, replace: bool = False) -> Architecture:
+    """Add an architecture to the table (a family defined outside the package). A name the
+    table holds (a built-in one too) is refused unless ``replace`` (:mod:`dbml.plugins`)."""
+    from dbml import plugins
+
+    if not isinstance(architecture, Architecture):
+        raise OptionError(f"an architecture is a dbml.architectures.Architecture, got {type(architecture).__name__}")
     if not architecture.name or not architecture.name.isidentifier():
         raise OptionError(f"an architecture needs a name made of letters, digits and _, got {architecture.name!r}")
-    ARCHITECTURES[architecture.name.lower()] = architecture
-    return architecture
+    return plugins.add(ARCHITECTURES, architecture.name.lower(), architecture, "architecture", replace)
+
+
+def unregister(name: str) -> Architecture:
+    """Remove an architecture from the table; returns it."""
+    from dbml import plugins
+
+    return plugins.remove(ARCHITECTURES, name, "architecture")
 
 
 def _plugins() -> dict[str, Architecture]:
-    found = {}
-    for ep in entry_points(group="dbml.architectures"):
-        if ep.name not in ARCHITECTURES:
-            found[ep.name] = ep.load()()
+    """The families of installed packages (entry-point group ``dbml.architectures``) that
+    the table lacks; one that fails to load is skipped with a warning."""
+    from dbml import plugins
+
+    found: dict[str, Architecture] = {}
+
+    def keep(arch: Architecture) -> Architecture:
+        found[arch.name.lower()] = arch
+        return arch
+
+    plugins.load_entry_points("dbml.architectures", ARCHITECTURES, keep)
     return found
 
 

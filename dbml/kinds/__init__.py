@@ -49,7 +49,6 @@ process without either.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, Mapping, NamedTuple, Sequence
 
 import numpy as np
@@ -66,7 +65,7 @@ if TYPE_CHECKING:
     from dbml.options import Option
 
 __all__ = [
-    "Kind", "KINDS", "Shape", "Candidate", "Claim", "Detection", "MonitorBins", "Phrase", "register", "get_kind",
+    "Kind", "KINDS", "Shape", "Candidate", "Claim", "Detection", "MonitorBins", "Phrase", "register", "unregister", "get_kind",
     "kind_of", "all_kinds", "detect", "detect_column", "detect_columns", "statistics_sql", "kind_options", "rule_of",
     "shape_of", "foreign_kind", "groups", "Group", "check_arrow_type",
 ]  # fmt: skip
@@ -376,10 +375,19 @@ def _load_plugins() -> None:
     if _plugins_loaded:
         return
     _plugins_loaded = True
-    for ep in entry_points(group="dbml.kinds"):
-        if not dict.__contains__(KINDS, ep.name.lower()):
-            found = ep.load()
-            KINDS[ep.name.lower()] = _check_kind(found() if isinstance(found, type) else found)
+    from dbml import plugins
+
+    plugins.load_entry_points("dbml.kinds", _Names(KINDS), register)
+
+
+class _Names:
+    """The kinds' names, read without the table's look-up of plugins (for the loader)."""
+
+    def __init__(self, table: dict):
+        self.table = table
+
+    def __contains__(self, name: object) -> bool:
+        return dict.__contains__(self.table, name)
 
 
 def _check_kind(kind: Kind) -> Kind:
@@ -390,11 +398,24 @@ def _check_kind(kind: Kind) -> Kind:
     return kind
 
 
-def register(kind: Kind) -> Kind:
-    """Add a kind to the table (a kind defined outside the package); a kind of the same
-    name is replaced. Returns the kind."""
-    KINDS[_check_kind(kind).name] = kind
+def register(kind: Kind, *, replace: bool = False) -> Kind:
+    """Add a kind to the table (a kind defined outside the package). A name the table
+    holds (a built-in one too) is refused unless ``replace`` (:mod:`dbml.plugins`).
+    Returns the kind."""
+    from dbml import plugins
+
+    _check_kind(kind)
+    if dict.__contains__(KINDS, kind.name) and not replace:
+        raise OptionError(f"kind '{kind.name}' is registered already; pass replace=True to replace it")
+    dict.__setitem__(KINDS, kind.name, kind)
     return kind
+
+
+def unregister(name: str) -> Kind:
+    """Remove a kind from the table; returns it."""
+    if not isinstance(name, str) or not dict.__contains__(KINDS, name):
+        raise OptionError(f"no kind is registered as {name!r}; the registered ones are {', '.join(sorted(KINDS))}")
+    return dict.pop(KINDS, name)
 
 
 def all_kinds() -> list[Kind]:

@@ -21,7 +21,6 @@ Importing this package loads sqlglot only: handlers import what they need when t
 
 from __future__ import annotations
 
-from importlib.metadata import entry_points
 from typing import Any
 
 from dbml.errors import DbmlError
@@ -32,7 +31,7 @@ from dbml.statements.base import (
 from dbml.statements.context import Context
 
 __all__ = [
-    "STATEMENTS", "Statement", "MLStatement", "Context", "register", "statement_of", "heads", "keywords", "twins",
+    "STATEMENTS", "Statement", "MLStatement", "Context", "register", "unregister", "statement_of", "heads", "keywords", "twins",
     "source_query", "rows_relation", "options_of", "option_value", "version_of", "run_statement",
 ]  # fmt: skip
 
@@ -56,44 +55,80 @@ STATEMENTS: dict[str, Statement] = {
     )
 }
 
-_listeners: list = []  # called with each statement registered after import (Connection adds its twins)
+# what the connection does when the table changes: check a statement's twins (before
+# anything changes), add them to Connection, take them away
+_checks: list = []
+_listeners: list = []
+_removers: list = []
+
+# the first words of DuckDB's own statements: a head starting with one must go on with
+# MODEL or MODELS, so that DuckDB keeps every statement it has
+_DUCKDB_FIRST = {
+    "SELECT", "WITH", "FROM", "VALUES", "TABLE", "INSERT", "UPDATE", "DELETE", "MERGE", "CREATE", "DROP", "ALTER",
+    "COPY", "EXPORT", "IMPORT", "SHOW", "DESCRIBE", "SUMMARIZE", "EXPLAIN", "PRAGMA", "SET", "RESET", "CALL",
+    "ATTACH", "DETACH", "USE", "LOAD", "INSTALL", "FORCE", "BEGIN", "START", "COMMIT", "END", "ROLLBACK",
+    "ABORT", "VACUUM", "ANALYZE", "CHECKPOINT", "PREPARE", "EXECUTE", "DEALLOCATE", "PIVOT", "UNPIVOT", "COMMENT",
+}  # fmt: skip
 
 
 def register(statement: Statement, *, replace: bool = False) -> Statement:
     """Add a statement to the table (from a plug-in or a test): the dialect parses it, the
     splitter and the shell know its head, and ``Connection`` gets its twins.
 
+    ``replace``: a statement of the same name or head (and its twins) gives way to this one.
+
     Raises:
-        DbmlError: a name or head that is taken (unless ``replace``), or a head that does
-            not end in MODEL or MODELS' shape of two words or more.
+        DbmlError: a name, head or twin that is taken (unless ``replace``), or a head that
+            would take a statement from DuckDB (its first word starts one of DuckDB's
+            statements and the second is not MODEL or MODELS). Nothing changes then.
     """
     if not isinstance(statement, Statement):
         raise DbmlError(f"register() takes a dbml.statements.Statement, got {type(statement).__name__}")
-    head = tuple(w.upper() for w in statement.head)
-    if len(head) < 2 or not all(w.isidentifier() for w in head):
-        raise DbmlError(f"statement '{statement.name}' needs a head of two or more words, got {statement.head!r}")
-    if not issubclass(statement.node, MLStatement):
+    head = tuple(str(w).upper() for w in statement.head)
+    if not head or not all(w.isidentifier() for w in head):
+        raise DbmlError(f"statement '{statement.name}' needs a head of one or more words, got {statement.head!r}")
+    if head[0] in _DUCKDB_FIRST and (len(head) < 2 or head[1] not in ("MODEL", "MODELS")):
+        raise DbmlError(
+            f"statement '{statement.name}' has the head {' '.join(head)}, which starts DuckDB's own statements: "
+            f"a head starting with {head[0]} goes on with MODEL or MODELS"
+        )
+    if not isinstance(statement.node, type) or not issubclass(statement.node, MLStatement):
         raise DbmlError(f"the node of statement '{statement.name}' must subclass dbml.statements.MLStatement")
-    taken = [s.name for s in STATEMENTS.values() if s.name != statement.name and s.head == head]
-    if not replace and (statement.name in STATEMENTS or taken):
-        raise DbmlError(f"statement '{statement.name}' ({' '.join(head)}) is registered already")
     if head != statement.head:
         statement = Statement(**{**statement.__dict__, "head": head})
+    old = [s for s in STATEMENTS.values() if s.name == statement.name or s.head == head]
+    if old and not replace:
+        raise DbmlError(f"statement '{statement.name}' ({' '.join(head)}) is registered already; pass replace=True "
+                        "to replace it")  # fmt: skip
+    for check in _checks:  # e.g. a twin named like a Connection method: refused before anything changes
+        check(statement, old)
+    for s in old:
+        _drop(s)
     STATEMENTS[statement.name] = statement
     for listener in _listeners:
         listener(statement)
     return statement
 
 
+def unregister(name: str) -> Statement:
+    """Remove a statement (a built-in one too) and its twins; returns it."""
+    if not isinstance(name, str) or name not in STATEMENTS:
+        raise DbmlError(f"no statement is registered as {name!r}; the registered ones are {', '.join(sorted(STATEMENTS))}")
+    statement = STATEMENTS[name]
+    _drop(statement)
+    return statement
+
+
+def _drop(statement: Statement) -> None:
+    STATEMENTS.pop(statement.name, None)
+    for remover in _removers:
+        remover(statement)
+
+
 def _load_entry_points() -> None:
-    try:
-        found = entry_points(group="dbml.statements")
-    except TypeError:  # pragma: no cover - Python < 3.10 API
-        found = entry_points().get("dbml.statements", [])
-    for ep in found:
-        statement = ep.load()
-        if isinstance(statement, Statement) and statement.name not in STATEMENTS:
-            STATEMENTS[statement.name] = statement
+    from dbml import plugins
+
+    plugins.load_entry_points("dbml.statements", STATEMENTS, register)
 
 
 _load_entry_points()

@@ -254,13 +254,14 @@ def numbered_parameters(sql: str, masked: str, params: Any) -> tuple[str, dict[s
     if not isinstance(params, (list, tuple)):
         raise DbmlError(f"parameters must be a list or a dict, got {type(params).__name__}")
     values = {f"{_PREFIX}{i + 1}": v for i, v in enumerate(params)}
-    out, last, k = [], 0, 0
+    out, last, highest = [], 0, 0
     for m in re.finditer(r"\?|(?<![\w$])\$(\d+)(?![\w$])", masked):
-        if m.group(0) == "?":
-            k += 1
-            number = k
+        if m.group(0) == "?":  # DuckDB's rule: the one after the highest number seen so far
+            highest += 1
+            number = highest
         else:
             number = int(m.group(1))
+            highest = max(highest, number)
         out.append(sql[last : m.start()] + f"${_PREFIX}{number}")
         last = m.end()
     out.append(sql[last:])

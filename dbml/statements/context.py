@@ -50,11 +50,15 @@ class Context:
         registry: the registry of the database.
     """
 
-    def __init__(self, host: Host, params: dict[str, Any] | None = None, resolved: dict | None = None):
+    def __init__(self, host: Host, params: dict[str, Any] | None = None, resolved: dict | None = None,
+                 results: list | None = None):  # fmt: skip
         self._host = host
         self.params = params
-        self._resolved: dict = {} if resolved is None else resolved  # model reference -> signature, once per statement
-        self._results: list[tuple[Any, str]] = []  # (connection, name) of the rows of statements nested in a query
+        # model reference -> signature, and reference -> version pinned: once per statement
+        self._resolved: dict = {} if resolved is None else resolved
+        # (connection, name) of the rows of statements nested in a query: shared with the
+        # contexts of nested statements, so the outermost one removes them all
+        self._results: list[tuple[Any, str]] = [] if results is None else results
 
     @property
     def registry(self) -> "Registry":
@@ -104,8 +108,30 @@ class Context:
         self._host.forget_functions(model, versions)
 
     def child(self) -> "Context":
-        """A context for a statement nested in this one's query (the same resolutions)."""
-        return Context(self._host, self.params, self._resolved)
+        """A context for a statement nested in this one's query (the same resolutions, and
+        its nested rows removed with this one's)."""
+        return Context(self._host, self.params, self._resolved, self._results)
+
+    def holds_rows(self) -> bool:
+        """Whether rows of nested statements are registered for this statement (a relation
+        over them must be read before :meth:`close`)."""
+        return bool(self._results)
+
+    def record(self, reference: str, version: int | None = None) -> dict[str, Any]:
+        """The registry record of a model reference ('m', 'm:3', 'm@alias'; ``version``
+        pins one too), resolved once per statement: every reference to one model in one
+        statement, PREDICT's included, reads the same version even while another
+        connection moves an alias."""
+        from dbml.names import parse_reference
+
+        model, pinned, alias = parse_reference(reference)
+        version = version or pinned
+        key = ("pin", model, version, alias or ("default" if version is None else None))
+        if key in self._resolved:
+            return self.registry.get(model, self._resolved[key])
+        rec = self.registry.get(model, version, alias)
+        self._resolved[key] = rec["version"]
+        return rec
 
     def keep(self, con: Any, name: str) -> None:
         """Remember a name registered on ``con`` for the rows of a nested statement."""

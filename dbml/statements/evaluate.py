@@ -78,7 +78,7 @@ def evaluate_model(
     from dbml.tasks import get_task
 
     opts = validate_options(options, _options(), f"EVALUATE MODEL {model}")
-    rec = ctx.registry.get(model, version)
+    rec = ctx.record(model, version)
     run = get_task(rec["task"]).evaluation(ctx, rec, source_sql, source_label, opts)
     table = ctx.scoped().sql(ctx.rewrite(run.sql)).to_arrow_table()
     given = {k: opts[k] for k in (str(o).lower() for o in options) if k in opts}  # as written, not the defaults

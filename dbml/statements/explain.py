@@ -72,7 +72,7 @@ def explain_model(
     from dbml.tasks import get_task
 
     opts = validate_options(options, _options(), f"EXPLAIN MODEL {model}")
-    rec = ctx.registry.get(model, version)
+    rec = ctx.record(model, version)
     task = get_task(rec["task"])
     if task.explain_measure() is None:
         raise task.refusal("EXPLAIN MODEL", f"model '{rec['model']}' version {rec['version']}", rec["model"])

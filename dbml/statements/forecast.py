@@ -88,12 +88,11 @@ def forecast_model(ctx: "Context", model: str, version: int | None, horizon: int
     from dbml.options import Option, validate_options
     from dbml.sqltext import quote as _q
     from dbml.tasks import get_task
-    from dbml.registry import parse_reference
 
     opts = validate_options(options, (Option("confidence", "float", 0.9, "coverage of [lower, upper]",
                                              lambda v: 0 < v < 1, "in (0, 1)"),), f"FORECAST MODEL {model}")  # fmt: skip
-    name, ref_version, alias = parse_reference(model)
-    rec = ctx.registry.get(name, version or ref_version, alias)
+    rec = ctx.record(model, version)
+    name = rec["model"]
     what = f"model '{rec['model']}' version {rec['version']}"
     if not get_task(rec["task"]).forecasts:
         raise TargetError(

@@ -77,7 +77,7 @@ def monitor_model(
     from dbml.tasks import get_task
 
     opts = validate_options(options, _options(), f"MONITOR MODEL {model}")
-    rec = ctx.registry.get(model, version)
+    rec = ctx.record(model, version)
     require_columns(ctx, rec, source_sql, source_label, {}, "monitor")
     scored = get_task(rec["task"]).monitor_rows(ctx, rec, source_sql, source_label)
     sql = monitor.drift_sql(scored, f"{rec['model']}:{rec['version']}", rec, threshold=opts["threshold"])

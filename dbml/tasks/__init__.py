@@ -32,7 +32,6 @@ Nothing at module level imports torch; the methods that train import it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
 from typing import Any, Callable
 
 import numpy as np
@@ -42,7 +41,7 @@ from dbml.options import Option
 
 __all__ = [
     "Task", "Target", "Evaluation", "Panel", "Layout", "TASKS", "get_task", "task_of", "register", "trainable",
-    "implied_task", "choose_task", "INTEGER_TYPES", "join_or", "join_and", "trainers",
+    "implied_task", "choose_task", "unregister", "INTEGER_TYPES", "join_or", "join_and", "trainers",
 ]  # fmt: skip
 
 INTEGER_TYPES = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT"}
@@ -357,14 +356,23 @@ TASKS: dict[str, Task] = {}  # filled at the end of the module, once its names e
 _plugins_loaded = False
 
 
-def register(task: Task) -> Task:
-    """Add a task to the table (a task defined outside the package); it replaces one of the same name."""
+def register(task: Task, *, replace: bool = False) -> Task:
+    """Add a task to the table (a task defined outside the package). A name the table
+    holds (a built-in one too) is refused unless ``replace`` (:mod:`dbml.plugins`)."""
+    from dbml import plugins
+
     if not isinstance(task, Task):
         raise OptionError(f"a task is a dbml.tasks.Task, got {type(task).__name__}")
     if not task.name or not task.name.isidentifier() or task.name != task.name.lower():
         raise OptionError(f"a task needs a lower-case name made of letters, digits and _, got {task.name!r}")
-    TASKS[task.name] = task
-    return task
+    return plugins.add(TASKS, task.name, task, "task", replace)
+
+
+def unregister(name: str) -> Task:
+    """Remove a task from the table; returns it."""
+    from dbml import plugins
+
+    return plugins.remove(TASKS, name, "task")
 
 
 def _load_plugins() -> None:
@@ -373,9 +381,9 @@ def _load_plugins() -> None:
     if _plugins_loaded:
         return
     _plugins_loaded = True
-    for ep in entry_points(group="dbml.tasks"):
-        if ep.name not in TASKS:
-            register(ep.load()())
+    from dbml import plugins
+
+    plugins.load_entry_points("dbml.tasks", TASKS, register)
 
 
 def task_of(name: Any) -> Task | None:

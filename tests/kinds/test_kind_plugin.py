@@ -249,13 +249,15 @@ def test_group_order_comes_from_the_kinds(length_kind):
 
 
 def test_kinds_load_from_the_entry_point_group(monkeypatch):
+    from dbml import plugins
+
     class EntryPoint:
-        name = "ep_test_kind"
+        name, value = "ep_test_kind", "tests:EpKind"
 
         def load(self):
             return type("EpKind", (Length,), {"name": "ep_test_kind"})
 
-    monkeypatch.setattr(kinds, "entry_points", lambda group: [EntryPoint()] if group == "dbml.kinds" else [])
+    monkeypatch.setattr(plugins, "entry_points", lambda group: [EntryPoint()] if group == "dbml.kinds" else [])
     monkeypatch.setattr(kinds, "_plugins_loaded", False)
     try:
         assert kinds.get_kind("ep_test_kind").name == "ep_test_kind"

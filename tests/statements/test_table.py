@@ -60,9 +60,9 @@ PING = statements.Statement(
 def ping():
     statements.register(PING)
     yield PING
-    statements.STATEMENTS.pop("ping", None)
-    if hasattr(dbml.Connection, "ping"):
-        delattr(dbml.Connection, "ping")
+    if "ping" in statements.STATEMENTS:
+        statements.unregister("ping")
+    assert not hasattr(dbml.Connection, "ping")
 
 
 def test_a_statement_registered_from_outside_parses_runs_composes_and_has_a_twin(con, ping):
@@ -133,3 +133,40 @@ def test_plain_sql_errors_stay_duckdbs(con):
         con.sql("SELECT * FROM nosuch")
     with pytest.raises(duckdb.ParserException):
         con.sql("SELEC 1")
+
+
+def test_register_refuses_what_would_take_from_duckdb_or_from_another_statement_and_changes_nothing(ping):
+    before = dict(statements.STATEMENTS)
+    grab = statements.Statement(**{**ping.__dict__, "name": "grab", "head": ("SELECT", "X"), "twins": {}})
+    with pytest.raises(DbmlError, match="starts DuckDB's own statements: a head starting with SELECT goes on with MODEL"):
+        statements.register(grab)
+    steal = statements.Statement(**{**ping.__dict__, "name": "steal", "head": ("STEAL", "MODEL"), "twins": {"evaluate": ping.twins["ping"]}})
+    with pytest.raises(DbmlError, match="twin named 'evaluate', which is statement 'evaluate''s twin already"):
+        statements.register(steal)
+    method = statements.Statement(**{**ping.__dict__, "name": "m2", "head": ("M2", "MODEL"), "twins": {"close": ping.twins["ping"]}})
+    with pytest.raises(DbmlError, match="twin named 'close', which is a method of Connection already"):
+        statements.register(method)
+    assert statements.STATEMENTS == before and "steal" not in statements.STATEMENTS
+    assert dbml.Connection.evaluate.__name__ == "evaluate" and "EVALUATE MODEL" in dbml.Connection.evaluate.__doc__
+
+
+def test_replace_and_unregister_take_the_old_row_and_its_twins_away(con, ping):
+    again = statements.Statement(**{**ping.__dict__, "name": "ping2", "twins": {"ping2": ping.twins["ping"]}})
+    statements.register(again, replace=True)  # same head: the old row and its twin go
+    assert "ping" not in statements.STATEMENTS and not hasattr(dbml.Connection, "ping") and hasattr(dbml.Connection, "ping2")
+    statements.unregister("ping2")
+    assert not hasattr(dbml.Connection, "ping2") and ("PING", "MODEL") not in statements.heads()
+    with pytest.raises(DbmlError, match="no statement is registered as 'ping2'"):
+        statements.unregister("ping2")
+
+
+def test_a_broken_entry_point_is_skipped_with_a_warning(monkeypatch):
+    from importlib.metadata import EntryPoint
+
+    from dbml import plugins
+
+    broken = EntryPoint(name="broken", value="no_such_module_dbml:THING", group="dbml.statements")
+    monkeypatch.setattr(plugins, "entry_points", lambda group: [broken] if group == "dbml.statements" else [])
+    with pytest.warns(UserWarning, match="the dbml.statements entry point 'broken' .* was not loaded: ModuleNotFoundError"):
+        plugins.load_entry_points("dbml.statements", statements.STATEMENTS, statements.register)
+    assert "broken" not in statements.STATEMENTS

@@ -123,8 +123,10 @@ def test_a_registered_task_is_gone_when_unregistered(con):
 
 
 def test_tasks_load_from_the_entry_point_group(monkeypatch):
+    from dbml import plugins
+
     class EntryPoint:
-        name = "plugged_task"
+        name, value = "plugged_task", "tests:Plugged"
 
         @staticmethod
         def load():
@@ -133,7 +135,7 @@ def test_tasks_load_from_the_entry_point_group(monkeypatch):
 
             return Plugged
 
-    monkeypatch.setattr(tasks, "entry_points", lambda group: [EntryPoint()] if group == "dbml.tasks" else [])
+    monkeypatch.setattr(plugins, "entry_points", lambda group: [EntryPoint()] if group == "dbml.tasks" else [])
     monkeypatch.setattr(tasks, "_plugins_loaded", False)
     try:
         assert tasks.task_of("plugged_task").name == "plugged_task"
