@@ -292,8 +292,8 @@ class Connection:
                 if hint is not None:
                     shown = " ".join(part.text.split())
                     shown = shown if len(shown) <= 60 else shown[:57] + "..."
-                    raise DbmlSyntaxError(f"'{shown}' is not a statement dbml or DuckDB knows: {hint} "
-                                          f"(DuckDB: {str(err).splitlines()[0]})") from None  # fmt: skip
+                    raise DbmlSyntaxError(f"'{shown}' is not a statement dbml or DuckDB knows: {hint}\n"
+                                          f"DuckDB said: {err}") from None  # fmt: skip
             raise
 
     def _retrying(self, run, part: Statement | None, rewrite=None):
@@ -376,7 +376,9 @@ class Connection:
                 try:
                     return run(sql[0], values, ctx is not None)  # rows read by name must be read before they go
                 except duckdb.BinderException as err:
-                    raise _missing_feature(err, used) or err
+                    from dbml.rewrite import missing_feature
+
+                    raise missing_feature(err, used) or err
 
             def rewrite(private: bool) -> None:  # the statement's UDFs may now have other names
                 if private and re.match(r"\s*CREATE\b", part.masked, re.IGNORECASE):
@@ -803,23 +805,6 @@ def _missing_udf(err: duckdb.CatalogException) -> str | None:
     if match is None or parse_function_name(match.group(1).lower()) is None:
         return None
     return match.group(1).lower()
-
-
-def _missing_feature(err: duckdb.BinderException, used: list[ModelSignature]) -> FeatureError | None:
-    """A dbml error naming the model and column when DuckDB could not find a feature column."""
-    from dbml.rewrite import listing
-
-    match = re.search(r'Referenced column "([^"]+)" not found', str(err))
-    if not match:
-        return None
-    column = match.group(1).lower()
-    for sig in used:
-        if column in {f.name.lower() for f in sig.features}:
-            return FeatureError(
-                f"model '{sig.model}' (version {sig.version}) needs feature column '{match.group(1)}', "
-                f"which the query does not have; its features are {listing([f.name for f in sig.features])}"
-            )
-    return None
 
 
 def _functions_exist(con: duckdb.DuckDBPyConnection, names: list[str]) -> bool:

@@ -14,7 +14,9 @@ class TrainRequest:
 
     Attributes:
         model: the model name as written.
-        source_sql: a query giving the training rows.
+        source_sql: a query giving the training rows (as DuckDB runs it).
+        written_sql: the same as the user wrote it (PREDICT not rewritten, statements
+            nested in it not run), kept in the registry; None: ``source_sql``.
         source_label: the source as the user wrote it, for messages.
         targets: target column names (none: an unsupervised model).
         architecture: the name after USING, or None for the default.
@@ -33,3 +35,4 @@ class TrainRequest:
     if_not_exists: bool = False
     params: list[Any] | None = None
     callbacks: list[Any] = field(default_factory=list)
+    written_sql: str | None = None

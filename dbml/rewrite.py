@@ -13,6 +13,7 @@ DuckDB byte for byte, so DuckDB keeps its own behaviour and error messages.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Callable, Mapping
 
@@ -25,7 +26,7 @@ from dbml.features import FeatureSpec, feature_sql
 from dbml.outputs import not_offered
 from dbml.script import Statement, mask, predict_calls, split_script, unnamed_item
 
-__all__ = ["ModelSignature", "Statement", "split_statements", "rewrite_predict", "contains_predict"]
+__all__ = ["ModelSignature", "Statement", "split_statements", "rewrite_predict", "contains_predict", "listing", "missing_feature"]
 
 
 @dataclass(frozen=True)
@@ -213,3 +214,19 @@ def rewrite_predict(
                 replacement += " AS " + exp.to_identifier(" ".join(text.split()), quoted=True).sql(dialect="duckdb")
             out = out[:start] + replacement + out[end + 1 :]
     return out
+
+
+def missing_feature(err: Exception, used: list[ModelSignature]) -> FeatureError | None:
+    """A dbml error naming the model and column when DuckDB could not find a feature column."""
+    match = re.search(r'Referenced column "([^"]+)" not found|does not have a column named "([^"]+)"', str(err))
+    if not match:
+        return None
+    named = match.group(1) or match.group(2)
+    column = named.lower()
+    for sig in used:
+        if column in {f.name.lower() for f in sig.features}:
+            return FeatureError(
+                f"model '{sig.model}' (version {sig.version}) needs feature column '{named}', "
+                f"which the query does not have; its features are {listing([f.name for f in sig.features])}"
+            )
+    return None

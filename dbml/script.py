@@ -245,6 +245,9 @@ def suggestion(masked: str) -> str | None:
         if given == head:
             if statement.accept is not None and not statement.accept(" ".join(words[n:])):
                 if len(words) == n and head[-1] == "MODEL":
+                    rest = masked[masked.upper().index(head[-1]) + len(head[-1]) :].strip()
+                    if rest.startswith("'"):  # masked keeps the quotes of a string
+                        return f"{' '.join(head)} takes a model name, not a string: write it bare or in double quotes"
                     return f"{' '.join(head)} needs a model name: {' '.join(head)} <name>"
             continue
         if len(given) == n and sum(_close(a, b) for a, b in zip(given, head)) == n and sum(a != b for a, b in zip(given, head)) <= 1:

@@ -72,14 +72,12 @@ class Context:
     def db(self) -> "duckdb.DuckDBPyConnection":
         """This thread's DuckDB connection (``sql`` and ``execute`` bind the statement's
         parameters that the SQL uses, unless given others)."""
-        con = self._host.db()
-        return _Binding(con, self.params) if self.params else con
+        return _Binding(self._host.db(), self.params, self._resolved)
 
     def scoped(self):
         """This thread's DuckDB connection, running SQL in the caller's Python scope (so a
         query may read the caller's DataFrames by name), parameters bound as :meth:`db`."""
-        con = self._host.scoped()
-        return _Binding(con, self.params) if self.params else con
+        return _Binding(self._host.scoped(), self.params, self._resolved)
 
     def rewrite(self, sql: str) -> str:
         """``sql`` as DuckDB runs it: ML statements nested in it run first (their rows
@@ -149,22 +147,37 @@ class Context:
 
 class _Binding:
     """A DuckDB connection whose ``sql`` and ``execute`` bind, when given no parameters,
-    the statement's named parameters that the SQL text uses (DuckDB refuses extra ones)."""
+    the statement's named parameters that the SQL text uses (DuckDB refuses extra ones),
+    and name the model and column when DuckDB misses a feature column a scoring call of
+    the statement reads."""
 
-    def __init__(self, con: Any, params: dict[str, Any]):
-        self._con, self._params = con, params
+    def __init__(self, con: Any, params: dict[str, Any] | None, resolved: dict):
+        self._con, self._params, self._resolved = con, params, resolved
 
     def _bound(self, query: Any) -> Any:
+        if not self._params or not isinstance(query, str):
+            return None
         from dbml.script import mask
         from dbml.statements.base import parameters_for
 
-        return parameters_for(mask(query), self._params) if isinstance(query, str) else None
+        return parameters_for(mask(query), self._params)
+
+    def _run(self, call):
+        import duckdb
+
+        try:
+            return call()
+        except duckdb.BinderException as err:
+            from dbml.rewrite import missing_feature
+
+            signatures = [v for v in self._resolved.values() if hasattr(v, "features")]
+            raise missing_feature(err, signatures) or err
 
     def sql(self, query: Any, params: Any = None, **kwargs: Any):
-        return self._con.sql(query, params=params if params is not None else self._bound(query), **kwargs)
+        return self._run(lambda: self._con.sql(query, params=params if params is not None else self._bound(query), **kwargs))
 
     def execute(self, query: Any, parameters: Any = None):
-        return self._con.execute(query, parameters if parameters is not None else self._bound(query))
+        return self._run(lambda: self._con.execute(query, parameters if parameters is not None else self._bound(query)))
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._con, name)

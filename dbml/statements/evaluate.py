@@ -46,7 +46,7 @@ def run(ctx: "Context", node: EvaluateModel):
 
 def _run(ctx: "Context", model: str, version: int | None, source, source_sql: str | None, options: dict[str, Any]):
     sql, label = source_query(source, source_sql)
-    return evaluate_model(ctx, model, version, ctx.rewrite(sql), label, options)
+    return evaluate_model(ctx, model, version, ctx.rewrite(sql), label, options, written_sql=sql)
 
 
 def _options():
@@ -65,7 +65,8 @@ def _options():
 
 
 def evaluate_model(
-    ctx: "Context", model: str, version: int | None, source_sql: str, source_label: str, options: dict[str, Any]
+    ctx: "Context", model: str, version: int | None, source_sql: str, source_label: str, options: dict[str, Any],
+    written_sql: str | None = None,
 ) -> duckdb.DuckDBPyRelation:
     """EVALUATE MODEL: metrics (or the confusion matrix) computed by DuckDB over PREDICT, as
     the version's task computes them (:meth:`dbml.tasks.Task.evaluation`: ANOMALY_SCORE
@@ -84,7 +85,7 @@ def evaluate_model(
     given = {k: opts[k] for k in (str(o).lower() for o in options) if k in opts}  # as written, not the defaults
     keeps = opts["curves"] and run.curves is not None and not opts["by"] and not opts["confusion"]
     curves = run.curves() if keeps else None
-    ctx.registry.add_evaluation_run(rec["model"], rec["version"], rec["task"], source_sql, given, table.to_pylist(), curves)
+    ctx.registry.add_evaluation_run(rec["model"], rec["version"], rec["task"], written_sql or source_sql, given, table.to_pylist(), curves)
     return ctx.db().from_arrow(table)
 
 

@@ -46,7 +46,7 @@ def run(ctx: "Context", node: MonitorModel):
 
 def _run(ctx: "Context", model: str, version: int | None, source, source_sql: str | None, options: dict[str, Any]):
     sql, label = source_query(source, source_sql)
-    return monitor_model(ctx, model, version, ctx.rewrite(sql), label, options)
+    return monitor_model(ctx, model, version, ctx.rewrite(sql), label, options, written_sql=sql)
 
 
 def _options():
@@ -59,7 +59,8 @@ def _options():
 
 
 def monitor_model(
-    ctx: "Context", model: str, version: int | None, source_sql: str, source_label: str, options: dict[str, Any]
+    ctx: "Context", model: str, version: int | None, source_sql: str, source_label: str, options: dict[str, Any],
+    written_sql: str | None = None,
 ) -> duckdb.DuckDBPyRelation:
     """MONITOR MODEL: drift of the features and predictions against the training profile,
     stored as a run in the registry's monitor runs and results.
@@ -82,7 +83,7 @@ def monitor_model(
     scored = get_task(rec["task"]).monitor_rows(ctx, rec, source_sql, source_label)
     sql = monitor.drift_sql(scored, f"{rec['model']}:{rec['version']}", rec, threshold=opts["threshold"])
     table = ctx.scoped().sql(ctx.rewrite(sql)).to_arrow_table()
-    run_id = ctx.registry.add_monitor_run(rec["model"], rec["version"], source_sql, opts["threshold"], table.to_pylist())
+    run_id = ctx.registry.add_monitor_run(rec["model"], rec["version"], written_sql or source_sql, opts["threshold"], table.to_pylist())
     run = pa.array([run_id] * table.num_rows, type=pa.int64())
     return ctx.db().from_arrow(table.add_column(0, "run_id", run))
 

@@ -113,7 +113,7 @@ def _train(ctx: "Context", model: str, source, source_sql: str | None, *, target
     sql, label = source_query(source, source_sql)
     request = TrainRequest(
         model=model, source_sql=ctx.rewrite(sql), source_label=label, targets=targets, architecture=using,
-        options=options, if_not_exists=if_not_exists, params=params, callbacks=list(callbacks or []),
+        options=options, if_not_exists=if_not_exists, params=params, callbacks=list(callbacks or []), written_sql=sql,
     )  # fmt: skip
     row = run_pipeline(ctx.scoped(), ctx.registry, request)
     return rows_relation(ctx.db(), [row])

@@ -365,7 +365,7 @@ def record(con, registry: Registry, p: Plan, features, prof, target: Target, tab
         "target": p.target,
         "target_type": p.target_type,
         "labels": target.labels,
-        "source_sql": p.req.source_sql,
+        "source_sql": p.req.written_sql or p.req.source_sql,
         "source_tables": lineage.source_tables(con, p.req.source_sql),
         "row_count": table.num_rows,
         "train_rows": int(len(train_idx)),

@@ -152,3 +152,59 @@ def test_every_statement_that_gives_rows_composes_in_every_form(fc, tmp_path, na
     assert direct > 0
     got = fc.sql(FORMS[form].format(s=statement, path=tmp_path / "out.csv")).fetchall()
     assert got == [(direct,)]
+
+
+def _registered(con) -> list[str]:
+    return [n for (n,) in con.duckdb.sql("SELECT view_name FROM duckdb_views() WHERE view_name LIKE '__dbml_rows_%'").fetchall()]
+
+
+def test_nested_rows_go_on_every_path(fc):
+    """Failures, execute(), a nested statement inside a statement's source, the twins: no
+    temporary name stays registered, and what was returned is read whole first."""
+    with pytest.raises(Exception):
+        fc.sql("SELECT * FROM (SHOW MODELS), (EVALUATE MODEL nosuch ON t)")
+    with pytest.raises(Exception):
+        fc.sql("SELECT PREDICT(nosuch, *) FROM (SHOW MODELS)")
+    assert fc.execute("SELECT count(*) FROM (SHOW MODELS)").fetchall() == [(2,)]
+    explained = fc.sql("EXPLAIN MODEL c ON (SELECT t.* FROM t, (SHOW MODELS) s WHERE s.model = 'c') WITH (repeats = 1)")
+    assert len(explained.fetchall()) == 2  # read after the statement ended: held in memory
+    assert len(fc.explain("c", "SELECT t.* FROM t, (SHOW MODELS) s WHERE s.model = 'c'", repeats=1).fetchall()) == 2
+    cur = fc.cursor()
+    for _ in range(3):
+        cur.execute("SELECT count(*) FROM (FORECAST MODEL f HORIZON 2)")
+        assert cur.fetchall() == [(4,)]
+    assert _registered(fc) == []
+
+
+def test_a_syntax_error_stops_before_a_nested_statement_runs_and_names_its_place(fc):
+    runs = fc.sql("SELECT count(*) FROM dbml.evaluation_runs").fetchall()
+    with pytest.raises(Exception, match="syntax error"):
+        fc.sql("SELECT * FROM (EVALUATE MODEL c ON t) WHERE AND")
+    assert fc.sql("SELECT count(*) FROM dbml.evaluation_runs").fetchall() == runs  # nothing ran
+    with pytest.raises(DbmlError, match=r"at line 3, column 32 near 'x'"):
+        fc.sql("SELECT *\nFROM range(3) s\nJOIN (FORECAST MODEL f HORIZON x) f ON true")
+    with pytest.raises(DbmlError, match="a prepared statement cannot hold SHOW MODELS"):
+        fc.sql("PREPARE p AS SELECT count(*) FROM (SHOW MODELS)")
+
+
+def test_parameters_number_as_duckdb_numbers_them_and_dml_gives_none(fc):
+    assert fc.sql("SELECT $1 AS a, ? AS b FROM (SHOW MODELS) LIMIT 1", params=[1, 2]).fetchall() == [(1, 2)]
+    fc.sql("CREATE OR REPLACE TABLE counted (n BIGINT)")
+    assert fc.sql("INSERT INTO counted SELECT count(*) FROM (SHOW MODELS)") is None
+    assert fc.sql("(SHOW MODELS) LIMIT 1").fetchall()[0][0] in ("c", "f")
+
+
+def test_a_missing_feature_column_is_named_by_explain_and_monitor(fc):
+    from dbml.errors import FeatureError
+
+    for statement in ("EXPLAIN", "MONITOR", "EVALUATE"):
+        with pytest.raises(FeatureError, match="model 'c' \\(version 1\\) needs feature column 'z'"):
+            fc.sql(f"{statement} MODEL c ON (SELECT x, y FROM t)")
+
+
+def test_the_registry_keeps_the_source_as_written(fc):
+    fc.sql("TRAIN MODEL c2 FROM (SELECT t.x, t.z, t.y FROM t, (SHOW MODELS) s WHERE s.model = 'c') TARGET y "
+           "WITH (epochs = 1, seed = 1)")  # fmt: skip
+    stored = fc.sql("SELECT source_sql FROM (DESCRIBE MODEL c2)").fetchall()[0][0]
+    assert "(SHOW MODELS)" in stored and "__dbml_rows" not in stored
+    fc.sql("DROP MODEL c2")

@@ -123,7 +123,7 @@ def test_drop_model_refuses_a_deployed_model_naming_its_aliases_and_cascade_drop
 def test_a_misspelt_head_says_what_was_meant(con, sql, hint):
     with pytest.raises(DbmlSyntaxError) as err:
         con.sql(sql)
-    assert hint in str(err.value) and "DuckDB:" in str(err.value)
+    assert hint in str(err.value) and "DuckDB said:" in str(err.value)
 
 
 def test_plain_sql_errors_stay_duckdbs(con):
