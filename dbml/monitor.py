@@ -76,7 +76,7 @@ from typing import Any
 
 from sqlglot import exp
 
-from dbml.features import FeatureSpec, bin_sql, feature_sql
+from dbml.features import FeatureSpec, feature_sql
 from dbml.kinds import kind_of
 from dbml.udfs import label_field
 from dbml.sqltext import quote as _q, string as _string
@@ -127,17 +127,9 @@ class _Item:
 
 def _histogram(hist: dict[str, Any] | None) -> tuple[list[tuple] | None, str | None]:
     """The bins of a stored histogram and the SQL of the bin of "_v"; (None, None) without one."""
-    if not hist or hist.get("edges") is None or hist.get("shares") is None:
-        return None, None
-    edges = [float(e) for e in hist["edges"]]
-    shares = [float(s) for s in hist["shares"]]
-    if len(shares) != len(edges) + 1:
-        raise ValueError(f"a histogram needs len(edges) + 1 shares, got {len(edges)} edges and {len(shares)} shares")
-    bins = [
-        (k, shares[k], edges[k - 1] if k > 0 else None, edges[k] if k < len(edges) else None, None)
-        for k in range(len(shares))
-    ]
-    return bins, bin_sql(_q("_v"), edges)
+    from dbml.kinds.scalar import histogram_bins
+
+    return histogram_bins(hist, _q("_v"))
 
 
 def _null_rate(prof: dict[str, Any]) -> float | None:

@@ -23,7 +23,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MLStatement", "Statement", "Reader", "source_query", "options_of", "version_of", "option_value", "rows_relation",
-    "numbered_parameters", "parameters_for", "FILE_SUFFIXES",
+    "numbered_parameters", "parameters_for", "FILE_SUFFIXES", "OnSource", "parse_on_source", "generate_on_source",
+    "with_sql",
 ]  # fmt: skip
 
 FILE_SUFFIXES = (".parquet", ".csv", ".tsv", ".json", ".jsonl", ".ndjson", ".gz", ".zst", ".xlsx")
@@ -117,6 +118,44 @@ class Statement:
 
 
 # -- the pieces handlers share ---------------------------------------------------------------
+
+
+class OnSource(MLStatement):
+    """A node of the shape ``<HEAD> MODEL m [VERSION n] ON <table | 'file' | (query)>
+    [WITH (...)]`` (EVALUATE, EXPLAIN, MONITOR); each statement subclasses it."""
+
+    arg_types = {"this": True, "version": False, "source": True, "source_sql": False, "options": False}
+
+
+def parse_on_source(node: type[OnSource]) -> Callable[[Reader], MLStatement]:
+    """The ``parse`` of an :class:`OnSource` statement."""
+
+    def parse(r: Reader) -> MLStatement:
+        name = r.model_name()
+        version = r.version()
+        if not r.match("ON"):
+            r.error("Expected ON (query) after the model")
+        source, source_sql = r.source("ON")
+        return r.finish(node(this=name, version=version, source=source, source_sql=source_sql, options=r.options()))
+
+    return parse
+
+
+def with_sql(gen: Any, e: exp.Expression) -> str:
+    """`` WITH (k = v, ...)`` of a node's options, or '' without."""
+    options = e.args.get("options") or []
+    return " WITH (" + ", ".join(f"{gen.sql(o.this)} = {gen.sql(o.expression)}" for o in options) + ")" if options else ""
+
+
+def generate_on_source(head: str) -> Callable[[Any, MLStatement], str]:
+    """The ``generate`` of an :class:`OnSource` statement whose head is ``head``."""
+
+    def generate(gen: Any, e: MLStatement) -> str:
+        version = f" VERSION {e.args['version'].name}" if e.args.get("version") else ""
+        source = f"({e.args['source_sql']})" if e.args.get("source_sql") else gen.sql(e.args["source"])
+        return f"{head} {gen.sql(e.this)}{version} ON {source}{with_sql(gen, e)}"
+
+    return generate
 
 
 def rows_relation(con: "duckdb.DuckDBPyConnection", rows: list[dict[str, Any]], schema: "pa.Schema | None" = None):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from dbml.statements.base import MLStatement, Statement, options_of, source_query, version_of
+from dbml.statements.base import OnSource, Statement, generate_on_source, options_of, parse_on_source, source_query, version_of
 
 if TYPE_CHECKING:
     from dbml.statements.context import Context
@@ -16,27 +16,12 @@ if TYPE_CHECKING:
 __all__ = ["explain_model", "ExplainModel", "STATEMENT", "explain"]
 
 
-class ExplainModel(MLStatement):
+class ExplainModel(OnSource):
     """``EXPLAIN MODEL m [VERSION n] ON <source> [WITH (repeats = 5, seed = 0)]``: permutation importance of each feature on the rows of a source."""
 
-    arg_types = {"this": True, "version": False, "source": True, "source_sql": False, "options": False}
 
-
-def parse(r) -> ExplainModel:
-    name = r.model_name()
-    version = r.version()
-    if not r.match("ON"):
-        r.error("Expected ON (query) after the model")
-    source, source_sql = r.source("ON")
-    return r.finish(ExplainModel(this=name, version=version, source=source, source_sql=source_sql, options=r.options()))
-
-
-def generate(gen, e: ExplainModel) -> str:
-    version = f" VERSION {e.args['version'].name}" if e.args.get("version") else ""
-    source = f"({e.args['source_sql']})" if e.args.get("source_sql") else gen.sql(e.args["source"])
-    options = e.args.get("options") or []
-    with_ = " WITH (" + ", ".join(f"{gen.sql(o.this)} = {gen.sql(o.expression)}" for o in options) + ")" if options else ""
-    return f"EXPLAIN MODEL {gen.sql(e.this)}{version} ON {source}{with_}"
+parse = parse_on_source(ExplainModel)
+generate = generate_on_source("EXPLAIN MODEL")
 
 
 def run(ctx: "Context", node: ExplainModel):

@@ -12,7 +12,7 @@ from __future__ import annotations
 from statistics import NormalDist
 from typing import TYPE_CHECKING, Any
 
-from dbml.statements.base import MLStatement, Statement, options_of, rows_relation, source_query, version_of
+from dbml.statements.base import MLStatement, Statement, options_of, rows_relation, source_query, version_of, with_sql
 
 if TYPE_CHECKING:
     from dbml.statements.context import Context
@@ -45,8 +45,7 @@ def generate(gen, e: ForecastModel) -> str:
     source = ""
     if e.args.get("source"):
         source = f" FROM ({e.args['source_sql']})" if e.args.get("source_sql") else f" FROM {gen.sql(e.args['source'])}"
-    options = e.args.get("options") or []
-    with_ = " WITH (" + ", ".join(f"{gen.sql(o.this)} = {gen.sql(o.expression)}" for o in options) + ")" if options else ""
+    with_ = with_sql(gen, e)
     return f"FORECAST MODEL {gen.sql(e.this)}{version} HORIZON {e.args['horizon'].name}{source}{with_}"
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import warnings
 from typing import TYPE_CHECKING, Any
 
-from dbml.statements.base import MLStatement, Statement, options_of, rows_relation
+from dbml.statements.base import MLStatement, Statement, options_of, rows_relation, with_sql
 
 if TYPE_CHECKING:
     from dbml.statements.context import Context
@@ -39,8 +39,7 @@ def parse(r) -> ImportModel:
 
 
 def generate(gen, e) -> str:
-    options = e.args.get("options") or []
-    with_ = " WITH (" + ", ".join(f"{gen.sql(o.this)} = {gen.sql(o.expression)}" for o in options) + ")" if options else ""
+    with_ = with_sql(gen, e)
     return f"IMPORT MODEL {gen.sql(e.this)} FROM {gen.sql(e.args['url'])}{with_}"
 
 
