@@ -112,9 +112,10 @@ def _builtin() -> dict[str, Architecture]:
     from dbml.architectures.autoencoder import Autoencoder
     from dbml.architectures.cnn import CNN
     from dbml.architectures.mlp import MLP
+    from dbml.architectures.recommender import Recommender
     from dbml.architectures.recurrent import GRU, LSTM
 
-    return {a.name: a for a in (MLP(), CNN(), LSTM(), GRU(), Autoencoder())}
+    return {a.name: a for a in (MLP(), CNN(), LSTM(), GRU(), Autoencoder(), Recommender())}
 
 
 ARCHITECTURES: dict[str, Architecture] = _builtin()

@@ -349,9 +349,10 @@ class Group:
 def _builtin() -> dict[str, Kind]:
     from dbml.kinds.array import ArrayKind, SequenceKind
     from dbml.kinds.category import CategoryKind
+    from dbml.kinds.ident import IdKind
     from dbml.kinds.scalar import BooleanKind, DatetimeKind, NumericKind
 
-    kinds = (NumericKind(), BooleanKind(), DatetimeKind(), CategoryKind(), ArrayKind(), SequenceKind())
+    kinds = (NumericKind(), BooleanKind(), DatetimeKind(), CategoryKind(), ArrayKind(), SequenceKind(), IdKind())
     return {k.name: k for k in kinds}
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["NumberEncoder", "CategoryEncoder", "ArrayEncoder", "window_stats"]
+__all__ = ["NumberEncoder", "CategoryEncoder", "ArrayEncoder", "IdEncoder", "window_stats"]
 
 
 def window_stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -119,3 +119,26 @@ class ArrayEncoder(nn.Module):
         if self.channels == 1:
             return scaled
         return torch.stack([scaled, (~missing).to(torch.float32)], dim=2)
+
+
+class IdEncoder(nn.Module):
+    """One learnt row of ``factors + 1`` numbers per id (an id's vector, then its bias);
+    code 0 (unknown or NULL) has a row too. Small random vectors, zero biases."""
+
+    def __init__(self, size: int, factors: int):
+        super().__init__()
+        self.size, self.factors = size, factors
+        self.table = nn.Embedding(size, factors + 1)
+        with torch.no_grad():
+            self.table.weight.normal_(0.0, 0.1)
+            self.table.weight[:, factors].zero_()
+        self.shape = (factors + 1,)
+
+    def target(self, x: torch.Tensor) -> torch.Tensor:
+        return x.to(torch.float32)
+
+    def target_width(self) -> int:
+        return 1
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.table(x[:, 0])

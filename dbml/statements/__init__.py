@@ -25,6 +25,7 @@ from typing import Any
 
 from dbml.errors import DbmlError
 from dbml.statements import alter, card, describe, drop, evaluate, explain, export, forecast, import_, monitor, show, train
+from dbml.statements import recommend
 from dbml.statements.base import (
     MLStatement, Statement, option_value, options_of, rows_relation, source_query, version_of,
 )  # fmt: skip
@@ -52,6 +53,7 @@ STATEMENTS: dict[str, Statement] = {
         export.STATEMENT,
         card.STATEMENT,
         import_.STATEMENT,
+        recommend.STATEMENT,
     )
 }
 

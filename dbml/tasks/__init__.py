@@ -156,6 +156,7 @@ class Task:
     described: str = ""
     score_label: str = "metric"
     pictures: tuple[str, ...] = ()
+    own_target: bool = False  # its rows (``source``) carry a target even without TARGET (a recommender's ratings)
 
     # -- choosing the task of a TRAIN MODEL ------------------------------------------------
     def implied(self, target: str | None, options: dict[str, Any]) -> bool:
@@ -220,6 +221,10 @@ class Task:
         from dbml.data import split
 
         return split.hashed(key, options["validation"], self.strata_sql(target)), [key]
+
+    def observe(self, target: Target, arrays: dict[str, np.ndarray], train_idx: np.ndarray) -> None:
+        """See the encoded training rows (``arrays``: {group key: array}) before the fit, and
+        keep in ``target.extra`` what the task needs of them (a recommender's training pairs)."""
 
     def y_tensor(self, target: Target, y):
         """The target tensor of the rows whose read target is ``y`` (Arrow; None without a target)."""
@@ -456,9 +461,10 @@ def _builtin() -> dict[str, Task]:
     from dbml.tasks.forecast import Forecast
     from dbml.tasks.imported import IMPORTED
     from dbml.tasks.reconstruction import Reconstruction
+    from dbml.tasks.recommendation import Recommendation
     from dbml.tasks.regression import Regression
 
-    return {t.name: t for t in (Classification(), Regression(), Reconstruction(), Forecast(), IMPORTED)}
+    return {t.name: t for t in (Classification(), Regression(), Reconstruction(), Forecast(), IMPORTED, Recommendation())}
 
 
 TASKS.update(_builtin())

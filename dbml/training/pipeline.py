@@ -205,7 +205,7 @@ def plan(con: duckdb.DuckDBPyConnection, registry: Registry, name: str, req: Tra
 def rows_sql(p: Plan) -> str:
     """The SQL of the rows pass (:func:`dbml.data.rows.rows_sql`)."""
     selects = [f"{feature_sql(f, exp.column(f.name, quoted=True), p.name).sql(dialect='duckdb')} AS {_q(f.name)}" for f in p.features]
-    target_sql = p.task.target_sql(p.target, p.target_type) if p.target else None
+    target_sql = p.task.target_sql(p.target, p.target_type) if p.target or p.task.own_target else None
     role, order = p.task.split_sql(_TARGET_NAME, data_rows.split.KEY, p.options)
     return data_rows.rows_sql(p.data_sql, selects, target_sql, role, order, p.row_hash, p.options["seed"])
 
@@ -218,7 +218,7 @@ def read_rows(con: duckdb.DuckDBPyConnection, p: Plan) -> pa.Table:
 
 # -- 4. the target and the split -------------------------------------------------------------
 def prepare_target(p: Plan, table: pa.Table) -> tuple[Target, np.ndarray, np.ndarray]:
-    y = table.column(_TARGET_NAME) if p.target else None
+    y = table.column(_TARGET_NAME) if _TARGET_NAME in table.column_names else None
     target = p.task.prepare(p.name, p.target, p.target_type, y, p.parent)
     target.extra.update(p.facts.get("extra") or {})
     train_idx, val_idx = data_rows.roles(table)
@@ -398,7 +398,8 @@ def train(con: duckdb.DuckDBPyConnection, registry: Registry, req: TrainRequest)
     _check_sizes(p.name, features, prof, target, len(val_idx) or len(train_idx),
                  p.options["batch_size"] or _auto_batch_size(len(train_idx)), p.options)  # fmt: skip
     arrays = batches(table, features, prof, name)
-    y = table.column(_TARGET_NAME) if p.target else None
+    p.task.observe(target, arrays, train_idx)
+    y = table.column(_TARGET_NAME) if _TARGET_NAME in table.column_names else None
     net, logs, seconds, batch_size, metrics = fit_model(p, features, prof, target, arrays, train_idx, val_idx, y)
     eval_idx = val_idx if len(val_idx) else train_idx
     blob, parity = export_and_check(p, net, features, prof, target, table, arrays, eval_idx[:2048])
