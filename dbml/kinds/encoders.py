@@ -122,8 +122,9 @@ class ArrayEncoder(nn.Module):
 
 
 class IdEncoder(nn.Module):
-    """One learnt row of ``factors + 1`` numbers per id (an id's vector, then its bias);
-    code 0 (unknown or NULL) has a row too. Small random vectors, zero biases."""
+    """One learnt row of ``factors + 1`` numbers per id (an id's vector, then its bias):
+    small random vectors, zero biases. Code 0 (an id unseen at training, or NULL) never
+    trains and stays all zero, so an unknown user's score is the item's bias."""
 
     def __init__(self, size: int, factors: int):
         super().__init__()
@@ -132,6 +133,7 @@ class IdEncoder(nn.Module):
         with torch.no_grad():
             self.table.weight.normal_(0.0, 0.1)
             self.table.weight[:, factors].zero_()
+            self.table.weight[0].zero_()
         self.shape = (factors + 1,)
 
     def target(self, x: torch.Tensor) -> torch.Tensor:

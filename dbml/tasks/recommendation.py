@@ -205,6 +205,7 @@ class Recommendation(Task):
         users, items = arrays[user_key][train_idx, 0], arrays[item_key][train_idx, 0]
         order = np.lexsort((items, users))
         target.extra["_seen"] = (users[order].astype(np.int32), items[order].astype(np.int32))
+        target.extra["_held_out"] = len(train_idx) < len(arrays[user_key])  # else the metrics' rows are the training rows
 
     def y_tensor(self, target, y):
         import torch
@@ -304,7 +305,8 @@ class Recommendation(Task):
             wanted = np.unique(users)
             user_vectors = trunk.user(user_table[torch.from_numpy(wanted)]).double().cpu().numpy()
         seen_u, seen_i = target.extra.get("_seen", (np.zeros(0, np.int32), np.zeros(0, np.int32)))
-        out.update(recommend.ranking_metrics(wanted, user_vectors, all_items, users, items, seen_u, seen_i, CUTOFF))
+        if target.extra.get("_held_out", True):
+            out.update(recommend.ranking_metrics(wanted, user_vectors, all_items, users, items, seen_u, seen_i, CUTOFF))
         edges = sorted(set(np.quantile(scores, QUANTILES).tolist())) if len(scores) else []
         counts = np.bincount(bin_index(scores, edges), minlength=len(edges) + 1)
         out["prediction_distribution"] = {"edges": edges, "shares": (counts / max(counts.sum(), 1)).tolist()}

@@ -14,7 +14,7 @@ from dbml.script import split_script
 
 def test_every_statement_is_one_row_with_its_pieces():
     assert set(statements.STATEMENTS) == {"train", "evaluate", "explain", "monitor", "forecast", "show", "describe",
-                                          "drop", "alter", "export", "card", "import"}  # fmt: skip
+                                          "drop", "alter", "export", "card", "import", "recommend"}  # fmt: skip
     for s in statements.STATEMENTS.values():
         assert issubclass(s.node, statements.MLStatement) and s.run and s.parse and s.generate and s.twins, s.name
         for name in s.twins:
