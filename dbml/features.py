@@ -9,7 +9,7 @@ engines that are not DuckDB. What each kind does lives in :mod:`dbml.kinds`.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Iterator, Mapping
 
 from dbml.kinds import KINDS, all_kinds, detect, kind_of
@@ -66,6 +66,9 @@ class FeatureSpec:
         rule: the rule that chose the kind when it is not the column's type alone
             (``option text``; see :func:`dbml.kinds.rule_of`), else None. Records
             before rules, and features chosen by their type, have none.
+        tower: at training only, the part of the network the column feeds apart from the
+            others (a recommender's ``user`` or ``item`` side columns): its group's tensor
+            is its own (:func:`dbml.kinds.groups`). Not stored: the graph keeps the split.
     """
 
     name: str
@@ -73,9 +76,11 @@ class FeatureSpec:
     sql_type: str
     onnx_input: str | None = None
     rule: str | None = None
+    tower: str | None = field(default=None, compare=False)
 
     def to_dict(self) -> dict[str, str]:
         out = asdict(self)
+        del out["tower"]
         for key in ("onnx_input", "rule"):
             if out[key] is None:
                 del out[key]  # dbml's own features chosen by type keep their three keys

@@ -70,16 +70,18 @@ def catalogue(ctx, rec: dict[str, Any]) -> Catalogue:
             return _CACHE[key]
     from onnx import load_from_string, numpy_helper
 
-    from dbml.tasks.recommendation import SEEN_ITEMS, SEEN_USERS
+    from dbml.tasks.recommendation import ITEM_VECTORS, SEEN_ITEMS, SEEN_USERS
 
     o, prof = rec["options"], rec["profile"]
     user, item = o["user"], o["item"]
     items = [str(v) for v in prof[item]["vocabulary"]]
     users = pa.array([str(v) for v in prof[user]["vocabulary"]], type=pa.string())
-    session = ctx.session(rec)
-    vectors = _vectors(session, user, item, items, side="item")
     graph = load_from_string(ctx.registry.blob(rec["model"], rec["version"])).graph
-    inits = {i.name: i for i in graph.initializer if i.name in (SEEN_USERS, SEEN_ITEMS)}
+    inits = {i.name: i for i in graph.initializer if i.name in (SEEN_USERS, SEEN_ITEMS, ITEM_VECTORS)}
+    if ITEM_VECTORS in inits:  # a two-tower model: each item's vector with its side columns, from training
+        vectors = np.ascontiguousarray(numpy_helper.to_array(inits[ITEM_VECTORS]), np.float32)
+    else:
+        vectors = _item_vectors(ctx.session(rec), rec, items)
     seen_u = numpy_helper.to_array(inits[SEEN_USERS]).astype(np.int64) if SEEN_USERS in inits else np.zeros(0, np.int64)
     seen_i = numpy_helper.to_array(inits[SEEN_ITEMS]).astype(np.int64) if SEEN_ITEMS in inits else np.zeros(0, np.int64)
     start = np.zeros(len(users) + 2, np.int64)
@@ -97,18 +99,34 @@ def catalogue(ctx, rec: dict[str, Any]) -> Catalogue:
     return cat
 
 
-def _vectors(session, user: str, item: str, ids: list[str] | np.ndarray, side: str) -> np.ndarray:
-    """The augmented vectors of ``ids`` (users or items, as strings), from the graph's embedding."""
-    n = len(ids)
+def _embedding_half(session, rec: dict[str, Any], columns: dict[str, Any], n: int, side: str) -> np.ndarray:
+    """One half of the graph's embedding (``side``: 'user' or 'item') of ``n`` rows whose
+    encoded columns are ``columns`` (by feature; a feature missing there is fed as missing:
+    '' for an id or a category, NaN for a number)."""
+    from dbml.features import FeatureSpec
+    from dbml.runtime import arrow_feeds
+
+    features = [FeatureSpec(f["name"], f["kind"], f["sql_type"], f.get("onnx_input"), f.get("rule")) for f in rec["features"]]
     out = []
     for start in range(0, max(n, 1), 65536):
-        part = np.asarray(ids[start : start + 65536], dtype=object).reshape(-1, 1)
-        blank = np.full((len(part), 1), "", dtype=object)
-        feeds = {user: part, item: blank} if side == "user" else {user: blank, item: part}
-        emb = session.run(["embedding"], feeds)[0]
+        m = min(65536, n - start)
+        values = []
+        for f in features:
+            if f.name in columns:
+                values.append(columns[f.name].slice(start, m))
+            elif f.onnx_type == "string":
+                values.append(pa.array([""] * m, type=pa.string()))
+            else:
+                values.append(pa.nulls(m, type=pa.float32()).fill_null(float("nan")))
+        emb = session.run(["embedding"], arrow_feeds(features, values))[0]
         half = emb.shape[1] // 2
         out.append(emb[:, :half] if side == "user" else emb[:, half:])
     return np.ascontiguousarray(np.concatenate(out)[:n], np.float32)
+
+
+def _item_vectors(session, rec: dict[str, Any], items: list[str]) -> np.ndarray:
+    """Every catalogue item's augmented vector, from the graph (the ids alone)."""
+    return _embedding_half(session, rec, {rec["options"]["item"]: pa.array(items, type=pa.string())}, len(items), "item")
 
 
 def topk_session(item_vectors: np.ndarray):
@@ -171,22 +189,57 @@ def _codes(cat: Catalogue, users: pa.Array) -> np.ndarray:
     return pc.add(pc.fill_null(idx, -1), 1).to_numpy(zero_copy_only=False).astype(np.int64)
 
 
-def recommend(ctx, rec: dict[str, Any], users: pa.Array, k: int, exclude_seen: bool) -> dict[str, Any]:
-    """Each distinct user's top ``k``: {"user": [...], "item": [...], "score", "rank",
-    "cold_start"}, the users as given, the items as the catalogue's strings. An unknown
-    user gets the most popular items (``cold_start`` true, ``score`` their training share)."""
-    cat = catalogue(ctx, rec)
-    import pyarrow.compute as pc
+def users_of(ctx, rec: dict[str, Any], source_sql: str, source_label: str, statement: str) -> pa.Table:
+    """One row per distinct user of a source: ``u`` (the user as the source gives it, NULL
+    left out) and the user's side columns encoded as at training (a user's first row)."""
+    import duckdb
 
-    users = pc.unique(users.combine_chunks() if isinstance(users, pa.ChunkedArray) else users)
-    users = users.filter(pc.is_valid(users))
-    text = users.cast(pa.string())
+    from dbml.features import FeatureSpec, feature_sql
+    from dbml.sqltext import quote as _q
+    from sqlglot import exp
+
+    o = rec["options"]
+    user, side = o["user"], list(o.get("user_features") or [])
+    con = ctx.scoped()
+    try:
+        columns = con.sql(f"SELECT * FROM (\n{source_sql}\n) AS src LIMIT 0").columns
+    except duckdb.Error as err:
+        raise FeatureError(f"cannot read the source {source_label} of {statement} {rec['model']}: {err}") from None
+    lower = {c.lower(): c for c in columns}
+    if user.lower() in lower:
+        column = lower[user.lower()]
+    elif len(columns) == 1 and not side:
+        column = columns[0]
+    else:
+        raise FeatureError(f"the source {source_label} of {statement} {rec['model']} has columns {', '.join(columns)}; "
+                           f"it needs the user column '{user}'" + ("" if side else " (or one column of user ids)"))  # fmt: skip
+    missing = [c for c in side if c.lower() not in lower]
+    if missing:
+        raise FeatureError(f"the source {source_label} of {statement} {rec['model']} lacks the user column(s) "
+                           f"{', '.join(missing)} the model's user tower reads")  # fmt: skip
+    specs = {f["name"]: FeatureSpec(f["name"], f["kind"], f["sql_type"]) for f in rec["features"]}
+    encoded = "".join(f", {feature_sql(specs[c], exp.column(lower[c.lower()], quoted=True), rec['model']).sql(dialect='duckdb')} "
+                      f"AS {_q(c)}" for c in side)  # fmt: skip
+    return con.sql(f"SELECT DISTINCT ON (u) {_q(column)} AS u{encoded} FROM (\n{source_sql}\n) AS src "
+                   f"WHERE {_q(column)} IS NOT NULL").to_arrow_table()  # fmt: skip
+
+
+def recommend(ctx, rec: dict[str, Any], users: pa.Table, k: int, exclude_seen: bool) -> dict[str, Any]:
+    """Each user's top ``k`` (``users``: :func:`users_of`'s table): {"user": [...], "item":
+    [...], "score", "rank", "cold_start"}, the users as given, the items as the catalogue's
+    strings. An unknown user gets the most popular items (``cold_start`` true, ``score``
+    their training share)."""
+    cat = catalogue(ctx, rec)
+    user_col = users.column("u").combine_chunks()
+    text = user_col.cast(pa.string())
     codes = _codes(cat, text)
     known = codes > 0
     out: dict[str, list] = {"user": [], "item": [], "score": [], "rank": [], "cold_start": []}
     if known.any():
-        session = ctx.session(rec)
-        vectors = _vectors(session, cat.user, cat.item, text.filter(pa.array(known)).to_pylist(), side="user")
+        mask = pa.array(known)
+        columns = {c: users.column(c).combine_chunks().filter(mask) for c in users.column_names if c != "u"}
+        columns[cat.user] = text.filter(mask)
+        vectors = _embedding_half(ctx.session(rec), rec, columns, int(known.sum()), "user")
         idx, val = top_k(vectors, cat.item_vectors, k, _seen(cat, codes[known]) if exclude_seen else None, cat.topk)
         rows = np.flatnonzero(known)
         for r, i_row, v_row in zip(rows, idx, val):
@@ -206,7 +259,7 @@ def recommend(ctx, rec: dict[str, Any], users: pa.Array, k: int, exclude_seen: b
             out["score"].append(float(cat.popularity[i]))
             out["rank"].append(rank)
             out["cold_start"].append(True)
-    out["user"] = users.take(pa.array(out["user"], type=pa.int64())) if out["user"] else users.slice(0, 0)
+    out["user"] = user_col.take(pa.array(out["user"], type=pa.int64())) if out["user"] else user_col.slice(0, 0)
     return out
 
 
@@ -263,7 +316,8 @@ def evaluate(ctx, rec: dict[str, Any], source_sql: str, source_label: str, k: in
     pairs = con.sql(f"SELECT CAST({u} AS VARCHAR) AS u, CAST({i} AS VARCHAR) AS i FROM (\n{source_sql}\n) AS src "
                     f"WHERE {u} IS NOT NULL AND {i} IS NOT NULL").to_arrow_table()  # fmt: skip
     rows = pairs.num_rows
-    found = recommend(ctx, rec, pairs.column("u"), k, exclude_seen=True)
+    users = users_of(ctx, rec, source_sql, source_label, "EVALUATE MODEL")
+    found = recommend(ctx, rec, users, k, exclude_seen=True)
     ranked: dict[str, list] = {}
     cold: set[str] = set()
     for user, item, is_cold in zip(found["user"].cast(pa.string()).to_pylist(), found["item"], found["cold_start"]):

@@ -184,3 +184,28 @@ def test_recommend_composes_in_every_form(rec, tmp_path):
     assert direct == 12
     for form, sql in FORMS.items():
         assert rec.sql(sql.format(s=statement, path=tmp_path / "out.csv")).fetchall() == [(direct,)], form
+
+
+def test_two_towers_with_user_and_item_columns(rec):
+    rec.sql("CREATE TABLE rich AS SELECT user_id, item_id, 'g' || (user_id % 3) AS grp, (user_id % 7) * 1.5 AS age, "
+            "'genre' || ((item_id - 100) // 15) AS genre FROM train")  # fmt: skip
+    rec.sql("CREATE TABLE rich_test AS SELECT user_id, item_id, 'g' || (user_id % 3) AS grp, (user_id % 7) * 1.5 AS age "
+            "FROM test")  # fmt: skip
+    rec.sql(f"TRAIN MODEL towers USING recommender FROM rich WITH (user = 'user_id', item = 'item_id', "
+            f"user_features = ['grp', 'age'], item_features = ['genre'], validation = 0, {OPTIONS})").fetchall()  # fmt: skip
+    features = rec.sql("SELECT features FROM (DESCRIBE MODEL towers)").fetchall()[0][0]
+    assert "option user_features" in features and "option item_features" in features
+    ndcg = rec.sql("SELECT ndcg_at_10 FROM (EVALUATE MODEL towers ON rich_test)").fetchall()[0][0]
+    assert ndcg > _popularity_ndcg(rec) + 0.1
+    # RECOMMEND reads the user's columns from its source; its scores are PREDICT's on the item's training columns
+    top = rec.sql("RECOMMEND MODEL towers FOR (SELECT user_id, grp, age FROM rich_test WHERE user_id = 4) TOP 2").fetchall()
+    u, i, s = top[0][:3]
+    genre = rec.sql(f"SELECT any_value(genre) FROM rich WHERE item_id = {i}").fetchall()[0][0]
+    again = rec.sql(f"SELECT PREDICT(towers, *) FROM (SELECT {u} AS user_id, {i} AS item_id, 'g1' AS grp, 6.0 AS age, "
+                    f"'{genre}' AS genre)").fetchall()[0][0]  # fmt: skip
+    assert abs(again - s) < 1e-4
+    with pytest.raises(DbmlError, match="lacks the user column.* age"):
+        rec.sql("RECOMMEND MODEL towers FOR (SELECT user_id, grp FROM rich_test) TOP 2").fetchall()
+    with pytest.raises(DbmlError, match="'nope'"):
+        rec.sql("TRAIN MODEL t2 USING recommender FROM rich WITH (user = 'user_id', item = 'item_id', "
+                "item_features = ['nope'])").fetchall()  # fmt: skip

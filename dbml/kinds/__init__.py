@@ -622,11 +622,12 @@ def check_arrow_type(feature: FeatureSpec, arrow_type: pa.DataType, model: str |
 def groups(features: Sequence[FeatureSpec]) -> list[Group]:
     """The input tensors of a model, in the order of their kinds' :attr:`Kind.group_order`
     (``numbers``, ``categories``, then one per array or sequence column), groups of one
-    order in feature order."""
+    order in feature order. A feature with a ``tower`` goes into a group of that tower's
+    (key ``<tower>/<key>``)."""
     found: dict[str, Group] = {}
     for f in features:
         kind = kind_of(f)
-        key = kind.group_key(f)
+        key = kind.group_key(f) if getattr(f, "tower", None) is None else f"{f.tower}/{kind.group_key(f)}"
         if key not in found:
             found[key] = Group(key, kind, [])
         found[key].features.append(f)

@@ -82,11 +82,9 @@ def recommend(ctx: "Context", model: str, users: str, top: int = 10, *, exclude_
 
 def recommend_model(ctx: "Context", model: str, version: int | None, source_sql: str, source_label: str, top: Any,
                     exclude_seen: bool):  # fmt: skip
-    import duckdb
     import pyarrow as pa
 
     from dbml import recommend as engine
-    from dbml.errors import FeatureError, SourceError
     from dbml.sqltext import quote as _q
     from dbml.tasks.recommendation import safe_type
 
@@ -94,21 +92,7 @@ def recommend_model(ctx: "Context", model: str, version: int | None, source_sql:
     engine.check_recommender(rec, "RECOMMEND MODEL")
     k = engine.check_k(top)
     user, item = rec["options"]["user"], rec["options"]["item"]
-    con = ctx.scoped()
-    try:
-        rel = con.sql(f"SELECT * FROM (\n{source_sql}\n) AS src")
-    except duckdb.Error as err:
-        raise SourceError(f"cannot read the FOR source {source_label} of RECOMMEND MODEL {rec['model']}: {err}") from None
-    columns = rel.columns
-    lower = {c.lower(): c for c in columns}
-    if user.lower() in lower:
-        column = lower[user.lower()]
-    elif len(columns) == 1:
-        column = columns[0]
-    else:
-        raise FeatureError(f"the FOR source {source_label} of RECOMMEND MODEL {rec['model']} has columns "
-                           f"{', '.join(columns)}; it needs the user column '{user}' (or one column of user ids)")  # fmt: skip
-    users = con.sql(f"SELECT DISTINCT {_q(column)} AS u FROM (\n{source_sql}\n) AS src").to_arrow_table().column("u")
+    users = engine.users_of(ctx, rec, source_sql, source_label, "RECOMMEND MODEL")
     out = engine.recommend(ctx, rec, users, k, exclude_seen)
     table = pa.table({
         "u": out["user"], "i": pa.array(out["item"], type=pa.string()), "score": pa.array(out["score"], type=pa.float64()),

@@ -39,9 +39,10 @@ from dbml.options import Option
 from dbml.sqltext import quote as _q
 from dbml.tasks import Evaluation, Target, Task
 
-__all__ = ["Recommendation", "SEEN_USERS", "SEEN_ITEMS", "CUTOFF", "TIME_TYPES"]
+__all__ = ["Recommendation", "SEEN_USERS", "SEEN_ITEMS", "ITEM_VECTORS", "CUTOFF", "TIME_TYPES"]
 
 SEEN_USERS, SEEN_ITEMS = "dbml/recommend/seen_users", "dbml/recommend/seen_items"
+ITEM_VECTORS = "dbml/recommend/item_vectors"  # a two-tower model's catalogue: each item's vector, by code - 1
 CUTOFF = 10  # the k of the metrics
 TIME_TYPES = ("DATE", "TIMESTAMP", "TIMESTAMP WITH TIME ZONE", "TIMESTAMP_S", "TIMESTAMP_MS", "TIMESTAMP_NS")
 _RATING, _TIME, _KEY = "__dbml_rating__", "__dbml_time__", "__dbml_key__"
@@ -92,6 +93,8 @@ class Recommendation(Task):
         Option("rating", "str", "", "recommender: a numeric column of explicit ratings ('' for implicit feedback)"),
         Option("time", "str", "", "recommender: the column ordering interactions, for the split by time "
                "('' picks the source's one DATE or TIMESTAMP column, if any)"),
+        Option("user_features", "str_list", [], "recommender: columns describing the user (a user tower)"),
+        Option("item_features", "str_list", [], "recommender: columns describing the item (an item tower)"),
         Option("loss", "str", "bpr", "recommender, implicit feedback: bpr or softmax (sampled)", choices=("bpr", "softmax")),
         Option("negatives", "int", 8, "recommender, implicit feedback: sampled negative items per interaction",
                lambda v: 1 <= v <= 1000, "1 to 1000"),
@@ -109,8 +112,11 @@ class Recommendation(Task):
 
     # -- the rows ------------------------------------------------------------------------------
     def source(self, con, name, req, columns, types, target, target_type, options):
+        import dataclasses
+
         from dbml.data.rows import COUNT, SUM
         from dbml.features import FeatureSpec
+        from dbml.kinds import Shape, detect_column
         from dbml.registry import lineage
 
         if options.get("warm_start") or options.get("from_version"):
@@ -135,7 +141,20 @@ class Recommendation(Task):
         user, item = picked["user"][0], picked["item"][0]
         if user == item:
             raise OptionError(f"options user and item of model '{name}' both name column '{user}'")
-        for c in (user, item):
+        sides: dict[str, list[tuple[str, str]]] = {}
+        taken = {user.lower(): "user", item.lower(): "item"}
+        for tower in ("user", "item"):
+            sides[tower] = []
+            for c in options.get(f"{tower}_features") or []:
+                if c.lower() not in by_lower:
+                    raise OptionError(f"option {tower}_features of model '{name}' names column '{c}', which the source "
+                                      f"{req.source_label} lacks; its columns are {', '.join(columns)}")  # fmt: skip
+                if c.lower() in taken:
+                    raise OptionError(f"column '{c}' of model '{name}' is named twice (as {taken[c.lower()]} and in "
+                                      f"{tower}_features); a column feeds one side")  # fmt: skip
+                taken[c.lower()] = f"{tower}_features"
+                sides[tower].append(by_lower[c.lower()])
+        for c in (user, item, *(c for t in sides.values() for c, _ in t)):
             if c.lower() in RESERVED or c.lower() in (_RATING, _TIME, _KEY):
                 raise FeatureError(f"column '{c}' of model '{name}' has the name of a column RECOMMEND returns "
                                    f"({', '.join(RESERVED)}): rename it in the source (SELECT * RENAME ({_q(c)} AS {_q(c + '_1')}) FROM ...)")  # fmt: skip
@@ -164,16 +183,22 @@ class Recommendation(Task):
         if counts[2] < 2:
             raise FeatureError(f"the source of model '{name}' has {counts[2]} interaction(s); a recommender needs more")
         options["user"], options["item"] = user, item
+        options["user_features"] = [c for c, _ in sides["user"]]
+        options["item_features"] = [c for c, _ in sides["item"]]
         options["rating"] = rating[0] if rating else ""
         options["time"] = time[0] if time else ""
         count, total = lineage.fingerprint_sql(columns, window=True)
         key = f"hash({lineage.row_hash_sql(columns)}, {int(options['seed'])}::UBIGINT)"
         examples = (
-            f"SELECT {_q(user)}, {_q(item)}, {f'CAST({_q(rating[0])} AS DOUBLE)' if rating else '1.0::DOUBLE'} AS {_q(_RATING)}, "
+            f"SELECT {_q(user)}, {_q(item)}, {''.join(_q(c) + ', ' for t in sides.values() for c, _ in t)}{f'CAST({_q(rating[0])} AS DOUBLE)' if rating else '1.0::DOUBLE'} AS {_q(_RATING)}, "
             f"{f'epoch_ms(CAST({_q(time[0])} AS TIMESTAMP))' if time and time[1].upper() in TIME_TYPES else (f'CAST({_q(time[0])} AS DOUBLE)' if time else 'NULL::DOUBLE')} AS {_q(_TIME)}, "
             f"{key} AS {_q(_KEY)}, {count} AS {COUNT}, {total} AS {SUM} FROM {src}"
         )  # fmt: skip
         features = [FeatureSpec(user, "id", "VARCHAR", rule="option user"), FeatureSpec(item, "id", "VARCHAR", rule="option item")]
+        for tower, cols in sides.items():
+            for c, t in cols:
+                found = detect_column(c, t.upper(), options=req.options, takes=frozenset({Shape.FLAT, Shape.FIXED})).feature()
+                features.append(dataclasses.replace(found, rule=f"option {tower}_features", tower=tower))
         return examples, features, {"user_type": picked["user"][1], "item_type": picked["item"][1]}
 
     def target_sql(self, target, target_type):
@@ -203,6 +228,11 @@ class Recommendation(Task):
         """Keep the training pairs (codes) and the catalogue size, for the metrics and the graph."""
         user_key, item_key = [k for k in arrays if k.startswith("ids/")]  # the features' order: user, item
         users, items = arrays[user_key][train_idx, 0], arrays[item_key][train_idx, 0]
+        side = [k for k in arrays if k.startswith("item/")]
+        if side:  # a two-tower model's catalogue: each item's side columns, from its first training row
+            codes, first = np.unique(items, return_index=True)
+            rows = train_idx[first]
+            target.extra["_item_rows"] = {item_key: arrays[item_key][rows], **{k: arrays[k][rows] for k in side}}
         order = np.lexsort((items, users))
         target.extra["_seen"] = (users[order].astype(np.int32), items[order].astype(np.int32))
         target.extra["_held_out"] = len(train_idx) < len(arrays[user_key])  # else the metrics' rows are the training rows
@@ -222,14 +252,17 @@ class Recommendation(Task):
     def _parts(self, net, batch):
         trunk = net.trunk
         enc = net.encode(batch)
-        user = trunk.user(enc[trunk.user_key])
-        item = trunk.item(enc[trunk.item_key])
-        return trunk, user, item
+        return trunk, trunk.user_of(enc), trunk.item_of(enc)
 
-    def _negatives(self, net, user, n, generator=None):
+    def _negatives(self, net, user, n, generator=None, item=None):
+        """[N, n] sampled negative items' vectors: uniform over the catalogue, or, for a
+        two-tower model (whose items need their side columns), other rows' items of the batch."""
         import torch
 
         trunk = net.trunk
+        if trunk.has_item_side:
+            picks = torch.randint(0, item.shape[0], (item.shape[0], n), generator=generator, device=item.device)
+            return item[picks], picks
         table = net.encoders[net.keys.index(trunk.item_key)].table
         size = table.num_embeddings
         codes = torch.randint(1, max(size, 2), (user.shape[0], n), generator=generator, device=user.device)
@@ -248,7 +281,7 @@ class Recommendation(Task):
         generator = None
         if not net.training:  # the same negatives every epoch: validation figures that compare
             generator = torch.Generator(device=user.device).manual_seed(0)
-        neg_item, _ = self._negatives(net, user, opts["negatives"], generator)
+        neg_item, _ = self._negatives(net, user, opts["negatives"], generator, item)
         neg = (user.unsqueeze(1) * neg_item).sum(dim=2)
         reg = reg + opts["l2"] * (neg_item[..., : trunk.factors] ** 2).sum(2).mean()
         if opts["loss"] == "softmax":
@@ -266,7 +299,7 @@ class Recommendation(Task):
             y = batch["target"]
             return 1 - ((pos - y) ** 2).sum() / ((y - y.mean()) ** 2).sum().clamp_min(1e-12)
         generator = torch.Generator(device=user.device).manual_seed(1)
-        neg_item, _ = self._negatives(net, user, opts["negatives"], generator)
+        neg_item, _ = self._negatives(net, user, opts["negatives"], generator, item)
         neg = (user.unsqueeze(1) * neg_item).sum(dim=2)
         return (pos.unsqueeze(1) > neg).float().mean()
 
@@ -299,11 +332,11 @@ class Recommendation(Task):
         users = batch[trunk.user_key][:, 0].cpu().numpy()
         items = batch[trunk.item_key][:, 0].cpu().numpy()
         with torch.no_grad():
-            item_table = net.encoders[net.keys.index(trunk.item_key)].table.weight
-            user_table = net.encoders[net.keys.index(trunk.user_key)].table.weight
-            all_items = trunk.item(item_table[1:]).double().cpu().numpy()
-            wanted = np.unique(users)
-            user_vectors = trunk.user(user_table[torch.from_numpy(wanted)]).double().cpu().numpy()
+            all_items = self._catalogue(net, target)
+            wanted, first = np.unique(users, return_index=True)
+            rows = torch.from_numpy(first).to(batch[trunk.user_key].device)
+            user_vectors = trunk.user_of(net.encode(batch)).index_select(0, rows)
+            user_vectors = user_vectors.double().cpu().numpy()
         seen_u, seen_i = target.extra.get("_seen", (np.zeros(0, np.int32), np.zeros(0, np.int32)))
         if target.extra.get("_held_out", True):
             out.update(recommend.ranking_metrics(wanted, user_vectors, all_items, users, items, seen_u, seen_i, CUTOFF))
@@ -313,6 +346,25 @@ class Recommendation(Task):
         out["item_type"], out["user_type"] = target.extra.get("item_type"), target.extra.get("user_type")
         out["catalogue"] = int(all_items.shape[0])
         return out
+
+    def _catalogue(self, net, target) -> np.ndarray:
+        """Every item's augmented vector (row c - 1 for code c), as the graph's ``embedding``
+        gives it; a two-tower model's from one training row of each item (kept in
+        ``target.extra`` for the graph)."""
+        import torch
+
+        trunk = net.trunk
+        table = net.encoders[net.keys.index(trunk.item_key)].table.weight
+        if not trunk.has_item_side:
+            return trunk.item(table[1:]).double().cpu().numpy()
+        if "_item_vectors" not in target.extra:
+            rows = target.extra["_item_rows"]
+            device = table.device
+            enc = {k: net.encoders[net.keys.index(k)](torch.from_numpy(a).to(device)) for k, a in rows.items()}
+            vectors = np.zeros((table.shape[0] - 1, trunk.factors + 2), np.float32)
+            vectors[rows[trunk.item_key][:, 0] - 1] = trunk.item_of(enc).float().cpu().numpy()
+            target.extra["_item_vectors"] = vectors
+        return target.extra["_item_vectors"].astype(np.float64)
 
     def graph_outputs(self, target):
         return {
@@ -325,6 +377,8 @@ class Recommendation(Task):
         seen_u, seen_i = target.extra.get("_seen", (np.zeros(0, np.int32), np.zeros(0, np.int32)))
         inits = [numpy_helper.from_array(np.asarray(seen_u, np.int32), SEEN_USERS),
                  numpy_helper.from_array(np.asarray(seen_i, np.int32), SEEN_ITEMS)]  # fmt: skip
+        if "_item_vectors" in target.extra:
+            inits.append(numpy_helper.from_array(np.asarray(target.extra["_item_vectors"], np.float32), ITEM_VECTORS))
         return nodes, inits, [helper.make_tensor_value_info("score", TensorProto.FLOAT, ["N"])]
 
     # -- scoring and statements ----------------------------------------------------------------------
