@@ -130,6 +130,10 @@ def test_export_score_outside_describe_and_monitor(rec, tmp_path):
     assert np.allclose(outside.column("prediction").to_pylist(), [r[0] for r in inside], atol=1e-5)
     described = rec.sql("SELECT task, architecture, features FROM (DESCRIBE MODEL rec)").fetchall()[0]
     assert described[:2] == ("recommendation", "recommender") and "option user" in described[2]
+    # IMPORT reads the file back: the same recommendations, the seen pairs from the file
+    rec.sql(f"IMPORT MODEL rec_copy FROM '{path}'")
+    same = "RECOMMEND MODEL {} FOR (SELECT DISTINCT user_id FROM train WHERE user_id < 6) TOP 4 EXCLUDE SEEN"
+    assert rec.sql(same.format("rec_copy")).fetchall() == rec.sql(same.format("rec")).fetchall()
     drift = rec.sql("SELECT feature, psi FROM (MONITOR MODEL rec ON (SELECT user_id, item_id FROM test))").fetchall()
     assert {"item_id", "user_id", "__prediction__"} <= {r[0] for r in drift}
 
@@ -141,7 +145,7 @@ def test_explicit_ratings_and_the_time_split(con):
                   f"rating = 'stars', {OPTIONS})").fetchall()[0]  # fmt: skip
     assert row[3] == "recommendation" and row[8]["rmse"] < 1.0
     opts = con.sql("SELECT options FROM dbml.model_versions WHERE model = 'stars'").fetchall()[0][0]
-    assert '"time": "ts"' in opts  # the one TIMESTAMP column splits by time
+    assert '"time_column": "ts"' in opts  # the one TIMESTAMP column splits by time
     got = con.sql("SELECT avg(abs(PREDICT(stars, user_id, item_id) - stars)) FROM rated").fetchall()[0][0]
     assert got < 1.0
 

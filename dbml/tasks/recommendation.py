@@ -10,7 +10,7 @@ The task makes its own rows (:meth:`Recommendation.source`): the user and the it
 id features (:mod:`dbml.kinds.ident`), the rating (1 without one), the time and a seeded
 key. Every other column of the source is left out. The split holds out interactions per
 user: each user's latest ones where the source has a time column (one DATE or TIMESTAMP
-column, or ``time = '...'``), else a seeded share of each user's.
+column, or ``time_column = '...'``), else a seeded share of each user's.
 
 Outputs: ``score`` (FLOAT [N], PREDICT(rec, user_id, item_id)) and ``embedding`` (FLOAT
 [N, 2k]: the user's vector, then the item's; their dot product is the score). The graph
@@ -91,7 +91,7 @@ class Recommendation(Task):
         Option("user", "str", "", "recommender: the user id column"),
         Option("item", "str", "", "recommender: the item id column"),
         Option("rating", "str", "", "recommender: a numeric column of explicit ratings ('' for implicit feedback)"),
-        Option("time", "str", "", "recommender: the column ordering interactions, for the split by time "
+        Option("time_column", "str", "", "recommender: the column ordering interactions, for the split by time "
                "('' picks the source's one DATE or TIMESTAMP column, if any)"),
         Option("user_features", "str_list", [], "recommender: columns describing the user (a user tower)"),
         Option("item_features", "str_list", [], "recommender: columns describing the item (an item tower)"),
@@ -132,7 +132,7 @@ class Recommendation(Task):
                               f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} missing "
                               f"(the source has columns {', '.join(columns)})")  # fmt: skip
         picked = {}
-        for opt in ("user", "item", "rating", "time"):
+        for opt in ("user", "item", "rating", "time_column"):
             if options.get(opt):
                 if options[opt].lower() not in by_lower:
                     raise OptionError(f"option {opt} of model '{name}' names column '{options[opt]}', which the source "
@@ -161,12 +161,12 @@ class Recommendation(Task):
         rating = picked.get("rating")
         if rating is not None and not is_number_type(rating[1].upper()):
             raise TargetError(f"rating column '{rating[0]}' of model '{name}' has type {rating[1]}; ratings are numbers")
-        time = picked.get("time")
+        time = picked.get("time_column")
         if time is None:
             timed = [(c, t) for c, t in zip(columns, types) if t.upper() in TIME_TYPES and c not in (user, item)]
             time = timed[0] if len(timed) == 1 else None
         elif not (time[1].upper() in TIME_TYPES or is_number_type(time[1].upper())):
-            raise OptionError(f"option time of model '{name}' names column '{time[0]}' of type {time[1]}; it needs a "
+            raise OptionError(f"option time_column of model '{name}' names column '{time[0]}' of type {time[1]}; it needs a "
                               "DATE, a TIMESTAMP or a number")  # fmt: skip
         src = f"(\n{req.source_sql}\n) AS src"
         checks = [f"count(*) FILTER (WHERE {_q(user)} IS NULL)", f"count(*) FILTER (WHERE {_q(item)} IS NULL)", "count(*)"]
@@ -186,7 +186,7 @@ class Recommendation(Task):
         options["user_features"] = [c for c, _ in sides["user"]]
         options["item_features"] = [c for c, _ in sides["item"]]
         options["rating"] = rating[0] if rating else ""
-        options["time"] = time[0] if time else ""
+        options["time_column"] = time[0] if time else ""
         count, total = lineage.fingerprint_sql(columns, window=True)
         key = f"hash({lineage.row_hash_sql(columns)}, {int(options['seed'])}::UBIGINT)"
         examples = (
@@ -210,7 +210,7 @@ class Recommendation(Task):
         from dbml.data import split
 
         user, t, k = _q(options["user"]), f"struct_extract({target}, 't')", f"struct_extract({target}, 'k')"
-        if options["time"]:
+        if options["time_column"]:
             return split.by_time(user, f"{t}, {k}", options["validation"], 0), [k]
         return split.hashed(k, options["validation"], user), [k]
 
@@ -277,13 +277,15 @@ class Recommendation(Task):
         pos = (user * item).sum(dim=1)
         reg = opts["l2"] * ((user[:, : trunk.factors] ** 2).sum(1) + (item[:, : trunk.factors] ** 2).sum(1)).mean()
         if opts["rating"]:
-            return F.mse_loss(pos, batch["target"]) + reg
+            return F.mse_loss(pos, batch["target"]) + (reg if net.training else 0.0)
         generator = None
         if not net.training:  # the same negatives every epoch: validation figures that compare
             generator = torch.Generator(device=user.device).manual_seed(0)
         neg_item, _ = self._negatives(net, user, opts["negatives"], generator, item)
         neg = (user.unsqueeze(1) * neg_item).sum(dim=2)
         reg = reg + opts["l2"] * (neg_item[..., : trunk.factors] ** 2).sum(2).mean()
+        if not net.training:  # the validation loss (early stopping) measures the fit alone
+            reg = 0.0
         if opts["loss"] == "softmax":
             logits = torch.cat([pos.unsqueeze(1), neg], dim=1)
             return F.cross_entropy(logits, torch.zeros(len(pos), dtype=torch.long, device=pos.device)) + reg
@@ -401,7 +403,9 @@ class Recommendation(Task):
 
     def monitor_rows(self, ctx, rec, source_sql, source_label):
         o = rec["options"]
-        return f"SELECT CAST({_q(o['user'])} AS VARCHAR) AS {_q(o['user'])}, CAST({_q(o['item'])} AS VARCHAR) AS {_q(o['item'])} FROM (\n{source_sql}\n) AS src"
+        ids = [f"CAST({_q(o[k])} AS VARCHAR) AS {_q(o[k])}" for k in ("user", "item")]
+        side = [_q(c) for c in [*(o.get("user_features") or []), *(o.get("item_features") or [])]]
+        return f"SELECT {', '.join(ids + side)} FROM (\n{source_sql}\n) AS src"
 
     def card_facts(self, record):
         o = record.get("options") or {}

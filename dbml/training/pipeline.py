@@ -137,7 +137,8 @@ def plan(con: duckdb.DuckDBPyConnection, registry: Registry, name: str, req: Tra
         takers = sorted(a for a, fam in ARCHITECTURES.items() if key.lower() not in own and any(
             key.lower() in {o.name for o in TASKS[t].options} for t in fam.tasks))  # fmt: skip
         if takers:
-            raise OptionError(f"option '{key}' is for USING {' or '.join(takers)} (a forecaster); "
+            what = "a recommender" if takers == ["recommender"] else "a forecaster"
+            raise OptionError(f"option '{key}' is for USING {' or '.join(takers)} ({what}); "
                               f"architecture '{arch.name}' does not take it")  # fmt: skip
     declared = TRAINING_OPTIONS + arch.options + task_options + kind_options()
     options = validate_options(req.options, declared, f"TRAIN MODEL {name} USING {arch.name}")
