@@ -213,3 +213,10 @@ def test_two_towers_with_user_and_item_columns(rec):
     with pytest.raises(DbmlError, match="'nope'"):
         rec.sql("TRAIN MODEL t2 USING recommender FROM rich WITH (user = 'user_id', item = 'item_id', "
                 "item_features = ['nope'])").fetchall()  # fmt: skip
+
+
+def test_bpr_loss_learns_too(rec):
+    rec.sql(f"TRAIN MODEL rec_bpr USING recommender FROM (SELECT user_id, item_id FROM train) "
+            f"WITH (user = 'user_id', item = 'item_id', loss = 'bpr', negatives = 8, l2 = 0.01, validation = 0, {OPTIONS})").fetchall()  # fmt: skip
+    ndcg = rec.sql("SELECT ndcg_at_10 FROM (EVALUATE MODEL rec_bpr ON test)").fetchall()[0][0]
+    assert ndcg > _popularity_ndcg(rec) + 0.1
