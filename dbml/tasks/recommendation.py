@@ -191,11 +191,14 @@ class Recommendation(Task):
         options["time_column"] = time[0] if time else ""
         count, total = lineage.fingerprint_sql(columns, window=True)
         key = f"hash({lineage.row_hash_sql(columns)}, {int(options['seed'])}::UBIGINT)"
-        examples = (
-            f"SELECT {_q(user)}, {_q(item)}, {''.join(_q(c) + ', ' for t in sides.values() for c, _ in t)}{f'CAST({_q(rating[0])} AS DOUBLE)' if rating else '1.0::DOUBLE'} AS {_q(_RATING)}, "
-            f"{f'epoch_ms(CAST({_q(time[0])} AS TIMESTAMP))' if time and time[1].upper() in TIME_TYPES else (f'CAST({_q(time[0])} AS DOUBLE)' if time else 'NULL::DOUBLE')} AS {_q(_TIME)}, "
-            f"{key} AS {_q(_KEY)}, {count} AS {COUNT}, {total} AS {SUM} FROM {src}"
-        )  # fmt: skip
+        rating_sql = f"CAST({_q(rating[0])} AS DOUBLE)" if rating else "1.0::DOUBLE"
+        time_sql = "NULL::DOUBLE"
+        if time is not None:  # a number to order each user's interactions by
+            as_time = time[1].upper() in TIME_TYPES
+            time_sql = f"epoch_ms(CAST({_q(time[0])} AS TIMESTAMP))" if as_time else f"CAST({_q(time[0])} AS DOUBLE)"
+        selects = [_q(user), _q(item), *(_q(c) for t in sides.values() for c, _ in t), f"{rating_sql} AS {_q(_RATING)}",
+                   f"{time_sql} AS {_q(_TIME)}", f"{key} AS {_q(_KEY)}", f"{count} AS {COUNT}", f"{total} AS {SUM}"]  # fmt: skip
+        examples = f"SELECT {', '.join(selects)} FROM {src}"
         features = [FeatureSpec(user, "id", "VARCHAR", rule="option user"), FeatureSpec(item, "id", "VARCHAR", rule="option item")]
         for tower, cols in sides.items():
             for c, t in cols:
