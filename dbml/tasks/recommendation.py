@@ -250,8 +250,16 @@ class Recommendation(Task):
 
     # -- the module ----------------------------------------------------------------------------
     def head(self, width, target, architecture, net_info, options):
+        import torch
+
         head = _dot_head(*target.scale)
         head.opts = {k: options[k] for k in ("loss", "negatives", "l2", "rating")}  # what the loss reads
+        rows = target.extra.get("_item_rows")
+        if rows is not None:  # a two-tower model: every item's side columns, by code - 1, for sampled negatives
+            head.item_keys = [k for k in rows if k.startswith("item/")]
+            order = np.argsort(rows[next(k for k in rows if k.startswith("ids/"))][:, 0])
+            for i, key in enumerate(head.item_keys):  # not stored: no part of the graph or of its weights
+                head.register_buffer(f"item_rows_{i}", torch.from_numpy(np.ascontiguousarray(rows[key][order])), persistent=False)
         return head
 
     def _parts(self, net, batch):
@@ -260,18 +268,22 @@ class Recommendation(Task):
         return trunk, trunk.user_of(enc), trunk.item_of(enc)
 
     def _negatives(self, net, user, n, generator=None, item=None):
-        """[N, n] sampled negative items' vectors: uniform over the catalogue, or, for a
-        two-tower model (whose items need their side columns), other rows' items of the batch."""
+        """[N, n] negative items' vectors, sampled uniformly from the catalogue (a two-tower
+        model's with each item's side columns from its training row)."""
         import torch
 
         trunk = net.trunk
-        if trunk.has_item_side:
-            picks = torch.randint(0, item.shape[0], (item.shape[0], n), generator=generator, device=item.device)
-            return item[picks], picks
         table = net.encoders[net.keys.index(trunk.item_key)].table
         size = table.num_embeddings
         codes = torch.randint(1, max(size, 2), (user.shape[0], n), generator=generator, device=user.device)
-        return trunk.item(table(codes)), codes
+        if not trunk.has_item_side:
+            return trunk.item(table(codes)), codes
+        flat = codes.reshape(-1)
+        enc = {trunk.item_key: table(flat)}
+        for i, key in enumerate(net.head.item_keys):
+            rows = getattr(net.head, f"item_rows_{i}").index_select(0, flat - 1)
+            enc[key] = net.encoders[net.keys.index(key)](rows)
+        return trunk.item_of(enc).reshape(user.shape[0], n, -1), codes
 
     def loss(self, net, out, batch):
         import torch
