@@ -6,7 +6,8 @@ negative: ``loss = 'softmax'``, a softmax over the positive and 32 uniformly sam
 items, or ``'bpr'``, Bayesian personalised ranking); ``rating = 'stars'`` learns explicit
 ratings instead (squared error on the standardised rating, scaled back in the graph).
 The defaults are benchmarks/recommend.py's best on MovieLens-100k (NDCG@10: sampled
-softmax 0.448 with l2 = 0.06, 0.432 with 0.03; BPR at best 0.402, with l2 = 0.01).
+softmax 0.459 with l2 = 0.05, 0.432 with 0.03, 0.392 with 0.01; BPR at best 0.402, with
+l2 = 0.01, 0.343 with 0.03).
 
 The task makes its own rows (:meth:`Recommendation.source`): the user and the item as
 id features (:mod:`dbml.kinds.ident`), the rating (1 without one), the time and a seeded
