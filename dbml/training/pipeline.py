@@ -260,7 +260,8 @@ def batches(table: pa.Table, features: list[FeatureSpec], prof: dict[str, Any], 
 def build_network(p: Plan, features: list[FeatureSpec], prof: dict[str, Any], target: Target) -> Network:
     torch.manual_seed(p.options["seed"])
     grouped = groups(features)
-    encoders = [g.kind.encoder(g.features, prof, p.options) for g in grouped]
+    settings = {**p.options, **p.architecture.encoding(p.options)}
+    encoders = [g.kind.encoder(g.features, prof, settings) for g in grouped]
     shapes = {g.key: tuple(e.shape) for g, e in zip(grouped, encoders)}
     trunk = p.architecture.build(shapes, p.task.name, p.options)
     target_width = sum(e.target_width() for e in encoders)
