@@ -154,3 +154,32 @@ def test_bad_input_names_the_culprit_and_writes_nothing(lab, tmp_path):
         with pytest.raises(error, match=words):
             lab.sql(train.format(using=using, source=source, opts=opts))
         assert registry_counts(lab) == before, words
+
+
+def test_a_transferred_version_fine_tunes_exports_and_imports(lab, tmp_path):
+    lab.sql(f"TRAIN MODEL moved FROM few TARGET urgent WITH ({SHAPE}, epochs = 2, base = 'big')")
+    lab.sql("TRAIN MODEL moved FROM few TARGET urgent WITH (epochs = 2, verbose = 0, warm_start = true)")
+    assert lab.sql("SELECT version, parent_version, base_model, base_version FROM dbml.model_versions "
+                   "WHERE model = 'moved' ORDER BY version").fetchall() == [(1, None, "big", 1), (2, 1, None, None)]  # fmt: skip
+    lab.sql(f"EXPORT MODEL moved VERSION 1 TO '{tmp_path}/moved.onnx'")
+    lab.sql(f"IMPORT MODEL moved_copy FROM '{tmp_path}/moved.onnx'")
+    same = lab.sql("SELECT count(*) FROM hold WHERE PREDICT('moved:1', *) = PREDICT(moved_copy, *)").fetchall()
+    assert same == [(1000,)]
+
+
+@pytest.mark.parametrize("family", ["cnn", "gru"])
+def test_other_families_freeze_their_trunk_batch_norm_statistics_too(lab, family):
+    """A cnn's batch normalisation keeps the base's running statistics under freeze; a
+    gru's recurrent weights stay; both score raw rows."""
+    cast = "FLOAT[4]" if family == "cnn" else "DOUBLE[]"
+    lab.sql(f"TRAIN MODEL fam_{family} USING {family} FROM (SELECT [x1, x2, x3, x4]::{cast} AS a, z FROM big) TARGET z "
+            "WITH (epochs = 3, verbose = 0)")  # fmt: skip
+    lab.sql(f"TRAIN MODEL famt_{family} FROM (SELECT [x1, x2, x3, x4]::{cast} AS a, urgent FROM few) TARGET urgent "
+            f"WITH (epochs = 3, verbose = 0, base = 'fam_{family}', freeze = true)")  # fmt: skip
+    base, new = _initializers(lab, f"fam_{family}", 1), _initializers(lab, f"famt_{family}", 1)
+    kept = [k for k in base if k.startswith("dbml/model.trunk.")]
+    assert kept and all(np.array_equal(base[k], new[k]) for k in kept)
+    if family == "cnn":
+        assert any(k.endswith("running_mean") for k in kept)
+    scored = lab.sql(f"SELECT count(PREDICT(famt_{family}, [x1, x2, x3, x4]::{cast})) FROM hold").fetchall()
+    assert scored == [(1000,)]
