@@ -30,7 +30,7 @@ the head is new, so the target, the task and the labels are the new source's own
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from dbml.errors import DbmlError, FeatureError, OptionError
@@ -169,7 +169,7 @@ def match_features(base: Base, detected: list[FeatureSpec], model: str, source: 
             f"{base.what} does not take; its trunk reads {', '.join(f.name for f in wanted)} only: leave the others "
             f"out with SELECT * EXCLUDE ({', '.join(extra)})"
         )
-    return [replace(have[f.name.lower()], rule=have[f.name.lower()].rule) for f in wanted]
+    return [have[f.name.lower()] for f in wanted]
 
 
 def base_profile(base: Base, features: list[FeatureSpec]) -> dict[str, Any]:
