@@ -30,7 +30,7 @@ Measured (2 shared CPU cores, ``--families mlp,cnn --seeds 3``; held-out accurac
 +- stdev over seeds 1-3):
 
     A, mlp: scratch 0.913 +- 0.055; transfer 0.965 +- 0.003; freeze 0.951 +- 0.014;
-            autoencoder base, freeze 0.809 +- 0.017
+            autoencoder base 0.922 +- 0.035, with freeze 0.809 +- 0.017
     A, cnn: scratch 0.974 +- 0.003; transfer 0.974 +- 0.005; freeze 0.980 +- 0.003
     B, mlp: scratch 0.965 +- 0.005; transfer 0.957 +- 0.008; freeze 0.827 +- 0.017
     B, cnn: scratch 0.979 +- 0.002; transfer 0.977 +- 0.004; freeze 0.924 +- 0.006
