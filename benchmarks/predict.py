@@ -6,6 +6,8 @@ For each case (a table of N rows and one model trained on 20,000 of them):
 * ``strings``: the same plus 3 VARCHAR columns (10, 100 and 1,000 values);
 * ``cnn``: one FLOAT[64] column (8 x 8), ``USING cnn``;
 * ``lstm``: one LIST of 8 to 24 numbers per row, ``USING lstm``;
+* ``transformer``: one text of 8 to 32 words (3,000 distinct) per row, ``USING transformer``;
+* ``text-tabular``: the 20 FLOAT features and that text, ``USING mlp``;
 
 it prints, from one run on the same data (best of ``--repeat`` rounds; every round runs
 every measure in turn, so a burst of load elsewhere hits them all alike):
@@ -31,7 +33,7 @@ notebook pipeline / PREDICT's CREATE TABLE (goal: at least 3), PREDICT / no-op f
 
 Run::
 
-    python benchmarks/predict.py [--rows N] [--cases tabular,strings,cnn,lstm] [--repeat R]
+    python benchmarks/predict.py [--rows N] [--cases tabular,strings,cnn,lstm,transformer,text-tabular] [--repeat R]
 """
 
 from __future__ import annotations
@@ -66,8 +68,13 @@ CASES = {
             "shape = [1, 8, 8], channels = [16, 32]", 245_760),
     "lstm": (["list_transform(range((8 + hash(i) % 17)::BIGINT), lambda j: ((hash(i, j) % 1000) / 1000.0)::FLOAT) AS seq"],
              "hidden = 32", 245_760),
+    # a text of 8 to 32 words out of 3,000 (a ticket's length), read by a transformer
+    "transformer": (["array_to_string(list_transform(range((8 + hash(i) % 25)::BIGINT), lambda j: 'w' || (hash(i, j) % 3000)::VARCHAR), ' ') AS doc"], "text = ['doc'], layers = 1", 245_760),
+    # the same text beside the 20 numbers, one mlp
+    "text-tabular": ([f"((hash(i, {k}) % 1000000) / 1000000.0)::FLOAT AS f{k}" for k in range(20)] + ["array_to_string(list_transform(range((8 + hash(i) % 25)::BIGINT), lambda j: 'w' || (hash(i, j) % 3000)::VARCHAR), ' ') AS doc"],
+                     "text = ['doc'], hidden = [64, 32]", 245_760),
 }  # fmt: skip
-USING = {"cnn": "USING cnn ", "lstm": "USING lstm "}
+USING = {"cnn": "USING cnn ", "lstm": "USING lstm ", "transformer": "USING transformer "}
 
 
 def build_table(con: duckdb.DuckDBPyConnection, case: str, rows: int) -> None:
@@ -75,9 +82,12 @@ def build_table(con: duckdb.DuckDBPyConnection, case: str, rows: int) -> None:
     that depends on them."""
     cols = CASES[case][0]
     first = cols[0].rsplit(" AS ", 1)[1]
-    signal = {"cnn": "list_sum(img[1:8])", "lstm": "list_sum(seq) / len(seq) * 8"}.get(case, "f0 + f1 - f2")
+    signal = {"cnn": "list_sum(img[1:8])", "lstm": "list_sum(seq) / len(seq) * 8",
+              "transformer": "(doc LIKE '%w1 %' OR doc LIKE '%w2 %')::INT"}.get(case, "f0 + f1 - f2")  # fmt: skip
+    if case == "text-tabular":
+        signal += " + 0.5 * (doc LIKE '%w1 %')::INT"
     bump = " + 0.5 * (c0 IN ('c1', 'c2'))::INT" if case == "strings" else ""
-    threshold = {"cnn": 4.0, "lstm": 4.0}.get(case, 0.5)
+    threshold = {"cnn": 4.0, "lstm": 4.0, "transformer": 0.5}.get(case, 0.5)
     con.execute(
         f"CREATE OR REPLACE TABLE t AS SELECT *, CASE WHEN {signal}{bump} > {threshold} THEN 'yes' ELSE 'no' END AS y "
         f"FROM (SELECT {', '.join(cols)} FROM range({rows}) r(i)) ORDER BY {first} IS NULL"
@@ -148,7 +158,7 @@ def notebook(duck: duckdb.DuckDBPyConnection, blob: bytes, features: tuple[Featu
 
     def feed(df, f: FeatureSpec) -> np.ndarray:
         column = df[f.name]
-        if f.kind == "category":
+        if f.kind in ("category", "text"):
             return column.fillna("").to_numpy(dtype=object).reshape(-1, 1)
         if f.kind in ("array", "sequence"):
             width = int(sess.get_inputs()[names.index(f.name)].shape[1])

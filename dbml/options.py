@@ -118,6 +118,9 @@ TRAINING_OPTIONS: tuple[Option, ...] = (
     Option("warm_start", "bool", False, "fine-tune: start from the model's default (else latest) version"),
     Option("from_version", "int", 0, "fine-tune: start from this version (0: none)",
            lambda v: v >= 0, "a version number"),
+    Option("base", "str", "", "transfer: start from this model's encoders and trunk with a new head "
+           "('model', 'model:3' or 'model@alias'; '' none)"),
+    Option("freeze", "bool", False, "transfer: train the new head only; the base's encoders and trunk stay fixed"),
     Option("verbose", "int", None, "0 silent, 1 a progress bar, 2 one line per epoch, on stderr "
            "(default: 1 in a terminal or notebook, 0 elsewhere)", lambda v: 0 <= v <= 2, "0, 1 or 2"),
     Option("progress", "bool", None, "deprecated alias of verbose: true is verbose = 1, false is verbose = 0"),

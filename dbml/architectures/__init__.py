@@ -74,6 +74,12 @@ class Architecture:
         """Return the trunk: {group key: encoded [N, *shape]} -> [N, width], with ``width``."""
         raise NotImplementedError
 
+    def encoding(self, options: dict[str, Any]) -> dict[str, Any]:
+        """Settings this family gives the kinds' encoders, beside the TRAIN options
+        (:meth:`dbml.kinds.Kind.encoder` reads them): a transformer asks text columns for
+        attention layers. None by default."""
+        return {}
+
     def decoder(self, width: int, out: int, options: dict[str, Any]):
         """For a reconstruction task: [N, width] -> [N, out]. A linear map unless overridden."""
         from torch import nn
@@ -114,8 +120,9 @@ def _builtin() -> dict[str, Architecture]:
     from dbml.architectures.mlp import MLP
     from dbml.architectures.recommender import Recommender
     from dbml.architectures.recurrent import GRU, LSTM
+    from dbml.architectures.transformer import Transformer
 
-    return {a.name: a for a in (MLP(), CNN(), LSTM(), GRU(), Autoencoder(), Recommender())}
+    return {a.name: a for a in (MLP(), CNN(), LSTM(), GRU(), Autoencoder(), Transformer(), Recommender())}
 
 
 ARCHITECTURES: dict[str, Architecture] = _builtin()

@@ -191,6 +191,7 @@ class Kind:
         refuses_null_rows: its encoding stops a query on a NULL row (arrays): MONITOR guards it.
         arrow_needs: what :meth:`takes` takes, in words, for messages.
         tensor_dtype: the dtype of its group's tensor (float32, or int64 codes).
+        opset: the ai.onnx opset its :meth:`front` needs at least (text's StringSplit: 20).
     """
 
     name: str = ""
@@ -201,6 +202,7 @@ class Kind:
     options: tuple[Option, ...] = ()
     reads_timezone: bool = False
     refuses_null_rows: bool = False
+    opset: int = 0  # the ai.onnx opset its front nodes need at least (0: any the exporter writes)
 
     # -- detection ----------------------------------------------------------------------
     def claim(self, column: Candidate) -> Claim | None:
@@ -319,8 +321,9 @@ class Kind:
         the tensor its encoder takes (names of internal tensors start with ``prefix``)."""
         raise NotImplementedError
 
-    def tensor_shape(self, features: Sequence[FeatureSpec]) -> tuple[int, ...]:
-        """The shape (without the batch axis) of the group's tensor."""
+    def tensor_shape(self, features: Sequence[FeatureSpec], profile: dict[str, Any] | None = None) -> tuple[int, ...]:
+        """The shape (without the batch axis) of the group's tensor (``profile``: the
+        training profile, for kinds that keep a length there)."""
         return (len(features),)
 
     tensor_dtype: str = "float32"
@@ -351,8 +354,9 @@ def _builtin() -> dict[str, Kind]:
     from dbml.kinds.category import CategoryKind
     from dbml.kinds.ident import IdKind
     from dbml.kinds.scalar import BooleanKind, DatetimeKind, NumericKind
+    from dbml.kinds.text import TextKind
 
-    kinds = (NumericKind(), BooleanKind(), DatetimeKind(), CategoryKind(), ArrayKind(), SequenceKind(), IdKind())
+    kinds = (NumericKind(), BooleanKind(), DatetimeKind(), CategoryKind(), TextKind(), ArrayKind(), SequenceKind(), IdKind())
     return {k.name: k for k in kinds}
 
 

@@ -172,7 +172,7 @@ class _ListKind(Kind):
     def width(self, features, profile) -> int:
         return self.length(features[0])
 
-    def tensor_shape(self, features) -> tuple:
+    def tensor_shape(self, features, profile=None) -> tuple:
         return (self.length(features[0]),)
 
     def input_shape(self, feature) -> list:

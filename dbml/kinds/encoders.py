@@ -7,12 +7,13 @@ axis), and ``target(x)`` gives the fixed encoding a reconstruction task rebuilds
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
 from torch import nn
 
-__all__ = ["NumberEncoder", "CategoryEncoder", "ArrayEncoder", "IdEncoder", "window_stats"]
+__all__ = ["NumberEncoder", "CategoryEncoder", "ArrayEncoder", "TextEncoder", "IdEncoder", "window_stats"]
 
 
 def window_stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -119,6 +120,76 @@ class ArrayEncoder(nn.Module):
         if self.channels == 1:
             return scaled
         return torch.stack([scaled, (~missing).to(torch.float32)], dim=2)
+
+
+class TextEncoder(nn.Module):
+    """Word codes [N, W] (0 pads, 1 unknown; the first ``tokens`` are words, any after
+    them pairs of neighbouring words) -> one vector [N, width] per row.
+
+    ``layers = 0`` (an mlp's text column): the mean of the word embeddings, a bag of
+    words (fastText's encoder). ``layers > 0`` (``USING transformer``): learned
+    positions are added and pre-norm self-attention blocks run over the words, padding
+    masked, before the same masked mean. A row with no word encodes as zeros. The
+    attention is written with plain matrix products so the graph holds standard
+    operators only.
+    """
+
+    def __init__(self, vocabulary: int, tokens: int, width: int, layers: int = 0, heads: int = 4, dropout: float = 0.0):
+        super().__init__()
+        self.words = nn.Embedding(vocabulary, width, padding_idx=0)
+        nn.init.normal_(self.words.weight, std=width**-0.5)
+        with torch.no_grad():
+            self.words.weight[0].zero_()
+        self.layers, self.tokens = layers, tokens
+        if layers:
+            if width % heads:
+                from dbml.errors import OptionError
+
+                raise OptionError(f"option 'heads' = {heads} must divide 'text_width' = {width}")
+            self.positions = nn.Parameter(torch.randn(1, tokens, width) * 0.02)
+            self.blocks = nn.ModuleList(_Block(width, heads, dropout) for _ in range(layers))
+            self.norm = nn.LayerNorm(width)
+        self.shape = (width,)
+
+    def target_width(self) -> int:
+        return 0  # an autoencoder rebuilds the other columns; text only feeds its encoder
+
+    def target(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.zeros(x.shape[0], 0, dtype=torch.float32, device=x.device)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        present = (x > 0).to(torch.float32).unsqueeze(2)  # [N, W, 1]
+        h = self.words(x)
+        if self.layers:  # attention over the words (the first T codes); pairs of words join the mean after
+            words, pairs = h[:, : self.tokens], h[:, self.tokens :]
+            words = words + self.positions
+            bias = (1.0 - present[:, : self.tokens].transpose(1, 2)) * -1e4  # [N, 1, T]: padding gets no attention
+            for block in self.blocks:
+                words = block(words, bias)
+            h = torch.cat([self.norm(words), pairs], dim=1)
+        count = present.sum(dim=1).clamp_min(1.0)
+        return (h * present).sum(dim=1) / count
+
+
+class _Block(nn.Module):
+    """Pre-norm multi-head self-attention and a feed-forward layer, each residual."""
+
+    def __init__(self, width: int, heads: int, dropout: float):
+        super().__init__()
+        self.heads, self.head_width = heads, width // heads
+        self.norm1, self.norm2 = nn.LayerNorm(width), nn.LayerNorm(width)
+        self.qkv = nn.Linear(width, 3 * width)
+        self.out = nn.Linear(width, width)
+        self.ff = nn.Sequential(nn.Linear(width, 2 * width), nn.GELU(), nn.Linear(2 * width, width))
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, h: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        n, t, w = h.shape
+        q, k, v = self.qkv(self.norm1(h)).reshape(n, t, 3, self.heads, self.head_width).permute(2, 0, 3, 1, 4)
+        scores = q @ k.transpose(-1, -2) / math.sqrt(self.head_width) + bias.unsqueeze(1)  # [N, H, T, T]
+        mixed = (torch.softmax(scores, dim=-1) @ v).transpose(1, 2).reshape(n, t, w)
+        h = h + self.drop(self.out(mixed))
+        return h + self.drop(self.ff(self.norm2(h)))
 
 
 class IdEncoder(nn.Module):

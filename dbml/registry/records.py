@@ -40,6 +40,7 @@ VERSION_COLUMNS: tuple[str, ...] = (
     "target", "target_type", "labels", "source_sql", "source_tables", "row_count", "train_rows",
     "validation_rows", "data_fingerprint", "metrics", "epochs", "train_seconds", "device",
     "library_versions", "onnx_sha256", "onnx_size", "parity_error", "parent_version",
+    "base_model", "base_version",  # sql/004_transfer.sql
 )  # fmt: skip
 JSON_COLUMNS = ("options", "features", "profile", "labels", "metrics", "library_versions")
 # Keys an exported file's dbml.record may carry that IMPORT keeps (the rest of the
@@ -53,7 +54,7 @@ IMPORTED_FACTS = (
 # the importing registry's numbering): accepted, not kept from the record.
 _REPLACED_FACTS = (
     "model", "version", "created_at", "created_by", "task", "features", "target", "target_type", "labels",
-    "parent_version", "onnx_sha256", "onnx_size",
+    "parent_version", "onnx_sha256", "onnx_size", "base_model", "base_version",
 )  # fmt: skip
 
 MAX_FEATURES = 10_000
@@ -469,6 +470,12 @@ def validate_record(record: dict[str, Any], what: str) -> dict[str, Any]:
     r["onnx_size"] = c.integer(r.get("onnx_size"), "onnx_size", 1)
     r["parity_error"] = c.number(r.get("parity_error"), "parity_error", lo=0.0, finite=False)
     r["parent_version"] = c.integer(r.get("parent_version"), "parent_version", 1, INT32, none=True)
+    base = r.get("base_model")
+    if base is not None and (not isinstance(base, str) or not _IDENT.match(base)):
+        raise c.fail("base_model", base, "a model name (or null)")
+    r["base_version"] = c.integer(r.get("base_version"), "base_version", 1, INT32, none=True)
+    if (base is None) != (r["base_version"] is None):
+        raise c.fail("base_version", r["base_version"], "set exactly when base_model is")
     return {k: r.get(k) for k in VERSION_COLUMNS}
 
 

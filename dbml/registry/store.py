@@ -62,6 +62,7 @@ class Registry:
         self.user = user or _os_user()
         self.schema_version: int | None = None  # the database's, once ensure() succeeded
         self._ready = False
+        self._complete = False  # model_versions has every column of VERSION_COLUMNS (checked once)
         self._lock = threading.Lock()
 
     # -- schema -----------------------------------------------------------------
@@ -208,8 +209,20 @@ class Registry:
         if version not in versions:
             shown = ", ".join(map(str, versions))
             raise VersionNotFoundError(f"model '{model}' has no version {version}; its versions are {shown}")
-        rel = cur.execute(f"SELECT {_COLUMNS} FROM dbml.model_versions WHERE model = ? AND version = ?", [model, version])
+        rel = cur.execute(f"SELECT {self._select(cur)} FROM dbml.model_versions WHERE model = ? AND version = ?", [model, version])
         return version, dict(zip(VERSION_COLUMNS, rel.fetchall()[0]))
+
+    def _select(self, cur: duckdb.DuckDBPyConnection) -> str:
+        """The version columns as a SELECT list; a column an older registry lacks (one read
+        as it is, read-only) reads as NULL."""
+        if self._complete:
+            return _COLUMNS
+        have = {r[0] for r in cur.execute(
+            "SELECT column_name FROM duckdb_columns() WHERE database_name = current_database() "
+            "AND schema_name = 'dbml' AND table_name = 'model_versions'"
+        ).fetchall()}  # fmt: skip
+        self._complete = have >= set(VERSION_COLUMNS)
+        return ", ".join(c if c in have else f"NULL AS {c}" for c in VERSION_COLUMNS)
 
     def versions(self, model: str) -> list[int]:
         """The model's version numbers, ascending."""
@@ -283,6 +296,7 @@ class Registry:
         and the stored columns; the columns a person reads first lead, the bulky JSON facts
         sit in between."""
         fact = "(SELECT f.{} FROM (SELECT unnest($facts) AS f) WHERE f.version = v.version) AS {}"
+        typed = "CAST((SELECT f.{} FROM (SELECT unnest($facts) AS f) WHERE f.version = v.version) AS {}) AS {}"
         return con.sql(
             "SELECT v.version, "
             "(SELECT list(a.alias ORDER BY a.alias) FROM dbml.aliases a WHERE a.model = v.model "
@@ -291,7 +305,8 @@ class Registry:
             + fact.format("functions", "functions") + ", v.row_count, v.train_rows, v.validation_rows, v.epochs, "
             "v.train_seconds, v.device, v.target_type, v.labels, v.features, v.metrics, v.options, v.onnx_size, "
             "v.onnx_sha256, v.parity_error, v.source_sql, v.source_tables, v.data_fingerprint, v.library_versions, "
-            "v.parent_version, " + fact.format("size", "size") + ", v.created_by, v.created_at "
+            "v.parent_version, " + typed.format("base_model", "VARCHAR", "base_model") + ", "
+            + typed.format("base_version", "INTEGER", "base_version") + ", " + fact.format("size", "size") + ", v.created_by, v.created_at "
             "FROM dbml.model_versions v WHERE v.model = $model ORDER BY v.version",
             params={"model": model, "facts": facts},
         )

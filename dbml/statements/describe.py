@@ -40,7 +40,8 @@ def describe_model(ctx: "Context", model: str):
         rec = ctx.registry.get(name, version)
         metric, score = headline(rec["task"], rec["metrics"])
         facts.append({"version": version, "functions": list(offered(ctx.version_info(rec))), "metric": metric,
-                      "score": score, "size": human_size(rec["onnx_size"])})  # fmt: skip
+                      "score": score, "size": human_size(rec["onnx_size"]),
+                      "base_model": rec.get("base_model"), "base_version": rec.get("base_version")})  # fmt: skip
     return ctx.registry.describe(ctx.db(), name, facts)
 
 
@@ -56,6 +57,6 @@ STATEMENT = Statement(
     columns=("version", "aliases", "metric", "score", "task", "architecture", "target", "functions", "row_count",
              "train_rows", "validation_rows", "epochs", "train_seconds", "device", "target_type", "labels", "features",
              "metrics", "options", "onnx_size", "onnx_sha256", "parity_error", "source_sql", "source_tables",
-             "data_fingerprint", "library_versions", "parent_version", "size", "created_by", "created_at"),
+             "data_fingerprint", "library_versions", "parent_version", "base_model", "base_version", "size", "created_by", "created_at"),
     summary="one row per version of a model: schema, metrics, sizes, lineage",
 )  # fmt: skip

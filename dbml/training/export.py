@@ -34,7 +34,8 @@ _EXPORT_LOCK = threading.Lock()
 _ELEM = {"float": TensorProto.FLOAT, "string": TensorProto.STRING}
 
 
-def export_module(module: torch.nn.Module, args: tuple, input_names: list[str], output_names: list[str]) -> onnx.ModelProto:
+def export_module(module: torch.nn.Module, args: tuple, input_names: list[str], output_names: list[str],
+                  opset: int = OPSET) -> onnx.ModelProto:  # fmt: skip
     """Trace ``module`` on ``args`` with a dynamic batch axis "N" on every input and output.
 
     TorchScript-based exporter (``dynamo=False``): benchmarks/export.py measures it
@@ -45,7 +46,7 @@ def export_module(module: torch.nn.Module, args: tuple, input_names: list[str], 
         warnings.simplefilter("ignore")
         torch.onnx.export(
             module.cpu(), args, buf, input_names=input_names, output_names=output_names,
-            dynamic_axes=axes, opset_version=OPSET, dynamo=False,
+            dynamic_axes=axes, opset_version=opset, dynamo=False,
         )  # fmt: skip
     return onnx.load_from_string(buf.getvalue())
 
@@ -101,13 +102,15 @@ def build_onnx(model: Network, features: list[FeatureSpec], profile: dict[str, d
     grouped = input_groups(features)
     model = model.cpu().eval()
     args = tuple(
-        torch.zeros(2, *g.kind.tensor_shape(g.features), dtype=getattr(torch, g.kind.tensor_dtype)) for g in grouped
+        torch.zeros(2, *g.kind.tensor_shape(g.features, profile), dtype=getattr(torch, g.kind.tensor_dtype)) for g in grouped
     )
     with torch.no_grad():
         names = list(model.outputs(dict(zip(model.keys, args))))
     traced = [PREFIX + n for n in names]
     try:
-        proto = export_module(ExportWrapper(model, names).eval(), args, [PREFIX + f"in_{i}" for i in range(len(grouped))], traced)
+        opset = max([OPSET, *(g.kind.opset for g in grouped)])
+        proto = export_module(ExportWrapper(model, names).eval(), args, [PREFIX + f"in_{i}" for i in range(len(grouped))], traced,
+                              opset)  # fmt: skip
     except Exception as err:  # torch's exporter raises many types
         raise ExportError(f"torch could not export the network to ONNX: {err}") from None
     graph = proto.graph

@@ -36,6 +36,16 @@ class Network(nn.Module):
         self.trunk, self.head = trunk, head
         self.task = task  # not a module: the task's outputs and loss read the network
 
+    frozen: tuple[str, ...] = ()  # parts that stay as they are while the rest trains (a transfer's freeze)
+
+    def train(self, mode: bool = True) -> "Network":
+        """Training mode, except for frozen parts, which stay in eval mode (no dropout,
+        batch-normalisation statistics kept)."""
+        super().train(mode)
+        for part in self.frozen:
+            getattr(self, part).eval()
+        return self
+
     def encode(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {k: enc(batch[k]) for k, enc in zip(self.keys, self.encoders)}
 

@@ -33,7 +33,7 @@ from dbml._version import __version__
 from dbml.data import rows as data_rows
 from dbml.data import source as data_source
 from dbml.data.batches import TensorBatches
-from dbml.training import finetune
+from dbml.training import finetune, transfer
 from dbml.registry import lineage, records
 from dbml.architectures import ARCHITECTURES, Architecture, default_architecture, get_architecture
 from dbml.errors import ExportError, FeatureError, OptionError, TargetError
@@ -79,6 +79,7 @@ class Plan:
     columns: list[str]
     facts: dict[str, Any] = field(default_factory=dict)
     row_hash: str | None = None  # a row's hash over the source's columns, or None where data_sql carries the fingerprint
+    base: transfer.Base | None = None  # the version a transfer starts from (option base)
 
 
 # -- 1. the source ---------------------------------------------------------------------------
@@ -120,7 +121,10 @@ def plan(con: duckdb.DuckDBPyConnection, registry: Registry, name: str, req: Tra
             "(to find unusual rows without a target, write USING autoencoder)"
         )
     given = {k.lower(): v for k, v in req.options.items()}
-    if req.architecture is None and (given.get("warm_start") or given.get("from_version")) and registry.has_versions(name):
+    base = transfer.load_base(registry, given["base"]) if given.get("base") not in (None, "") else None
+    if base is not None:  # a transfer keeps the base's family
+        arch = transfer.architecture_of(base, req.architecture, name)
+    elif req.architecture is None and (given.get("warm_start") or given.get("from_version")) and registry.has_versions(name):
         # fine-tuning keeps the parent's family
         parent_rec = registry.get(name, given.get("from_version") if isinstance(given.get("from_version"), int) and given.get("from_version") else None)
         known = parent_rec["architecture"] in ARCHITECTURES  # an imported file's is not: load_parent says why
@@ -143,6 +147,17 @@ def plan(con: duckdb.DuckDBPyConnection, registry: Registry, name: str, req: Tra
     declared = TRAINING_OPTIONS + arch.options + task_options + kind_options()
     options = validate_options(req.options, declared, f"TRAIN MODEL {name} USING {arch.name}")
     options["verbose"] = verbosity(options)  # resolved once: a bad pair fails before any data is read
+    if options["freeze"] and base is None:
+        raise OptionError(f"option 'freeze' of TRAIN MODEL {name} needs option 'base' (the model whose encoders and "
+                          "trunk stay fixed); without a base every weight is new and trains")  # fmt: skip
+    if base is not None and (options["warm_start"] or options["from_version"]):
+        raise OptionError(f"TRAIN MODEL {name} gives option 'base' and {'warm_start' if options['warm_start'] else 'from_version'}: "
+                          "base starts a new head on another version's trunk, fine-tuning continues a version with its "
+                          "own head; give one of them")  # fmt: skip
+    shaping = arch.options + kind_options()  # what shapes the encoders and trunk: a transfer keeps the base's
+    if base is not None:
+        transfer.keep_options(base, shaping, req.options, options, name)
+    detecting = transfer.detection_options(base, shaping, req.options) if base is not None else req.options
     device = _device(options["device"])
     parent = None
     if options["warm_start"] or options["from_version"]:
@@ -173,20 +188,24 @@ def plan(con: duckdb.DuckDBPyConnection, registry: Registry, name: str, req: Tra
     # own rows, a forecaster, has a facts pass of its own in task.source and no column kinds to find)
     reads_facts = target is not None and (implied is None or implied.needs_facts)
     asked = {} if implied is not None and not implied.needs_facts else statistics_sql(
-        [c for c, _ in named], [t for _, t in named], req.options, arch.takes)  # fmt: skip
+        [c for c, _ in named], [t for _, t in named], detecting, arch.takes)  # fmt: skip
     facts: dict[str, Any] = {"distinct": 0}
     if reads_facts or asked:
         facts = data_source.source_facts(con, data_sql, req.params, target if reads_facts else None, target_type,
                                          aggregates=asked)  # fmt: skip
-    detected = detect_columns([c for c, _ in named], [t for _, t in named], options=req.options,
+    detected = detect_columns([c for c, _ in named], [t for _, t in named], options=detecting,
                               statistics=facts.get("statistics") if asked else None, takes=arch.takes)  # fmt: skip
     features = [d.feature() for d in detected]
     unsupported = [f for f in features if f.kind not in arch.kinds]
     if unsupported:
         raise FeatureError(f"architecture '{arch.name}' cannot take column '{unsupported[0].name}' ({unsupported[0].kind})")
-    task = implied if parent else choose_task(name, target, target_type, facts["distinct"], options, arch.tasks)
+    allowed = transfer.allowed_tasks(arch) if base is not None else arch.tasks
+    task = implied if parent else choose_task(name, target, target_type, facts["distinct"], options, allowed)
     row_hash: str | None = lineage.row_hash_sql(columns)
     reshaped = task.source(con, name, req, columns, types, target, target_type, options)
+    if reshaped is not None and base is not None:
+        raise OptionError(f"option 'base' of TRAIN MODEL {name}: a {task.name} model learns from rows of its own making, "
+                          "not the base's columns; a transfer learns a task on the source's rows (classification, regression)")
     if reshaped is not None:  # the task learns from rows of its own making (a forecaster's windows)
         data_sql, features, extra = reshaped
         facts, row_hash = {**facts, "extra": extra}, None
@@ -194,12 +213,14 @@ def plan(con: duckdb.DuckDBPyConnection, registry: Registry, name: str, req: Tra
         by_name = {f.name.lower(): f for f in features}
         finetune.check_compatible(parent, features, target, parent.record["task"], None)
         features = [dataclasses.replace(f, name=by_name[f.name.lower()].name) for f in parent.features]
+    if base is not None:  # the base's columns, in its order, as this source has them
+        features = transfer.match_features(base, features, name, req.source_label)
     outputs = task.graph_outputs(Target())
     _check_reserved(name, req, columns, [f.name for f in features if f.name in outputs], task.name, outputs)
     if target is not None:
         task.check_facts(name, target, target_type, facts, options)
     return Plan(name, req, arch, options, features, target, target_type, task, device, parent, data_sql, columns, facts,
-                row_hash)
+                row_hash, base)
 
 
 # -- 3. the rows pass: encoded rows, their roles in the split, the fingerprint ---------------
@@ -233,7 +254,11 @@ def profile(p: Plan, train_table: pa.Table, table: pa.Table | None = None) -> tu
     """The training profile (over the training rows of ``train_table``: a read's rows of
     the training role, or every row of another table) and the features as stored;
     ``table`` (every row) is checked too."""
-    prof = p.parent.record["profile"] if p.parent is not None else data_rows.profile(train_table, p.features, p.options)
+    if p.base is not None:  # a transfer keeps the base's scaling and vocabularies: its trunk learnt on them
+        prof = transfer.base_profile(p.base, p.features)
+        transfer.check_shapes(p.base, p.features, train_table, p.options, prof, p.name)
+    else:
+        prof = p.parent.record["profile"] if p.parent is not None else data_rows.profile(train_table, p.features, p.options)
     for f in p.features:
         if table is not None:
             kind_of(f).check_rows(p.name, f, table.column(f.name), p.options)
@@ -261,7 +286,8 @@ def batches(table: pa.Table, features: list[FeatureSpec], prof: dict[str, Any], 
 def build_network(p: Plan, features: list[FeatureSpec], prof: dict[str, Any], target: Target) -> Network:
     torch.manual_seed(p.options["seed"])
     grouped = groups(features)
-    encoders = [g.kind.encoder(g.features, prof, p.options) for g in grouped]
+    settings = {**p.options, **p.architecture.encoding(p.options)}
+    encoders = [g.kind.encoder(g.features, prof, settings) for g in grouped]
     shapes = {g.key: tuple(e.shape) for g, e in zip(grouped, encoders)}
     trunk = p.architecture.build(shapes, p.task.name, p.options)
     target_width = sum(e.target_width() for e in encoders)
@@ -301,6 +327,10 @@ def fit_model(p: Plan, features, prof, target: Target, arrays: dict[str, np.ndar
         net = build_network(p, features, prof, target)
         if p.parent is not None:
             finetune.load_weights(net, p.parent)
+        if p.base is not None:
+            transfer.load_trunk(net, p.base)
+            if p.options["freeze"]:
+                transfer.freeze(net)
         net = net.to(p.device)
         started = time.perf_counter()
         with _cpu_threads(p.device, p.options["threads"], sum(x.numel() for x in net.parameters())):
@@ -322,7 +352,8 @@ def export_and_check(p: Plan, net: Network, features, prof, target: Target, tabl
     blob = build_onnx(
         net, features, prof, p.task, target,
         {"dbml.model": p.name, "dbml.target": p.target, "dbml.target_type": p.target_type,
-         "dbml.architecture": p.architecture.name, "dbml.version": __version__, **_extra_metadata(target)},
+         "dbml.architecture": p.architecture.name, "dbml.version": __version__, **_extra_metadata(target),
+         **({"dbml.base": f"{p.base.record['model']}:{p.base.record['version']}"} if p.base is not None else {})},
     )  # fmt: skip
     return blob, _parity(p.name, net, blob, table, features, arrays, idx, p.task.parity_output)
 
@@ -381,8 +412,11 @@ def record(con, registry: Registry, p: Plan, features, prof, target: Target, tab
         "onnx_size": len(blob),
         "parity_error": parity,
         "parent_version": p.parent.record["version"] if p.parent else None,
+        "base_model": p.base.record["model"] if p.base else None,
+        "base_version": p.base.record["version"] if p.base else None,
     }
-    rec["version"] = registry.add_version(rec, blob, logs)
+    lineage_detail = {"base": rec["base_model"], "base_version": rec["base_version"]} if p.base else None
+    rec["version"] = registry.add_version(rec, blob, logs, detail=lineage_detail)
     return rec
 
 

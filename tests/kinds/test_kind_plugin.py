@@ -186,7 +186,9 @@ def test_detection_reads_options_and_statistics_from_one_pass(con, length_kind):
     columns, types = ["note_len", "plan", "prose", "i"], ["VARCHAR", "VARCHAR", "VARCHAR", "BIGINT"]
     options = {"Lengths": ["PLAN"], "epochs": 3}
     asked = kinds.statistics_sql(columns, types, options)
-    assert list(asked.values()) == [f"avg(length({quote(c)}))" for c in columns[:3]]  # VARCHAR columns only
+    mine = [f"avg(length({quote(c)}))" for c in columns[:3]]
+    assert [a for a in asked.values() if a in mine] == mine  # VARCHAR columns only
+    assert not any(quote("i") in a for a in asked.values())  # (the built-in text kind asks of VARCHAR columns too)
     # the kinds' aggregates beside the target's facts, in one SELECT over the rows that train
     values = con.sql(
         f"SELECT count(DISTINCT y) AS dbml_target_distinct, {', '.join(f'{a} AS {k}' for k, a in asked.items())} FROM t"
@@ -208,7 +210,7 @@ def test_detection_reads_options_and_statistics_from_one_pass(con, length_kind):
         kinds.detect_columns(columns, types, options={"lengths": ["nosuch"]})
     with pytest.raises(OptionError, match="option 'lengths' must be a list of strings"):
         kinds.statistics_sql(columns, types, {"lengths": 3})
-    assert [o.name for o in kinds.kind_options()] == ["lengths"]
+    assert [o.name for o in kinds.kind_options()].count("lengths") == 1
 
 
 def test_priority_then_the_architectures_shapes_choose(length_kind):
