@@ -162,6 +162,8 @@ def test_bad_input_names_the_culprit_and_writes_nothing(rec):
         "TRAIN MODEL r2 USING recommender FROM train TARGET item_id WITH (user = 'user_id', item = 'item_id')": "TARGET",
         "TRAIN MODEL rec USING recommender FROM train WITH (user = 'user_id', item = 'item_id', warm_start = true)":
             "fine-tuned",
+        "TRAIN MODEL r2 USING recommender FROM train WITH (user = 'user_id', item = 'item_id', base = 'rec')": "base",
+        "TRAIN MODEL r2 FROM train TARGET item_id WITH (base = 'rec')": "base",
         "RECOMMEND MODEL rec FOR (SELECT 1 AS user_id) TOP 0": "TOP",
         "RECOMMEND MODEL rec FOR (SELECT 1 AS user_id) TOP -2": "got -2",
         "RECOMMEND MODEL rec FOR (SELECT 1 AS user_id) TOP 1000000": "TOP",

@@ -122,6 +122,9 @@ class Recommendation(Task):
         from dbml.kinds import Shape, detect_column
         from dbml.registry import lineage
 
+        if options.get("base"):
+            raise OptionError(f"option 'base' of TRAIN MODEL {name}: a recommender neither lends nor takes a trunk (its "
+                              "weights are one vector per user and item): train the model without base")  # fmt: skip
         if options.get("warm_start") or options.get("from_version"):
             raise OptionError(f"model '{name}' is a recommender, which cannot be fine-tuned (its weights are one vector per "
                               "user and item of the rows it learnt): train a new version on the new rows")  # fmt: skip
