@@ -222,3 +222,20 @@ def test_bpr_loss_learns_too(rec):
             f"WITH (user = 'user_id', item = 'item_id', loss = 'bpr', negatives = 8, l2 = 0.01, validation = 0, {OPTIONS})").fetchall()  # fmt: skip
     ndcg = rec.sql("SELECT ndcg_at_10 FROM (EVALUATE MODEL rec_bpr ON test)").fetchall()[0][0]
     assert ndcg > _popularity_ndcg(rec) + 0.1
+
+
+def test_top_k_in_onnxruntime_matches_numpy_with_exclusions():
+    from dbml.recommend import top_k
+
+    rng = np.random.default_rng(0)
+    users, items = rng.normal(size=(300, 6)).astype(np.float32), rng.normal(size=(500, 6)).astype(np.float32)
+    exclude = [rng.choice(500, size=rng.integers(0, 40), replace=False) for _ in range(300)]
+    idx, val = top_k(users, items, 7, exclude)
+    scores = users @ items.T
+    for r in range(300):
+        scores[r, exclude[r]] = -np.inf
+    want = np.argsort(-scores, axis=1, kind="stable")[:, :7]
+    assert np.array_equal(idx, want)
+    assert np.allclose(val, np.take_along_axis(scores, want, axis=1), atol=1e-5)
+    few, _ = top_k(users[:2], items[:5], 10, [np.array([0, 1]), np.array([], np.int64)])
+    assert (few[0] >= 0).sum() == 3 and (few[1] >= 0).sum() == 5 and set(few[0][:3]) == {2, 3, 4}
