@@ -7,7 +7,7 @@ vocabulary (the item vectors, cached by the blob's sha256) and once over the use
 for; a user's scores against every item are one matrix product, and the best k are found
 by onnxruntime's TopK in a small graph over the item vectors, for blocks of users
 (benchmarks/recommend.py measured it on 100,000 items against numpy's argpartition and
-DuckDB over the item vectors: 0.44 s for 1,000 users, against 4.2 s and about 10 s).
+DuckDB over the item vectors: 0.30 s for 1,000 users, against 3.0 s and about 5.6 s).
 
 The training pairs EXCLUDE SEEN removes are read from the blob's initializers
 (:data:`dbml.tasks.recommendation.SEEN_USERS`), never written into SQL. Item popularity is
