@@ -239,3 +239,13 @@ def test_top_k_in_onnxruntime_matches_numpy_with_exclusions():
     assert np.allclose(val, np.take_along_axis(scores, want, axis=1), atol=1e-5)
     few, _ = top_k(users[:2], items[:5], 10, [np.array([0, 1]), np.array([], np.int64)])
     assert (few[0] >= 0).sum() == 3 and (few[1] >= 0).sum() == 5 and set(few[0][:3]) == {2, 3, 4}
+
+
+def test_the_split_holds_out_each_users_latest_interactions(con):
+    from dbml.tasks.recommendation import Recommendation
+
+    role, _ = Recommendation().split_sql("y", '"dbml/key"', {"user": "u", "time_column": "ts", "validation": 0.25})
+    rows = con.sql(f"SELECT u, struct_extract(y, 't') AS t, {role} AS role FROM (SELECT u, "
+                   "struct_pack(t := j::DOUBLE, k := hash(u, j)) AS y FROM range(3) a(u), range(8) b(j))").fetchall()  # fmt: skip
+    held = sorted((u, t) for u, t, r in rows if r == 1)
+    assert held == [(u, t) for u in range(3) for t in (6.0, 7.0)]

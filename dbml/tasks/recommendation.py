@@ -220,7 +220,7 @@ class Recommendation(Task):
 
         user, t, k = _q(options["user"]), f"struct_extract({target}, 't')", f"struct_extract({target}, 'k')"
         if options["time_column"]:
-            return split.by_time(user, f"{t}, {k}", options["validation"], 0), [k]
+            return split.by_time(user, f"{t} DESC, {k}", options["validation"], 0), [k]  # by_time adds the last DESC
         return split.hashed(k, options["validation"], user), [k]
 
     def prepare(self, model, target, target_type, y, parent):
