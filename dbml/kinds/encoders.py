@@ -134,7 +134,8 @@ class TextEncoder(nn.Module):
     operators only.
     """
 
-    def __init__(self, vocabulary: int, tokens: int, width: int, layers: int = 0, heads: int = 4, dropout: float = 0.0):
+    def __init__(self, vocabulary: int, tokens: int, width: int, layers: int = 0, heads: int = 4, dropout: float = 0.0,
+                 pooled_dropout: float = 0.0):  # fmt: skip
         super().__init__()
         self.words = nn.Embedding(vocabulary, width, padding_idx=0)
         nn.init.normal_(self.words.weight, std=width**-0.5)
@@ -150,6 +151,7 @@ class TextEncoder(nn.Module):
             self.blocks = nn.ModuleList(_Block(width, heads, dropout) for _ in range(layers))
             self.norm = nn.LayerNorm(width)
         self.shape = (width,)
+        self.pooled_drop = nn.Dropout(pooled_dropout)
 
     def target_width(self) -> int:
         return 0  # an autoencoder rebuilds the other columns; text only feeds its encoder
@@ -168,7 +170,7 @@ class TextEncoder(nn.Module):
                 words = block(words, bias)
             h = torch.cat([self.norm(words), pairs], dim=1)
         count = present.sum(dim=1).clamp_min(1.0)
-        return (h * present).sum(dim=1) / count
+        return self.pooled_drop((h * present).sum(dim=1) / count)
 
 
 class _Block(nn.Module):
