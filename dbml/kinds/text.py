@@ -40,6 +40,7 @@ import pyarrow.compute as pc
 from dbml.errors import FeatureError
 from dbml.kinds import Claim, Kind, MonitorBins, Phrase, Shape
 from dbml.kinds.arrow import plain
+from dbml.kinds.category import StringInput
 from dbml.kinds.common import once, refuse, refusal
 from dbml.options import Option
 from dbml.sqltext import quote as _q
@@ -187,7 +188,7 @@ def code_count(entry: dict[str, Any]) -> int:
     return 2 + len(entry.get("vocabulary") or []) + len(entry.get("bigrams") or [])
 
 
-class TextKind(Kind):
+class TextKind(StringInput, Kind):
     """VARCHAR columns the user names (``text = ['body']``) or that read as prose."""
 
     name = "text"
@@ -271,16 +272,6 @@ class TextKind(Kind):
             if longest is not None and longest > MAX_TEXT_CHARS:
                 raise FeatureError(refusal(feature, None, model, TOO_LONG, CUT))
         return pc.fill_null(values, "") if values.null_count else values
-
-    def udf_type(self, feature):
-        from duckdb import sqltypes
-
-        return sqltypes.VARCHAR
-
-    def feed(self, feature, values: pa.Array) -> np.ndarray:
-        if values.null_count:
-            values = pc.fill_null(values.cast(pa.string()), "")
-        return values.to_numpy(zero_copy_only=False).reshape(-1, 1)
 
     def profile(self, con, table, features, options):
         out = {}
