@@ -39,7 +39,7 @@ class Transformer(Architecture):
                 f"option 'heads' = {options['heads']} must divide option 'text_width' = {options['text_width']} "
                 f"(each head reads text_width / heads of every word's vector)"
             )
-        return {"text_layers": options["layers"], "text_heads": options["heads"], "text_dropout": options["dropout"]}
+        return {"text_layers": options["layers"], "text_heads": options["heads"], "attention_dropout": options["dropout"]}
 
     def build(self, inputs: dict[str, tuple[int, ...]], task: str, options: dict[str, Any]):
         from torch import nn

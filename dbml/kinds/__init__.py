@@ -92,6 +92,9 @@ class Candidate:
             (:meth:`Kind.statistics`), by the names it gave them; empty when none were
             asked or computed.
         takes: the shapes the architecture takes (None: any).
+        prior: the column's feature in the version this training continues (a fine-tune's
+            parent, a transfer's base), None for a new model: a kind that chose the column
+            there by statistics may keep it on rows too few to show them.
     """
 
     name: str
@@ -99,6 +102,7 @@ class Candidate:
     options: Mapping[str, Any] = field(default_factory=dict)
     stats: Mapping[str, Any] = field(default_factory=dict)
     takes: frozenset[str] | None = None
+    prior: FeatureSpec | None = None
 
     @property
     def ref(self) -> str:
@@ -525,10 +529,10 @@ def detect_column(column: str, sql_type: str, *, options: Mapping[str, Any] | No
 
 
 def _detect(column: str, sql_type: str, options: dict[str, Any], stats: Mapping[str, Mapping[str, Any]],
-            takes: frozenset[str] | None) -> Detection:  # fmt: skip
+            takes: frozenset[str] | None, prior: FeatureSpec | None = None) -> Detection:  # fmt: skip
     best = None
     for order, kind in enumerate(all_kinds()):
-        claim = kind.claim(Candidate(column, sql_type.upper(), options, stats.get(kind.name) or {}, takes))
+        claim = kind.claim(Candidate(column, sql_type.upper(), options, stats.get(kind.name) or {}, takes, prior))
         if claim is None:
             continue
         rank = (-kind.priority, takes is not None and kind.shape not in takes, order)
@@ -544,8 +548,8 @@ def _detect(column: str, sql_type: str, options: dict[str, Any], stats: Mapping[
 
 
 def detect_columns(columns: Sequence[str], types: Sequence[str], *, options: Mapping[str, Any] | None = None,
-                   statistics: Mapping[str, Any] | None = None,
-                   takes: frozenset[str] | None = None) -> list[Detection]:  # fmt: skip
+                   statistics: Mapping[str, Any] | None = None, takes: frozenset[str] | None = None,
+                   prior: Sequence[FeatureSpec] | None = None) -> list[Detection]:  # fmt: skip
     """The kinds of a source's feature columns, then each kind's :meth:`Kind.check_options`.
 
     Args:
@@ -553,6 +557,7 @@ def detect_columns(columns: Sequence[str], types: Sequence[str], *, options: Map
         statistics: {alias: value}, the row of :func:`statistics_sql`'s aggregates for
             the same columns, types and options; None when they were not computed.
         takes: the shapes the architecture takes (:attr:`dbml.architectures.Architecture.takes`).
+        prior: the features of the version this training continues (:attr:`Candidate.prior`).
 
     Raises:
         FeatureError: a column no kind takes, or a kind's option that does not fit.
@@ -564,7 +569,8 @@ def detect_columns(columns: Sequence[str], types: Sequence[str], *, options: Map
         for alias, column, kind, stat, _ in _asked(columns, types, opts, takes):
             if alias in statistics:
                 per_column.setdefault(column, {}).setdefault(kind, {})[stat] = statistics[alias]
-    found = [_detect(c, str(t), opts, per_column.get(c, {}), takes) for c, t in zip(columns, types)]
+    before = {f.name.lower(): f for f in prior or ()}
+    found = [_detect(c, str(t), opts, per_column.get(c, {}), takes, before.get(c.lower())) for c, t in zip(columns, types)]
     for kind in all_kinds():
         kind.check_options(opts, found)
     return found

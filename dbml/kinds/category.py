@@ -15,7 +15,7 @@ from dbml.kinds import Claim, Kind, MonitorBins, Phrase, Shape
 from dbml.kinds.arrow import plain
 from dbml.sqltext import quote as _q, string as _string
 
-__all__ = ["CategoryKind", "embedding_dim"]
+__all__ = ["CategoryKind", "StringInput", "embedding_dim"]
 
 
 def embedding_dim(k: int) -> int:
@@ -24,7 +24,22 @@ def embedding_dim(k: int) -> int:
     return int(max(2, min(64, round(1.6 * k**0.56))))
 
 
-class CategoryKind(Kind):
+class StringInput:
+    """A kind whose column reaches the UDF as VARCHAR and the graph as strings [N, 1]
+    (NULL as the empty string): categories and text."""
+
+    def udf_type(self, feature):
+        from duckdb import sqltypes
+
+        return sqltypes.VARCHAR
+
+    def feed(self, feature, values: pa.Array) -> np.ndarray:
+        if values.null_count:
+            values = pc.fill_null(values.cast(pa.string()), "")
+        return values.to_numpy(zero_copy_only=False).reshape(-1, 1)
+
+
+class CategoryKind(StringInput, Kind):
     name = "category"
     onnx_elem = "string"
     tensor_dtype = "int64"
@@ -102,16 +117,6 @@ class CategoryKind(Kind):
         if not pa.types.is_string(values.type):
             values = pc.cast(values, pa.string())
         return pc.fill_null(values, "") if values.null_count else values
-
-    def udf_type(self, feature):
-        from duckdb import sqltypes
-
-        return sqltypes.VARCHAR
-
-    def feed(self, feature, values: pa.Array) -> np.ndarray:
-        if values.null_count:
-            values = pc.fill_null(values.cast(pa.string()), "")
-        return values.to_numpy(zero_copy_only=False).reshape(-1, 1)
 
     def profile(self, con, table, features, options):
         out = {}

@@ -134,7 +134,8 @@ class TextEncoder(nn.Module):
     operators only.
     """
 
-    def __init__(self, vocabulary: int, tokens: int, width: int, layers: int = 0, heads: int = 4, dropout: float = 0.0):
+    def __init__(self, vocabulary: int, tokens: int, width: int, layers: int = 0, heads: int = 4, dropout: float = 0.0,
+                 pooled_dropout: float = 0.0):  # fmt: skip
         super().__init__()
         self.words = nn.Embedding(vocabulary, width, padding_idx=0)
         nn.init.normal_(self.words.weight, std=width**-0.5)
@@ -150,6 +151,7 @@ class TextEncoder(nn.Module):
             self.blocks = nn.ModuleList(_Block(width, heads, dropout) for _ in range(layers))
             self.norm = nn.LayerNorm(width)
         self.shape = (width,)
+        self.pooled_drop = nn.Dropout(pooled_dropout)
 
     def target_width(self) -> int:
         return 0  # an autoencoder rebuilds the other columns; text only feeds its encoder
@@ -158,17 +160,25 @@ class TextEncoder(nn.Module):
         return torch.zeros(x.shape[0], 0, dtype=torch.float32, device=x.device)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training and x.shape[0]:
+            # words sit first in each row, padding after them: a training batch drops the columns no row
+            # reaches (the pairs' too), so short texts cost what they hold. The exported graph keeps them all.
+            longest = max(int((x[:, : self.tokens] > 0).sum(dim=1).max()), 1)
+            x = torch.cat([x[:, :longest], x[:, self.tokens : self.tokens + longest - 1]], dim=1)
+            tokens = longest
+        else:
+            tokens = self.tokens
         present = (x > 0).to(torch.float32).unsqueeze(2)  # [N, W, 1]
         h = self.words(x)
         if self.layers:  # attention over the words (the first T codes); pairs of words join the mean after
-            words, pairs = h[:, : self.tokens], h[:, self.tokens :]
-            words = words + self.positions
-            bias = (1.0 - present[:, : self.tokens].transpose(1, 2)) * -1e4  # [N, 1, T]: padding gets no attention
+            words, pairs = h[:, :tokens], h[:, tokens:]
+            words = words + self.positions[:, :tokens]
+            bias = (1.0 - present[:, :tokens].transpose(1, 2)) * -1e4  # [N, 1, T]: padding gets no attention
             for block in self.blocks:
                 words = block(words, bias)
             h = torch.cat([self.norm(words), pairs], dim=1)
         count = present.sum(dim=1).clamp_min(1.0)
-        return (h * present).sum(dim=1) / count
+        return self.pooled_drop((h * present).sum(dim=1) / count)
 
 
 class _Block(nn.Module):

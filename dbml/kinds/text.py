@@ -40,6 +40,7 @@ import pyarrow.compute as pc
 from dbml.errors import FeatureError
 from dbml.kinds import Claim, Kind, MonitorBins, Phrase, Shape
 from dbml.kinds.arrow import plain
+from dbml.kinds.category import StringInput
 from dbml.kinds.common import once, refuse, refusal
 from dbml.options import Option
 from dbml.sqltext import quote as _q
@@ -72,6 +73,8 @@ MIN_COUNT = Option("min_count", "int", 2, "times a word must occur in the traini
                    lambda v: 1 <= v <= 1_000_000, "between 1 and 1000000")  # fmt: skip
 NGRAMS = Option("ngrams", "int", 2, "1: words alone; 2: words and pairs of neighbouring words (kept like words)",
                 lambda v: v in (1, 2), "1 or 2")  # fmt: skip
+TEXT_DROPOUT = Option("text_dropout", "float", 0.5, "dropout on a text column's pooled vector while training",
+                      lambda v: 0 <= v < 1, "in [0, 1)")  # fmt: skip
 TEXT_WIDTH = Option("text_width", "int", 64, "width of a text column's word embeddings and of its encoding",
                     lambda v: 4 <= v <= 1024, "between 4 and 1024")  # fmt: skip
 
@@ -185,7 +188,7 @@ def code_count(entry: dict[str, Any]) -> int:
     return 2 + len(entry.get("vocabulary") or []) + len(entry.get("bigrams") or [])
 
 
-class TextKind(Kind):
+class TextKind(StringInput, Kind):
     """VARCHAR columns the user names (``text = ['body']``) or that read as prose."""
 
     name = "text"
@@ -194,7 +197,7 @@ class TextKind(Kind):
     shape = Shape.FLAT  # the encoder pools the words into one vector
     group_order = 2  # after numbers and categories
     priority = 1  # above category, which takes every VARCHAR by its type
-    options = (TEXT, MAX_TOKENS, VOCABULARY, MIN_COUNT, NGRAMS, TEXT_WIDTH)
+    options = (TEXT, MAX_TOKENS, VOCABULARY, MIN_COUNT, NGRAMS, TEXT_WIDTH, TEXT_DROPOUT)
     opset = OPSET
     arrow_needs = "text (string, large_string, string_view or a dictionary of strings)"
 
@@ -217,6 +220,8 @@ class TextKind(Kind):
             return None
         if self._named(column):
             return Claim("VARCHAR", "option text")
+        if column.prior is not None and column.prior.kind == self.name:  # a fine-tune or a transfer keeps it text
+            return Claim("VARCHAR", column.prior.rule or "option text")
         s = column.stats
         rows, distinct, words = s.get("rows"), s.get("distinct"), s.get("words")
         if not rows or rows < PROSE_MIN_ROWS or distinct is None or words is None:
@@ -267,16 +272,6 @@ class TextKind(Kind):
             if longest is not None and longest > MAX_TEXT_CHARS:
                 raise FeatureError(refusal(feature, None, model, TOO_LONG, CUT))
         return pc.fill_null(values, "") if values.null_count else values
-
-    def udf_type(self, feature):
-        from duckdb import sqltypes
-
-        return sqltypes.VARCHAR
-
-    def feed(self, feature, values: pa.Array) -> np.ndarray:
-        if values.null_count:
-            values = pc.fill_null(values.cast(pa.string()), "")
-        return values.to_numpy(zero_copy_only=False).reshape(-1, 1)
 
     def profile(self, con, table, features, options):
         out = {}
@@ -406,7 +401,7 @@ class TextKind(Kind):
         return TextEncoder(
             code_count(entry), int(entry["max_tokens"]), int(options.get("text_width") or TEXT_WIDTH.default),
             layers=int(options.get("text_layers") or 0), heads=int(options.get("text_heads") or 4),
-            dropout=float(options.get("text_dropout") or 0.0),
+            dropout=float(options.get("attention_dropout") or 0.0), pooled_dropout=float(options.get("text_dropout") or 0.0),
         )  # fmt: skip
 
 

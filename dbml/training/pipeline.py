@@ -167,7 +167,7 @@ def plan(con: duckdb.DuckDBPyConnection, registry: Registry, name: str, req: Tra
                 f"version {parent.record['version']} of model '{name}' is USING {parent.record['architecture']}; "
                 f"fine-tuning keeps the architecture: write USING {parent.record['architecture']} or leave USING out"
             )
-        for opt in arch.options + task_options:  # the network keeps the parent's shape
+        for opt in arch.options + task_options + kind_options():  # the network keeps the parent's shape
             key = opt.name
             given = {k.lower(): v for k, v in req.options.items()}
             if key in given and opt.coerce(given[key]) != parent.record["options"].get(key):
@@ -193,8 +193,10 @@ def plan(con: duckdb.DuckDBPyConnection, registry: Registry, name: str, req: Tra
     if reads_facts or asked:
         facts = data_source.source_facts(con, data_sql, req.params, target if reads_facts else None, target_type,
                                          aggregates=asked)  # fmt: skip
+    prior = base.features if base is not None else parent.features if parent is not None else None
     detected = detect_columns([c for c, _ in named], [t for _, t in named], options=detecting,
-                              statistics=facts.get("statistics") if asked else None, takes=arch.takes)  # fmt: skip
+                              statistics=facts.get("statistics") if asked else None, takes=arch.takes,
+                              prior=prior)  # fmt: skip
     features = [d.feature() for d in detected]
     unsupported = [f for f in features if f.kind not in arch.kinds]
     if unsupported:

@@ -240,3 +240,21 @@ def test_workers_keep_a_few_models(exported_models, monkeypatch):
         assert dbml.spark._worker_scorer(model.blob, sha, None, model.max_size).name == name
     assert len(dbml.spark._workers) == dbml.spark._WORKER_MODELS < len(names)
     assert [s.name for s in dbml.spark._workers.values()] == names[-dbml.spark._WORKER_MODELS:]
+
+
+def test_spark_scores_raw_text_as_predict_does(spark, tmp_path):
+    """A text column reaches the workers as raw strings and the graph tokenizes them there:
+    tabs, newlines, unicode, punctuation, empty strings and NULL score as in DuckDB."""
+    con = dbml.connect()
+    con.sql("CREATE TABLE notes AS SELECT CASE WHEN i % 2 = 0 THEN 'Great,\tloved it! ' ELSE 'awful…\\nboring; ' END "
+            "|| 'note ' || (i % 13)::VARCHAR AS body, (i % 2) AS good FROM range(120) r(i)")  # fmt: skip
+    con.sql("TRAIN MODEL notes FROM notes TARGET good WITH (text = ['body'], epochs = 10, seed = 1, text_width = 8)")
+    path = str(tmp_path / "notes.onnx")
+    con.sql(f"EXPORT MODEL notes TO '{path}'")
+    texts = ["GREAT\tloved it", "awful\nboring", "École 🙂 great", "", None, "...", "loved,loved,loved", "boring\r\nawful"]
+    df = spark.createDataFrame([(i, t) for i, t in enumerate(texts)], "id INT, body STRING")
+    got = [r.prediction for r in sorted(dbml.spark.predict(df, path).collect(), key=lambda r: r.id)]
+    con.sql("CREATE TABLE odd AS SELECT * FROM (SELECT unnest(?) AS body, generate_subscripts(?, 1) AS i)", params=[texts, texts])
+    want = [r[0] for r in con.sql("SELECT PREDICT(notes, body) FROM odd ORDER BY i").fetchall()]
+    assert got == want
+    assert got[0] != got[1]  # the words, not the note numbers, decide

@@ -192,3 +192,16 @@ def test_pairs_of_words_get_their_own_codes():
     assert codes.shape == (3, code_width(entry)) == (3, 7)
     # words: not=2 good=3 bad=4; pairs: "not good"=5, "good bad"=6
     assert codes.tolist() == [[2, 3, 4, 0, 5, 6, 0], [3, 2, 0, 0, 0, 0, 0], [0] * 7]
+
+
+def test_fine_tune_and_transfer_keep_a_text_column_on_few_rows(reviews):
+    """A column chosen as text by its statistics stays text on rows too few to show them."""
+    con = reviews
+    con.sql(f"TRAIN MODEL r FROM reviews TARGET liked WITH ({FAST})")
+    con.sql("CREATE TABLE few AS SELECT body, stars, liked, (stars > 0)::INT AS upbeat FROM fresh LIMIT 12")
+    con.sql("TRAIN MODEL r FROM (SELECT body, stars, liked FROM few) TARGET liked WITH (warm_start = true, epochs = 2)")
+    con.sql("TRAIN MODEL t FROM (SELECT body, stars, upbeat FROM few) TARGET upbeat WITH (base = 'r', epochs = 2)")
+    for model in ("r", "t"):
+        kinds = {f["name"]: f["kind"] for f in __import__("json").loads(con.sql(f"DESCRIBE MODEL {model}").fetchall()[0][16])}
+        assert kinds["body"] == "text", model
+    assert con.sql("SELECT count(PREDICT(t, body, stars)) FROM fresh").fetchall()[0][0] == 200
