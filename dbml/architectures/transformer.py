@@ -19,8 +19,8 @@ from dbml.options import Option
 
 __all__ = ["Transformer"]
 
-LAYERS = Option("layers", "int", 2, "self-attention blocks in each text column's encoder", lambda v: 1 <= v <= 12,
-                "between 1 and 12")  # fmt: skip
+LAYERS = Option("layers", "int", 2, "self-attention blocks in each text column's encoder (0: a bag of words)", lambda v: 0 <= v <= 12,
+                "between 0 and 12")  # fmt: skip
 HEADS = Option("heads", "int", 4, "attention heads per block (they divide text_width)", lambda v: 1 <= v <= 32,
                "between 1 and 32")  # fmt: skip
 HIDDEN = Option("hidden", "int_list", [64], "sizes of the feed-forward layers after the columns are joined",
