@@ -35,6 +35,10 @@ Bins and shares (a feature's are its kind's, :meth:`dbml.kinds.Kind.monitor_bins
   for every value outside it (training share ``1 - sum(frequencies)``, floored at 0).
   Shares are of all rows, a NULL counting as ``''`` (the encoded value). The null rate
   is the share of ``''`` rows, as in the profile.
+* text features: the training histogram of each value's word count (length drift); and
+  one more row, ``'<column> (words)'`` (:meth:`dbml.kinds.Kind.monitor_parts`), over every
+  word of every row: one bin per word of the training's 50 most frequent and bin 0 for
+  the rest, shares of all words (word-share drift).
 * the prediction (feature ``'__prediction__'``, kind the task): for a classifier one bin
   per class label (PREDICT's label compared with each label in its own type; the
   detail names the label by its PREDICT_PROBA field, ``'true'``/``'false'`` for
@@ -113,7 +117,8 @@ class _Item:
     """One row of the result: a feature or the prediction, with its SQL and training bins."""
 
     def __init__(self, name: str, kind: str, value_sql: str, null_sql: str, bin_expr: str | None,
-                 all_rows: bool, null_rate_train: float | None, bins: list[tuple] | None, keyed: bool):  # fmt: skip
+                 all_rows: bool, null_rate_train: float | None, bins: list[tuple] | None, keyed: bool,
+                 parts: bool = False):  # fmt: skip
         self.name = name
         self.kind = kind
         self.value_sql = value_sql  # the encoded value, over "_src" (the prediction: PREDICT)
@@ -123,6 +128,7 @@ class _Item:
         self.null_rate_train = null_rate_train
         self.bins = bins  # [(bin, train share, low, high, value)], or None when unknown
         self.keyed = keyed  # bins named by a value (categories, class labels), else by a range
+        self.parts = parts  # value_sql is a list: its elements are counted (a text's words), not the rows
 
 
 def _histogram(hist: dict[str, Any] | None) -> tuple[list[tuple] | None, str | None]:
@@ -148,6 +154,18 @@ def _feature_item(spec: FeatureSpec, prof: dict[str, Any] | None) -> _Item:
     prof = prof or {}
     b = kind.monitor_bins(spec, prof, _q("_v"))
     return _Item(spec.name, spec.kind, value_sql, b.null_sql, b.bin_sql, b.all_rows, _null_rate(prof), b.bins, b.keyed)
+
+
+def _part_items(spec: FeatureSpec, prof: dict[str, Any] | None) -> list[_Item]:
+    """The feature's rows over the parts of its values (:meth:`dbml.kinds.Kind.monitor_parts`)."""
+    kind = kind_of(spec)
+    column = exp.column(spec.name, table="_src", quoted=True)
+    encoded = feature_sql(spec, column).sql(dialect="duckdb")
+    return [
+        _Item(m.label, spec.kind, m.parts_sql(encoded), m.bins.null_sql, m.bins.bin_sql, m.bins.all_rows, None, m.bins.bins,
+              m.bins.keyed, parts=True)
+        for m in kind.monitor_parts(spec, prof or {}, _q("_v"))
+    ]  # fmt: skip
 
 
 def _distribution(record: dict[str, Any]) -> dict[str, Any]:
@@ -230,6 +248,7 @@ def drift_sql(source_sql: str, model_ref: str, record: dict, threshold: float = 
     profile = record.get("profile") or {}
     specs = [f if isinstance(f, FeatureSpec) else FeatureSpec(f["name"], f["kind"], f["sql_type"], f.get("onnx_input")) for f in record.get("features") or []]
     items = [_feature_item(f, profile.get(f.name)) for f in specs]
+    items += [part for f in specs for part in _part_items(f, profile.get(f.name))]
     prediction = _prediction_item(record, ref)
     lists = [exp.column(f.name, table="_src", quoted=True).sql(dialect="duckdb") for f in specs if kind_of(f).refuses_null_rows]
     if lists:  # a NULL list: a NULL prediction (counted in its null rate), not PREDICT's error
@@ -281,7 +300,7 @@ def drift_sql(source_sql: str, model_ref: str, record: dict, threshold: float = 
             bin_expr = f"CASE WHEN {null_} THEN NULL ELSE {bin_expr} END"
         parts.append(
             f"    SELECT {i} AS {i_}, {bin_expr} AS {bin_}, {null_}, count(*) AS {n_}\n"
-            f"    FROM (SELECT {c} AS {v}, {it.null_sql} AS {null_} FROM {rows_})\n"
+            f"    FROM (SELECT {f'unnest({c})' if it.parts else c} AS {v}, {it.null_sql} AS {null_} FROM {rows_})\n"
             f"    GROUP BY ALL"
         )
     ctes.append(f"{_q('_counts')} AS (\n" + "\n    UNION ALL\n".join(parts) + "\n)")

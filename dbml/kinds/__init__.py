@@ -65,7 +65,7 @@ if TYPE_CHECKING:
     from dbml.options import Option
 
 __all__ = [
-    "Kind", "KINDS", "Shape", "Candidate", "Claim", "Detection", "MonitorBins", "Phrase", "register", "unregister", "get_kind",
+    "Kind", "KINDS", "Shape", "Candidate", "Claim", "Detection", "MonitorBins", "MonitorParts", "Phrase", "register", "unregister", "get_kind",
     "kind_of", "all_kinds", "detect", "detect_column", "detect_columns", "statistics_sql", "kind_options", "rule_of",
     "shape_of", "foreign_kind", "groups", "Group", "check_arrow_type",
 ]  # fmt: skip
@@ -159,6 +159,18 @@ class MonitorBins:
     bins: list[tuple] | None = None
     all_rows: bool = False
     keyed: bool = False
+
+
+@dataclass
+class MonitorParts:
+    """One more MONITOR row for a feature, over the parts of each value (a text's words):
+    ``label`` names the row, ``parts_sql(value)`` gives the list of parts of an encoded
+    value (SQL), and ``bins`` bins one part (``"_v"``) against the training shares of all
+    parts."""
+
+    label: str
+    parts_sql: Any
+    bins: MonitorBins
 
 
 class Phrase(NamedTuple):
@@ -296,6 +308,10 @@ class Kind:
 
         bins, bin_sql = histogram_bins(profile.get("histogram"), value)
         return MonitorBins(f"({value} IS NULL)", bin_sql, bins)
+
+    def monitor_parts(self, feature: FeatureSpec, profile: dict[str, Any], value: str) -> list[MonitorParts]:
+        """More MONITOR rows over the parts of each value (a text's word shares); none by default."""
+        return []
 
     def card_shape(self, profile: dict[str, Any]) -> list[Phrase]:
         """The model card's words for the shape of a training profile (empty: not measured)."""

@@ -356,6 +356,23 @@ class TextKind(StringInput, Kind):
         bins, bin_sql = histogram_bins(profile.get("histogram"), value)
         return MonitorBins(f"({value} = 0)", bin_sql, bins)
 
+    def monitor_parts(self, feature, profile, value):
+        """Word shares: the training's 50 most frequent words, each a bin with its share of
+        all words, and bin 0 for every other word (its training share the rest)."""
+        from dbml.kinds import MonitorParts
+        from dbml.sqltext import string as _string
+
+        vocab, freqs = profile.get("vocabulary") or [], profile.get("frequencies") or []
+        if not vocab or len(vocab) != len(freqs):
+            return []
+        top = list(zip(vocab, freqs))[:50]
+        other = max(0.0, 1.0 - math.fsum(float(f) for _, f in top))
+        bins = [(0, other, None, None, None)] + [(k + 1, float(f), None, None, w) for k, (w, f) in enumerate(top)]
+        listed = "[" + ", ".join(_string(w) for w, _ in top) + "]::VARCHAR[]"
+        return [MonitorParts(f"{feature.name} (words)", tokens_sql,
+                             MonitorBins("FALSE", f"coalesce(list_position({listed}, {value}), 0)", bins, all_rows=True,
+                                         keyed=True))]  # fmt: skip
+
     def card_shape(self, profile):
         vocab, freq = profile.get("vocabulary") or [], profile.get("frequencies") or []
         out = [Phrase("{} words per value on average, {} words kept", (round(profile.get("tokens_mean") or 0.0, 1), len(vocab)))]
