@@ -75,7 +75,7 @@ CASES = {
                      "text = ['doc'], hidden = [64, 32]", 245_760),
 }  # fmt: skip
 USING = {"cnn": "USING cnn ", "lstm": "USING lstm ", "transformer": "USING transformer "}
-SLICED = {"transformer"}  # cases whose plain runs (and the notebook's) go in 2,048-row slices
+SLICED = {"transformer", "text-tabular"}  # cases whose plain runs (and the notebook's) go in 2,048-row slices: each word slot is a vector
 
 
 def build_table(con: duckdb.DuckDBPyConnection, case: str, rows: int) -> None:
@@ -249,8 +249,9 @@ def run_case(case: str, rows: int, repeat: int, threads: int) -> dict[str, float
     measures[f"streamed 65,536-row batches, {cores} threads"] = streamed(
         duck, f"SELECT {', '.join(encoded)} FROM t", scoring, "probabilities", cores)
     one, many = session(blob, 1), session(blob, cores)
-    # attention holds [rows, heads, tokens, tokens] floats: a transformer runs in 2,048-row batches only
-    # (the whole table at once took more memory than this machine has at 20,000 rows)
+    # a text column holds a vector per word slot ([rows, 127, 64] floats for an mlp) and attention
+    # [rows, heads, tokens, tokens]: text cases run in 2,048-row batches only (the whole table at once
+    # took more memory than this machine's 24 GB: a transformer at 20,000 rows, text-tabular at 245,760)
     for size in (2048,) if case in SLICED else (2048, 65536, data.num_rows):
         prebuilt = batches(size)
         label = "whole table" if size == data.num_rows else f"{size:,}/batch"
