@@ -119,7 +119,7 @@ def tokenizer_nodes(source: str, out: str, vocabulary: list[str], max_tokens: in
         return node("LabelEncoder", [zeros], f"{tag}_blank", domain="ai.onnx.ml", keys_int64s=[0], values_strings=[""],
                     default_string="")  # fmt: skip
 
-    def compact(values: str, mask: str, rows: str, k: str, tag: str) -> str:
+    def compact(values: str, mask: str, k: str, tag: str) -> str:
         """The columns of ``values`` where ``mask`` (int64 0/1) is 1, in order, first ``k`` per row."""
         cols = node("Squeeze", [node("Shape", [values], f"{tag}_shape", start=1)], f"{tag}_cols")
         pos = node("Range", [zero, cols, one], f"{tag}_pos")
@@ -150,7 +150,7 @@ def tokenizer_nodes(source: str, out: str, vocabulary: list[str], max_tokens: in
                     default_int64=1)  # fmt: skip
         most = node("ReduceMax", [node("ReduceSum", [mask, one1], f"{t}_count", keepdims=0)], f"{t}_most", keepdims=1)
         k = node("Min", [node("Max", [most, one1], f"{t}_k1"), width], f"{t}_k")
-        current = compact(pieces, mask, rows, k, t)
+        current = compact(pieces, mask, k, t)
     vocab = [str(v) for v in vocabulary]
     codes = node("LabelEncoder", [current], "codes", domain="ai.onnx.ml", keys_strings=[""] + vocab,
                  values_int64s=[PAD] + list(range(2, len(vocab) + 2)), default_int64=UNKNOWN)  # fmt: skip
@@ -160,7 +160,7 @@ def tokenizer_nodes(source: str, out: str, vocabulary: list[str], max_tokens: in
                value=helper.make_tensor("pad_value", TensorProto.INT64, [1], [PAD]))  # fmt: skip
     padded = node("Concat", [per_row, pad], "padded", axis=1)
     present = node("Min", [padded, one], "present")  # codes are >= 0: 1 where a token is
-    kept = compact(padded, present, rows, width, "final")
+    kept = compact(padded, present, width, "final")
     if bigrams:
         # a pair's key is first * (V + 2) + second, looked up among the training pairs (0 when absent)
         index = {w: i + 2 for i, w in enumerate(vocab)}
