@@ -31,7 +31,7 @@ BAD_TRAIN = [
     ("TRAIN MODEL m FROM mixed TARGET churned WITH (hidden = 64.5)", OptionError, "option 'hidden' must be a list of integers"),
     ("TRAIN MODEL m FROM mixed TARGET churned WITH (validation = 1.5)", OptionError, "option 'validation' must be in \\[0, 1\\)"),
     ("TRAIN MODEL m FROM mixed TARGET churned WITH (device = 'tpu')", OptionError, "option 'device' must be one of auto, cpu, cuda"),
-    ("TRAIN MODEL m USING nonet FROM mixed TARGET churned", OptionError, "unknown architecture 'nonet'.*available: autoencoder, cnn, gru, lstm, mlp"),
+    ("TRAIN MODEL m USING nonet FROM mixed TARGET churned", OptionError, "unknown architecture 'nonet'.*available: autoencoder, bag, cnn, gru, lstm, mlp"),
     ("TRAIN MODEL m FROM mixed", TargetError, "needs a TARGET column"),
     ('TRAIN MODEL "my model" FROM mixed TARGET churned', InvalidNameError, "model name 'my model' is not a valid identifier"),
     ("TRAIN MODEL m FROM (SELECT {'a': 1} AS l, churned FROM mixed) TARGET churned", FeatureError, "column 'l' has type STRUCT"),

@@ -120,9 +120,9 @@ def _builtin() -> dict[str, Architecture]:
     from dbml.architectures.mlp import MLP
     from dbml.architectures.recommender import Recommender
     from dbml.architectures.recurrent import GRU, LSTM
-    from dbml.architectures.transformer import Transformer
+    from dbml.architectures.transformer import Bag, Transformer
 
-    return {a.name: a for a in (MLP(), CNN(), LSTM(), GRU(), Autoencoder(), Transformer(), Recommender())}
+    return {a.name: a for a in (MLP(), CNN(), LSTM(), GRU(), Autoencoder(), Transformer(), Bag(), Recommender())}
 
 
 ARCHITECTURES: dict[str, Architecture] = _builtin()

@@ -1,4 +1,5 @@
-"""A small transformer encoder over text columns, beside any other columns.
+"""A small transformer encoder over text columns, beside any other columns; and the
+bag of words with a linear head (``USING bag``), the same encoders without attention.
 
 Each text column's encoder (:class:`dbml.kinds.encoders.TextEncoder`) runs ``layers``
 self-attention blocks over its words, with learned positions, and pools them into one
@@ -17,7 +18,7 @@ from dbml.errors import OptionError
 from dbml.kinds import Shape
 from dbml.options import Option
 
-__all__ = ["Transformer"]
+__all__ = ["Transformer", "Bag"]
 
 LAYERS = Option("layers", "int", 2, "self-attention blocks in each text column's encoder (0: a bag of words)", lambda v: 0 <= v <= 12,
                 "between 0 and 12")  # fmt: skip
@@ -46,11 +47,29 @@ class Transformer(Architecture):
 
         if not any(key.startswith("text:") for key in inputs):
             raise OptionError(
-                "USING transformer reads text columns and the source has none: name VARCHAR columns that hold prose "
+                f"USING {self.name} reads text columns and the source has none: name VARCHAR columns that hold prose "
                 "with WITH (text = ['column']), or use mlp"
             )
         combine, width = concat(inputs)
         trunk = nn.Sequential(combine, *layers(width, options["hidden"], options["dropout"]))
         trunk.width = options["hidden"][-1] if options["hidden"] else width
-        check_parameters(trunk, "transformer trunk", "hidden")
+        check_parameters(trunk, f"{self.name} trunk", "hidden")
         return trunk
+
+
+BAG_HIDDEN = Option("hidden", "int_list", [], "sizes of feed-forward layers after the columns are joined ([]: a linear head)",
+                    lambda v: len(v) <= 8 and all(1 <= h <= 8192 for h in v), "0 to 8 layer sizes, each between 1 and 8192")  # fmt: skip
+
+
+class Bag(Transformer):
+    """The mean of each text column's word and word-pair embeddings (fastText's shape,
+    Joulin et al. 2016), joined with the other columns' encodings, then a linear head
+    (``hidden = []``). On small text tables it beats attention trained from scratch
+    (benchmarks/text.py)."""
+
+    name = "bag"
+    description = "a bag of words and word pairs per text column, joined with the other columns, and a linear head"
+    options = (BAG_HIDDEN, DROPOUT)
+
+    def encoding(self, options: dict[str, Any]) -> dict[str, Any]:
+        return {"text_layers": 0}

@@ -126,6 +126,9 @@ class TextEncoder(nn.Module):
     """Word codes [N, W] (0 pads, 1 unknown; the first ``tokens`` are words, any after
     them pairs of neighbouring words) -> one vector [N, width] per row.
 
+    While training, ``word_dropout`` hides each word and pair code at random (it reads as
+    padding), so no single word carries a row.
+
     ``layers = 0`` (an mlp's text column): the mean of the word embeddings, a bag of
     words (fastText's encoder). ``layers > 0`` (``USING transformer``): learned
     positions are added and pre-norm self-attention blocks run over the words, padding
@@ -135,8 +138,9 @@ class TextEncoder(nn.Module):
     """
 
     def __init__(self, vocabulary: int, tokens: int, width: int, layers: int = 0, heads: int = 4, dropout: float = 0.0,
-                 pooled_dropout: float = 0.0):  # fmt: skip
+                 pooled_dropout: float = 0.0, word_dropout: float = 0.0):  # fmt: skip
         super().__init__()
+        self.word_dropout = word_dropout
         self.words = nn.Embedding(vocabulary, width, padding_idx=0)
         nn.init.normal_(self.words.weight, std=width**-0.5)
         with torch.no_grad():
@@ -166,6 +170,8 @@ class TextEncoder(nn.Module):
             longest = max(int((x[:, : self.tokens] > 0).sum(dim=1).max()), 1)
             x = torch.cat([x[:, :longest], x[:, self.tokens : self.tokens + longest - 1]], dim=1)
             tokens = longest
+            if self.word_dropout > 0:
+                x = x * (torch.rand(x.shape, device=x.device) >= self.word_dropout)
         else:
             tokens = self.tokens
         present = (x > 0).to(torch.float32).unsqueeze(2)  # [N, W, 1]

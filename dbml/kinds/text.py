@@ -75,6 +75,8 @@ NGRAMS = Option("ngrams", "int", 2, "1: words alone; 2: words and pairs of neigh
                 lambda v: v in (1, 2), "1 or 2")  # fmt: skip
 TEXT_DROPOUT = Option("text_dropout", "float", 0.5, "dropout on a text column's pooled vector while training",
                       lambda v: 0 <= v < 1, "in [0, 1)")  # fmt: skip
+WORD_DROPOUT = Option("word_dropout", "float", 0.4, "share of a text value's words and pairs hidden at random in each "
+                      "training step", lambda v: 0 <= v < 1, "in [0, 1)")  # fmt: skip
 TEXT_WIDTH = Option("text_width", "int", 64, "width of a text column's word embeddings and of its encoding",
                     lambda v: 4 <= v <= 1024, "between 4 and 1024")  # fmt: skip
 
@@ -197,7 +199,7 @@ class TextKind(StringInput, Kind):
     shape = Shape.FLAT  # the encoder pools the words into one vector
     group_order = 2  # after numbers and categories
     priority = 1  # above category, which takes every VARCHAR by its type
-    options = (TEXT, MAX_TOKENS, VOCABULARY, MIN_COUNT, NGRAMS, TEXT_WIDTH, TEXT_DROPOUT)
+    options = (TEXT, MAX_TOKENS, VOCABULARY, MIN_COUNT, NGRAMS, TEXT_WIDTH, TEXT_DROPOUT, WORD_DROPOUT)
     opset = OPSET
     arrow_needs = "text (string, large_string, string_view or a dictionary of strings)"
 
@@ -419,6 +421,7 @@ class TextKind(StringInput, Kind):
             code_count(entry), int(entry["max_tokens"]), int(options.get("text_width") or TEXT_WIDTH.default),
             layers=int(options.get("text_layers") or 0), heads=int(options.get("text_heads") or 4),
             dropout=float(options.get("attention_dropout") or 0.0), pooled_dropout=float(options.get("text_dropout") or 0.0),
+            word_dropout=float(options.get("word_dropout") or 0.0),
         )  # fmt: skip
 
 

@@ -146,6 +146,7 @@ class Task:
     options: tuple[Option, ...] = ()
     parity_output: str = ""
     trained: bool = True
+    refits: bool = False  # option refit: a second network on every training row, for the epochs validation chose
     foreign: bool = False
     needs: frozenset[str] = frozenset({"head"})
     priority: int = 100

@@ -56,6 +56,7 @@ def _plain_labels(target: str, labels: list[Any], onnx_type: str) -> list[Any]:
 
 class Classification(Task):
     name = "classification"
+    refits = True
     headline = "accuracy"
     parity_output = "probabilities"
     priority = 30

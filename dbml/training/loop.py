@@ -65,10 +65,11 @@ class ProgressBar(Callback):
     Args:
         label: the bar's description, such as ``train churn``.
         verbose: 1 (the bar) or 2 (a line per epoch); the caller adds none at 0.
+        prefix: before each line at level 2 (``refit `` for the run on every training row).
     """
 
-    def __init__(self, label: str, verbose: int = 1):
-        self.label, self.verbose, self.bar, self.epochs = label, verbose, None, 0
+    def __init__(self, label: str, verbose: int = 1, prefix: str = ""):
+        self.label, self.verbose, self.bar, self.epochs, self.prefix = label, verbose, None, 0, prefix
 
     def on_train_begin(self, epochs: int) -> None:
         self.epochs = epochs
@@ -89,7 +90,7 @@ class ProgressBar(Callback):
             self.bar.set_postfix(dict(shown), refresh=False)
             self.bar.update(1)
         elif self.verbose >= 2:
-            parts = [f"epoch {log.epoch}/{self.epochs}", *(f"{k} {v}" for k, v in shown), f"{log.seconds:.1f}s"]
+            parts = [f"{self.prefix}epoch {log.epoch}/{self.epochs}", *(f"{k} {v}" for k, v in shown), f"{log.seconds:.1f}s"]
             print(" - ".join(parts), file=sys.stderr, flush=True)
 
     def on_train_end(self, logs: list[EpochLog]) -> None:
@@ -142,11 +143,13 @@ class Trainer:
         options: epochs, lr, weight_decay, patience.
         callbacks: hooks called during the loop, before early stopping's.
         device: where batches go (default: the model's).
+        schedule: the learning rate of each epoch, replayed (a refit on every training row
+            follows the rates its first run took); None: reduce on plateau.
     """
 
     def __init__(self, model: nn.Module, task, options: dict[str, Any], callbacks: Iterable[Callback] = (),
-                 device: torch.device | None = None):  # fmt: skip
-        self.model, self.task, self.options = model, task, options
+                 device: torch.device | None = None, schedule: list[float] | None = None):  # fmt: skip
+        self.model, self.task, self.options, self.schedule = model, task, options, schedule
         self.device = device if device is not None else next(model.parameters()).device
         self.callbacks = list(callbacks)
         self.optimizer = self.configure_optimizer()
@@ -232,6 +235,9 @@ class Trainer:
         try:
             for epoch in range(1, epochs + 1):
                 started = time.perf_counter()
+                if self.schedule is not None:
+                    for group in self.optimizer.param_groups:
+                        group["lr"] = self.schedule[min(epoch, len(self.schedule)) - 1]
                 train_loss = self.run_epoch(epoch, train)
                 if not math.isfinite(train_loss):
                     raise TrainingError(
@@ -242,7 +248,8 @@ class Trainer:
                 if val is not None:
                     val_loss, val_metric = self.validate(val)
                 lr = self.optimizer.param_groups[0]["lr"]
-                self.scheduler.step(val_loss if val_loss is not None else train_loss)
+                if self.schedule is None:
+                    self.scheduler.step(val_loss if val_loss is not None else train_loss)
                 log = EpochLog(epoch, train_loss, val_loss, val_metric, lr, time.perf_counter() - started)
                 self.logs.append(log)
                 for cb in callbacks:

@@ -18,6 +18,7 @@ import contextlib
 import dataclasses
 import hashlib
 import json
+import math
 import platform
 import time
 from dataclasses import dataclass, field
@@ -203,6 +204,9 @@ def plan(con: duckdb.DuckDBPyConnection, registry: Registry, name: str, req: Tra
         raise FeatureError(f"architecture '{arch.name}' cannot take column '{unsupported[0].name}' ({unsupported[0].kind})")
     allowed = transfer.allowed_tasks(arch) if base is not None else arch.tasks
     task = implied if parent else choose_task(name, target, target_type, facts["distinct"], options, allowed)
+    if any(k.lower() == "refit" for k in req.options) and options["refit"] and not task.refits:
+        raise OptionError(f"option 'refit' of TRAIN MODEL {name}: a {task.name} model keeps the network that its "
+                          "validation rows chose; only classification and regression train again on every row")  # fmt: skip
     row_hash: str | None = lineage.row_hash_sql(columns)
     reshaped = task.source(con, name, req, columns, types, target, target_type, options)
     if reshaped is not None and base is not None:
@@ -325,7 +329,8 @@ def fit_model(p: Plan, features, prof, target: Target, arrays: dict[str, np.ndar
         callbacks.append(ProgressBar(f"train {p.name}", p.options["verbose"]))
     train = TensorBatches(train_data, batch_size, seed=p.options["seed"], drop_single=True)
     val = TensorBatches(val_data, max(batch_size, 4096), shuffle=False) if val_data is not None else None
-    with torch.random.fork_rng(devices=[p.device] if p.device.type == "cuda" else []):
+
+    def start():  # the network at its first step: fresh weights, or a parent's or a base's
         net = build_network(p, features, prof, target)
         if p.parent is not None:
             finetune.load_weights(net, p.parent)
@@ -333,7 +338,10 @@ def fit_model(p: Plan, features, prof, target: Target, arrays: dict[str, np.ndar
             transfer.load_trunk(net, p.base)
             if p.options["freeze"]:
                 transfer.freeze(net)
-        net = net.to(p.device)
+        return net.to(p.device)
+
+    with torch.random.fork_rng(devices=[p.device] if p.device.type == "cuda" else []):
+        net = start()
         started = time.perf_counter()
         with _cpu_threads(p.device, p.options["threads"], sum(x.numel() for x in net.parameters())):
             logs = Trainer(net, p.task, p.options, callbacks, p.device).fit(train, val)
@@ -345,6 +353,22 @@ def fit_model(p: Plan, features, prof, target: Target, arrays: dict[str, np.ndar
         metrics = p.task.metrics(net, eval_data, target, eval_idx)
     metrics["evaluated_on"] = "validation" if len(val_idx) else "training"
     metrics["rows"] = int(len(eval_idx))
+    schedule = refit_schedule(p, logs, len(val_idx))
+    if schedule:
+        # the validation rows chose the epochs and measured the network above; the version is a second
+        # network, same seed and start, trained on every training row for those epochs at the same rates
+        del net
+        every = np.concatenate([train_idx, val_idx])
+        both = TensorBatches(tensors(p, target, arrays, y, every), batch_size, seed=p.options["seed"], drop_single=True)
+        del train, val, train_data, val_data, eval_data
+        with torch.random.fork_rng(devices=[p.device] if p.device.type == "cuda" else []):
+            net = start()
+            started = time.perf_counter()
+            with _cpu_threads(p.device, p.options["threads"], sum(x.numel() for x in net.parameters())):
+                bar = [ProgressBar(f"refit {p.name}", p.options["verbose"], "refit ")] if p.options["verbose"] else []
+                Trainer(net, p.task, {**p.options, "epochs": len(schedule)}, bar, p.device, schedule=schedule).fit(both, None)
+            seconds += time.perf_counter() - started
+        metrics["refit"] = {"epochs": len(schedule), "rows": int(len(every))}
     return net.cpu().eval(), logs, seconds, batch_size, metrics
 
 
@@ -508,6 +532,19 @@ def _check_sizes(model: str, features: list[FeatureSpec], prof: dict[str, Any], 
             f"model '{model}' has {k:,} classes and {n_eval:,} held-out rows, whose outputs need over "
             f"{n_eval * k * 12 / 2**20:,.0f} MiB: group rare classes or lower max_labels (now {options['max_labels']:,})"
         )
+
+
+def refit_schedule(p: Plan, logs, n_validation: int) -> list[float]:
+    """The learning rate of each epoch up to the best validation loss, when option
+    ``refit`` asks for a second network on every training row and the task takes one;
+    else []."""
+    if not (p.options.get("refit") and p.task.refits and n_validation and logs):
+        return []
+    scored = [log for log in logs if log.val_loss is not None and math.isfinite(log.val_loss)]
+    if not scored:
+        return []
+    best = min(scored, key=lambda log: (log.val_loss, log.epoch))
+    return [log.lr for log in logs[: best.epoch]]
 
 
 def _auto_batch_size(n_train: int) -> int:

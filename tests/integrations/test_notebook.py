@@ -225,10 +225,16 @@ def test_verbose_levels_print_to_stderr(trained, capsys):
     capsys.readouterr()
     trained.sql("TRAIN MODEL v FROM (SELECT x, y FROM t) TARGET y WITH (epochs = 3, verbose = 2)")
     lines = capsys.readouterr().err.strip().splitlines()
-    assert len(lines) == 3
+    first = [line for line in lines if not line.startswith("refit ")]
+    assert len(first) == 3
     pattern = r"epoch {}/3 - train_loss \d\.\d{{4}} - val_loss \d\.\d{{4}} - val_metric \d\.\d{{4}} - \d+\.\ds"
-    for i, line in enumerate(lines, 1):
+    for i, line in enumerate(first, 1):
         assert re.fullmatch(pattern.format(i), line), line
+    refit = lines[len(first):]  # then the run on every training row: the epochs validation chose, no validation figures
+    epochs = trained.sql("SELECT metrics->>'$.refit.epochs' FROM dbml.model_versions WHERE model = 'v'").fetchall()[0][0]
+    assert len(refit) == int(epochs) >= 1
+    for i, line in enumerate(refit, 1):
+        assert re.fullmatch(rf"refit epoch {i}/{epochs} - train_loss \d\.\d{{4}} - \d+\.\ds", line), line
     trained.sql("TRAIN MODEL v FROM (SELECT x, y FROM t) TARGET y WITH (epochs = 2, verbose = 1)")
     err = capsys.readouterr().err
     assert "train v" in err and "2/2" in err and "val_metric=" in err and "train_loss=" in err

@@ -103,7 +103,7 @@ def reviews():
 FAST = "epochs = 25, seed = 0, text_width = 16, max_tokens = 16"
 
 
-@pytest.mark.parametrize("using,extra", [("mlp", ""), ("transformer", ", layers = 1, heads = 2")])
+@pytest.mark.parametrize("using,extra", [("mlp", ""), ("transformer", ", layers = 1, heads = 2"), ("bag", "")])
 def test_text_models_learn_and_score_raw_strings(reviews, tmp_path, using, extra):
     con = reviews
     con.sql(f"TRAIN MODEL r USING {using} FROM reviews TARGET liked WITH ({FAST}{extra})")
@@ -148,6 +148,8 @@ def test_categories_stay_categories_and_the_option_names_text(reviews):
     ("TRAIN MODEL bad FROM reviews TARGET liked WITH (max_tokens = 5000)", ["max_tokens", "between 1 and 1024"]),
     ("TRAIN MODEL bad USING transformer FROM (SELECT stars, liked FROM reviews) TARGET liked", ["USING transformer", "text"]),
     ("TRAIN MODEL bad USING transformer FROM reviews TARGET liked WITH (heads = 3)", ["heads", "text_width"]),
+    ("TRAIN MODEL bad USING bag FROM (SELECT stars, liked FROM reviews) TARGET liked", ["USING bag", "text"]),
+    ("TRAIN MODEL bad FROM reviews TARGET liked WITH (word_dropout = 1)", ["word_dropout", "in [0, 1)"]),
 ])  # fmt: skip
 def test_bad_text_input_is_named_and_writes_nothing(reviews, sql, words):
     con = reviews
@@ -206,3 +208,32 @@ def test_fine_tune_and_transfer_keep_a_text_column_on_few_rows(reviews):
         kinds = {f["name"]: f["kind"] for f in __import__("json").loads(con.sql(f"DESCRIBE MODEL {model}").fetchall()[0][16])}
         assert kinds["body"] == "text", model
     assert con.sql("SELECT count(PREDICT(t, body, stars)) FROM fresh").fetchall()[0][0] == 200
+
+
+def test_a_text_model_round_trips_through_export_and_import(reviews, tmp_path):
+    """IMPORT of an exported text model: the column stays text (its vocabulary and rule
+    come back from the file's metadata) and PREDICT gives the same answers, odd strings
+    included."""
+    import json
+
+    con = reviews
+    con.sql(f"TRAIN MODEL r USING bag FROM reviews TARGET liked WITH ({FAST})")
+    path = os.path.join(tmp_path, "r.onnx")
+    con.sql(f"EXPORT MODEL r TO '{path}'")
+    other = dbml.connect()
+    try:
+        other.sql(f"IMPORT MODEL r2 FROM '{path}'")
+        features = {f["name"]: f for f in json.loads(other.sql("DESCRIBE MODEL r2").fetchall()[0][16])}
+        assert features["body"]["kind"] == "text"
+        odd = pa.table({"body": ["Loved\tit,\nsuperb!", None, "", "AWFUL… boring—mess", "ÉCOLE 🙂 fun"], "stars": [0.5] * 5})
+        con.duckdb.register("odd_arrow", odd)
+        other.duckdb.register("odd_arrow", odd)
+        here = con.sql("SELECT PREDICT_PROBA(r, body, stars) FROM odd_arrow").fetchall()
+        there = other.sql("SELECT PREDICT_PROBA(r2, body, stars) FROM odd_arrow").fetchall()
+        flat = lambda rows: [p for r in rows for p in r[0].values()]  # noqa: E731
+        assert flat(here) == pytest.approx(flat(there), abs=1e-6) and len(flat(here)) == 10
+        other.duckdb.register("fresh_arrow", _reviews(200, 1))
+        acc = other.sql("SELECT avg((PREDICT(r2, body, stars) = liked)::INT) FROM fresh_arrow").fetchall()[0][0]
+        assert acc > 0.9
+    finally:
+        other.close()
