@@ -12,6 +12,7 @@ Run it from the repository root::
 
     python benchmarks/accuracy.py            # one split (seed 0)
     python benchmarks/accuracy.py --seeds 3  # splits 0..2, plus mean difference
+    python benchmarks/accuracy.py --seeds 3 --compare "refit = false"  # and dbml with these options, same splits
 """
 
 import argparse
@@ -62,7 +63,7 @@ def to_arrow(X, y, columns):
     return pa.table({**{c: X[:, i] for i, c in enumerate(columns)}, "target": y})
 
 
-def run_dbml(name, task, train, test):
+def run_dbml(name, task, train, test, extra=""):
     """Train with default dbml options and score the test table in SQL.
 
     Returns:
@@ -73,7 +74,7 @@ def run_dbml(name, task, train, test):
         con.duckdb.register(f"{kind}_arrow", table)
         con.sql(f"CREATE TABLE {kind}_{name} AS SELECT * FROM {kind}_arrow")
     start = time.perf_counter()
-    result = con.sql(f"TRAIN MODEL {name} FROM train_{name} TARGET target WITH (progress = false)")
+    result = con.sql(f"TRAIN MODEL {name} FROM train_{name} TARGET target WITH (progress = false{extra})")
     row = dict(zip(result.columns, result.fetchall()[0]))
     seconds = time.perf_counter() - start
     if task == "classification":
@@ -104,9 +105,14 @@ def main():
     """Parse ``--seeds``, run every data set for every split seed and print the tables."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=1, help="number of split seeds (0..N-1)")
+    parser.add_argument("--compare", default="", help="options of a second dbml run on the same splits, e.g. 'refit = false'")
     args = parser.parse_args()
     header = (f"{'data set':<14}{'seed':>5}{'rows':>6}  {'task':<15}{'metric':<9}{'sklearn':>8}"
-              f"{'dbml':>8}{'diff':>7}{'dbml s':>8}{'skl s':>7}{'epochs':>7}")
+              f"{'dbml':>8}{'diff':>7}{'dbml s':>8}{'skl s':>7}{'epochs':>7}"
+              + (f"{'other':>8}{'diff':>7}" if args.compare else ""))
+    if args.compare:
+        print(f"other: dbml WITH ({args.compare}); diff: other - sklearn")
+    others = {}
     print(header)
     print("-" * len(header))
     diffs = {}
@@ -122,13 +128,22 @@ def main():
                                             to_arrow(X_te, y_te, columns))
             theirs, theirs_s = run_sklearn(task, X_tr, y_tr, X_te, y_te)
             diff = 100 * (ours - theirs)
+            tail = ""
+            if args.compare:
+                other, _, _ = run_dbml(name, task, to_arrow(X_tr, y_tr, columns), to_arrow(X_te, y_te, columns),
+                                       ", " + args.compare)
+                others.setdefault(name, []).append(100 * (other - theirs))
+                tail = f"{other:>8.4f}{100 * (other - theirs):>+7.2f}"
             diffs.setdefault(name, []).append(diff)
             metric = "accuracy" if task == "classification" else "R2"
             print(f"{name:<14}{seed:>5}{len(X):>6}  {task:<15}{metric:<9}{theirs:>8.4f}{ours:>8.4f}"
-                  f"{diff:>+7.2f}{ours_s:>8.2f}{theirs_s:>7.2f}{epochs:>7}", flush=True)
+                  f"{diff:>+7.2f}{ours_s:>8.2f}{theirs_s:>7.2f}{epochs:>7}{tail}", flush=True)
     print("\nmean difference dbml - sklearn (points x100) over", args.seeds, "seed(s):")
     for name, values in diffs.items():
-        print(f"  {name:<14}{np.mean(values):>+7.2f}   (min {min(values):+.2f}, max {max(values):+.2f})")
+        line = f"  {name:<14}{np.mean(values):>+7.2f}   (min {min(values):+.2f}, max {max(values):+.2f})"
+        if name in others:
+            line += f"   other {np.mean(others[name]):+.2f}"
+        print(line)
 
 
 if __name__ == "__main__":

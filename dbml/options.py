@@ -109,9 +109,9 @@ TRAINING_OPTIONS: tuple[Option, ...] = (
            lambda v: 0 <= v < 1, "in [0, 1)"),
     Option("patience", "int", 20, "epochs without validation improvement before stopping",
            lambda v: v >= 1, "at least 1"),
-    Option("refit", "bool", True, "classification and regression: once the validation rows have chosen the epochs, "
+    Option("refit", "bool", None, "classification and regression: once the validation rows have chosen the epochs, "
            "train the version again on every training row for that many epochs (metrics stay the first run's, "
-           "on rows it never saw)"),
+           "on rows it never saw); default: when the source has at least 1,000 rows"),
     Option("seed", "int", 42, "seed of the split, the initial weights and the shuffling",
            lambda v: 0 <= v < 2**63, "a non-negative integer"),
     Option("device", "str", "auto", "auto (CUDA when present), cpu or cuda",

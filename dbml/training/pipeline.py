@@ -353,7 +353,7 @@ def fit_model(p: Plan, features, prof, target: Target, arrays: dict[str, np.ndar
         metrics = p.task.metrics(net, eval_data, target, eval_idx)
     metrics["evaluated_on"] = "validation" if len(val_idx) else "training"
     metrics["rows"] = int(len(eval_idx))
-    schedule = refit_schedule(p, logs, len(val_idx))
+    schedule = refit_schedule(p, logs, len(train_idx), len(val_idx))
     if schedule:
         # the validation rows chose the epochs and measured the network above; the version is a second
         # network, same seed and start, trained on every training row for those epochs at the same rates
@@ -534,11 +534,18 @@ def _check_sizes(model: str, features: list[FeatureSpec], prof: dict[str, Any], 
         )
 
 
-def refit_schedule(p: Plan, logs, n_validation: int) -> list[float]:
+REFIT_ROWS = 1_000  # option refit's default: on from this many rows (benchmarks/accuracy.py --compare 'refit = false')
+
+
+def refit_schedule(p: Plan, logs, n_train: int, n_validation: int) -> list[float]:
     """The learning rate of each epoch up to the best validation loss, when option
-    ``refit`` asks for a second network on every training row and the task takes one;
-    else []."""
-    if not (p.options.get("refit") and p.task.refits and n_validation and logs):
+    ``refit`` asks for a second network on every training row (by default: from
+    :data:`REFIT_ROWS` rows, below which the validation rows choose the epochs too
+    noisily to pay) and the task takes one; else []."""
+    wanted = p.options.get("refit")
+    if wanted is None:
+        wanted = n_train + n_validation >= REFIT_ROWS
+    if not (wanted and p.task.refits and n_validation and logs):
         return []
     scored = [log for log in logs if log.val_loss is not None and math.isfinite(log.val_loss)]
     if not scored:

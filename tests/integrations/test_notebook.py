@@ -223,7 +223,7 @@ def test_python_frames_of_the_notebook_are_visible_to_sql(shell, magics, trained
 
 def test_verbose_levels_print_to_stderr(trained, capsys):
     capsys.readouterr()
-    trained.sql("TRAIN MODEL v FROM (SELECT x, y FROM t) TARGET y WITH (epochs = 3, verbose = 2)")
+    trained.sql("TRAIN MODEL v FROM (SELECT x, y FROM t) TARGET y WITH (epochs = 3, verbose = 2, refit = true)")
     lines = capsys.readouterr().err.strip().splitlines()
     first = [line for line in lines if not line.startswith("refit ")]
     assert len(first) == 3

@@ -1,7 +1,8 @@
 """Option refit (the default for classification and regression): once early stopping has
 chosen the epochs on the validation rows, the version is a second network trained from
 the same start on every training row for those epochs, at the rates the first run took.
-Its stored validation metrics are the first network's."""
+Its stored validation metrics are the first network's. By default it runs from 1,000
+source rows."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ def _rows(n: int, seed: int) -> pa.Table:
 @pytest.fixture
 def con():
     c = dbml.connect()
-    c.duckdb.register("train_rows", _rows(600, 0))
+    c.duckdb.register("train_rows", _rows(1200, 0))
     c.duckdb.register("test_rows", _rows(400, 1))
     c.sql("CREATE TABLE t AS SELECT * FROM train_rows")
     c.sql("CREATE TABLE h AS SELECT * FROM test_rows")
@@ -47,7 +48,7 @@ def test_refit_trains_again_on_every_row_for_the_epochs_validation_chose(con):
     con.sql(f"TRAIN MODEL m FROM (SELECT a, b, c, y FROM t) TARGET y WITH ({FAST})")
     rec = _record(con, "m")
     refit = rec["metrics"]["refit"]
-    assert refit["rows"] == rec["train_rows"] + rec["validation_rows"] == 600
+    assert refit["rows"] == rec["train_rows"] + rec["validation_rows"] == 1200
     log = con.sql("SELECT epoch, val_loss FROM dbml.training_log WHERE model = 'm' ORDER BY epoch").fetchall()
     best = min(log, key=lambda r: (r[1], r[0]))[0]
     assert refit["epochs"] == best  # the epoch of the lowest validation loss
@@ -67,12 +68,21 @@ def test_refit_trains_again_on_every_row_for_the_epochs_validation_chose(con):
 
 def test_refit_for_regression_and_a_fine_tune(con):
     con.sql(f"TRAIN MODEL r FROM (SELECT a, b, c, z FROM t) TARGET z WITH ({FAST})")
-    assert _record(con, "r")["metrics"]["refit"]["rows"] == 600
+    assert _record(con, "r")["metrics"]["refit"]["rows"] == 1200
     con.sql(f"TRAIN MODEL r FROM (SELECT a, b, c, z FROM t) TARGET z WITH (warm_start = true, {FAST})")
     rec = _record(con, "r")
     assert rec["metrics"]["refit"]["epochs"] >= 1
     r2 = con.sql("SELECT 1 - sum((PREDICT(r, a, b, c) - z) ^ 2) / sum((z - (SELECT avg(z) FROM h)) ^ 2) FROM h").fetchall()[0][0]
     assert r2 > 0.9
+
+
+def test_below_1000_rows_refit_is_off_unless_asked(con):
+    con.sql(f"TRAIN MODEL s FROM (SELECT a, b, c, y FROM t LIMIT 999) TARGET y WITH ({FAST})")
+    assert "refit" not in _record(con, "s")["metrics"]
+    con.sql(f"TRAIN MODEL s FROM (SELECT a, b, c, y FROM t LIMIT 999) TARGET y WITH ({FAST}, refit = true)")
+    assert _record(con, "s")["metrics"]["refit"]["rows"] == 999
+    con.sql(f"TRAIN MODEL s FROM (SELECT a, b, c, y FROM t LIMIT 1000) TARGET y WITH ({FAST})")
+    assert _record(con, "s")["metrics"]["refit"]["rows"] == 1000
 
 
 def test_no_refit_without_validation_rows_and_a_clear_refusal_where_it_does_not_apply(con):
