@@ -330,22 +330,24 @@ def fit_model(p: Plan, features, prof, target: Target, arrays: dict[str, np.ndar
     train = TensorBatches(train_data, batch_size, seed=p.options["seed"], drop_single=True)
     val = TensorBatches(val_data, max(batch_size, 4096), shuffle=False) if val_data is not None else None
 
-    def start():  # the network at its first step: fresh weights, or a parent's or a base's
-        net = build_network(p, features, prof, target)
-        if p.parent is not None:
-            finetune.load_weights(net, p.parent)
-        if p.base is not None:
-            transfer.load_trunk(net, p.base)
-            if p.options["freeze"]:
-                transfer.freeze(net)
-        return net.to(p.device)
+    def run(options: dict[str, Any], callbacks, train, val, schedule=None):
+        """A network from its first step (fresh weights, or a parent's or a base's),
+        trained; returns (network, logs, seconds)."""
+        with torch.random.fork_rng(devices=[p.device] if p.device.type == "cuda" else []):
+            net = build_network(p, features, prof, target)
+            if p.parent is not None:
+                finetune.load_weights(net, p.parent)
+            if p.base is not None:
+                transfer.load_trunk(net, p.base)
+                if p.options["freeze"]:
+                    transfer.freeze(net)
+            net = net.to(p.device)
+            started = time.perf_counter()
+            with _cpu_threads(p.device, p.options["threads"], sum(x.numel() for x in net.parameters())):
+                logs = Trainer(net, p.task, options, callbacks, p.device, schedule=schedule).fit(train, val)
+            return net, logs, time.perf_counter() - started
 
-    with torch.random.fork_rng(devices=[p.device] if p.device.type == "cuda" else []):
-        net = start()
-        started = time.perf_counter()
-        with _cpu_threads(p.device, p.options["threads"], sum(x.numel() for x in net.parameters())):
-            logs = Trainer(net, p.task, p.options, callbacks, p.device).fit(train, val)
-        seconds = time.perf_counter() - started
+    net, logs, seconds = run(p.options, callbacks, train, val)
     eval_idx = val_idx if len(val_idx) else train_idx
     eval_data = val_data if val_data is not None else train_data  # the tasks' metrics take the held-out rows whole
     p.task.after_fit(net, eval_data, target, p.options)
@@ -361,13 +363,9 @@ def fit_model(p: Plan, features, prof, target: Target, arrays: dict[str, np.ndar
         every = np.concatenate([train_idx, val_idx])
         both = TensorBatches(tensors(p, target, arrays, y, every), batch_size, seed=p.options["seed"], drop_single=True)
         del train, val, train_data, val_data, eval_data
-        with torch.random.fork_rng(devices=[p.device] if p.device.type == "cuda" else []):
-            net = start()
-            started = time.perf_counter()
-            with _cpu_threads(p.device, p.options["threads"], sum(x.numel() for x in net.parameters())):
-                bar = [ProgressBar(f"refit {p.name}", p.options["verbose"], "refit ")] if p.options["verbose"] else []
-                Trainer(net, p.task, {**p.options, "epochs": len(schedule)}, bar, p.device, schedule=schedule).fit(both, None)
-            seconds += time.perf_counter() - started
+        bar = [ProgressBar(f"refit {p.name}", p.options["verbose"], "refit ")] if p.options["verbose"] else []
+        net, _, more = run({**p.options, "epochs": len(schedule)}, bar, both, None, schedule)
+        seconds += more
         metrics["refit"] = {"epochs": len(schedule), "rows": int(len(every))}
     return net.cpu().eval(), logs, seconds, batch_size, metrics
 
@@ -555,8 +553,6 @@ def refit_schedule(p: Plan, logs, n_train: int, n_validation: int) -> list[float
 
 
 def _auto_batch_size(n_train: int) -> int:
-    import math
-
     size = 2 ** int(round(math.log2(max(n_train, 1) / 64))) if n_train > 64 else 32
     return int(min(max(size, 32), 1024))
 
