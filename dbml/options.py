@@ -116,6 +116,11 @@ TRAINING_OPTIONS: tuple[Option, ...] = (
            lambda v: 0 <= v < 2**63, "a non-negative integer"),
     Option("device", "str", "auto", "auto (CUDA when present), cpu or cuda",
            choices=("auto", "cpu", "cuda")),
+    Option("streaming", "bool", None, "read the rows from DuckDB on every pass instead of once into memory (tables "
+           "larger than memory); default: when the rows' tensors would take over a sixteenth of the machine's memory"),
+    Option("shuffle", "str", "buffer", "the order of a streamed epoch: buffer (the source's order, shuffled "
+           "within buffers of rows) or sort (DuckDB sorts every pass by a seeded hash: an exact shuffle, a sort "
+           "an epoch)", choices=("buffer", "sort")),
     Option("threads", "int", 0, "CPU threads for training; 0 picks 1 for small networks, torch's default otherwise",
            lambda v: 0 <= v <= 1024, "between 0 (auto) and 1024"),
     Option("warm_start", "bool", False, "fine-tune: start from the model's default (else latest) version"),

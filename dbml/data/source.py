@@ -103,7 +103,8 @@ def source_facts(con: duckdb.DuckDBPyConnection, sql: str, params: Any, target: 
     Raises:
         SourceError: when DuckDB cannot compute them, naming the target.
     """
-    wanted: dict[str, str] = dict(target_aggregates(target, target_type)) if target is not None else {}
+    wanted: dict[str, str] = {"rows": "count(*)"}
+    wanted.update(target_aggregates(target, target_type) if target is not None else {})
     for column, aggs in (columns or {}).items():
         wanted.update({f"column:{column}:{name}": sql_ for name, sql_ in aggs.items()})
     wanted.update({f"statistic:{alias}": sql_ for alias, sql_ in (aggregates or {}).items()})
@@ -112,10 +113,10 @@ def source_facts(con: duckdb.DuckDBPyConnection, sql: str, params: Any, target: 
     except duckdb.Error as err:
         what = f"the target '{target}'" if target is not None else "the columns"
         raise SourceError(f"cannot read {what} of the source: {err}") from None
-    out: dict[str, Any] = {"distinct": 0}
+    out: dict[str, Any] = {"distinct": 0, "rows": int(got["rows"])}
     if target is not None:
         lo, hi = got["min"], got["max"]
-        out = {"distinct": int(got["distinct"]), "min": int(lo) if lo is not None else None,
+        out = {"distinct": int(got["distinct"]), "rows": int(got["rows"]), "min": int(lo) if lo is not None else None,
                "max": int(hi) if hi is not None else None, "longest": int(got["longest"] or 0)}  # fmt: skip
     if columns:
         out["columns"] = {c: {n: got[f"column:{c}:{n}"] for n in aggs} for c, aggs in columns.items()}

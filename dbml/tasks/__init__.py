@@ -231,6 +231,11 @@ class Task:
         """The target tensor of the rows whose read target is ``y`` (Arrow; None without a target)."""
         return None
 
+    def target_values(self, target: Target, y) -> np.ndarray | None:
+        """What :attr:`Target.y` holds for the rows whose read target is ``y`` (Arrow): the
+        held-out rows' values when the rows stream and only those are in memory."""
+        return None if y is None else np.asarray(self.y_tensor(target, y))
+
     # -- the module ---------------------------------------------------------------------------
     def head(self, width: int, target: Target, architecture, net_info: dict[str, Any], options: dict[str, Any]):
         """The head: trunk output [N, width] -> what the loss takes."""

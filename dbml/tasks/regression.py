@@ -80,6 +80,9 @@ class Regression(Task):
         values = np.array(y.to_numpy(zero_copy_only=False), np.float64)
         return ((torch.from_numpy(values) - mean) / std).float()
 
+    def target_values(self, target, y):
+        return np.array(y.to_numpy(zero_copy_only=False), np.float64)
+
     def head(self, width, target, architecture, net_info, options):
         return _scaled_head(width, *target.scale)
 

@@ -22,7 +22,7 @@ import math
 import platform
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import duckdb
 import numpy as np
@@ -33,8 +33,8 @@ from sqlglot import exp
 from dbml._version import __version__
 from dbml.data import rows as data_rows
 from dbml.data import source as data_source
-from dbml.data.batches import TensorBatches
-from dbml.training import finetune, transfer
+from dbml.data.batches import Batch, Batches, TensorBatches
+from dbml.training import finetune, streaming, transfer
 from dbml.registry import lineage, records
 from dbml.architectures import ARCHITECTURES, Architecture, default_architecture, get_architecture
 from dbml.errors import ExportError, FeatureError, OptionError, TargetError
@@ -320,15 +320,35 @@ def tensors(p: Plan, target: Target, arrays: dict[str, np.ndarray], y: pa.Chunke
 
 def fit_model(p: Plan, features, prof, target: Target, arrays: dict[str, np.ndarray], train_idx, val_idx,
               y: pa.ChunkedArray | None = None):  # fmt: skip
-    """Build the network and train it on batches; returns (network, logs, seconds, batch size, metrics)."""
+    """Build the network and train it on the rows in memory; returns (network, logs,
+    seconds, batch size, metrics)."""
     batch_size = p.options["batch_size"] or _auto_batch_size(len(train_idx))
     train_data = tensors(p, target, arrays, y, train_idx)
     val_data = tensors(p, target, arrays, y, val_idx) if len(val_idx) else None
+    train = TensorBatches(train_data, batch_size, seed=p.options["seed"], drop_single=True)
+    val = TensorBatches(val_data, max(batch_size, 4096), shuffle=False) if val_data is not None else None
+    eval_idx = val_idx if len(val_idx) else train_idx
+    eval_data = val_data if val_data is not None else train_data  # the tasks' metrics take the held-out rows whole
+
+    def every() -> TensorBatches:
+        both = np.concatenate([train_idx, val_idx])
+        return TensorBatches(tensors(p, target, arrays, y, both), batch_size, seed=p.options["seed"], drop_single=True)
+
+    del train_data, val_data
+    return fit_batches(p, features, prof, target, train, val, eval_data, target, eval_idx, every, batch_size,
+                       len(train_idx), len(val_idx))  # fmt: skip
+
+
+def fit_batches(p: Plan, features, prof, target: Target, train: Batches, val: Batches | None, eval_data: Batch,
+                eval_target: Target, eval_idx: np.ndarray, every: Callable[[], Batches], batch_size: int, n_train: int,
+                n_val: int):  # fmt: skip
+    """Build the network, train it on ``train`` (early stopping on ``val``), measure it on
+    ``eval_data`` (the held-out rows, whole: ``eval_idx`` of ``eval_target.y``) and, when
+    option ``refit`` asks, train it again on ``every()`` (every training row); returns
+    (network, logs, seconds, batch size, metrics). In memory or streamed alike."""
     callbacks = list(p.req.callbacks)
     if p.options["verbose"]:
         callbacks.append(ProgressBar(f"train {p.name}", p.options["verbose"]))
-    train = TensorBatches(train_data, batch_size, seed=p.options["seed"], drop_single=True)
-    val = TensorBatches(val_data, max(batch_size, 4096), shuffle=False) if val_data is not None else None
 
     def run(options: dict[str, Any], callbacks, train, val, schedule=None):
         """A network from its first step (fresh weights, or a parent's or a base's),
@@ -344,30 +364,31 @@ def fit_model(p: Plan, features, prof, target: Target, arrays: dict[str, np.ndar
             net = net.to(p.device)
             started = time.perf_counter()
             with _cpu_threads(p.device, p.options["threads"], sum(x.numel() for x in net.parameters())):
-                logs = Trainer(net, p.task, options, callbacks, p.device, schedule=schedule).fit(train, val)
+                logs = make_trainer(net, p, options, callbacks, schedule).fit(train, val)
             return net, logs, time.perf_counter() - started
 
     net, logs, seconds = run(p.options, callbacks, train, val)
-    eval_idx = val_idx if len(val_idx) else train_idx
-    eval_data = val_data if val_data is not None else train_data  # the tasks' metrics take the held-out rows whole
     p.task.after_fit(net, eval_data, target, p.options)
     with torch.no_grad():
-        metrics = p.task.metrics(net, eval_data, target, eval_idx)
-    metrics["evaluated_on"] = "validation" if len(val_idx) else "training"
+        metrics = p.task.metrics(net, eval_data, eval_target, eval_idx)
+    metrics["evaluated_on"] = "validation" if n_val else "training"
     metrics["rows"] = int(len(eval_idx))
-    schedule = refit_schedule(p, logs, len(train_idx), len(val_idx))
+    schedule = refit_schedule(p, logs, n_train, n_val)
     if schedule:
         # the validation rows chose the epochs and measured the network above; the version is a second
         # network, same seed and start, trained on every training row for those epochs at the same rates
-        del net
-        every = np.concatenate([train_idx, val_idx])
-        both = TensorBatches(tensors(p, target, arrays, y, every), batch_size, seed=p.options["seed"], drop_single=True)
-        del train, val, train_data, val_data, eval_data
+        del net, train, val
+        both = every()
         bar = [ProgressBar(f"refit {p.name}", p.options["verbose"], "refit ")] if p.options["verbose"] else []
         net, _, more = run({**p.options, "epochs": len(schedule)}, bar, both, None, schedule)
         seconds += more
-        metrics["refit"] = {"epochs": len(schedule), "rows": int(len(every))}
+        metrics["refit"] = {"epochs": len(schedule), "rows": int(both.rows)}
     return net.cpu().eval(), logs, seconds, batch_size, metrics
+
+
+def make_trainer(net: Network, p: Plan, options: dict[str, Any], callbacks, schedule=None) -> Trainer:
+    """The loop that trains ``net`` for plan ``p``."""
+    return Trainer(net, p.task, options, callbacks, p.device, schedule=schedule)
 
 
 # -- 7. ONNX and the parity check ------------------------------------------------------------
@@ -408,14 +429,17 @@ def _parity(name: str, net: Network, blob: bytes, table: pa.Table, features: lis
 
 
 # -- 8. the record: one registry transaction --------------------------------------------------
-def record(con, registry: Registry, p: Plan, features, prof, target: Target, table: pa.Table, train_idx, val_idx,
-           metrics, logs, seconds, batch_size, blob: bytes, parity: float) -> dict[str, Any]:  # fmt: skip
+def record(con, registry: Registry, p: Plan, features, prof, target: Target, row_count: int, n_train: int, n_val: int,
+           fingerprint: str | None, metrics, logs, seconds, batch_size, blob: bytes, parity: float,
+           extra: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
+    """The version's record, written in one registry transaction (``extra``: how it
+    trained, such as ``streaming``, kept in its options)."""
     rec = {
         "model": p.name,
         "architecture": p.architecture.name,
         "task": p.task.name,
         "options": {**{k: v for k, v in p.options.items() if k not in DISPLAY_OPTIONS},
-                    "batch_size": batch_size},  # the batch size actually used; display options are no part of the model
+                    "batch_size": batch_size, **(extra or {})},  # the batch size actually used; display options are no part of the model
         "features": [f.to_dict() for f in features],
         "profile": prof,
         "target": p.target,
@@ -423,10 +447,10 @@ def record(con, registry: Registry, p: Plan, features, prof, target: Target, tab
         "labels": target.labels,
         "source_sql": p.req.written_sql or p.req.source_sql,
         "source_tables": lineage.source_tables(con, p.req.source_sql),
-        "row_count": table.num_rows,
-        "train_rows": int(len(train_idx)),
-        "validation_rows": int(len(val_idx)),
-        "data_fingerprint": data_rows.fingerprint_of(table),  # of the rows the read that trained saw
+        "row_count": int(row_count),
+        "train_rows": int(n_train),
+        "validation_rows": int(n_val),
+        "data_fingerprint": fingerprint,  # of the rows the read that trained saw
         "metrics": metrics,
         "epochs": len(logs),
         "train_seconds": round(seconds, 3),
@@ -451,6 +475,8 @@ def train(con: duckdb.DuckDBPyConnection, registry: Registry, req: TrainRequest)
     if req.if_not_exists and registry.has_versions(name):
         return _result(registry.get(name), "exists")
     p = plan(con, registry, name, req, resolve_source(con, name, req))
+    if streaming.decide(p, con):
+        return streaming.train(con, registry, p, started)
     table = read_rows(con, p)
     target, train_idx, val_idx = prepare_target(p, table)
     prof, features = profile(p, table, table)
@@ -462,7 +488,9 @@ def train(con: duckdb.DuckDBPyConnection, registry: Registry, req: TrainRequest)
     net, logs, seconds, batch_size, metrics = fit_model(p, features, prof, target, arrays, train_idx, val_idx, y)
     eval_idx = val_idx if len(val_idx) else train_idx
     blob, parity = export_and_check(p, net, features, prof, target, table, arrays, eval_idx[:2048])
-    rec = record(con, registry, p, features, prof, target, table, train_idx, val_idx, metrics, logs, seconds, batch_size, blob, parity)
+    rec = record(con, registry, p, features, prof, target, table.num_rows, len(train_idx), len(val_idx),
+                 data_rows.fingerprint_of(table), metrics, logs, seconds, batch_size, blob, parity,
+                 {"streaming": False})  # fmt: skip
     rec["seconds"] = time.perf_counter() - started
     return _result(rec, "trained")
 

@@ -87,7 +87,7 @@ def test_a_forecaster_splits_each_series_by_time_leaving_a_gap(db):
 
 def test_the_target_facts_are_one_query(db):
     f = source.source_facts(db, "SELECT * FROM r", None, "a", "BIGINT")
-    assert f == {"distinct": 7, "min": 0, "max": 6, "longest": 1}
+    assert f == {"distinct": 7, "min": 0, "max": 6, "longest": 1, "rows": 200}  # and the rows that train, in the same query
     f = source.source_facts(db, "SELECT * FROM r", None, "c", "VARCHAR", columns={"a": {"top": "max(a)", "n": "count(a)"}})
     assert f["distinct"] == 3 and f["min"] is None and f["columns"] == {"a": {"top": 6, "n": 200}}
 
