@@ -121,6 +121,9 @@ TRAINING_OPTIONS: tuple[Option, ...] = (
     Option("shuffle", "str", "buffer", "the order of a streamed epoch: buffer (the source's order, shuffled "
            "within buffers of rows) or sort (DuckDB sorts every pass by a seeded hash: an exact shuffle, a sort "
            "an epoch)", choices=("buffer", "sort")),
+    Option("workers", "int", 1, "processes that train one version together, each on its share of every epoch "
+           "(gradients averaged: data parallel, gloo on the CPU, NCCL on GPUs); at most the cores (or GPUs)",
+           lambda v: 1 <= v <= 1024, "between 1 and 1024"),
     Option("threads", "int", 0, "CPU threads for training; 0 picks 1 for small networks, torch's default otherwise",
            lambda v: 0 <= v <= 1024, "between 0 (auto) and 1024"),
     Option("warm_start", "bool", False, "fine-tune: start from the model's default (else latest) version"),

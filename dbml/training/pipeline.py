@@ -34,7 +34,7 @@ from dbml._version import __version__
 from dbml.data import rows as data_rows
 from dbml.data import source as data_source
 from dbml.data.batches import Batch, Batches, TensorBatches
-from dbml.training import finetune, streaming, transfer
+from dbml.training import distributed, finetune, streaming, transfer
 from dbml.registry import lineage, records
 from dbml.architectures import ARCHITECTURES, Architecture, default_architecture, get_architecture
 from dbml.errors import ExportError, FeatureError, OptionError, TargetError
@@ -353,15 +353,14 @@ def fit_batches(p: Plan, features, prof, target: Target, train: Batches, val: Ba
     def run(options: dict[str, Any], callbacks, train, val, schedule=None):
         """A network from its first step (fresh weights, or a parent's or a base's),
         trained; returns (network, logs, seconds)."""
+        if options["workers"] > 1:  # N processes, gradients averaged (dbml.training.distributed)
+            started = time.perf_counter()
+            label = f"{'refit' if schedule else 'train'} {p.name}"
+            net, logs = distributed.fit(p, features, prof, target, options, train, val, schedule, label,
+                                        "refit " if schedule else "")  # fmt: skip
+            return net, logs, time.perf_counter() - started
         with torch.random.fork_rng(devices=[p.device] if p.device.type == "cuda" else []):
-            net = build_network(p, features, prof, target)
-            if p.parent is not None:
-                finetune.load_weights(net, p.parent)
-            if p.base is not None:
-                transfer.load_trunk(net, p.base)
-                if p.options["freeze"]:
-                    transfer.freeze(net)
-            net = net.to(p.device)
+            net = start_network(p, features, prof, target).to(p.device)
             started = time.perf_counter()
             with _cpu_threads(p.device, p.options["threads"], sum(x.numel() for x in net.parameters())):
                 logs = make_trainer(net, p, options, callbacks, schedule).fit(train, val)
@@ -384,6 +383,19 @@ def fit_batches(p: Plan, features, prof, target: Target, train: Batches, val: Ba
         seconds += more
         metrics["refit"] = {"epochs": len(schedule), "rows": int(both.rows)}
     return net.cpu().eval(), logs, seconds, batch_size, metrics
+
+
+def start_network(p: Plan, features, prof, target: Target) -> Network:
+    """The network of plan ``p`` before its first step: fresh weights from the seed, or a
+    parent's (fine-tune), or a base's trunk, frozen or not (transfer)."""
+    net = build_network(p, features, prof, target)
+    if p.parent is not None:
+        finetune.load_weights(net, p.parent)
+    if p.base is not None:
+        transfer.load_trunk(net, p.base)
+        if p.options["freeze"]:
+            transfer.freeze(net)
+    return net
 
 
 def make_trainer(net: Network, p: Plan, options: dict[str, Any], callbacks, schedule=None) -> Trainer:
@@ -475,7 +487,9 @@ def train(con: duckdb.DuckDBPyConnection, registry: Registry, req: TrainRequest)
     if req.if_not_exists and registry.has_versions(name):
         return _result(registry.get(name), "exists")
     p = plan(con, registry, name, req, resolve_source(con, name, req))
-    if streaming.decide(p, con):
+    streams = streaming.decide(p, con)
+    distributed.check(p.name, p.options, p.device, streams)
+    if streams:
         return streaming.train(con, registry, p, started)
     table = read_rows(con, p)
     target, train_idx, val_idx = prepare_target(p, table)

@@ -40,7 +40,7 @@ from dbml.sqltext import quote as _q
 
 __all__ = ["decide", "auto_bytes", "row_bytes", "train", "VALIDATION_BYTES"]
 
-VALIDATION_BYTES = 256 * 2**20  # the validation rows' tensors held in memory, at most
+VALIDATION_BYTES = 64 * 2**20  # the validation rows' tensors held in memory, at most
 PROFILE_ROWS = 1_000_000  # the profile and the target's preparation read a seeded sample of this many training rows
 _TARGET = data_rows.TARGET
 

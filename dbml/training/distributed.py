@@ -1,0 +1,232 @@
+"""Option ``workers``: one version trained by N processes on this machine, data parallel.
+
+Each worker (a process started with ``spawn``) builds the same network from the same
+seed, takes its shard of every epoch's order (:class:`dbml.data.batches.TensorBatches`
+with ``shard``/``shards``: together the shards cover every row once) from tensors the
+parent shares with it (torch's shared memory, no copy per worker), and after every
+backward pass the gradients are averaged over the workers with one all-reduce (gloo on
+the CPU, NCCL on GPUs), which is what DistributedDataParallel does, minus its overlap of
+communication with the backward pass. The workers' weights therefore stay equal, every
+worker takes the same early-stopping decision (the validation loss is summed over the
+shards), and rank 0 hands the weights and the log back to the parent, which measures,
+exports and records the version as for one process: only the parent holds the DuckDB
+connection (a DuckDB file has one writing process).
+
+Each worker takes ``ceil(batch_size / N)`` rows a step, so a step sees as many rows as
+one process would. A worker that dies stops the others (their process group is torn
+down and they are terminated), and training ends with a :class:`TrainingError`; nothing
+is written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import socket
+import sys
+from typing import Any
+
+import torch
+
+from dbml.data.batches import TensorBatches
+from dbml.errors import DbmlError, OptionError, TrainingError
+
+__all__ = ["check", "fit", "DistributedTrainer"]
+
+
+def check(name: str, options: dict[str, Any], device: torch.device, streaming: bool) -> None:
+    """Refuse a ``workers`` this machine or this training cannot give, before any row is read."""
+    n = options.get("workers") or 1
+    if n <= 1:
+        return
+    if device.type == "cuda":
+        have, what = torch.cuda.device_count(), "GPUs"
+    else:
+        have, what = os.cpu_count() or 1, "CPU cores"
+    if n > have:
+        raise OptionError(f"option 'workers' = {n} of TRAIN MODEL {name}: this machine has {have} {what}; "
+                          f"give at most workers = {have}")  # fmt: skip
+    if streaming:
+        raise OptionError(f"option 'workers' of TRAIN MODEL {name} with streaming: the workers share rows held in "
+                          "memory (a DuckDB file has one process that reads it here); leave streaming = false, or "
+                          "train on one worker")  # fmt: skip
+
+
+@contextlib.contextmanager
+def _main_not_reimported():
+    """While workers start: multiprocessing's ``spawn`` runs the caller's main script
+    again in each worker unless the script guards itself with ``if __name__ ==
+    '__main__'``, which a user's script that runs TRAIN MODEL need not do. The workers
+    need nothing of it (their function lives in this module), so the main module's file
+    and spec are hidden from the spawn's preparation, then put back."""
+    main = sys.modules.get("__main__")
+    saved = {a: getattr(main, a) for a in ("__file__", "__spec__") if main is not None and hasattr(main, a)}
+    try:
+        if "__file__" in saved:
+            del main.__file__
+        if "__spec__" in saved:
+            main.__spec__ = None
+        yield
+    finally:
+        for attr, value in saved.items():
+            setattr(main, attr, value)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class DistributedTrainer:
+    """The loop of one worker: :class:`dbml.training.Trainer` with gradients averaged over
+    the workers, every worker stepping together, and losses summed over the shards."""
+
+    @staticmethod
+    def make(base_cls, net, task, options, callbacks, device, schedule, world: int):
+        import torch.distributed as dist
+
+        class _Trainer(base_cls):
+            def backward(self, loss):
+                loss.backward()
+                grads = [p.grad for p in self.model.parameters() if p.grad is not None]
+                if grads:
+                    flat = torch.cat([g.reshape(-1) for g in grads])
+                    dist.all_reduce(flat)
+                    flat /= world
+                    at = 0
+                    for g in grads:
+                        g.copy_(flat[at : at + g.numel()].view_as(g))
+                        at += g.numel()
+
+            def run_epoch(self, number, train):
+                self.model.train()
+                total, seen = 0.0, 0
+                batches = iter(train.epoch(number))
+                while True:
+                    batch = next(batches, None)
+                    go = torch.tensor([1.0 if batch is not None else 0.0])
+                    dist.all_reduce(go, op=dist.ReduceOp.MIN)  # every worker steps, or none
+                    if go.item() < 1:
+                        break
+                    batch = self.to_device(batch)
+                    value = self.train_step(batch)
+                    k = next(iter(batch.values())).shape[0]
+                    total, seen = total + value * k, seen + k
+                    self.step += 1
+                    for cb in self.callbacks:
+                        cb.on_batch_end(self.step, value)
+                sums = torch.tensor([total, float(seen)], dtype=torch.float64)
+                dist.all_reduce(sums)
+                return float(sums[0] / max(sums[1], 1))
+
+            def validate(self, val):
+                self.model.eval()
+                sums = torch.zeros(3, dtype=torch.float64)
+                with torch.no_grad():
+                    for batch in val:
+                        batch = self.to_device(batch)
+                        out = self.model(batch)
+                        k = next(iter(batch.values())).shape[0]
+                        sums[0] += float(self.task.loss(self.model, out, batch)) * k
+                        sums[1] += float(self.task.score(self.model, out, batch)) * k
+                        sums[2] += k
+                dist.all_reduce(sums)
+                n = max(float(sums[2]), 1.0)
+                return float(sums[0]) / n, float(sums[1]) / n
+
+        return _Trainer(net, task, options, callbacks, device, schedule=schedule)
+
+
+def _worker(rank: int, world: int, port: int, recipe: dict[str, Any], results) -> None:
+    import torch.distributed as dist
+
+    from dbml.training import ProgressBar, Trainer
+    from dbml.training import pipeline as pl
+
+    backend = "nccl" if recipe["device"].type == "cuda" else "gloo"
+    device = torch.device("cuda", rank) if recipe["device"].type == "cuda" else recipe["device"]
+    dist.init_process_group(backend, init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    try:
+        torch.set_num_threads(recipe["threads"])
+        p, options = recipe["plan"], recipe["options"]
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            net = pl.start_network(p, recipe["features"], recipe["profile"], recipe["target"]).to(device)
+        batch = max(1, math.ceil(recipe["batch_size"] / world))
+        train = TensorBatches(recipe["train"], batch, seed=options["seed"], shard=rank, shards=world, drop_single=True)
+        val = None
+        if recipe["val"] is not None:
+            val = TensorBatches(recipe["val"], max(batch, 4096), shuffle=False, shard=rank, shards=world)
+        bar = [ProgressBar(recipe["label"], options["verbose"], recipe["prefix"])] if rank == 0 and options["verbose"] else []
+        trainer = DistributedTrainer.make(Trainer, net, p.task, options, bar, device, recipe["schedule"], world)
+        logs = trainer.fit(train, val if val is not None and val.total else None)
+        if rank == 0:  # bytes, not shared tensors: this process may be gone before the parent reads them
+            import dataclasses
+            import io
+
+            buf = io.BytesIO()
+            torch.save({k: v.detach().cpu() for k, v in net.state_dict().items()}, buf)
+            results.put((buf.getvalue(), [dataclasses.astuple(log) for log in logs]))
+        dist.barrier()
+    finally:
+        dist.destroy_process_group()
+
+
+def fit(p, features, prof, target, options: dict[str, Any], train: TensorBatches, val: TensorBatches | None,
+        schedule, label: str, prefix: str = ""):  # fmt: skip
+    """Train plan ``p``'s network on ``options['workers']`` processes; returns (network
+    with the trained weights, logs) in this process.
+
+    Raises:
+        TrainingError: a worker died or failed (the others are stopped; nothing is written).
+    """
+    import dataclasses
+
+    import torch.multiprocessing as mp
+
+    from dbml.training import pipeline as pl
+
+    world = int(options["workers"])
+    light = dataclasses.replace(p, req=dataclasses.replace(p.req, callbacks=[]))
+    recipe = {
+        "plan": light, "features": features, "profile": prof, "target": target, "options": options,
+        "train": {k: t.cpu().share_memory_() for k, t in train.tensors.items()},
+        "val": {k: t.cpu().share_memory_() for k, t in val.tensors.items()} if val is not None and val.tensors else None,
+        "batch_size": train.batch_size, "schedule": schedule, "device": p.device, "label": label, "prefix": prefix,
+        "threads": max(1, (options["threads"] or os.cpu_count() or 1) // world),
+    }  # fmt: skip
+    ctx = mp.get_context("spawn")
+    results = ctx.SimpleQueue()
+    try:
+        with _main_not_reimported():
+            procs = mp.start_processes(_worker, args=(world, _free_port(), recipe, results), nprocs=world, join=False,
+                                       start_method="spawn")  # fmt: skip
+        while not procs.join(timeout=0.5):
+            pass
+    except mp.ProcessRaisedException as err:
+        text = str(err)
+        found = next((line for line in text.splitlines() if "dbml: " in line), None)
+        if found is not None:
+            raise TrainingError(found[found.index("dbml: ") + 6 :]) from None
+        raise TrainingError(f"a worker of TRAIN MODEL {p.name} failed: {text.strip().splitlines()[-1][:300]}; "
+                            "nothing was saved") from None  # fmt: skip
+    except mp.ProcessExitedException as err:
+        raise TrainingError(f"worker {err.error_index} of {world} of TRAIN MODEL {p.name} stopped "
+                            f"({'signal ' + err.signal_name if err.signal_name else 'exit code ' + str(err.exit_code)}); "
+                            "the others were stopped and nothing was saved") from None  # fmt: skip
+    except DbmlError:
+        raise
+    if results.empty():
+        raise TrainingError(f"the workers of TRAIN MODEL {p.name} ended without a result; nothing was saved")
+    import io
+
+    from dbml.training.loop import EpochLog
+
+    data, rows = results.get()
+    state = torch.load(io.BytesIO(data), weights_only=True)  # tensors only, never code
+    logs = [EpochLog(*row) for row in rows]
+    with torch.random.fork_rng(devices=[p.device] if p.device.type == "cuda" else []):
+        net = pl.build_network(p, features, prof, target)
+    net.load_state_dict(state)
+    return net.to(p.device), logs
