@@ -91,7 +91,7 @@ def main() -> None:
     ap.add_argument("--columns", type=int, default=20)
     ap.add_argument("--limit-gib", type=float, default=0.0)
     ap.add_argument("--wide", type=int, default=100, help="columns of the table of part 2")
-    ap.add_argument("--sample", type=int, default=1_000_000, help="rows of the in-memory sample of part 2")
+    ap.add_argument("--sample", type=int, default=250_000, help="rows of the in-memory sample of part 2")
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--skip-growth", action="store_true")
     ap.add_argument("--dir", default=None, help="where the parquet files go (default: a temporary directory)")
@@ -125,10 +125,10 @@ def main() -> None:
             path = os.path.join(tmp, "big.parquet")
             t0 = time.perf_counter()
             write_parquet(path, rows, args.wide, 1)
-            print(f"\nRLIMIT_AS (ulimit -v) {args.limit_gib} GiB, DuckDB memory_limit 256MB; the table: {rows:,} rows x "
+            print(f"\nRLIMIT_AS (ulimit -v) {args.limit_gib} GiB, DuckDB memory_limit 512MB; the table: {rows:,} rows x "
                   f"{args.wide} FLOAT + y = {rows * (4 * args.wide + 4) / 2**30:.1f} GiB as float32 tensors, "
                   f"{os.path.getsize(path) / 2**30:.1f} GiB of parquet (written in {time.perf_counter() - t0:.0f} s)")  # fmt: skip
-            common = dict(test=test, limit=limit, duckdb_memory="256MB", epochs=args.epochs)
+            common = dict(test=test, limit=limit, duckdb_memory="512MB", epochs=args.epochs)
             show("whole table, streaming", run_child(path=path, streaming=True, **common))
             show(f"sample of {args.sample:,} rows, in memory", run_child(path=path, streaming=False, sample=args.sample, **common))
             show("whole table, in memory", run_child(path=path, streaming=False, **common))

@@ -7,11 +7,11 @@ import pytest
 
 @pytest.mark.gpu
 def test_train_on_cuda_and_score(con, mixed):
-    row = con.sql(
-        f"TRAIN MODEL g FROM (SELECT * EXCLUDE (id) FROM {mixed}) TARGET churned "
-        "WITH (device = 'cuda', epochs = 20, progress = false)"
-    ).fetchall()[0]
-    assert row[-1] == "cuda"
+    row = _train(con, f"TRAIN MODEL g FROM (SELECT * EXCLUDE (id) FROM {mixed}) TARGET churned "
+                 "WITH (device = 'cuda', epochs = 20, progress = false)")  # fmt: skip
+    assert row["device"] == "cuda"
+    options = con.sql("SELECT options FROM dbml.model_versions WHERE model = 'g'").fetchall()[0][0]
+    assert '"gpu"' in options  # the GPU's name is kept with the version
     parity = con.sql("SELECT parity_error FROM dbml.model_versions WHERE model = 'g'").fetchall()[0][0]
     assert parity < 1e-4
     accuracy = con.sql(f"SELECT avg((PREDICT(g, *) = churned)::DOUBLE) FROM {mixed}").fetchall()[0][0]
@@ -20,8 +20,23 @@ def test_train_on_cuda_and_score(con, mixed):
 
 @pytest.mark.gpu
 def test_auto_device_takes_cuda(con, mixed):
-    row = con.sql(f"TRAIN MODEL a FROM {mixed} TARGET churned WITH (epochs = 2, progress = false)").fetchall()[0]
-    assert row[-1] == "cuda"
+    row = _train(con, f"TRAIN MODEL a FROM {mixed} TARGET churned WITH (epochs = 2, progress = false)")
+    assert row["device"] == "cuda"
+
+
+@pytest.mark.gpu
+def test_streaming_on_cuda(con, mixed):
+    row = _train(con, f"TRAIN MODEL s FROM (SELECT * EXCLUDE (id) FROM {mixed}) TARGET churned "
+                 "WITH (device = 'cuda', epochs = 10, streaming = true, progress = false)")  # fmt: skip
+    assert row["device"] == "cuda"
+    accuracy = con.sql(f"SELECT avg((PREDICT(s, *) = churned)::DOUBLE) FROM {mixed}").fetchall()[0][0]
+    assert accuracy > 0.7
+
+
+def _train(con, sql: str) -> dict:
+    """TRAIN MODEL's one row, by column name."""
+    rel = con.sql(sql)
+    return dict(zip(rel.columns, rel.fetchall()[0]))
 
 
 FAMILIES = {
@@ -48,8 +63,8 @@ def test_each_family_trains_on_cuda_and_scores_in_a_cpu_process(tmp_path, family
     path = str(tmp_path / "gpu.duckdb")
     con = dbml.connect(path)
     con.sql(create)
-    row = con.sql(f"TRAIN MODEL g {train} WITH ({options}device = 'cuda', epochs = 5, progress = false)").fetchall()[0]
-    assert row[-1] == "cuda"
+    row = _train(con, f"TRAIN MODEL g {train} WITH ({options}device = 'cuda', epochs = 5, progress = false)")
+    assert row["device"] == "cuda"
     query = f"SELECT {function}(g, *) FROM src" if function else "FORECAST MODEL g HORIZON 4"
     expected = con.sql(query).fetchall()
     con.close()

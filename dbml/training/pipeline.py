@@ -446,6 +446,8 @@ def record(con, registry: Registry, p: Plan, features, prof, target: Target, row
            extra: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
     """The version's record, written in one registry transaction (``extra``: how it
     trained, such as ``streaming``, kept in its options)."""
+    if p.device.type == "cuda":  # which GPU trained it
+        extra = {**(extra or {}), "gpu": torch.cuda.get_device_name(p.device)}
     rec = {
         "model": p.name,
         "architecture": p.architecture.name,

@@ -8,7 +8,7 @@
 
 What the process holds: one shuffle buffer of training rows and the validation rows (at
 most :data:`VALIDATION_BYTES` of tensors: beyond it the validation share shrinks to
-fit). Above :data:`PROFILE_ROWS` training rows, the profile (scaling, quantiles,
+fit). Above :data:`PROFILE_ROWS` training rows (or :data:`PROFILE_BYTES` of values), the profile (scaling, quantiles,
 vocabularies) and the target's preparation (labels, a regression's mean and spread)
 read a seeded sample of that many training rows, so that exact quantiles do not hold a
 column in memory; every distinct target value joins the sample once when there are few,
@@ -41,7 +41,8 @@ from dbml.sqltext import quote as _q
 __all__ = ["decide", "auto_bytes", "row_bytes", "train", "VALIDATION_BYTES"]
 
 VALIDATION_BYTES = 64 * 2**20  # the validation rows' tensors held in memory, at most
-PROFILE_ROWS = 1_000_000  # the profile and the target's preparation read a seeded sample of this many training rows
+PROFILE_ROWS = 1_000_000  # the profile and the target's preparation read a seeded sample of at most this many training rows
+PROFILE_BYTES = 128 * 2**20  # ... and of at most this many bytes of values (exact quantiles hold a column in DuckDB)
 _TARGET = data_rows.TARGET
 
 
@@ -150,7 +151,7 @@ def train(con: duckdb.DuckDBPyConnection, registry: Registry, p, started: float)
 
     # the target's values over a sample of the training rows, with every distinct value once when there are
     # few (no class is missed): the task's preparation (labels, scaling) reads them
-    share = min(1.0, PROFILE_ROWS / n_train)
+    share = min(1.0, PROFILE_ROWS / n_train, PROFILE_BYTES / (n_train * per_row))
     y_train = None
     if target_sql:
         column = f"SELECT {_q(_TARGET)} FROM (\n{sql((0,), sample=share)}\n) AS s"
