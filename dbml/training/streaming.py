@@ -149,30 +149,25 @@ def train(con: duckdb.DuckDBPyConnection, registry: Registry, p, started: float)
                                sample=sample)  # fmt: skip
         return body if columns is None else f"SELECT {columns} FROM (\n{body}\n) AS pass"
 
-    # the target's values over a sample of the training rows, with every distinct value once when there are
-    # few (no class is missed): the task's preparation (labels, scaling) reads them
+    # one read of a seeded sample of the training rows (all of them below PROFILE_ROWS and PROFILE_BYTES): the
+    # profile is DuckDB SQL over it, as over the training rows in memory, and the task's preparation (labels,
+    # scaling) reads its target values, with every distinct value once when there are few (no class is missed)
     share = min(1.0, PROFILE_ROWS / n_train, PROFILE_BYTES / (n_train * per_row))
+    sample = _read_table(con, sql((0,), sample=share), params, p)
+    if sample.num_rows == 0:  # a tiny share of a few rows can miss them all
+        sample = _read_table(con, f"{sql((0,))}\nLIMIT {PROFILE_ROWS}", params, p)
+    sample = sample.drop_columns([stream.ROW])
     y_train = None
     if target_sql:
-        column = f"SELECT {_q(_TARGET)} FROM (\n{sql((0,), sample=share)}\n) AS s"
+        y_train = sample.column(_TARGET)
         if share < 1 and 0 < int(p.facts.get("distinct") or 0) <= PROFILE_ROWS // 100:
-            column += f"\nUNION ALL SELECT DISTINCT {_q(_TARGET)} FROM (\n{sql((0,))}\n) AS d"
-        y_train = _read_table(con, column, params, p).column(_TARGET)
+            distinct = _read_table(con, f"SELECT DISTINCT {_q(_TARGET)} FROM (\n{sql((0,))}\n) AS d", params, p)
+            y_train = pa.chunked_array(y_train.chunks + distinct.column(_TARGET).cast(y_train.type).chunks)
     target = p.task.prepare(p.name, p.target, p.target_type, y_train, p.parent)
     target.extra.update(p.facts.get("extra") or {})
     del y_train
-
-    # the profile: DuckDB SQL over the training rows, as the in-memory path computes it
-    if p.parent is not None:
-        prof = p.parent.record["profile"]
-    else:
-        relation = f"(\n{sql((0,), sample=share)}\n) AS training_rows"
-        prof = {}
-        for g in groups(p.features):
-            try:
-                prof.update(g.kind.profile(con, relation, g.features, p.options))
-            except duckdb.Error as err:
-                raise stream._source_error(err, p.name, label) from None
+    prof = p.parent.record["profile"] if p.parent is not None else data_rows.profile(sample, p.features, p.options)
+    del sample
     for f in p.features:
         kind_of(f).check(p.name, f, prof, p.options)
     features = [kind_of(f).settle(f, prof) for f in p.features]
