@@ -9,7 +9,8 @@ held-out rows with PREDICT.
    each and the ratio large / small per path (goal for streaming: at most 1.3).
 2. **Under a limit** (``--limit-gib``): the child sets ``RLIMIT_AS`` (what
    ``ulimit -v`` sets: the address space, which counts the ~3 GB that importing torch
-   and DuckDB maps before any row is read) and DuckDB's ``memory_limit``; the table's
+   and DuckDB maps before any row is read; ``MALLOC_ARENA_MAX=2``, since glibc's
+   per-thread arenas reserve address space they never touch) and DuckDB's ``memory_limit``; the table's
    rows take three times the limit as float32 tensors (``--wide`` columns each). It
    trains with ``streaming = true``; the in-memory path trains on a sample that fits,
    under the same limit; both score the same held-out rows. The in-memory path on the
@@ -70,7 +71,9 @@ def child(args: dict) -> None:
 
 
 def run_child(**args) -> dict:
-    proc = subprocess.run([sys.executable, __file__, "--child", json.dumps(args)], capture_output=True, text=True)
+    # glibc gives each thread a malloc arena of 64 MiB of address space: under RLIMIT_AS they are what runs out first
+    env = {**os.environ, "MALLOC_ARENA_MAX": "2"}
+    proc = subprocess.run([sys.executable, __file__, "--child", json.dumps(args)], capture_output=True, text=True, env=env)
     line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
     if line is None:
         return {"ok": False, "error": f"exit {proc.returncode}: {proc.stderr[-300:]}", "rss_mib": float("nan")}
