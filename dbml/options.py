@@ -121,6 +121,8 @@ TRAINING_OPTIONS: tuple[Option, ...] = (
     Option("shuffle", "str", "buffer", "the order of a streamed epoch: buffer (the source's order, shuffled "
            "within buffers of rows) or sort (DuckDB sorts every pass by a seeded hash: an exact shuffle, a sort "
            "an epoch)", choices=("buffer", "sort")),
+    Option("precision", "str", "fp32", "the arithmetic of training's forward pass: fp32, or bf16 (bfloat16 autocast: "
+           "faster on GPUs that have it; weights and the exported graph stay float32)", choices=("fp32", "bf16")),
     Option("workers", "int", 1, "processes that train one version together, each on its share of every epoch "
            "(gradients averaged: data parallel, gloo on the CPU, NCCL on GPUs); at most the cores (or GPUs)",
            lambda v: 1 <= v <= 1024, "between 1 and 1024"),

@@ -33,6 +33,16 @@ def test_streaming_on_cuda(con, mixed):
     assert accuracy > 0.7
 
 
+@pytest.mark.gpu
+def test_bf16_on_cuda(con, mixed):
+    row = _train(con, f"TRAIN MODEL b FROM (SELECT * EXCLUDE (id) FROM {mixed}) TARGET churned "
+                 "WITH (device = 'cuda', precision = 'bf16', epochs = 10, progress = false)")  # fmt: skip
+    assert row["device"] == "cuda"
+    parity = con.sql("SELECT parity_error FROM dbml.model_versions WHERE model = 'b'").fetchall()[0][0]
+    assert parity < 1e-4
+    assert con.sql(f"SELECT avg((PREDICT(b, *) = churned)::DOUBLE) FROM {mixed}").fetchall()[0][0] > 0.7
+
+
 def _train(con, sql: str) -> dict:
     """TRAIN MODEL's one row, by column name."""
     rel = con.sql(sql)

@@ -167,7 +167,11 @@ class Trainer:
         return {k: t if t.device == self.device else t.to(self.device, non_blocking=True) for k, t in batch.items()}
 
     def autocast(self):
-        """The context the forward pass runs in (mixed precision goes here)."""
+        """The context the forward pass runs in: bfloat16 autocast under option
+        ``precision = 'bf16'`` (the weights, the optimiser's state and the exported graph
+        stay float32), else none."""
+        if self.options.get("precision") == "bf16":
+            return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
     def compute_loss(self, batch: Batch) -> torch.Tensor:
@@ -256,6 +260,13 @@ class Trainer:
                     cb.on_epoch_end(log)
                 if self.stop:
                     break
+        except torch.cuda.OutOfMemoryError:
+            size = getattr(train, "batch_size", None)
+            raise TrainingError(
+                f"the {self.device} device ran out of memory while training"
+                + (f" with {size:,} rows a step" if size else "")
+                + "; try a smaller batch_size (WITH (batch_size = ...)) or smaller layers; nothing was saved"
+            ) from None
         finally:
             for cb in callbacks:
                 cb.on_train_end(self.logs)

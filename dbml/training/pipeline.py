@@ -160,6 +160,7 @@ def plan(con: duckdb.DuckDBPyConnection, registry: Registry, name: str, req: Tra
         transfer.keep_options(base, shaping, req.options, options, name)
     detecting = transfer.detection_options(base, shaping, req.options) if base is not None else req.options
     device = _device(options["device"])
+    _check_precision(name, options, device)
     parent = None
     if options["warm_start"] or options["from_version"]:
         parent = finetune.load_parent(registry, name, options["from_version"] or None)
@@ -599,6 +600,13 @@ def refit_schedule(p: Plan, logs, n_train: int, n_validation: int) -> list[float
 def _auto_batch_size(n_train: int) -> int:
     size = 2 ** int(round(math.log2(max(n_train, 1) / 64))) if n_train > 64 else 32
     return int(min(max(size, 32), 1024))
+
+
+def _check_precision(name: str, options: dict[str, Any], device: torch.device) -> None:
+    """Refuse bf16 on a GPU without bfloat16 arithmetic, before any row is read."""
+    if options.get("precision") == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise OptionError(f"option 'precision' = 'bf16' of TRAIN MODEL {name}: the GPU {torch.cuda.get_device_name(device)} "
+                          "has no bfloat16 arithmetic; leave precision = 'fp32'")  # fmt: skip
 
 
 def _device(choice: str) -> torch.device:

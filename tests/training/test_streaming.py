@@ -186,3 +186,4 @@ def test_above_the_profile_rows_a_sample_profiles_and_no_class_is_missed(con, mo
     count = json.loads(rec[1])["a"]["count"]
     assert 100 < count < 300  # the sample's rows, not the 1,200 that train
     assert con.sql("SELECT avg((PREDICT(p, a, b, c) = CASE WHEN y = 1 THEN 'one' ELSE 'zero' END)::INT) FROM h").fetchall()[0][0] > 0.75
+
