@@ -36,3 +36,4 @@ class TrainRequest:
     params: list[Any] | None = None
     callbacks: list[Any] = field(default_factory=list)
     written_sql: str | None = None
+    fit_with: Any = None  # (Python API) trains the network elsewhere: dbml.integrations.spark.train's TorchDistributor

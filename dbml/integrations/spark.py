@@ -45,7 +45,15 @@ from dbml.scoring import Scorer, as_scorer, check_timezone, load_model
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
 
-__all__ = ["predict", "predict_proba", "scoring_function", "spark_type"]
+__all__ = ["predict", "predict_proba", "scoring_function", "spark_type", "train"]
+
+
+def train(df: DataFrame, model: str, target: str | None = None, registry: str = "dbml.duckdb", **kwargs: Any) -> dict[str, Any]:
+    """TRAIN MODEL on a Spark DataFrame through TorchDistributor, recorded in the DuckDB
+    file ``registry`` (see :mod:`dbml.integrations.spark_train`; needs torch)."""
+    from dbml.integrations.spark_train import train as run
+
+    return run(df, model, target, registry, **kwargs)
 
 # in each Python worker: (sha256 of the bytes, inputs, max_size) -> its Scorer, the most recently used few
 _workers: OrderedDict[tuple[str, tuple[str, ...] | None, int], Scorer] = OrderedDict()

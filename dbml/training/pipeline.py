@@ -354,6 +354,10 @@ def fit_batches(p: Plan, features, prof, target: Target, train: Batches, val: Ba
     def run(options: dict[str, Any], callbacks, train, val, schedule=None):
         """A network from its first step (fresh weights, or a parent's or a base's),
         trained; returns (network, logs, seconds)."""
+        if p.req.fit_with is not None:  # the network trains elsewhere (a Spark cluster's processes)
+            started = time.perf_counter()
+            net, logs = p.req.fit_with(p, features, prof, target, options, train, val, schedule)
+            return net.to(p.device), logs, time.perf_counter() - started
         if options["workers"] > 1:  # N processes, gradients averaged (dbml.training.distributed)
             started = time.perf_counter()
             label = f"{'refit' if schedule else 'train'} {p.name}"

@@ -111,6 +111,26 @@ def _selects(p) -> list[str]:
             for f in p.features]  # fmt: skip
 
 
+class Converter:
+    """An Arrow table of a pass's columns -> a batch of CPU tensors (the kinds' tensors and
+    the task's target), each row checked as the in-memory path checks it; picklable, so
+    that processes elsewhere convert their own rows the same way."""
+
+    def __init__(self, model: str, task, features, prof, target, options):
+        self.model, self.task, self.features, self.prof, self.target, self.options = model, task, features, prof, target, options
+
+    def __call__(self, table: pa.Table) -> Batch:
+        from dbml.training import pipeline as pl
+
+        for f in self.features:
+            kind_of(f).check_rows(self.model, f, table.column(f.name), self.options)
+        arrays = pl.batches(table, self.features, self.prof, self.model)
+        out = {k: _tensor(a) for k, a in arrays.items()}
+        if _TARGET in table.column_names:
+            out["target"] = self.task.y_tensor(self.target, table.column(_TARGET))
+        return out
+
+
 def _tensor(a: np.ndarray) -> torch.Tensor:
     """A tensor sharing ``a``'s memory, or a copy of an array Arrow keeps read-only."""
     return torch.from_numpy(a if a.flags.writeable else a.copy())
@@ -175,14 +195,7 @@ def train(con: duckdb.DuckDBPyConnection, registry: Registry, p, started: float)
     batch_size = p.options["batch_size"] or pl._auto_batch_size(n_train)
     pl._check_sizes(p.name, features, prof, target, n_val or min(n_train, 4096), batch_size, p.options)
 
-    def convert(table: pa.Table) -> Batch:
-        for f in features:
-            kind_of(f).check_rows(p.name, f, table.column(f.name), p.options)
-        arrays = pl.batches(table, features, prof, p.name)
-        out = {k: _tensor(a) for k, a in arrays.items()}
-        if _TARGET in table.column_names:
-            out["target"] = p.task.y_tensor(target, table.column(_TARGET))
-        return out
+    convert = Converter(p.name, p.task, features, prof, target, p.options)
 
     # the held-out rows, in memory (metrics, early stopping, the parity check); with none, a
     # buffer of training rows stands in for the metrics, as the in-memory path uses its training rows
@@ -204,9 +217,13 @@ def train(con: duckdb.DuckDBPyConnection, registry: Registry, p, started: float)
     pin = p.device.type == "cuda"
 
     def batches(roles, expect):
-        return stream.StreamBatches(con, lambda epoch: sql(roles, epoch if order and epoch else None), params, convert,
-                                    batch_size, expect, buffer, seed=seed, drop_single=True, pin=pin, model=p.name,
-                                    label=label)  # fmt: skip
+        out = stream.StreamBatches(con, lambda epoch: sql(roles, epoch if order and epoch else None), params, convert,
+                                   batch_size, expect, buffer, seed=seed, drop_single=True, pin=pin, model=p.name,
+                                   label=label)  # fmt: skip
+        # what a pass reads, for processes elsewhere that read their own share (dbml.integrations.spark.train)
+        out.spec = {"selects": selects, "target_sql": target_sql, "seed": seed, "fraction": fraction, "roles": roles,
+                    "buffer": buffer, "convert": convert, "n_val": n_val}  # fmt: skip
+        return out
 
     train_batches = batches((0,), (n_train, sum_train))
     val = TensorBatches(held_data, max(batch_size, 4096), shuffle=False) if n_val else None
