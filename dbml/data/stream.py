@@ -49,11 +49,12 @@ def role_sql(key: str, fraction: float) -> str:
 
 def pass_sql(examples: str, selects: Sequence[str], target_sql: str | None, row_hash: str, seed: int, fraction: float,
              roles: Sequence[int] = (0,), shard: int = 0, shards: int = 1, epoch: int | None = None,
-             sample: float = 1.0) -> str:  # fmt: skip
+             sample: float = 1.0, keep_key: bool = False) -> str:  # fmt: skip
     """The SQL of one streamed pass: the encoded features, the target
     (``__dbml_target__``) and the row's hash (``dbml/row``), of the rows whose role is
     in ``roles``, of this shard; ``epoch``: ordered by a hash of the key and the epoch;
-    ``sample`` < 1: a seeded share of those rows (by another hash of the row than the split's)."""
+    ``sample`` < 1: a seeded share of those rows (by another hash of the row than the split's);
+    ``keep_key``: with the split's key (``dbml/key``), for :func:`staged_sql`."""
     from dbml.data.rows import TARGET
 
     inner = list(selects)
@@ -67,8 +68,21 @@ def pass_sql(examples: str, selects: Sequence[str], target_sql: str | None, row_
     if shards > 1:
         where.append(f"{split.KEY} % {int(shards)} = {int(shard)}")
     order = f"\nORDER BY hash({split.KEY}, {int(epoch)}::UBIGINT)" if epoch is not None else ""
-    return (f"SELECT * EXCLUDE ({split.KEY}) FROM (\nSELECT {', '.join(inner)} FROM (\n{examples}\n) AS examples\n) AS encoded "
+    columns = "*" if keep_key else f"* EXCLUDE ({split.KEY})"
+    return (f"SELECT {columns} FROM (\nSELECT {', '.join(inner)} FROM (\n{examples}\n) AS examples\n) AS encoded "
             f"WHERE {' AND '.join(where)}{order}")  # fmt: skip
+
+
+def staged_sql(path: str, fraction: float, roles: Sequence[int], shard: int = 0, shards: int = 1) -> str:
+    """A pass over rows a :func:`pass_sql` with ``keep_key`` wrote to the parquet file
+    ``path``: the same columns and roles, this shard's share (workers that cannot open
+    the source read this)."""
+    from dbml.sqltext import string
+
+    where = [f"{role_sql(split.KEY, fraction)} IN ({', '.join(str(int(r)) for r in roles)})"]
+    if shards > 1:
+        where.append(f"{split.KEY} % {int(shards)} = {int(shard)}")
+    return f"SELECT * EXCLUDE ({split.KEY}) FROM read_parquet({string(path)}) WHERE {' AND '.join(where)}"
 
 
 def summary(con: duckdb.DuckDBPyConnection, examples: str, params: Any, row_hash: str, seed: int, fraction: float,

@@ -23,8 +23,10 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import shutil
 import socket
 import sys
+import tempfile
 from typing import Any
 
 import torch
@@ -35,7 +37,7 @@ from dbml.errors import DbmlError, OptionError, TrainingError
 __all__ = ["check", "fit", "DistributedTrainer"]
 
 
-def check(name: str, options: dict[str, Any], device: torch.device, streaming: bool) -> None:
+def check(name: str, options: dict[str, Any], device: torch.device, streaming: bool = False) -> None:
     """Refuse a ``workers`` this machine or this training cannot give, before any row is read."""
     n = options.get("workers") or 1
     if n <= 1:
@@ -47,10 +49,6 @@ def check(name: str, options: dict[str, Any], device: torch.device, streaming: b
     if n > have:
         raise OptionError(f"option 'workers' = {n} of TRAIN MODEL {name}: this machine has {have} {what}; "
                           f"give at most workers = {have}")  # fmt: skip
-    if streaming:
-        raise OptionError(f"option 'workers' of TRAIN MODEL {name} with streaming: the workers share rows held in "
-                          "memory (a DuckDB file has one process that reads it here); leave streaming = false, or "
-                          "train on one worker")  # fmt: skip
 
 
 @contextlib.contextmanager
@@ -154,13 +152,32 @@ def _worker(rank: int, world: int, port: int, recipe: dict[str, Any], results) -
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             net = pl.start_network(p, recipe["features"], recipe["profile"], recipe["target"]).to(device)
         batch = max(1, math.ceil(recipe["batch_size"] / world))
-        train = TensorBatches(recipe["train"], batch, seed=options["seed"], shard=rank, shards=world, drop_single=True)
-        val = None
-        if recipe["val"] is not None:
-            val = TensorBatches(recipe["val"], max(batch, 4096), shuffle=False, shard=rank, shards=world)
+        staged = recipe.get("staged")
+        if staged is not None:  # streamed: this worker's share of the rows the parent staged, through its own DuckDB
+            import duckdb
+
+            from dbml.data import stream
+
+            con = duckdb.connect()
+            spec = staged["spec"]
+
+            def batches(roles, shuffle):
+                sql = stream.staged_sql(staged["path"], spec["fraction"], roles, rank, world)
+                out = stream.StreamBatches(con, lambda epoch: sql, None, spec["convert"], batch, None, spec["buffer"],
+                                           seed=options["seed"], shuffle=shuffle, drop_single=True, model=p.name)  # fmt: skip
+                out.rows = staged["rows"][tuple(roles)]
+                return out
+
+            train = batches(spec["roles"], True)
+            val = batches((1,), False) if recipe["schedule"] is None and staged["rows"][(1,)] else None
+        else:
+            train = TensorBatches(recipe["train"], batch, seed=options["seed"], shard=rank, shards=world, drop_single=True)
+            val = None
+            if recipe["val"] is not None:
+                val = TensorBatches(recipe["val"], max(batch, 4096), shuffle=False, shard=rank, shards=world)
         bar = [ProgressBar(recipe["label"], options["verbose"], recipe["prefix"])] if rank == 0 and options["verbose"] else []
         trainer = DistributedTrainer.make(Trainer, net, p.task, options, bar, device, recipe["schedule"], world)
-        logs = trainer.fit(train, val if val is not None and val.total else None)
+        logs = trainer.fit(train, val if val is not None and val.rows else None)
         if rank == 0:  # bytes, not shared tensors: this process may be gone before the parent reads them
             import dataclasses
             import io
@@ -183,19 +200,58 @@ def fit(p, features, prof, target, options: dict[str, Any], train: TensorBatches
     """
     import dataclasses
 
-    import torch.multiprocessing as mp
-
-    from dbml.training import pipeline as pl
-
     world = int(options["workers"])
     light = dataclasses.replace(p, req=dataclasses.replace(p.req, callbacks=[]))
     recipe = {
         "plan": light, "features": features, "profile": prof, "target": target, "options": options,
-        "train": {k: t.cpu().share_memory_() for k, t in train.tensors.items()},
-        "val": {k: t.cpu().share_memory_() for k, t in val.tensors.items()} if val is not None and val.tensors else None,
         "batch_size": train.batch_size, "schedule": schedule, "device": p.device, "label": label, "prefix": prefix,
-        "threads": max(1, (options["threads"] or os.cpu_count() or 1) // world),
+        "threads": max(1, (options["threads"] or os.cpu_count() or 1) // world), "train": None, "val": None,
     }  # fmt: skip
+    stage = None
+    if hasattr(train, "spec"):  # streamed rows: staged once for the workers (a DuckDB file has one process that opens it)
+        stage = tempfile.mkdtemp(prefix="dbml-workers-")
+        recipe["staged"] = _stage(p, train, os.path.join(stage, "rows.parquet"))
+    else:
+        recipe["train"] = {k: t.cpu().share_memory_() for k, t in train.tensors.items()}
+        if val is not None and val.tensors:
+            recipe["val"] = {k: t.cpu().share_memory_() for k, t in val.tensors.items()}
+    try:
+        return _run(p, world, recipe)
+    finally:
+        if stage is not None:
+            shutil.rmtree(stage, ignore_errors=True)
+
+
+def _stage(p, train, path: str) -> dict[str, Any]:
+    """Write the encoded rows of every role a streamed fit reads, with their split keys, to
+    the parquet file ``path`` in one pass over the source; refuse a source that changed."""
+    from dbml.data import split, stream
+    from dbml.errors import SourceError
+    from dbml.sqltext import string
+
+    spec = train.spec
+    body = stream.pass_sql(spec["examples"], spec["selects"], spec["target_sql"], spec["row_hash"], spec["seed"],
+                           spec["fraction"], (0, 1), keep_key=True)  # fmt: skip
+    try:
+        train.con.execute(f"COPY (\n{body}\n) TO {string(path)} (FORMAT parquet)", train.params)
+        role = stream.role_sql(split.KEY, spec["fraction"])
+        counts = dict(train.con.execute(f"SELECT {role} AS r, count(*) FROM read_parquet({string(path)}) GROUP BY r").fetchall())
+    except Exception as err:  # noqa: BLE001 - a source DuckDB cannot read now: said as the streamed pass says it
+        raise stream._source_error(err, p.name, p.req.source_label) from None
+    rows = {(0,): int(counts.get(0, 0)), (1,): int(counts.get(1, 0))}
+    rows[(0, 1)] = rows[(0,)] + rows[(1,)]
+    if spec["expect"] is not None and rows[tuple(spec["roles"])] != spec["expect"][0]:
+        raise SourceError(f"the source {p.req.source_label} of model '{p.name}' changed while the model trained: "
+                          f"{rows[tuple(spec['roles'])]:,} rows where the first pass read {spec['expect'][0]:,}; "
+                          "nothing was saved")  # fmt: skip
+    return {"path": path, "spec": spec, "rows": rows}
+
+
+def _run(p, world: int, recipe: dict[str, Any]):
+    import torch.multiprocessing as mp
+
+    from dbml.training import pipeline as pl
+
     ctx = mp.get_context("spawn")
     results = ctx.SimpleQueue()
     try:
@@ -227,6 +283,6 @@ def fit(p, features, prof, target, options: dict[str, Any], train: TensorBatches
     state = torch.load(io.BytesIO(data), weights_only=True)  # tensors only, never code
     logs = [EpochLog(*row) for row in rows]
     with torch.random.fork_rng(devices=[p.device] if p.device.type == "cuda" else []):
-        net = pl.build_network(p, features, prof, target)
+        net = pl.build_network(p, recipe["features"], recipe["profile"], recipe["target"])
     net.load_state_dict(state)
     return net.to(p.device), logs

@@ -222,7 +222,8 @@ def train(con: duckdb.DuckDBPyConnection, registry: Registry, p, started: float)
                                    label=label)  # fmt: skip
         # what a pass reads, for processes elsewhere that read their own share (dbml.integrations.spark.train)
         out.spec = {"selects": selects, "target_sql": target_sql, "seed": seed, "fraction": fraction, "roles": roles,
-                    "buffer": buffer, "convert": convert, "n_val": n_val}  # fmt: skip
+                    "buffer": buffer, "convert": convert, "n_val": n_val, "examples": p.data_sql, "row_hash": p.row_hash,
+                    "expect": expect}  # fmt: skip
         return out
 
     train_batches = batches((0,), (n_train, sum_train))

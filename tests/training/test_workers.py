@@ -67,13 +67,11 @@ def test_two_workers_train_one_version_as_accurate_as_one(con):
     assert _workers() == []  # every worker has ended
 
 
-def test_workers_beyond_the_cores_and_with_streaming_are_named(con):
+def test_workers_beyond_the_cores_are_named(con):
     before = registry_counts(con)
     n = (os.cpu_count() or 1) + 1
     with pytest.raises(OptionError, match=f"option 'workers' = {n} .*has {n - 1} CPU cores"):
         con.sql(f"TRAIN MODEL w FROM t TARGET y WITH (workers = {n})")
-    with pytest.raises(OptionError, match="option 'workers' .*with streaming"):
-        con.sql("TRAIN MODEL w FROM t TARGET y WITH (workers = 2, streaming = true)")
     with pytest.raises(OptionError, match="option 'workers' must be between 1 and 1024"):
         con.sql("TRAIN MODEL w FROM t TARGET y WITH (workers = 0)")
     assert registry_counts(con) == before
@@ -106,3 +104,14 @@ def test_a_killed_worker_stops_the_others_and_nothing_is_written(con):
     assert "stopped (signal SIGKILL)" in str(failure[0]) and "nothing was saved" in str(failure[0])
     assert _workers() == []
     assert registry_counts(con) == before
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="two workers need two cores")
+def test_two_workers_stream_their_shares_of_the_staged_rows(con):
+    con.sql(f"TRAIN MODEL one FROM t TARGET y WITH ({FAST}, streaming = true)")
+    con.sql(f"TRAIN MODEL two FROM t TARGET y WITH ({FAST}, streaming = true, workers = 2)")
+    acc = {m: con.sql(f"SELECT avg((PREDICT({m}, a, b, c) = y)::INT) FROM h").fetchall()[0][0] for m in ("one", "two")}
+    assert acc["two"] > 0.8 and abs(acc["two"] - acc["one"]) < 0.05, acc
+    options = json.loads(con.sql("SELECT options FROM dbml.model_versions WHERE model = 'two'").fetchall()[0][0])
+    assert options["workers"] == 2 and options["streaming"] is True
+    assert _workers() == []
