@@ -13,7 +13,11 @@ so the process holds one shuffle buffer of rows at a time, never the table.
   time, each buffer in a permutation drawn from (seed, epoch, buffer number); with
   ``shuffle = 'sort'`` DuckDB orders each pass by a hash of the key and the epoch
   first (an exact shuffle of the whole table, at the cost of a sort per epoch). The same
-  seed and rows give the same batches whatever sizes DuckDB's record batches have.
+  seed and rows give the same batches whatever sizes DuckDB's record batches have, and
+  whatever order the rows of one buffer come in (a buffer is sorted by the rows' hashes
+  before its permutation); which rows share a buffer follows the source's order, so a
+  query whose order DuckDB does not fix (a GROUP BY, a join) repeats exactly only with
+  ``shuffle = 'sort'``.
 - **Shards**: worker ``shard`` of ``shards`` reads the rows whose key is ``shard``
   modulo ``shards``; together the shards cover every row once.
 - **The fingerprint**: each pass sums the rows' hashes as it reads them, and a pass that
@@ -73,7 +77,8 @@ def pass_sql(examples: str, selects: Sequence[str], target_sql: str | None, row_
             f"WHERE {' AND '.join(where)}{order}")  # fmt: skip
 
 
-def staged_sql(path: str, fraction: float, roles: Sequence[int], shard: int = 0, shards: int = 1) -> str:
+def staged_sql(path: str, fraction: float, roles: Sequence[int], shard: int = 0, shards: int = 1,
+               epoch: int | None = None) -> str:  # fmt: skip
     """A pass over rows a :func:`pass_sql` with ``keep_key`` wrote to the parquet file
     ``path``: the same columns and roles, this shard's share (workers that cannot open
     the source read this)."""
@@ -82,7 +87,8 @@ def staged_sql(path: str, fraction: float, roles: Sequence[int], shard: int = 0,
     where = [f"{role_sql(split.KEY, fraction)} IN ({', '.join(str(int(r)) for r in roles)})"]
     if shards > 1:
         where.append(f"{split.KEY} % {int(shards)} = {int(shard)}")
-    return f"SELECT * EXCLUDE ({split.KEY}) FROM read_parquet({string(path)}) WHERE {' AND '.join(where)}"
+    order = f" ORDER BY hash({split.KEY}, {int(epoch)}::UBIGINT)" if epoch is not None else ""
+    return f"SELECT * EXCLUDE ({split.KEY}) FROM read_parquet({string(path)}) WHERE {' AND '.join(where)}{order}"
 
 
 def summary(con: duckdb.DuckDBPyConnection, examples: str, params: Any, row_hash: str, seed: int, fraction: float,
@@ -201,6 +207,8 @@ class StreamBatches:
     def _batches(self, number: int, shuffle: bool) -> Iterator[Batch]:
         carry: Batch | None = None
         for i, table in enumerate(self._buffers(number)):
+            if shuffle:  # a buffer's order is its rows' hashes', whatever order they came in, then the permutation
+                table = table.sort_by([(ROW, "ascending")])
             data = self._tensors(table)
             if carry is not None:  # the rows the last buffer left lead this one's
                 data = {k: torch.cat([carry[k], t]) for k, t in data.items()}

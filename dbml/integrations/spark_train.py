@@ -86,7 +86,7 @@ def _worker(recipe: dict[str, Any]):
     from dbml.training import pipeline as pl
     from dbml.training.distributed import DistributedTrainer
 
-    dist.init_process_group("nccl" if recipe["use_gpu"] else "gloo")
+    dist.init_process_group("cpu:gloo,cuda:nccl" if recipe["use_gpu"] else "gloo")  # the step flag and sums are CPU tensors
     try:
         rank, world = dist.get_rank(), dist.get_world_size()
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0))) if recipe["use_gpu"] else torch.device("cpu")
@@ -95,8 +95,12 @@ def _worker(recipe: dict[str, Any]):
         examples = data_source.examples_sql(_files_sql(recipe["files"]), p.target, p.target_type)
 
         def sql(roles):
-            return lambda epoch: stream.pass_sql(examples, spec["selects"], spec["target_sql"], p.row_hash, spec["seed"],
-                                                 spec["fraction"], roles, shard=rank, shards=world)  # fmt: skip
+            def one(epoch):
+                order = epoch if epoch and spec["sort"] else None
+                return stream.pass_sql(examples, spec["selects"], spec["target_sql"], p.row_hash, spec["seed"],
+                                       spec["fraction"], roles, shard=rank, shards=world, epoch=order)  # fmt: skip
+
+            return one
 
         batch = max(1, math.ceil(recipe["batch_size"] / world))
 
@@ -112,10 +116,12 @@ def _worker(recipe: dict[str, Any]):
         trainer = DistributedTrainer.make(Trainer, net, p.task, recipe["options"], [], device, recipe["schedule"], world)
         if val is not None:
             val.rows = spec["n_val"]  # Trainer.fit validates when the batches say they hold rows
-        logs = trainer.fit(train, val)
+        try:
+            logs = trainer.fit(train, val)
+        finally:
+            con.close()
         buf = io.BytesIO()
         torch.save({k: v.detach().cpu() for k, v in net.state_dict().items()}, buf)
-        con.close()
         return buf.getvalue(), [dataclasses.astuple(log) for log in logs]
     finally:
         dist.destroy_process_group()

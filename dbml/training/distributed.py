@@ -71,6 +71,20 @@ def _main_not_reimported():
             setattr(main, attr, value)
 
 
+def _stop(procs) -> None:
+    """Terminate and reap every worker still running."""
+    if procs is None:
+        return
+    for proc in procs.processes:
+        if proc.is_alive():
+            proc.terminate()
+    for proc in procs.processes:
+        proc.join(timeout=5)
+        if proc.is_alive():
+            proc.kill()
+            proc.join(timeout=5)
+
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -125,10 +139,11 @@ class DistributedTrainer:
                 with torch.no_grad():
                     for batch in val:
                         batch = self.to_device(batch)
-                        out = self.model(batch)
                         k = next(iter(batch.values())).shape[0]
-                        sums[0] += float(self.task.loss(self.model, out, batch)) * k
-                        sums[1] += float(self.task.score(self.model, out, batch)) * k
+                        with self.autocast():
+                            out = self.model(batch)
+                            sums[0] += float(self.task.loss(self.model, out, batch)) * k
+                            sums[1] += float(self.task.score(self.model, out, batch)) * k
                         sums[2] += k
                 dist.all_reduce(sums)
                 n = max(float(sums[2]), 1.0)
@@ -143,7 +158,7 @@ def _worker(rank: int, world: int, port: int, recipe: dict[str, Any], results) -
     from dbml.training import ProgressBar, Trainer
     from dbml.training import pipeline as pl
 
-    backend = "nccl" if recipe["device"].type == "cuda" else "gloo"
+    backend = "cpu:gloo,cuda:nccl" if recipe["device"].type == "cuda" else "gloo"  # the step flag and sums are CPU tensors
     device = torch.device("cuda", rank) if recipe["device"].type == "cuda" else recipe["device"]
     dist.init_process_group(backend, init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
     try:
@@ -162,8 +177,11 @@ def _worker(rank: int, world: int, port: int, recipe: dict[str, Any], results) -
             spec = staged["spec"]
 
             def batches(roles, shuffle):
-                sql = stream.staged_sql(staged["path"], spec["fraction"], roles, rank, world)
-                out = stream.StreamBatches(con, lambda epoch: sql, None, spec["convert"], batch, None, spec["buffer"],
+                def sql(epoch):
+                    order = epoch if shuffle and epoch and options.get("shuffle") == "sort" else None
+                    return stream.staged_sql(staged["path"], spec["fraction"], roles, rank, world, epoch=order)
+
+                out = stream.StreamBatches(con, sql, None, spec["convert"], batch, None, spec["buffer"],
                                            seed=options["seed"], shuffle=shuffle, drop_single=True, model=p.name)  # fmt: skip
                 out.rows = staged["rows"][tuple(roles)]
                 return out
@@ -175,6 +193,7 @@ def _worker(rank: int, world: int, port: int, recipe: dict[str, Any], results) -
             val = None
             if recipe["val"] is not None:
                 val = TensorBatches(recipe["val"], max(batch, 4096), shuffle=False, shard=rank, shards=world)
+                val.rows = val.total  # every worker validates (a shard may hold none of the rows): the sums are collective
         bar = [ProgressBar(recipe["label"], options["verbose"], recipe["prefix"])] if rank == 0 and options["verbose"] else []
         trainer = DistributedTrainer.make(Trainer, net, p.task, options, bar, device, recipe["schedule"], world)
         logs = trainer.fit(train, val if val is not None and val.rows else None)
@@ -212,9 +231,14 @@ def fit(p, features, prof, target, options: dict[str, Any], train: TensorBatches
         stage = tempfile.mkdtemp(prefix="dbml-workers-")
         recipe["staged"] = _stage(p, train, os.path.join(stage, "rows.parquet"))
     else:
-        recipe["train"] = {k: t.cpu().share_memory_() for k, t in train.tensors.items()}
-        if val is not None and val.tensors:
-            recipe["val"] = {k: t.cpu().share_memory_() for k, t in val.tensors.items()}
+        try:
+            recipe["train"] = {k: t.cpu().share_memory_() for k, t in train.tensors.items()}
+            if val is not None and val.tensors:
+                recipe["val"] = {k: t.cpu().share_memory_() for k, t in val.tensors.items()}
+        except RuntimeError as err:  # shared memory (/dev/shm) too small for the rows
+            raise TrainingError(f"the rows of TRAIN MODEL {p.name} do not fit in shared memory for the workers ({err}); "
+                                "give the machine more /dev/shm, or add streaming = true (the workers then read a "
+                                "staged file)") from None  # fmt: skip
     try:
         return _run(p, world, recipe)
     finally:
@@ -235,14 +259,18 @@ def _stage(p, train, path: str) -> dict[str, Any]:
     try:
         train.con.execute(f"COPY (\n{body}\n) TO {string(path)} (FORMAT parquet)", train.params)
         role = stream.role_sql(split.KEY, spec["fraction"])
-        counts = dict(train.con.execute(f"SELECT {role} AS r, count(*) FROM read_parquet({string(path)}) GROUP BY r").fetchall())
+        got = train.con.execute(f"SELECT {role} AS r, count(*), coalesce(sum({split.ROW}::HUGEINT), 0) FROM "
+                                f"read_parquet({string(path)}) GROUP BY r").fetchall()  # fmt: skip
     except Exception as err:  # noqa: BLE001 - a source DuckDB cannot read now: said as the streamed pass says it
         raise stream._source_error(err, p.name, p.req.source_label) from None
-    rows = {(0,): int(counts.get(0, 0)), (1,): int(counts.get(1, 0))}
+    counts = {int(r): (int(n), int(t)) for r, n, t in got}
+    zero = (0, 0)
+    rows = {(0,): counts.get(0, zero)[0], (1,): counts.get(1, zero)[0]}
     rows[(0, 1)] = rows[(0,)] + rows[(1,)]
-    if spec["expect"] is not None and rows[tuple(spec["roles"])] != spec["expect"][0]:
+    read = tuple(sum(counts.get(r, zero)[i] for r in spec["roles"]) for i in (0, 1))
+    if spec["expect"] is not None and read != tuple(spec["expect"]):
         raise SourceError(f"the source {p.req.source_label} of model '{p.name}' changed while the model trained: "
-                          f"{rows[tuple(spec['roles'])]:,} rows where the first pass read {spec['expect'][0]:,}; "
+                          f"{read[0]:,} rows where the first pass read {spec['expect'][0]:,}; "
                           "nothing was saved")  # fmt: skip
     return {"path": path, "spec": spec, "rows": rows}
 
@@ -254,12 +282,16 @@ def _run(p, world: int, recipe: dict[str, Any]):
 
     ctx = mp.get_context("spawn")
     results = ctx.SimpleQueue()
+    procs, got = None, None
     try:
         with _main_not_reimported():
             procs = mp.start_processes(_worker, args=(world, _free_port(), recipe, results), nprocs=world, join=False,
                                        start_method="spawn")  # fmt: skip
-        while not procs.join(timeout=0.5):
-            pass
+        while True:
+            if got is None and not results.empty():  # read as it comes: a pipe holds ~64 KiB, rank 0 waits on us
+                got = results.get()
+            if procs.join(timeout=0.2):
+                break
     except mp.ProcessRaisedException as err:
         text = str(err)
         found = next((line for line in text.splitlines() if "dbml: " in line), None)
@@ -273,13 +305,18 @@ def _run(p, world: int, recipe: dict[str, Any]):
                             "the others were stopped and nothing was saved") from None  # fmt: skip
     except DbmlError:
         raise
-    if results.empty():
+    except BaseException:  # an interrupt, or anything else: no worker is left running
+        _stop(procs)
+        raise
+    if got is None and not results.empty():
+        got = results.get()
+    if got is None:
         raise TrainingError(f"the workers of TRAIN MODEL {p.name} ended without a result; nothing was saved")
     import io
 
     from dbml.training.loop import EpochLog
 
-    data, rows = results.get()
+    data, rows = got
     state = torch.load(io.BytesIO(data), weights_only=True)  # tensors only, never code
     logs = [EpochLog(*row) for row in rows]
     with torch.random.fork_rng(devices=[p.device] if p.device.type == "cuda" else []):

@@ -31,7 +31,7 @@ import pyarrow as pa
 import torch
 
 from dbml.data import rows as data_rows
-from dbml.data import stream
+from dbml.data import split, stream
 from dbml.data.batches import Batch, TensorBatches
 from dbml.errors import OptionError, SourceError
 from dbml.kinds import groups, kind_of
@@ -136,12 +136,16 @@ def _tensor(a: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(a if a.flags.writeable else a.copy())
 
 
-def _read_table(con, sql: str, params, p) -> pa.Table:
+def _read_table(con, sql: str, params, p, empty_ok: bool = False) -> pa.Table | None:
+    """The rows of ``sql``, whole; None when there are none and ``empty_ok``, else a
+    SourceError (the rows the summary pass counted are gone: the source changed)."""
     batches = list(stream.read(con, sql, params, p.name, p.req.source_label))
     if not batches:
-        return pa.table({})
+        if empty_ok:
+            return None
+        raise SourceError(f"the source {p.req.source_label} of model '{p.name}' changed while the model trained: a read "
+                          "found none of the rows the first pass counted; nothing was saved")  # fmt: skip
     return pa.Table.from_batches(batches)
-
 
 def train(con: duckdb.DuckDBPyConnection, registry: Registry, p, started: float) -> dict[str, Any]:
     """Run TRAIN MODEL for plan ``p`` with its rows streamed; returns the result row."""
@@ -173,15 +177,15 @@ def train(con: duckdb.DuckDBPyConnection, registry: Registry, p, started: float)
     # profile is DuckDB SQL over it, as over the training rows in memory, and the task's preparation (labels,
     # scaling) reads its target values, with every distinct value once when there are few (no class is missed)
     share = min(1.0, PROFILE_ROWS / n_train, PROFILE_BYTES / (n_train * per_row))
-    sample = _read_table(con, sql((0,), sample=share), params, p)
-    if sample.num_rows == 0:  # a tiny share of a few rows can miss them all
-        sample = _read_table(con, f"{sql((0,))}\nLIMIT {PROFILE_ROWS}", params, p)
+    sample = _read_table(con, sql((0,), sample=share), params, p, empty_ok=True)
+    if sample is None:  # a tiny share of a few rows can miss them all
+        sample = _read_table(con, f"{sql((0,))}\nORDER BY {split.ROW} LIMIT {PROFILE_ROWS}", params, p)
     sample = sample.drop_columns([stream.ROW])
     y_train = None
     if target_sql:
         y_train = sample.column(_TARGET)
-        if share < 1 and 0 < int(p.facts.get("distinct") or 0) <= PROFILE_ROWS // 100:
-            distinct = _read_table(con, f"SELECT DISTINCT {_q(_TARGET)} FROM (\n{sql((0,))}\n) AS d", params, p)
+        if 0 < int(p.facts.get("distinct") or 0) <= PROFILE_ROWS // 100:  # the validation rows' values too
+            distinct = _read_table(con, f"SELECT DISTINCT {_q(_TARGET)} FROM (\n{sql((0, 1))}\n) AS d", params, p)
             y_train = pa.chunked_array(y_train.chunks + distinct.column(_TARGET).cast(y_train.type).chunks)
     target = p.task.prepare(p.name, p.target, p.target_type, y_train, p.parent)
     target.extra.update(p.facts.get("extra") or {})
@@ -199,7 +203,7 @@ def train(con: duckdb.DuckDBPyConnection, registry: Registry, p, started: float)
 
     # the held-out rows, in memory (metrics, early stopping, the parity check); with none, a
     # buffer of training rows stands in for the metrics, as the in-memory path uses its training rows
-    held_sql = sql((1,)) if n_val else f"{sql((0,))}\nLIMIT {max(1, VALIDATION_BYTES // per_row)}"
+    held_sql = sql((1,)) if n_val else f"{sql((0,))}\nORDER BY {split.ROW} LIMIT {max(1, VALIDATION_BYTES // per_row)}"
     held = _read_table(con, held_sql, params, p).drop_columns([stream.ROW])
     for f in features:
         kind_of(f).check_rows(p.name, f, held.column(f.name), p.options)
@@ -223,7 +227,7 @@ def train(con: duckdb.DuckDBPyConnection, registry: Registry, p, started: float)
         # what a pass reads, for processes elsewhere that read their own share (dbml.integrations.spark.train)
         out.spec = {"selects": selects, "target_sql": target_sql, "seed": seed, "fraction": fraction, "roles": roles,
                     "buffer": buffer, "convert": convert, "n_val": n_val, "examples": p.data_sql, "row_hash": p.row_hash,
-                    "expect": expect}  # fmt: skip
+                    "expect": expect, "sort": order}  # fmt: skip
         return out
 
     train_batches = batches((0,), (n_train, sum_train))

@@ -187,3 +187,18 @@ def test_above_the_profile_rows_a_sample_profiles_and_no_class_is_missed(con, mo
     assert 100 < count < 300  # the sample's rows, not the 1,200 that train
     assert con.sql("SELECT avg((PREDICT(p, a, b, c) = CASE WHEN y = 1 THEN 'one' ELSE 'zero' END)::INT) FROM h").fetchall()[0][0] > 0.75
 
+
+
+def test_a_class_only_among_the_validation_rows_keeps_its_label(con):
+    from dbml.data import split
+    from dbml.registry import lineage
+
+    con.sql("CREATE TABLE odd AS SELECT a, b, c, CASE WHEN row_number() OVER () = 7 THEN 'c' WHEN y = 1 THEN 'one' "
+            "ELSE 'zero' END AS label FROM t")  # fmt: skip
+    key = lineage.row_hash_sql(["a", "b", "c", "label"])
+    # a seed whose streamed split puts the one 'c' row among the validation rows
+    seed = next(s for s in range(200) if con.sql(f"SELECT {stream.role_sql(split.key_sql(key, s), 0.2)} FROM odd "
+                                                  "WHERE label = 'c'").fetchall() == [(1,)])  # fmt: skip
+    con.sql(f"TRAIN MODEL odd FROM odd TARGET label WITH (epochs = 5, hidden = [16], seed = {seed}, streaming = true, verbose = 0)")
+    labels = json.loads(con.sql("SELECT labels FROM dbml.model_versions WHERE model = 'odd'").fetchall()[0][0])
+    assert sorted(labels) == ["c", "one", "zero"]

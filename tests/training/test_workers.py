@@ -56,8 +56,9 @@ def _workers() -> list[int]:
 
 @pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="two workers need two cores")
 def test_two_workers_train_one_version_as_accurate_as_one(con):
-    con.sql(f"TRAIN MODEL one FROM t TARGET y WITH ({FAST})")
-    con.sql(f"TRAIN MODEL two FROM t TARGET y WITH ({FAST}, workers = 2)")
+    wide = FAST.replace("hidden = [16]", "hidden = [256, 256]")  # weights of ~270 KB: more than a pipe holds
+    con.sql(f"TRAIN MODEL one FROM t TARGET y WITH ({wide})")
+    con.sql(f"TRAIN MODEL two FROM t TARGET y WITH ({wide}, workers = 2)")
     acc = {m: con.sql(f"SELECT avg((PREDICT({m}, a, b, c) = y)::INT) FROM h").fetchall()[0][0] for m in ("one", "two")}
     assert acc["two"] > 0.8 and abs(acc["two"] - acc["one"]) < 0.05, acc
     options, metrics = (json.loads(v) for v in con.sql("SELECT options, metrics FROM dbml.model_versions WHERE model = 'two'").fetchall()[0])
@@ -115,3 +116,11 @@ def test_two_workers_stream_their_shares_of_the_staged_rows(con):
     options = json.loads(con.sql("SELECT options FROM dbml.model_versions WHERE model = 'two'").fetchall()[0][0])
     assert options["workers"] == 2 and options["streaming"] is True
     assert _workers() == []
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="two workers need two cores")
+def test_fewer_validation_rows_than_workers(con):
+    # one validation row: one worker's shard holds none, and both still validate together
+    con.sql("TRAIN MODEL few FROM (SELECT a, b, c FROM t LIMIT 60) TARGET c WITH (validation = 0.01, epochs = 3, hidden = [8], "
+            "workers = 2, verbose = 0)")  # fmt: skip
+    assert con.sql("SELECT validation_rows FROM dbml.model_versions WHERE model = 'few'").fetchall() == [(1,)]
