@@ -192,7 +192,7 @@ def _worker(rank: int, world: int, port: int, recipe: dict[str, Any], results) -
             train = TensorBatches(recipe["train"], batch, seed=options["seed"], shard=rank, shards=world, drop_single=True)
             val = None
             if recipe["val"] is not None:
-                val = TensorBatches(recipe["val"], max(batch, 4096), shuffle=False, shard=rank, shards=world)
+                val = TensorBatches(recipe["val"], max(batch, pl.VALIDATION_BATCH), shuffle=False, shard=rank, shards=world)
                 val.rows = val.total  # every worker validates (a shard may hold none of the rows): the sums are collective
         bar = [ProgressBar(recipe["label"], options["verbose"], recipe["prefix"])] if rank == 0 and options["verbose"] else []
         trainer = DistributedTrainer.make(Trainer, net, p.task, options, bar, device, recipe["schedule"], world)

@@ -56,6 +56,7 @@ __all__ = ["TrainRequest", "train", "Source", "Plan", "resolve_source", "plan", 
 PARITY_TOLERANCE = 1e-4
 MEMORY_LIMIT = 2 * 2**30  # bytes of one evaluation chunk's inputs, or of the held-out outputs
 SMALL_NETWORK = 1_000_000  # parameters; below this one CPU thread trains as fast as several
+VALIDATION_BATCH = 1024  # rows a validation step: a cnn's forward pass over 10k rows took 0.19 s in 1,024-row batches, 0.34 s in 4,096 (mlp and lstm: within 5 ms)
 _TARGET_NAME = data_rows.TARGET
 
 
@@ -327,7 +328,7 @@ def fit_model(p: Plan, features, prof, target: Target, arrays: dict[str, np.ndar
     train_data = tensors(p, target, arrays, y, train_idx)
     val_data = tensors(p, target, arrays, y, val_idx) if len(val_idx) else None
     train = TensorBatches(train_data, batch_size, seed=p.options["seed"], drop_single=True)
-    val = TensorBatches(val_data, max(batch_size, 4096), shuffle=False) if val_data is not None else None
+    val = TensorBatches(val_data, max(batch_size, VALIDATION_BATCH), shuffle=False) if val_data is not None else None
     eval_idx = val_idx if len(val_idx) else train_idx
     eval_data = val_data if val_data is not None else train_data  # the tasks' metrics take the held-out rows whole
 

@@ -231,7 +231,7 @@ def train(con: duckdb.DuckDBPyConnection, registry: Registry, p, started: float)
         return out
 
     train_batches = batches((0,), (n_train, sum_train))
-    val = TensorBatches(held_data, max(batch_size, 4096), shuffle=False) if n_val else None
+    val = TensorBatches(held_data, max(batch_size, pl.VALIDATION_BATCH), shuffle=False) if n_val else None
 
     def every():
         return batches((0, 1), (n_train + n_val, sum_train + sum_val))
