@@ -22,7 +22,7 @@ from dbml.data import split
 from dbml.errors import FeatureError, SourceError
 from dbml.registry.lineage import fingerprint_value
 
-__all__ = ["TARGET", "COUNT", "SUM", "rows_sql", "read", "fingerprint_of", "roles", "profile"]
+__all__ = ["TARGET", "COUNT", "SUM", "rows_sql", "read", "read_error", "fingerprint_of", "roles", "profile"]
 
 TARGET = "__dbml_target__"
 COUNT = '"dbml/rows"'  # rows the fingerprint counts (source rows, even when a task reads windows)
@@ -75,10 +75,7 @@ def read(con: duckdb.DuckDBPyConnection, sql: str, params: Any, model: str, labe
     try:
         table = con.sql(sql, params=params).to_arrow_table()
     except duckdb.Error as err:
-        text = str(err)
-        if "dbml: " in text:  # a value refused by the encoding's check (see dbml.kinds)
-            raise FeatureError(text[text.index("dbml: ") :].split("\n")[0]) from None
-        raise SourceError(f"cannot read the rows of source {label} for model '{model}': {err}") from None
+        raise read_error(err, model, label) from None
     except (pa.ArrowException, OverflowError, ValueError) as err:  # a value DuckDB holds but Arrow cannot
         raise SourceError(
             f"cannot convert the rows of source {label} for model '{model}' to Arrow: {err}; "
@@ -92,6 +89,15 @@ def read(con: duckdb.DuckDBPyConnection, sql: str, params: Any, model: str, labe
     role = split.ROLE.strip('"')
     table = table.set_column(table.column_names.index(role), role, table.column(role).cast(pa.int8()))
     return table.replace_schema_metadata({_META: fingerprint_value(count, total).encode()})
+
+
+def read_error(err: Exception, model: str, label: str) -> Exception:
+    """The dbml error of a read of the source that DuckDB refused: the encoding's own
+    refusal of a value (its message names the column), else a SourceError."""
+    text = str(err)
+    if "dbml: " in text:  # a value refused by the encoding's check (see dbml.kinds)
+        return FeatureError(text[text.index("dbml: ") :].split("\n")[0])
+    return SourceError(f"cannot read the rows of source {label} for model '{model}': {err}")
 
 
 def fingerprint_of(table: pa.Table) -> str | None:

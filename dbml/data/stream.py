@@ -36,7 +36,8 @@ import torch
 
 from dbml.data import split
 from dbml.data.batches import Batch, rows, take
-from dbml.errors import FeatureError, SourceError
+from dbml.data.rows import read_error
+from dbml.errors import SourceError
 
 __all__ = ["role_sql", "pass_sql", "summary", "read", "Tally", "StreamBatches", "BUFFER_BYTES"]
 
@@ -100,17 +101,10 @@ def summary(con: duckdb.DuckDBPyConnection, examples: str, params: Any, row_hash
     try:
         got = con.execute(sql, params).fetchall()
     except duckdb.Error as err:
-        raise _source_error(err, model, label) from None
+        raise read_error(err, model, label) from None
     out = {0: (0, 0), 1: (0, 0)}
     out.update({int(r): (int(n), int(s)) for r, n, s in got})
     return out
-
-
-def _source_error(err: Exception, model: str, label: str) -> Exception:
-    text = str(err)
-    if "dbml: " in text:  # a value refused by the encoding's check (see dbml.kinds)
-        return FeatureError(text[text.index("dbml: ") :].split("\n")[0])
-    return SourceError(f"cannot read the rows of source {label} for model '{model}': {err}")
 
 
 def read(con: duckdb.DuckDBPyConnection, sql: str, params: Any, model: str, label: str) -> Iterator[pa.RecordBatch]:
@@ -119,7 +113,7 @@ def read(con: duckdb.DuckDBPyConnection, sql: str, params: Any, model: str, labe
     try:
         reader = con.sql(sql, params=params).arrow()
     except duckdb.Error as err:
-        raise _source_error(err, model, label) from None
+        raise read_error(err, model, label) from None
     try:
         while True:
             try:
@@ -127,7 +121,7 @@ def read(con: duckdb.DuckDBPyConnection, sql: str, params: Any, model: str, labe
             except StopIteration:
                 return
             except (duckdb.Error, pa.ArrowException) as err:
-                raise _source_error(err, model, label) from None
+                raise read_error(err, model, label) from None
             if batch.num_rows:
                 yield batch
     finally:

@@ -73,18 +73,14 @@ def _files_sql(files: list[str]) -> str:
 def _worker(recipe: dict[str, Any]):
     """One TorchDistributor process: its share of the staged files, streamed; gradients
     averaged with the others; returns (state dict bytes, log rows), the same on every rank."""
-    import dataclasses
-    import io
-
     import duckdb
     import torch
     import torch.distributed as dist
 
     from dbml.data import source as data_source
     from dbml.data import stream
-    from dbml.training import Trainer
     from dbml.training import pipeline as pl
-    from dbml.training.distributed import DistributedTrainer
+    from dbml.training.distributed import DistributedTrainer, pack
 
     dist.init_process_group("cpu:gloo,cuda:nccl" if recipe["use_gpu"] else "gloo")  # the step flag and sums are CPU tensors
     try:
@@ -109,20 +105,17 @@ def _worker(recipe: dict[str, Any]):
                                         seed=spec["seed"], shuffle=shuffle, drop_single=True, model=p.name,
                                         label="(Spark DataFrame)")  # fmt: skip
 
-        torch.manual_seed(recipe["options"]["seed"])
         net = pl.start_network(p, recipe["features"], recipe["profile"], recipe["target"]).to(device)
         train = batches(spec["roles"], True)
         val = batches((1,), False) if spec["n_val"] and recipe["schedule"] is None else None
-        trainer = DistributedTrainer.make(Trainer, net, p.task, recipe["options"], [], device, recipe["schedule"], world)
+        trainer = DistributedTrainer(net, p.task, recipe["options"], [], device, schedule=recipe["schedule"], world=world)
         if val is not None:
             val.rows = spec["n_val"]  # Trainer.fit validates when the batches say they hold rows
         try:
             logs = trainer.fit(train, val)
         finally:
             con.close()
-        buf = io.BytesIO()
-        torch.save({k: v.detach().cpu() for k, v in net.state_dict().items()}, buf)
-        return buf.getvalue(), [dataclasses.astuple(log) for log in logs]
+        return pack(net, logs)
     finally:
         dist.destroy_process_group()
 
@@ -143,16 +136,12 @@ def train(df: DataFrame, model: str, target: str | None = None, registry: str = 
             temporary folder, removed afterwards).
     """
     import dataclasses
-    import io
     import shutil
-
-    import torch
 
     import dbml
     from dbml.names import check_model_name
     from dbml.request import TrainRequest
-    from dbml.training import pipeline
-    from dbml.training.loop import EpochLog
+    from dbml.training import distributed, pipeline
 
     name = check_model_name(model)
     for key in ("streaming", "workers"):
@@ -187,19 +176,11 @@ def train(df: DataFrame, model: str, target: str | None = None, registry: str = 
                       "spec": train_batches.spec, "files": files, "batch_size": train_batches.batch_size,
                       "schedule": schedule, "use_gpu": use_gpu}  # fmt: skip
             try:
-                data, rows = TorchDistributor(num_processes=num_processes, local_mode=local_mode,
-                                              use_gpu=use_gpu).run(_worker, recipe)  # fmt: skip
+                packed = TorchDistributor(num_processes=num_processes, local_mode=local_mode,
+                                          use_gpu=use_gpu).run(_worker, recipe)  # fmt: skip
             except Exception as err:  # noqa: BLE001 - a failed Spark run, said as dbml says it
-                from dbml.errors import TrainingError
-
-                text = str(err)
-                found = next((line for line in text.splitlines() if "dbml: " in line), None)
-                raise TrainingError(found[found.index("dbml: ") + 6 :] if found else
-                                    f"the TorchDistributor run of model '{name}' failed: {text.strip()[-300:]}; "
-                                    "nothing was saved") from None  # fmt: skip
-            net = pipeline.build_network(p, features, prof, target_)
-            net.load_state_dict(torch.load(io.BytesIO(data), weights_only=True))  # tensors only, never code
-            return net, [EpochLog(*row) for row in rows]
+                raise distributed.failure(str(err), f"the TorchDistributor run of model '{name}'") from None
+            return distributed.unpack(p, features, prof, target_, packed)
 
         con = dbml.connect(registry)
         try:

@@ -32,6 +32,7 @@ from typing import Any
 import torch
 
 from dbml.data.batches import TensorBatches
+from dbml.training.loop import Trainer
 from dbml.errors import DbmlError, OptionError, TrainingError
 
 __all__ = ["check", "fit", "DistributedTrainer"]
@@ -91,71 +92,88 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-class DistributedTrainer:
+class DistributedTrainer(Trainer):
     """The loop of one worker: :class:`dbml.training.Trainer` with gradients averaged over
-    the workers, every worker stepping together, and losses summed over the shards."""
+    the ``world`` workers after every backward pass, every worker stepping while all of
+    them have a batch, and the losses summed over the shards."""
 
-    @staticmethod
-    def make(base_cls, net, task, options, callbacks, device, schedule, world: int):
+    def __init__(self, *args, world: int, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.world = world
+
+    def backward(self, loss):
         import torch.distributed as dist
 
-        class _Trainer(base_cls):
-            def backward(self, loss):
-                loss.backward()
-                grads = [p.grad for p in self.model.parameters() if p.grad is not None]
-                if grads:
-                    flat = torch.cat([g.reshape(-1) for g in grads])
-                    dist.all_reduce(flat)
-                    flat /= world
-                    at = 0
-                    for g in grads:
-                        g.copy_(flat[at : at + g.numel()].view_as(g))
-                        at += g.numel()
+        loss.backward()
+        grads = [p.grad for p in self.model.parameters() if p.grad is not None]
+        if grads:
+            flat = torch.cat([g.reshape(-1) for g in grads])
+            dist.all_reduce(flat)
+            flat /= self.world
+            at = 0
+            for g in grads:
+                g.copy_(flat[at : at + g.numel()].view_as(g))
+                at += g.numel()
 
-            def run_epoch(self, number, train):
-                self.model.train()
-                total, seen = 0.0, 0
-                batches = iter(train.epoch(number))
-                while True:
-                    batch = next(batches, None)
-                    go = torch.tensor([1.0 if batch is not None else 0.0])
-                    dist.all_reduce(go, op=dist.ReduceOp.MIN)  # every worker steps, or none
-                    if go.item() < 1:
-                        break
-                    batch = self.to_device(batch)
-                    value = self.train_step(batch)
-                    k = next(iter(batch.values())).shape[0]
-                    total, seen = total + value * k, seen + k
-                    self.step += 1
-                    for cb in self.callbacks:
-                        cb.on_batch_end(self.step, value)
-                sums = torch.tensor([total, float(seen)], dtype=torch.float64)
-                dist.all_reduce(sums)
-                return float(sums[0] / max(sums[1], 1))
+    def steps(self, batches):
+        import torch.distributed as dist
 
-            def validate(self, val):
-                self.model.eval()
-                sums = torch.zeros(3, dtype=torch.float64)
-                with torch.no_grad():
-                    for batch in val:
-                        batch = self.to_device(batch)
-                        k = next(iter(batch.values())).shape[0]
-                        with self.autocast():
-                            out = self.model(batch)
-                            sums[0] += float(self.task.loss(self.model, out, batch)) * k
-                            sums[1] += float(self.task.score(self.model, out, batch)) * k
-                        sums[2] += k
-                dist.all_reduce(sums)
-                n = max(float(sums[2]), 1.0)
-                return float(sums[0]) / n, float(sums[1]) / n
+        batches = iter(batches)
+        while True:
+            batch = next(batches, None)
+            go = torch.tensor([1.0 if batch is not None else 0.0])
+            dist.all_reduce(go, op=dist.ReduceOp.MIN)  # every worker steps, or none
+            if go.item() < 1:
+                return
+            yield batch
 
-        return _Trainer(net, task, options, callbacks, device, schedule=schedule)
+    def reduce(self, sums):
+        import torch.distributed as dist
+
+        total = torch.tensor(sums, dtype=torch.float64)
+        dist.all_reduce(total)
+        return total.tolist()
+
+
+def pack(net, logs) -> tuple[bytes, list[tuple]]:
+    """A trained network and its log as bytes and tuples: what a worker hands back (not
+    shared tensors: the worker may be gone before they are read)."""
+    import dataclasses
+    import io
+
+    buf = io.BytesIO()
+    torch.save({k: v.detach().cpu() for k, v in net.state_dict().items()}, buf)
+    return buf.getvalue(), [dataclasses.astuple(log) for log in logs]
+
+
+def unpack(p, features, prof, target, packed):
+    """(network of plan ``p`` with the packed weights, logs) in this process."""
+    import io
+
+    from dbml.training import pipeline as pl
+    from dbml.training.loop import EpochLog
+
+    data, rows = packed
+    with torch.random.fork_rng(devices=[p.device] if p.device.type == "cuda" else []):
+        net = pl.build_network(p, features, prof, target)
+    net.load_state_dict(torch.load(io.BytesIO(data), weights_only=True))  # tensors only, never code
+    return net, [EpochLog(*row) for row in rows]
+
+
+def failure(text: str, what: str) -> TrainingError:
+    """The error of a worker that raised: its own dbml error when it raised one, else the
+    last line of its traceback."""
+    found = next((line for line in text.splitlines() if "dbml: " in line), None)
+    if found is not None:
+        return TrainingError(found[found.index("dbml: ") + 6 :])
+    last = text.strip().splitlines()[-1][:300] if text.strip() else "no message"
+    return TrainingError(f"{what} failed: {last}; nothing was saved")
 
 
 def _worker(rank: int, world: int, port: int, recipe: dict[str, Any], results) -> None:
     import torch.distributed as dist
 
-    from dbml.training import ProgressBar, Trainer
+    from dbml.training import ProgressBar
     from dbml.training import pipeline as pl
 
     backend = "cpu:gloo,cuda:nccl" if recipe["device"].type == "cuda" else "gloo"  # the step flag and sums are CPU tensors
@@ -195,15 +213,10 @@ def _worker(rank: int, world: int, port: int, recipe: dict[str, Any], results) -
                 val = TensorBatches(recipe["val"], max(batch, pl.VALIDATION_BATCH), shuffle=False, shard=rank, shards=world)
                 val.rows = val.total  # every worker validates (a shard may hold none of the rows): the sums are collective
         bar = [ProgressBar(recipe["label"], options["verbose"], recipe["prefix"])] if rank == 0 and options["verbose"] else []
-        trainer = DistributedTrainer.make(Trainer, net, p.task, options, bar, device, recipe["schedule"], world)
+        trainer = DistributedTrainer(net, p.task, options, bar, device, schedule=recipe["schedule"], world=world)
         logs = trainer.fit(train, val if val is not None and val.rows else None)
-        if rank == 0:  # bytes, not shared tensors: this process may be gone before the parent reads them
-            import dataclasses
-            import io
-
-            buf = io.BytesIO()
-            torch.save({k: v.detach().cpu() for k, v in net.state_dict().items()}, buf)
-            results.put((buf.getvalue(), [dataclasses.astuple(log) for log in logs]))
+        if rank == 0:
+            results.put(pack(net, logs))
         dist.barrier()
     finally:
         dist.destroy_process_group()
@@ -250,6 +263,7 @@ def _stage(p, train, path: str) -> dict[str, Any]:
     """Write the encoded rows of every role a streamed fit reads, with their split keys, to
     the parquet file ``path`` in one pass over the source; refuse a source that changed."""
     from dbml.data import split, stream
+    from dbml.data.rows import read_error
     from dbml.errors import SourceError
     from dbml.sqltext import string
 
@@ -262,7 +276,7 @@ def _stage(p, train, path: str) -> dict[str, Any]:
         got = train.con.execute(f"SELECT {role} AS r, count(*), coalesce(sum({split.ROW}::HUGEINT), 0) FROM "
                                 f"read_parquet({string(path)}) GROUP BY r").fetchall()  # fmt: skip
     except Exception as err:  # noqa: BLE001 - a source DuckDB cannot read now: said as the streamed pass says it
-        raise stream._source_error(err, p.name, p.req.source_label) from None
+        raise read_error(err, p.name, p.req.source_label) from None
     counts = {int(r): (int(n), int(t)) for r, n, t in got}
     zero = (0, 0)
     rows = {(0,): counts.get(0, zero)[0], (1,): counts.get(1, zero)[0]}
@@ -278,7 +292,6 @@ def _stage(p, train, path: str) -> dict[str, Any]:
 def _run(p, world: int, recipe: dict[str, Any]):
     import torch.multiprocessing as mp
 
-    from dbml.training import pipeline as pl
 
     ctx = mp.get_context("spawn")
     results = ctx.SimpleQueue()
@@ -293,12 +306,7 @@ def _run(p, world: int, recipe: dict[str, Any]):
             if procs.join(timeout=0.2):
                 break
     except mp.ProcessRaisedException as err:
-        text = str(err)
-        found = next((line for line in text.splitlines() if "dbml: " in line), None)
-        if found is not None:
-            raise TrainingError(found[found.index("dbml: ") + 6 :]) from None
-        raise TrainingError(f"a worker of TRAIN MODEL {p.name} failed: {text.strip().splitlines()[-1][:300]}; "
-                            "nothing was saved") from None  # fmt: skip
+        raise failure(str(err), f"a worker of TRAIN MODEL {p.name}") from None
     except mp.ProcessExitedException as err:
         raise TrainingError(f"worker {err.error_index} of {world} of TRAIN MODEL {p.name} stopped "
                             f"({'signal ' + err.signal_name if err.signal_name else 'exit code ' + str(err.exit_code)}); "
@@ -312,14 +320,5 @@ def _run(p, world: int, recipe: dict[str, Any]):
         got = results.get()
     if got is None:
         raise TrainingError(f"the workers of TRAIN MODEL {p.name} ended without a result; nothing was saved")
-    import io
-
-    from dbml.training.loop import EpochLog
-
-    data, rows = got
-    state = torch.load(io.BytesIO(data), weights_only=True)  # tensors only, never code
-    logs = [EpochLog(*row) for row in rows]
-    with torch.random.fork_rng(devices=[p.device] if p.device.type == "cuda" else []):
-        net = pl.build_network(p, recipe["features"], recipe["profile"], recipe["target"])
-    net.load_state_dict(state)
+    net, logs = unpack(p, recipe["features"], recipe["profile"], recipe["target"], got)
     return net.to(p.device), logs

@@ -7,7 +7,8 @@ touching kinds, tasks or architectures. The task gives the loss (which sees the 
 batch, inputs too) and the validation figure. Where a device, several workers or mixed
 precision change the step, there is a method to override: :meth:`Trainer.to_device`,
 :meth:`Trainer.autocast`, :meth:`Trainer.compute_loss`, :meth:`Trainer.backward`,
-:meth:`Trainer.optimizer_step`, :meth:`Trainer.configure_optimizer`.
+:meth:`Trainer.optimizer_step`, :meth:`Trainer.configure_optimizer`, and for several
+workers :meth:`Trainer.steps` and :meth:`Trainer.reduce`.
 
 Early stopping (:class:`EarlyStopping`) restores the best weights on the validation
 rows; a loss that stops being finite ends training with an error, and nothing is saved
@@ -184,6 +185,14 @@ class Trainer:
     def optimizer_step(self) -> None:
         self.optimizer.step()
 
+    def steps(self, batches: Iterable[Batch]) -> Iterable[Batch]:
+        """The batches of an epoch the loop steps on: all of them (workers stop together)."""
+        return batches
+
+    def reduce(self, sums: list[float]) -> list[float]:
+        """Sums over this process's rows -> over every worker's (here: as they are)."""
+        return sums
+
     # -- the loop ------------------------------------------------------------------------------------
     def train_step(self, batch: Batch) -> float:
         """One optimisation step on one batch; returns its loss."""
@@ -197,7 +206,7 @@ class Trainer:
         """One pass over the training batches; returns the mean loss per row."""
         self.model.train()
         total, seen = 0.0, 0
-        for batch in train.epoch(number):
+        for batch in self.steps(train.epoch(number)):
             batch = self.to_device(batch)
             value = self.train_step(batch)
             k = rows(batch)
@@ -205,6 +214,7 @@ class Trainer:
             self.step += 1
             for cb in self.callbacks:
                 cb.on_batch_end(self.step, value)
+        total, seen = self.reduce([total, seen])
         return total / max(seen, 1)
 
     def validate(self, val: Batches) -> tuple[float, float]:
@@ -221,6 +231,7 @@ class Trainer:
                     loss += float(self.task.loss(self.model, out, batch)) * k
                     score += float(self.task.score(self.model, out, batch)) * k
                 n += k
+        loss, score, n = self.reduce([loss, score, n])
         return loss / max(n, 1), score / max(n, 1)
 
     def fit(self, train: Batches, val: Batches | None = None) -> list[EpochLog]:

@@ -34,7 +34,7 @@ from dbml.data import rows as data_rows
 from dbml.data import split, stream
 from dbml.data.batches import Batch, TensorBatches
 from dbml.errors import OptionError, SourceError
-from dbml.kinds import groups, kind_of
+from dbml.kinds import kind_of
 from dbml.registry import Registry, lineage
 from dbml.sqltext import quote as _q
 
@@ -85,7 +85,7 @@ def decide(p, con: duckdb.DuckDBPyConnection | None = None) -> bool:
         try:
             rows = con.execute(f"SELECT count(*) FROM (\n{p.data_sql}\n) AS examples", p.req.params).fetchall()[0][0]
         except duckdb.Error as err:
-            raise stream._source_error(err, p.name, p.req.source_label) from None
+            raise data_rows.read_error(err, p.name, p.req.source_label) from None
         p.facts["rows"] = int(rows)
     return not why and rows is not None and int(rows) * row_bytes(p.features) > auto_bytes()
 
@@ -168,10 +168,9 @@ def train(con: duckdb.DuckDBPyConnection, registry: Registry, p, started: float)
     selects = _selects(p)
     target_sql = p.task.target_sql(p.target, p.target_type) if p.target or p.task.own_target else None
 
-    def sql(roles, epoch=None, columns=None, sample=1.0):
-        body = stream.pass_sql(p.data_sql, selects, target_sql, p.row_hash, seed, fraction, roles, epoch=epoch,
-                               sample=sample)  # fmt: skip
-        return body if columns is None else f"SELECT {columns} FROM (\n{body}\n) AS pass"
+    def sql(roles, epoch=None, sample=1.0):
+        return stream.pass_sql(p.data_sql, selects, target_sql, p.row_hash, seed, fraction, roles, epoch=epoch,
+                               sample=sample)
 
     # one read of a seeded sample of the training rows (all of them below PROFILE_ROWS and PROFILE_BYTES): the
     # profile is DuckDB SQL over it, as over the training rows in memory, and the task's preparation (labels,
