@@ -309,6 +309,30 @@ def _metrics_text(metrics: Any) -> str:
     return "<div>" + "; ".join(parts) + "</div>"
 
 
+def _section_baseline(rec: dict[str, Any]) -> str:
+    """The simple models measured on the same validation rows (``metrics.baseline``), and
+    whether the network beats them, in words."""
+    from dbml.summary import versus
+
+    simple = (rec.get("metrics") or {}).get("baseline")
+    out = ["<h3>Against simple models (same validation rows)</h3>"]
+    if not isinstance(simple, dict) or not simple:
+        out.append(_note("no baseline recorded (a version trained before baselines, an imported model, or a task without one)"))
+        return "".join(out)
+    rows = []
+    for name, figures in simple.items():
+        if not isinstance(figures, dict):
+            continue
+        what = figures.get("model") or name.replace("_", " ")
+        shown = "; ".join(f"{_e(k)} = {_e(v)}" for k, v in figures.items() if k != "model" and not isinstance(v, (dict, list)))
+        rows.append([_e(what), shown])
+    out.append(_table(["baseline", "its metrics"], rows))
+    said = versus(rec.get("task"), rec.get("metrics"))
+    if said:
+        out.append(_note(said))
+    return "".join(out)
+
+
 def _section_evaluation(conn: "Connection", rec: dict[str, Any], has_log: bool) -> str:
     model, version = rec["model"], rec["version"]
     out = ["<h3>Validation metrics at training time</h3>"]
@@ -317,6 +341,7 @@ def _section_evaluation(conn: "Connection", rec: dict[str, Any], has_log: bool) 
         out.append(_table(["metric", "value"], [[_e(k), _e(v)] for k, v in metrics.items()]))
     else:
         out.append(_note("no validation metrics recorded"))
+    out.append(_section_baseline(rec))
     out.append("<h3>Training curves</h3>")
     if has_log:
         out.append(_picture(lambda: _plot("training_curves")(conn, model, version), f"training curves of {model} version {version}"))

@@ -426,7 +426,7 @@ class Shell:
         return self.run_sql("SHOW MODELS;")
 
     def _versions(self, args: list[str]) -> bool:
-        wanted = ["version", "aliases", "metric", "score", "task", "architecture", "row_count", "epochs",
+        wanted = ["version", "aliases", "metric", "score", "baseline", "task", "architecture", "row_count", "epochs",
                   "train_seconds", "size", "created_by", "created_at"]  # fmt: skip
         try:
             rel = self.con.describe_model(args[0])  # the name is checked there, never pasted into SQL

@@ -292,7 +292,7 @@ class Registry:
 
     def describe(self, con: duckdb.DuckDBPyConnection, model: str, facts: list[dict[str, Any]]) -> duckdb.DuckDBPyRelation:
         """DESCRIBE MODEL's relation, on ``con``: one row per version of ``model`` with its
-        aliases, the per-version ``facts`` given ({version, metric, score, functions, size}),
+        aliases, the per-version ``facts`` given ({version, metric, score, baseline, functions, size}),
         and the stored columns; the columns a person reads first lead, the bulky JSON facts
         sit in between."""
         fact = "(SELECT f.{} FROM (SELECT unnest($facts) AS f) WHERE f.version = v.version) AS {}"
@@ -301,7 +301,8 @@ class Registry:
             "SELECT v.version, "
             "(SELECT list(a.alias ORDER BY a.alias) FROM dbml.aliases a WHERE a.model = v.model "
             " AND a.version = v.version) AS aliases, "
-            + ", ".join(fact.format(k, k) for k in ("metric", "score")) + ", v.task, v.architecture, v.target, "
+            + ", ".join(fact.format(k, k) for k in ("metric", "score")) + ", "
+            + typed.format("baseline", "VARCHAR", "baseline") + ", v.task, v.architecture, v.target, "
             + fact.format("functions", "functions") + ", v.row_count, v.train_rows, v.validation_rows, v.epochs, "
             "v.train_seconds, v.device, v.target_type, v.labels, v.features, v.metrics, v.options, v.onnx_size, "
             "v.onnx_sha256, v.parity_error, v.source_sql, v.source_tables, v.data_fingerprint, v.library_versions, "

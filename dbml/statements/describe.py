@@ -31,7 +31,7 @@ def describe_model(ctx: "Context", model: str):
     """``DESCRIBE MODEL model``: one row per version with its schema, metrics, sizes and lineage."""
     from dbml.names import check_model_name
     from dbml.outputs import offered
-    from dbml.summary import headline, human_size
+    from dbml.summary import headline, human_size, versus
 
     name = check_model_name(model)
     ctx.registry.get(name)  # raises for an unknown model
@@ -40,7 +40,7 @@ def describe_model(ctx: "Context", model: str):
         rec = ctx.registry.get(name, version)
         metric, score = headline(rec["task"], rec["metrics"])
         facts.append({"version": version, "functions": list(offered(ctx.version_info(rec))), "metric": metric,
-                      "score": score, "size": human_size(rec["onnx_size"]),
+                      "score": score, "baseline": versus(rec["task"], rec["metrics"]), "size": human_size(rec["onnx_size"]),
                       "base_model": rec.get("base_model"), "base_version": rec.get("base_version")})  # fmt: skip
     return ctx.registry.describe(ctx.db(), name, facts)
 
@@ -54,7 +54,7 @@ STATEMENT = Statement(
     name="describe", head=("DESCRIBE", "MODEL"), node=DescribeModel, parse=parse,
     generate=lambda gen, e: f"DESCRIBE MODEL {gen.sql(e.this)}", run=run, twins={"describe_model": describe_model},
     returns_rows=True, accept=_accept,
-    columns=("version", "aliases", "metric", "score", "task", "architecture", "target", "functions", "row_count",
+    columns=("version", "aliases", "metric", "score", "baseline", "task", "architecture", "target", "functions", "row_count",
              "train_rows", "validation_rows", "epochs", "train_seconds", "device", "target_type", "labels", "features",
              "metrics", "options", "onnx_size", "onnx_sha256", "parity_error", "source_sql", "source_tables",
              "data_fingerprint", "library_versions", "parent_version", "base_model", "base_version", "size", "created_by", "created_at"),

@@ -29,13 +29,14 @@ def run(ctx: "Context", node: ShowModels):
 def show_models(ctx: "Context"):
     """``SHOW MODELS``: one row per model: the default version's headline metric and size;
     the full metrics stay in the registry and DESCRIBE MODEL."""
-    from dbml.summary import headline, human_size
+    from dbml.summary import headline, human_size, versus
 
     out = []
     for m in ctx.registry.summary():
         metric, score = headline(m["task"], m["metrics"])
         updated = m["updated_at"]
         out.append({"model": m["model"], "task": m["task"], "metric": metric, "score": score,
+                    "baseline": versus(m["task"], m["metrics"]),
                     "versions": m["versions"], "default_version": m["default_version"], "aliases": m["aliases"],
                     "size": human_size(m["onnx_size"]), "rows": m["row_count"], "architecture": m["architecture"],
                     "target": m["target"], "latest_version": m["latest_version"],
@@ -48,6 +49,7 @@ def _schema():
 
     return pa.schema([
         ("model", pa.string()), ("task", pa.string()), ("metric", pa.string()), ("score", pa.float64()),
+        ("baseline", pa.string()),
         ("versions", pa.int64()), ("default_version", pa.int32()), ("aliases", pa.map_(pa.string(), pa.int32())),
         ("size", pa.string()), ("rows", pa.int64()), ("architecture", pa.string()), ("target", pa.string()),
         ("latest_version", pa.int32()), ("updated_at", pa.timestamp("us")),
@@ -67,7 +69,7 @@ def _accept(rest: str) -> bool:
 STATEMENT = Statement(
     name="show", head=("SHOW", "MODELS"), node=ShowModels, parse=parse, generate=lambda gen, e: "SHOW MODELS", run=run,
     twins={"show_models": show_models}, returns_rows=True, accept=_accept,
-    columns=("model", "task", "metric", "score", "versions", "default_version", "aliases", "size", "rows",
+    columns=("model", "task", "metric", "score", "baseline", "versions", "default_version", "aliases", "size", "rows",
              "architecture", "target", "latest_version", "updated_at"),
     summary="one row per model: its task, headline metric, versions, aliases and size",
 )  # fmt: skip

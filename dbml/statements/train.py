@@ -123,7 +123,7 @@ STATEMENT = Statement(
     name="train", head=("TRAIN", "MODEL"), node=TrainModel, parse=parse, generate=generate, run=run,
     twins={"train": train},
     columns=("model", "version", "status", "task", "architecture", "rows", "train_rows", "validation_rows", "metrics",
-             "epochs", "seconds", "device", "size", "metric", "score"),
+             "epochs", "seconds", "device", "size", "metric", "score", "baseline"),
     keywords=("IF NOT EXISTS", "USING", "FROM", "TARGET", "WITH"),
     summary="train a new version of a model on the rows of a source",
 )  # fmt: skip

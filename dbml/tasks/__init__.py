@@ -260,6 +260,13 @@ class Task:
         """Training-time metrics on held-out rows ``idx`` (``batch``), and ``prediction_distribution``."""
         raise NotImplementedError
 
+    def baseline(self, net, train, eval_data, target: Target, idx: np.ndarray) -> dict[str, Any] | None:
+        """``metrics.baseline``: simple models measured on the held-out rows ``eval_data``
+        (``idx`` of ``target.y``) that the version's own metrics took, as {baseline: {metric:
+        value}} (``train``: the training :class:`~dbml.data.batches.Batches`); None: none.
+        :func:`dbml.summary.versus` compares the headline metric with each."""
+        return None
+
     def graph_outputs(self, target: Target) -> dict[str, str]:
         """{ONNX output name: description}, as stored in the graph's metadata."""
         raise NotImplementedError

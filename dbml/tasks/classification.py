@@ -165,6 +165,11 @@ class Classification(Task):
             },
         }
 
+    def baseline(self, net, train, eval_data, target, idx):
+        from dbml.training import baseline
+
+        return baseline.classification(net, train, eval_data, len(target.labels))
+
     def graph_outputs(self, target):
         return {
             "label": "predicted class label, one per row, in the target's type",

@@ -118,6 +118,11 @@ class Regression(Task):
             "prediction_distribution": {"edges": edges, "shares": (counts / max(counts.sum(), 1)).tolist()},
         }
 
+    def baseline(self, net, train, eval_data, target, idx):
+        from dbml.training import baseline
+
+        return baseline.regression(net, train, eval_data, target.y[idx], target.scale)
+
     def graph_outputs(self, target):
         return {"value": "float [N]: predicted value in the target's units", "embedding": "float [N, k]: the last hidden layer"}
 

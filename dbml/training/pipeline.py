@@ -378,6 +378,9 @@ def fit_batches(p: Plan, features, prof, target: Target, train: Batches, val: Ba
         metrics = p.task.metrics(net, eval_data, eval_target, eval_idx)
     metrics["evaluated_on"] = "validation" if n_val else "training"
     metrics["rows"] = int(len(eval_idx))
+    simple = _baseline(p, net, train, eval_data, eval_target, eval_idx)
+    if simple:
+        metrics["baseline"] = simple
     schedule = refit_schedule(p, logs, n_train, n_val)
     if schedule:
         # the validation rows chose the epochs and measured the network above; the version is a second
@@ -389,6 +392,15 @@ def fit_batches(p: Plan, features, prof, target: Target, train: Batches, val: Ba
         seconds += more
         metrics["refit"] = {"epochs": len(schedule), "rows": int(both.rows)}
     return net.cpu().eval(), logs, seconds, batch_size, metrics
+
+
+def _baseline(p: Plan, net: Network, train: Batches, eval_data: Batch, target: Target, idx: np.ndarray):
+    """The task's simple models on the held-out rows (:meth:`Task.baseline`). They are a
+    comparison, not the version: one that cannot be fitted says why and the TRAIN goes on."""
+    try:
+        return p.task.baseline(net, train, eval_data, target, idx)
+    except (RuntimeError, ValueError, FloatingPointError) as e:  # an ill-conditioned fit (a dbml error goes on up)
+        return {"linear": {"skipped": f"the fit failed: {str(e).splitlines()[0][:200]}"}}
 
 
 def start_network(p: Plan, features, prof, target: Target) -> Network:
@@ -654,7 +666,7 @@ def _result(rec: dict[str, Any], status: str) -> dict[str, Any]:
     """TRAIN MODEL's one row: the numeric validation metrics (the prediction distribution
     stays in the registry's metrics JSON), the size in human units, and the headline metric
     in columns of its own."""
-    from dbml.summary import headline, human_size
+    from dbml.summary import headline, human_size, versus
 
     metrics = {k: v for k, v in (rec.get("metrics") or {}).items() if isinstance(v, (int, float))}
     metric, score = headline(rec["task"], rec.get("metrics"))
@@ -674,4 +686,5 @@ def _result(rec: dict[str, Any], status: str) -> dict[str, Any]:
         "size": human_size(rec.get("onnx_size")),
         "metric": metric,
         "score": score,
+        "baseline": versus(rec["task"], rec.get("metrics")),
     }
