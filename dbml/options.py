@@ -137,6 +137,12 @@ TRAINING_OPTIONS: tuple[Option, ...] = (
     Option("verbose", "int", None, "0 silent, 1 a progress bar, 2 one line per epoch, on stderr "
            "(default: 1 in a terminal or notebook, 0 elsewhere)", lambda v: 0 <= v <= 2, "0, 1 or 2"),
     Option("progress", "bool", None, "deprecated alias of verbose: true is verbose = 1, false is verbose = 0"),
+    Option("tune", "int", 0, "trials of a seeded random search over the architecture's and the training's options, "
+           "judged on the validation rows; the best is kept (0: none)", lambda v: 0 <= v <= 500, "between 0 and 500"),
+    Option("tune_seconds", "float", None, "time budget of the search in seconds: no trial starts after it "
+           "(none: every trial runs)", lambda v: v > 0, "above 0"),
+    Option("tune_options", "str_list", None, "the options the search draws (default: every tunable option the "
+           "architecture has that the statement does not give)"),
     Option("max_categories", "int", 100, "vocabulary size per category column (most frequent kept)",
            lambda v: 1 <= v <= 100_000, "between 1 and 100000"),
     Option("max_classes", "int", 20, "an integer target with at most this many values is a class label",

@@ -34,7 +34,7 @@ from dbml._version import __version__
 from dbml.data import rows as data_rows
 from dbml.data import source as data_source
 from dbml.data.batches import Batch, Batches, TensorBatches
-from dbml.training import distributed, finetune, streaming, transfer
+from dbml.training import distributed, finetune, streaming, transfer, tune
 from dbml.registry import lineage, records
 from dbml.architectures import ARCHITECTURES, Architecture, default_architecture, get_architecture
 from dbml.errors import ExportError, FeatureError, OptionError, TargetError
@@ -47,6 +47,7 @@ from dbml.registry import Registry, check_model_name
 from dbml.request import TrainRequest
 from dbml.runtime import arrow_feeds, new_session
 from dbml.sqltext import quote as _q
+from dbml.summary import LOWER_IS_BETTER
 from dbml.tasks import TASKS, Target, Task, choose_task, implied_task
 from dbml.training import ProgressBar, Trainer
 
@@ -509,6 +510,7 @@ def train(con: duckdb.DuckDBPyConnection, registry: Registry, req: TrainRequest)
     p = plan(con, registry, name, req, resolve_source(con, name, req))
     streams = streaming.decide(p, con)
     distributed.check(p.name, p.options, p.device, streams)
+    searched = _check_tune(p, streams)
     if streams:
         return streaming.train(con, registry, p, started)
     table = read_rows(con, p)
@@ -519,7 +521,17 @@ def train(con: duckdb.DuckDBPyConnection, registry: Registry, req: TrainRequest)
     arrays = batches(table, features, prof, name)
     p.task.observe(target, arrays, train_idx)
     y = table.column(_TARGET_NAME) if _TARGET_NAME in table.column_names else None
+    tuning = None
+    if searched:  # trials without the refit, judged on the validation rows; the best options train the version
+        def trial(t: Plan):
+            return fit_model(t, features, prof, target, arrays, train_idx, val_idx, y)
+
+        p, tuning = tune.search(p, trial, p.task.headline, p.task.headline in LOWER_IS_BETTER, searched, _declared(p),
+                                len(train_idx))
     net, logs, seconds, batch_size, metrics = fit_model(p, features, prof, target, arrays, train_idx, val_idx, y)
+    if tuning is not None:
+        metrics["tuning"] = tuning
+        seconds += sum(t["seconds"] for t in tuning["trials"])
     eval_idx = val_idx if len(val_idx) else train_idx
     blob, parity = export_and_check(p, net, features, prof, target, table, arrays, eval_idx[:2048])
     rec = record(con, registry, p, features, prof, target, table.num_rows, len(train_idx), len(val_idx),
@@ -530,6 +542,23 @@ def train(con: duckdb.DuckDBPyConnection, registry: Registry, req: TrainRequest)
 
 
 # -- checks and helpers ------------------------------------------------------------------------
+def _declared(p: Plan) -> tuple:
+    """The options of the plan's architecture and the training's (what ``tune`` may draw from)."""
+    return TRAINING_OPTIONS + p.architecture.options
+
+
+def _check_tune(p: Plan, streams: bool) -> list[str]:
+    """The options ``tune`` draws (none without it); an OptionError for a search that cannot run."""
+    searched = tune.check(p.name, p.options, p.req.options, _declared(p), p.architecture.name, streams,
+                          p.options["workers"], p.req.fit_with is not None)  # fmt: skip
+    if searched and (p.parent is not None or p.base is not None):
+        raise OptionError(f"option 'tune' of TRAIN MODEL {p.name} draws the network's shape, which "
+                          f"{'fine-tuning keeps from the parent' if p.parent is not None else 'a transfer keeps from the base'}; "
+                          "tune a new model instead")  # fmt: skip
+    if searched and not p.task.headline:
+        raise OptionError(f"option 'tune' of TRAIN MODEL {p.name}: a {p.task.name} model has no validation metric to judge trials by")
+    return searched
+
 def _check_reserved(model: str, req: TrainRequest, columns: list[str], taken: list[str], task: str | None = None,
                     outputs: dict[str, str] | None = None) -> None:  # fmt: skip
     """Refuse feature columns whose names the ONNX graph keeps for itself, before any

@@ -22,11 +22,12 @@ import duckdb
 from dbml.errors import DbmlError, OptionError
 from dbml.integrations.plot._draw import (
     PREDICTION, draw_calibration, draw_confusion, draw_drift, draw_forecast, draw_importance, draw_pr,
-    draw_predicted_vs_actual, draw_residuals, draw_roc, draw_scores, draw_training, new_axes, new_figure, nan as _nan,
+    draw_predicted_vs_actual, draw_residuals, draw_roc, draw_scores, draw_training, draw_tuning, new_axes, new_figure, nan as _nan,
 )  # fmt: skip
 
 __all__ = [
     "training_curves",
+    "tuning",
     "evaluation",
     "roc",
     "precision_recall",
@@ -184,6 +185,32 @@ def training_curves(con, model: str, version: int | None = None, *, fig=None):
     task = _task(record["task"])
     metric = task.score_label if task is not None else "metric"
     return draw_training(fig, rows, metric, f"{_what(record['model'], record['version'])}: training")
+
+
+def tuning(con, model: str, version: int | None = None, *, fig=None):
+    """The trials of a version trained with ``WITH (tune = N)``: each trial's validation
+    metric in trial order with the best so far, and the metric against each option drawn.
+
+    Args:
+        con: a dbml Connection.
+        model: the model's name.
+        version: the version; None means the one the 'default' alias points to, else the latest.
+        fig: a matplotlib Figure to draw in (a new one when None).
+
+    Returns:
+        The Figure, one panel for the trials and one per tuned option; the kept trial in red.
+
+    Raises:
+        ModelNotFoundError / VersionNotFoundError: no such model or version.
+        DbmlError: the version was not tuned.
+    """
+    record = _version(con, model, version)
+    found = (_json(record.get("metrics")) or {}).get("tuning")
+    if not isinstance(found, dict) or not found.get("trials"):
+        raise DbmlError(f"{_what(record['model'], record['version'])} was not tuned (TRAIN MODEL ... WITH (tune = N) "
+                        "keeps its trials): nothing to draw")  # fmt: skip
+    fig = fig if fig is not None else new_figure((4.0 * (1 + min(len(found.get("tuned") or []), 6)), 3.6))
+    return draw_tuning(fig, found, f"{_what(record['model'], record['version'])}: {len(found['trials'])} trials")
 
 
 def roc(con, model: str, version: int | None = None, *, run_id: int | None = None, ax=None):

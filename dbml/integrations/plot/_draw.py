@@ -214,6 +214,47 @@ def draw_training(fig, rows: list[dict], metric: str, title: str) -> Any:
     return fig
 
 
+def draw_tuning(fig, tuning: dict[str, Any], title: str) -> Any:
+    """Each trial's validation score in trial order with the best so far, then the score
+    against each tuned option (log axes for rates and decays, the drawn lists as labels);
+    the kept trial in red."""
+    trials = tuning.get("trials") or []
+    metric, lower = tuning.get("metric") or "score", bool(tuning.get("lower_is_better"))
+    tuned = list(tuning.get("tuned") or [])
+    best = tuning.get("best_trial")
+    axes = fig.subplots(1, 1 + len(tuned), squeeze=False)[0]
+    numbers = [r["trial"] for r in trials]
+    scores = [nan(r.get("score")) for r in trials]
+    axes[0].scatter(numbers, scores, color="tab:blue", label="trial")
+    running, so_far = [], math.nan
+    for v in scores:
+        if not math.isnan(v) and (math.isnan(so_far) or (v < so_far if lower else v > so_far)):
+            so_far = v
+        running.append(so_far)
+    axes[0].step(numbers, running, where="post", color="tab:green", label="best so far")
+    axes[0].set(xlabel="Trial", ylabel=f"Validation {metric}", title="Trials")
+    axes[0].xaxis.get_major_locator().set_params(integer=True)
+    for ax, name in zip(axes[1:], tuned):
+        values = [r["options"].get(name) for r in trials]
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            xs = [float(v) for v in values]
+            if name in ("lr", "weight_decay") and all(v > 0 for v in xs):
+                ax.set_xscale("log")
+        else:
+            labels = sorted({str(v) for v in values})
+            xs = [labels.index(str(v)) for v in values]
+            ax.set_xticks(range(len(labels)), labels, rotation=45, fontsize="small")
+        ax.scatter(xs, scores, color="tab:blue")
+        ax.set(xlabel=name, title=name)
+    for ax in axes:
+        if best is not None and best < len(trials):
+            x = numbers[best] if ax is axes[0] else ax.collections[0].get_offsets()[best][0]
+            ax.scatter([x], [scores[best]], color="tab:red", zorder=3, label="kept")
+    axes[0].legend(fontsize="small")
+    fig.suptitle(title)
+    return fig
+
+
 def draw_importance(ax, rows: list[dict]) -> Any:
     ranked = sorted(rows, key=lambda r: -nan(r["importance"]) if r["importance"] is not None else math.inf)
     names = [str(r["feature"]) for r in ranked][::-1]  # the most important on top
