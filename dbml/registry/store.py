@@ -294,20 +294,20 @@ class Registry:
         """DESCRIBE MODEL's relation, on ``con``: one row per version of ``model`` with its
         aliases, the per-version ``facts`` given ({version, metric, score, baseline, functions, size}),
         and the stored columns; the columns a person reads first lead, the bulky JSON facts
-        sit in between."""
+        sit in between; columns added since come last, so earlier ones keep their places."""
         fact = "(SELECT f.{} FROM (SELECT unnest($facts) AS f) WHERE f.version = v.version) AS {}"
         typed = "CAST((SELECT f.{} FROM (SELECT unnest($facts) AS f) WHERE f.version = v.version) AS {}) AS {}"
         return con.sql(
             "SELECT v.version, "
             "(SELECT list(a.alias ORDER BY a.alias) FROM dbml.aliases a WHERE a.model = v.model "
             " AND a.version = v.version) AS aliases, "
-            + ", ".join(fact.format(k, k) for k in ("metric", "score")) + ", "
-            + typed.format("baseline", "VARCHAR", "baseline") + ", v.task, v.architecture, v.target, "
+            + ", ".join(fact.format(k, k) for k in ("metric", "score")) + ", v.task, v.architecture, v.target, "
             + fact.format("functions", "functions") + ", v.row_count, v.train_rows, v.validation_rows, v.epochs, "
             "v.train_seconds, v.device, v.target_type, v.labels, v.features, v.metrics, v.options, v.onnx_size, "
             "v.onnx_sha256, v.parity_error, v.source_sql, v.source_tables, v.data_fingerprint, v.library_versions, "
             "v.parent_version, " + typed.format("base_model", "VARCHAR", "base_model") + ", "
-            + typed.format("base_version", "INTEGER", "base_version") + ", " + fact.format("size", "size") + ", v.created_by, v.created_at "
+            + typed.format("base_version", "INTEGER", "base_version") + ", " + fact.format("size", "size") + ", v.created_by, v.created_at, "
+            + typed.format("baseline", "VARCHAR", "baseline") + " "
             "FROM dbml.model_versions v WHERE v.model = $model ORDER BY v.version",
             params={"model": model, "facts": facts},
         )

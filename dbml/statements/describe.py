@@ -54,9 +54,9 @@ STATEMENT = Statement(
     name="describe", head=("DESCRIBE", "MODEL"), node=DescribeModel, parse=parse,
     generate=lambda gen, e: f"DESCRIBE MODEL {gen.sql(e.this)}", run=run, twins={"describe_model": describe_model},
     returns_rows=True, accept=_accept,
-    columns=("version", "aliases", "metric", "score", "baseline", "task", "architecture", "target", "functions", "row_count",
+    columns=("version", "aliases", "metric", "score", "task", "architecture", "target", "functions", "row_count",
              "train_rows", "validation_rows", "epochs", "train_seconds", "device", "target_type", "labels", "features",
              "metrics", "options", "onnx_size", "onnx_sha256", "parity_error", "source_sql", "source_tables",
-             "data_fingerprint", "library_versions", "parent_version", "base_model", "base_version", "size", "created_by", "created_at"),
+             "data_fingerprint", "library_versions", "parent_version", "base_model", "base_version", "size", "created_by", "created_at", "baseline"),
     summary="one row per version of a model: schema, metrics, sizes, lineage",
 )  # fmt: skip

@@ -49,10 +49,9 @@ def _schema():
 
     return pa.schema([
         ("model", pa.string()), ("task", pa.string()), ("metric", pa.string()), ("score", pa.float64()),
-        ("baseline", pa.string()),
         ("versions", pa.int64()), ("default_version", pa.int32()), ("aliases", pa.map_(pa.string(), pa.int32())),
         ("size", pa.string()), ("rows", pa.int64()), ("architecture", pa.string()), ("target", pa.string()),
-        ("latest_version", pa.int32()), ("updated_at", pa.timestamp("us")),
+        ("latest_version", pa.int32()), ("updated_at", pa.timestamp("us")), ("baseline", pa.string()),
     ])  # fmt: skip
 
 
@@ -69,7 +68,7 @@ def _accept(rest: str) -> bool:
 STATEMENT = Statement(
     name="show", head=("SHOW", "MODELS"), node=ShowModels, parse=parse, generate=lambda gen, e: "SHOW MODELS", run=run,
     twins={"show_models": show_models}, returns_rows=True, accept=_accept,
-    columns=("model", "task", "metric", "score", "baseline", "versions", "default_version", "aliases", "size", "rows",
-             "architecture", "target", "latest_version", "updated_at"),
+    columns=("model", "task", "metric", "score", "versions", "default_version", "aliases", "size", "rows",
+             "architecture", "target", "latest_version", "updated_at", "baseline"),
     summary="one row per model: its task, headline metric, versions, aliases and size",
 )  # fmt: skip

@@ -150,7 +150,7 @@ SELECT 'back' AS b;
     assert "Run Time (s): real " in out and "(60 rows, " in out and "p\n" in out and " rows/s)" in out
     assert "t\nv\nv\n" in out  # .tables, then .tables v%
     assert "CREATE TABLE t(x DOUBLE, y BOOLEAN, s VARCHAR);\n" in out
-    assert "model|task|metric|score|baseline|versions|default_version|aliases|size|rows|architecture|target" in out
+    assert "model|task|metric|score|versions|default_version|aliases|size|rows|architecture|target" in out
     assert "\nm|classification|accuracy|" in out
     assert "version|aliases|metric|score|baseline|task|architecture|row_count|epochs|train_seconds|size|created_by|created_at" in out
     assert (tmp_path / "out.txt").read_text() == "f\nto the file\n"

@@ -48,7 +48,8 @@ def test_train_show_and_describe_lead_with_the_headline(tmp_path):
     foreign_add_model(tmp_path / "add.onnx")
     con.sql(f"IMPORT MODEL plus FROM '{tmp_path / 'add.onnx'}'")
     show = con.sql("SHOW MODELS")
-    assert show.columns[:5] == ["model", "task", "metric", "score", "baseline"] and "metrics" not in show.columns
+    assert show.columns[:4] == ["model", "task", "metric", "score"] and "metrics" not in show.columns
+    assert show.columns[-1] == "baseline"  # columns added since come last
     rows = {r["model"]: r for r in (dict(zip(show.columns, v)) for v in show.fetchall())}
     g1 = con.registry.get("g", 1)
     assert (rows["g"]["metric"], rows["g"]["score"]) == ("r2", round(g1["metrics"]["r2"], 4))  # the default version's
@@ -57,8 +58,8 @@ def test_train_show_and_describe_lead_with_the_headline(tmp_path):
     assert (rows["plus"]["metric"], rows["plus"]["score"]) == (None, None)
     assert rows["c"]["rows"] == 200 and rows["c"]["updated_at"].microsecond == 0
     desc = con.sql("DESCRIBE MODEL g")
-    assert desc.columns[:6] == ["version", "aliases", "metric", "score", "baseline", "task"]
-    assert desc.columns[-3:] == ["size", "created_by", "created_at"]
+    assert desc.columns[:5] == ["version", "aliases", "metric", "score", "task"]
+    assert desc.columns[-4:] == ["size", "created_by", "created_at", "baseline"]
     versions = [dict(zip(desc.columns, v)) for v in desc.fetchall()]
     assert [v["aliases"] for v in versions] == [["default"], None]
     assert [v["score"] for v in versions] == [round(con.registry.get("g", n)["metrics"]["r2"], 4) for n in (1, 2)]
