@@ -28,11 +28,30 @@ def window_stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return mean, torch.where(std > 1e-6, std, torch.ones_like(std))
 
 
+def quantile_bins(entry: dict[str, Any]) -> list[float]:
+    """The edges of a numeric column's piecewise-linear encoding: its training minimum,
+    deciles and maximum, repeats dropped ([] when fewer than three are distinct: a flag or
+    a constant gains nothing from bins)."""
+    if entry.get("kind") != "numeric" or entry.get("min") is None or entry.get("max") is None:
+        return []
+    edges = sorted({float(entry["min"]), *(float(q) for q in entry.get("quantiles") or []), float(entry["max"])})
+    return edges if len(edges) >= 3 else []
+
+
 class NumberEncoder(nn.Module):
     """Impute (training mean) and standardise; a missing-value indicator for the
-    columns that had NULLs at training. NULL and NaN both arrive as NaN."""
+    columns that had NULLs at training. NULL and NaN both arrive as NaN.
 
-    def __init__(self, features, profile: dict[str, dict[str, Any]]):
+    With ``bins`` (option ``numeric_encoding = 'quantile'``), each numeric column with
+    three or more distinct training deciles also gets a piecewise-linear encoding over
+    them (Gorishniy et al., 2022, "On Embeddings for Numerical Features in Tabular Deep
+    Learning"): one value per bin between consecutive edges, 0 below the bin, 1 above it,
+    linear inside (the first bin unbounded below, the last above), so the first layer can
+    bend each column's effect where its values are. A missing value is encoded as the
+    mean (its indicator says it was missing).
+    """
+
+    def __init__(self, features, profile: dict[str, dict[str, Any]], bins: bool = False):
         super().__init__()
         mean = [profile[f.name]["mean"] for f in features]
         std = [profile[f.name]["std"] or 1.0 for f in features]
@@ -41,8 +60,21 @@ class NumberEncoder(nn.Module):
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).reshape(1, -1))
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).reshape(1, -1))
         self.register_buffer("indicators", torch.tensor(indicators, dtype=torch.long))
+        column, lo, width, floor, ceiling = [], [], [], [], []
+        for i, f in enumerate(features):
+            edges = quantile_bins(profile[f.name]) if bins else []
+            for j in range(len(edges) - 1):
+                column.append(i)
+                lo.append(edges[j])
+                width.append(max(edges[j + 1] - edges[j], 1e-12))
+                floor.append(-1e30 if j == 0 else 0.0)
+                ceiling.append(1e30 if j == len(edges) - 2 else 1.0)
+        self.n_bins = len(column)
+        self.register_buffer("bin_column", torch.tensor(column, dtype=torch.long))
+        for name, values in (("bin_lo", lo), ("bin_width", width), ("bin_floor", floor), ("bin_ceiling", ceiling)):
+            self.register_buffer(name, torch.tensor(values, dtype=torch.float32).reshape(1, -1))
         self.n_indicators = len(indicators)
-        self.shape = (len(features) + len(indicators),)
+        self.shape = (len(features) + self.n_bins + len(indicators),)
         self.n_features = len(features)
 
     def target_width(self) -> int:
@@ -60,10 +92,13 @@ class NumberEncoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         missing = torch.isnan(x)
-        scaled = self._scaled(x, missing)
-        if not self.n_indicators:
-            return scaled
-        return torch.cat([scaled, missing.index_select(1, self.indicators).to(torch.float32)], dim=1)
+        parts = [self._scaled(x, missing)]
+        if self.n_bins:
+            filled = torch.where(missing, self.mean.expand_as(x), x).index_select(1, self.bin_column)
+            parts.append(torch.minimum(torch.maximum((filled - self.bin_lo) / self.bin_width, self.bin_floor), self.bin_ceiling))
+        if self.n_indicators:
+            parts.append(missing.index_select(1, self.indicators).to(torch.float32))
+        return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
 
 
 class CategoryEncoder(nn.Module):

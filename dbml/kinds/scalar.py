@@ -11,6 +11,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from dbml.options import Option
 from dbml.errors import FeatureError
 from dbml.kinds import Claim, Kind, Phrase, Shape, clock
 from dbml.kinds.arrow import NUMBERS, doubles, finite_floats, is_number, plain
@@ -46,11 +47,20 @@ def is_number_type(sql_type: str) -> bool:
 _STORED_DECIMAL = re.compile(r"^DECIMAL(\(\d{1,3}(, ?\d{1,3})?\))?$")
 
 
+NUMERIC_ENCODING = Option(
+    "numeric_encoding", "str", "auto",
+    "how the network sees a number: standard (standardised), quantile (standardised, plus a piecewise-linear "
+    "encoding over its training deciles), or auto (quantile for classification and regression, else standard)",
+    choices=("auto", "standard", "quantile"),
+)  # fmt: skip
+
+
 class ScalarKind(Kind):
     """A column that becomes one FLOAT (NULL and NaN: missing, imputed in the graph)."""
 
     shape = Shape.FLAT
     group_order = 0  # the numbers tensor comes first
+    options = (NUMERIC_ENCODING,)
 
     def check_profile(self, check, entry, at):
         return check_numbers_profile(check, entry, at)
@@ -116,7 +126,7 @@ class ScalarKind(Kind):
     def encoder(self, features, profile, options):
         from dbml.kinds.encoders import NumberEncoder
 
-        return NumberEncoder(features, profile)
+        return NumberEncoder(features, profile, bins=options.get("numeric_encoding") == "quantile")
 
 
 class NumericKind(ScalarKind):

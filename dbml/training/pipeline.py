@@ -224,6 +224,10 @@ def plan(con: duckdb.DuckDBPyConnection, registry: Registry, name: str, req: Tra
         features = [dataclasses.replace(f, name=by_name[f.name.lower()].name) for f in parent.features]
     if base is not None:  # the base's columns, in its order, as this source has them
         features = transfer.match_features(base, features, name, req.source_label)
+    if options.get("numeric_encoding") == "auto":  # measured in benchmarks/accuracy.py: bins pay for the supervised tasks
+        prior = parent if parent is not None else base
+        # a parent or base stored before the option had standardised numbers: its weights expect them
+        options["numeric_encoding"] = "quantile" if task.refits and prior is None else "standard"
     outputs = task.graph_outputs(Target())
     _check_reserved(name, req, columns, [f.name for f in features if f.name in outputs], task.name, outputs)
     if target is not None:
