@@ -42,8 +42,12 @@ class Architecture:
             window of past values).
         tasks: the tasks it learns: every task of :data:`dbml.tasks.TASKS` whose
             ``needs`` it provides, in the table's order (a subclass may still name them).
+        binned_numbers: whether ``numeric_encoding = 'auto'`` gives its classifiers and
+            regressions the piecewise-linear encoding of numbers (measured for the mlp in
+            benchmarks/accuracy.py; the others keep standardised numbers until measured).
     """
 
+    binned_numbers: bool = False
     name: str = ""
     description: str = ""
     options: tuple[Option, ...] = ()

@@ -37,6 +37,7 @@ class MLP(Architecture):
     description = "feed-forward network for numeric, boolean, date, category and array columns"
     takes = frozenset({Shape.FLAT, Shape.FIXED})
     options = (HIDDEN, DROPOUT)
+    binned_numbers = True
 
     def build(self, inputs: dict[str, tuple[int, ...]], task: str, options: dict[str, Any]):
         from torch import nn

@@ -50,7 +50,7 @@ _STORED_DECIMAL = re.compile(r"^DECIMAL(\(\d{1,3}(, ?\d{1,3})?\))?$")
 NUMERIC_ENCODING = Option(
     "numeric_encoding", "str", "auto",
     "how the network sees a number: standard (standardised), quantile (standardised, plus a piecewise-linear "
-    "encoding over its training deciles), or auto (quantile for classification and regression, else standard)",
+    "encoding over its training deciles), or auto (quantile for an mlp's classification and regression, else standard)",
     choices=("auto", "standard", "quantile"),
 )  # fmt: skip
 

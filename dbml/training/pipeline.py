@@ -227,7 +227,7 @@ def plan(con: duckdb.DuckDBPyConnection, registry: Registry, name: str, req: Tra
     if options.get("numeric_encoding") == "auto":  # measured in benchmarks/accuracy.py: bins pay for the supervised tasks
         prior = parent if parent is not None else base
         # a parent or base stored before the option had standardised numbers: its weights expect them
-        options["numeric_encoding"] = "quantile" if task.refits and prior is None else "standard"
+        options["numeric_encoding"] = "quantile" if arch.binned_numbers and task.refits and prior is None else "standard"
     outputs = task.graph_outputs(Target())
     _check_reserved(name, req, columns, [f.name for f in features if f.name in outputs], task.name, outputs)
     if target is not None:
