@@ -94,3 +94,11 @@ def test_the_trials_are_one_picture(con):
     con.sql(f"TRAIN MODEL plain FROM t TARGET y WITH ({QUICK})")
     with pytest.raises(dbml.DbmlError, match="was not tuned"):
         dbml.plot.tuning(con, "plain")
+
+
+def test_better_follows_the_metrics_direction_and_keeps_the_earlier_on_ties():
+    assert tune.better(0.9, 0.8, lower=False) and not tune.better(0.8, 0.9, lower=False)
+    assert tune.better(1.0, 2.0, lower=True) and not tune.better(2.0, 1.0, lower=True)  # an error (mae): lower wins
+    assert not tune.better(0.9, 0.9, lower=False)  # a tie keeps the earlier trial (trial 0: the statement as written)
+    assert tune.better(0.1, None, lower=False) and not tune.better(None, 0.1, lower=False)
+    assert not tune.better(float("nan"), None, lower=False)  # a trial that measured nothing is never kept
