@@ -25,7 +25,6 @@ rows than the metrics. ``WITH (curves = false)`` skips the pass.
 
 from __future__ import annotations
 
-from statistics import NormalDist
 from typing import Any
 
 import numpy as np
@@ -189,7 +188,7 @@ def anomaly_curves(con, source_sql: str, model_ref: str, threshold: float | None
 def forecast_curves(ctx, rec: dict[str, Any], source_sql: str, series: Any) -> dict[str, Any]:
     """The last complete window of up to 8 series: history, actual values, forecast and
     the 90% interval, computed as FORECAST computes them (``ctx``: the handler context)."""
-    from dbml.data.series import roll as _roll
+    from dbml.data.series import half_widths, roll as _roll
     from dbml.tasks.statement import session
 
     window, horizon = int(rec["options"]["window"]), int(rec["options"]["horizon"])
@@ -206,13 +205,13 @@ def forecast_curves(ctx, rec: dict[str, Any], source_sql: str, series: Any) -> d
         return {"series": []}
     confidence = 0.9
     history = np.asarray([[np.nan if v is None else v for v in r[-1][:window]] for r in rows], dtype=np.float32)
-    sigma = np.asarray(rec["metrics"].get("residual_scale") or [0.0] * horizon, dtype=np.float64)
-    values, spreads = _roll(session(ctx, rec), history, horizon, horizon, window, sigma)
-    z = NormalDist().inv_cdf(0.5 + confidence / 2)
+    values = _roll(session(ctx, rec), history, horizon, horizon, window)
+    spreads = half_widths(rec["metrics"], history, horizon, horizon, confidence,
+                          [series.scales.get(tuple(r[: len(series.keys)])) for r in rows])  # fmt: skip
     out = []
     for i, r in enumerate(rows):
         times, ys = r[-2], r[-1]
-        f, half = values[i].astype(float), z * spreads[i].astype(float)
+        f, half = values[i].astype(float), spreads[i].astype(float)
         out.append({
             "key": list(r[: len(series.keys)]) if series.keys else None,
             "history": {"time": times[:window], "actual": ys[:window]},

@@ -4,20 +4,31 @@
 row per series and future step (the series keys, the time under its own name,
 ``forecast``, ``lower``, ``upper``). Without FROM, each series goes on from where it ended
 at training; with FROM, from the end of the series given. The series SQL (checks,
-windows, ends) is :mod:`dbml.data.series`'s; the graph runs in onnxruntime, no torch.
+windows, ends, times) is :mod:`dbml.data.series`'s; the graph runs in onnxruntime, no torch.
+
+One FORECAST gives at most :data:`MAX_FORECAST_ROWS` rows (series x HORIZON): a larger
+one is refused before any forecast is made. The rows are built as Arrow columns.
+
+The interval [lower, upper] at ``confidence`` is split conformal: each step's half-width
+is the conformal quantile of the absolute errors of the version's held-out windows at that
+step, in units of each series' scale (its mean absolute change from one value to the
+next), kept at training (:func:`dbml.data.series.conformal`); beyond the trained horizon
+it widens with the square root of the rounds of forecasts fed back, which no held-out
+window measured.
 """
 
 from __future__ import annotations
 
-from statistics import NormalDist
 from typing import TYPE_CHECKING, Any
 
-from dbml.statements.base import MLStatement, Statement, options_of, rows_relation, source_query, version_of, with_sql
+from dbml.statements.base import MLStatement, Statement, options_of, source_query, version_of, with_sql
 
 if TYPE_CHECKING:
     from dbml.statements.context import Context
 
-__all__ = ["ForecastModel", "STATEMENT", "forecast", "forecast_model"]
+__all__ = ["ForecastModel", "STATEMENT", "forecast", "forecast_model", "MAX_FORECAST_ROWS"]
+
+MAX_FORECAST_ROWS = 5_000_000  # rows (series x HORIZON) one FORECAST gives: about 200 MB of Arrow columns
 
 
 class ForecastModel(MLStatement):
@@ -76,12 +87,19 @@ def forecast(ctx: "Context", model: str, horizon: int, source: str | None = None
 def forecast_model(ctx: "Context", model: str, version: int | None, horizon: int, source_sql: str | None,
                    options: dict[str, Any]):  # fmt: skip
     """``FORECAST MODEL m [VERSION n] HORIZON h [FROM (query)] [WITH (confidence = 0.9)]``:
-    one row per series and future step: the series keys, the time (under its own name),
-    ``forecast``, ``lower``, ``upper``."""
+    one row per series and future step: the series keys (in their types), the time (under
+    its own name and type), ``forecast``, ``lower``, ``upper``.
+
+    Raises:
+        OptionError: a HORIZON out of 1 to 100,000, series x HORIZON over
+            :data:`MAX_FORECAST_ROWS`, or a step past the time type's range (each before
+            the forecaster runs); a confidence outside (0, 1).
+    """
     import duckdb
     import numpy as np
+    import pyarrow as pa
 
-    from dbml.data.series import Series, advance, describe_series, last_windows, roll
+    from dbml.data.series import Series, describe_series, half_widths, key_type, last_windows, roll
     from dbml.errors import FeatureError, OptionError, SourceError, TargetError
     from dbml.kinds.scalar import is_number_type
     from dbml.options import Option, validate_options
@@ -103,6 +121,8 @@ def forecast_model(ctx: "Context", model: str, version: int | None, horizon: int
     o, m = rec["options"], rec["metrics"]
     window, trained = int(o["window"]), int(o["horizon"])
     series = Series(o["time"], m["time_type"], list(o["series"] or []), rec["target"], {})
+    stored = m.get("key_types") or []
+    key_types = [key_type(t) for t in stored] if len(stored) == len(series.keys) else [None] * len(series.keys)
     if source_sql is None:
         starts = m["series_end"]
     else:
@@ -119,28 +139,129 @@ def forecast_model(ctx: "Context", model: str, version: int | None, horizon: int
             raise TargetError(f"column '{series.target}' of the FROM query of FORECAST MODEL {name} has type "
                               f"{cols[series.target]}; the forecaster reads numbers: cast it to DOUBLE")  # fmt: skip
         series = describe_series(con, source_sql, None, name, series.time, series.keys, series.target, cols, window, 0)
+        key_types = [key_type(cols[k]) for k in series.keys]
         starts = last_windows(con, source_sql, None, series, window)
-    session = ctx.session(rec)
-    sigma = np.asarray(m.get("residual_scale") or [0.0] * trained, dtype=np.float64)
-    z = NormalDist().inv_cdf(0.5 + opts["confidence"] / 2)
-    rows = []
-    if starts:
-        history = np.asarray([s["history"] for s in starts], dtype=np.float32)
-        values, spreads = roll(session, history, horizon, trained, window, sigma)
-        for i, s in enumerate(starts):
-            for k in range(horizon):
-                f, half = float(values[i, k]), float(z * spreads[i, k])
-                row = {key: v for key, v in zip(series.keys, s["key"])}
-                row[series.time] = advance(s["last"], s["step"], k + 1, series.time_type)
-                row.update(forecast=f, lower=f - half, upper=f + half)
-                rows.append(row)
-    if not rows:  # no series: the columns, no rows
+    if len(starts) * horizon > MAX_FORECAST_ROWS:
+        most = MAX_FORECAST_ROWS // len(starts)
+        raise OptionError(
+            f"FORECAST MODEL {name} HORIZON {horizon:,} would give {len(starts):,} series x {horizon:,} steps = "
+            f"{len(starts) * horizon:,} rows, over the {MAX_FORECAST_ROWS:,} one FORECAST gives "
+            f"(dbml.statements.forecast.MAX_FORECAST_ROWS): lower HORIZON to at most {most:,}, or forecast fewer series "
+            "at a time (FROM (SELECT ... WHERE <some series>))"
+        )
+    if not starts:  # no series: the columns, no rows
         if source_sql is None:
             return ctx.scoped().sql("SELECT NULL::DOUBLE AS forecast, NULL::DOUBLE AS lower, NULL::DOUBLE AS upper LIMIT 0")
         keys = ", ".join(_q(c) for c in [*series.keys, series.time])
         return ctx.scoped().sql(f"SELECT {keys}, NULL::DOUBLE AS forecast, NULL::DOUBLE AS lower, NULL::DOUBLE AS upper "
                              f"FROM ({source_sql}) LIMIT 0")  # fmt: skip
-    return rows_relation(ctx.db(), rows)
+    # the keys and times first (a time past its type's range refused before the forecaster runs)
+    table, columns = _keys_and_times(ctx.db(), starts, series, key_types, horizon, name)
+    history = np.asarray([s["history"] for s in starts], dtype=np.float32)
+    values = roll(ctx.session(rec), history, horizon, trained, window, what)
+    half = half_widths(m, history, horizon, trained, opts["confidence"], [s.get("scale") for s in starts])
+    for column, v in (("forecast", values), ("lower", values - half), ("upper", values + half)):
+        table = table.append_column(column, pa.array(v.reshape(-1), pa.float64()))
+    return ctx.db().from_arrow(table).project(", ".join([*columns, "forecast", "lower", "upper"]))
+
+
+# the key types whose values an Arrow column holds as they are; the others travel as text and are cast back
+_NATIVE_KEYS = ("BOOLEAN", "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT", "UINTEGER", "FLOAT",
+                "DOUBLE", "VARCHAR")
+
+
+def _keys_and_times(con, starts: list[dict[str, Any]], series, key_types: list[str | None], horizon: int, name: str):
+    """An Arrow table of the series keys and the next ``horizon`` times of each series
+    (``starts``: each one's key, last time and step), series by series, built by DuckDB;
+    and the SQL of its columns as FORECAST gives them (the keys cast to their types: an
+    Arrow column has no HUGEINT, so a key travels as text where Arrow would change it).
+
+    Raises:
+        OptionError: a series whose last step would be past its time type's range,
+            naming the series, its last time and the largest HORIZON that fits.
+        RecordError: a stored last time that is not a time of the version's type.
+    """
+    import duckdb
+    import pyarrow as pa
+
+    from dbml.data.series import INT_TYPES, TIME_TYPES, time_sql
+    from dbml.errors import OptionError, RecordError
+    from dbml.sqltext import quote as _q
+
+    if series.time_type not in (*TIME_TYPES, *INT_TYPES):  # spliced into SQL below: one of the known names only
+        raise RecordError(f"the time type of FORECAST MODEL {name}, {series.time_type!r}, is not a DATE, a TIMESTAMP or an "
+                          "integer type: train the version again")  # fmt: skip
+    steps: dict[str, int] = {}
+    for s in starts:
+        steps.setdefault(repr(sorted(s["step"].items())), len(steps))
+    columns = {"__dbml_i": pa.array(range(len(starts)), pa.int32()),
+               "__dbml_g": pa.array([steps[repr(sorted(s["step"].items()))] for s in starts], pa.int32())}  # fmt: skip
+    integer = series.time_type in INT_TYPES
+    try:
+        columns["__dbml_last"] = pa.array([int(s["last"]) if integer else str(s["last"]) for s in starts],
+                                          pa.int64() if integer else pa.string())  # fmt: skip
+    except (TypeError, ValueError, OverflowError, pa.ArrowException):
+        raise RecordError(f"the last times of the series of FORECAST MODEL {name} are not {series.time_type} values: "
+                          "train the version again") from None  # fmt: skip
+    shown, carried = [], []
+    for j, (k, kt) in enumerate(zip(series.keys, key_types)):
+        values = [s["key"][j] for s in starts]
+        if kt in _NATIVE_KEYS or kt is None:
+            try:
+                columns[k] = pa.array(values)
+            except (pa.ArrowException, OverflowError):
+                kt, columns[k] = kt or "VARCHAR", pa.array([None if v is None else str(v) for v in values], pa.string())
+        else:
+            columns[k] = pa.array([None if v is None else str(v) for v in values], pa.string())
+        shown.append(f"CAST({_q(k)} AS {kt}) AS {_q(k)}" if kt else _q(k))
+        carried.append((k, kt))
+    ends = con.from_arrow(pa.table(columns))
+    firsts = {g: next(s["step"] for s in starts if steps[repr(sorted(s["step"].items()))] == g) for g in steps.values()}
+
+    def at(k: str) -> str:
+        parts = {g: time_sql("__dbml_last", k, step, series.time_type) for g, step in firsts.items()}
+        if len(parts) == 1:
+            return next(iter(parts.values()))
+        return "CASE __dbml_g " + " ".join(f"WHEN {g} THEN {sql}" for g, sql in parts.items()) + " END"
+
+    def first_failing(k: str, where: str = "TRUE") -> int | None:
+        rows = ends.query("e", f"SELECT __dbml_i FROM e WHERE ({where}) AND TRY({at(k)}) IS NULL ORDER BY 1 LIMIT 1").fetchall()
+        return rows[0][0] if rows else None
+
+    def series_name(i: int) -> str:
+        return f"series {dict(zip(series.keys, starts[i]['key']))}" if series.keys else "the series"
+
+    for k, kt in carried:  # a stored key that is not of its type (a changed registry row)
+        rows = ends.query("e", f"SELECT __dbml_i FROM e WHERE {_q(k)} IS NOT NULL AND TRY(CAST({_q(k)} AS {kt or 'VARCHAR'})) IS NULL "
+                               "LIMIT 1").fetchall()  # fmt: skip
+        if rows:
+            raise RecordError(f"series key {starts[rows[0][0]]['key']!r} of FORECAST MODEL {name} is not a value of "
+                              f"its type {kt}: train the version again")  # fmt: skip
+    rows = ends.query("e", f"SELECT __dbml_i FROM e WHERE TRY(CAST(__dbml_last AS {series.time_type})) IS NULL LIMIT 1").fetchall()
+    if rows:
+        bad = rows[0][0]
+        raise RecordError(f"the last time of {series_name(bad)} of FORECAST MODEL {name}, {starts[bad]['last']!r}, "
+                          f"is not a {series.time_type}: train the version again")  # fmt: skip
+    bad = first_failing(str(horizon))
+    if bad is not None:  # the largest horizon that fits that series (its times only grow)
+        lo, hi = 0, horizon
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            lo, hi = (mid, hi) if first_failing(str(mid), f"__dbml_i = {bad}") is None else (lo, mid)
+        raise OptionError(
+            f"HORIZON {horizon:,} of FORECAST MODEL {name}: {series_name(bad)} ends at {starts[bad]['last']}, and its "
+            f"step {hi:,} would be past the range of its time type ({series.time_type}): "
+            + (f"lower HORIZON to at most {lo:,}" if lo else "it has no step left to forecast")
+            + (", or forecast the other series (FROM (SELECT ... WHERE ...))" if len(starts) > 1 else "")
+        )
+    times = f"{at('__dbml_k')} AS {_q(series.time)}"
+    keys = [_q(k) for k in series.keys]
+    sql = f"SELECT {', '.join([*keys, times])} FROM e, range(1, {int(horizon) + 1}) AS r(__dbml_k) ORDER BY __dbml_i, __dbml_k"
+    try:
+        table = ends.query("e", sql).arrow().read_all()
+    except duckdb.Error as err:  # checked above; a guard
+        raise OptionError(f"the times of FORECAST MODEL {name} HORIZON {horizon:,} cannot be made: {err}") from None
+    return table, [*shown, _q(series.time)]
 
 
 STATEMENT = Statement(

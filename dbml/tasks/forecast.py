@@ -4,8 +4,13 @@ per series (``series`` key columns) ordered by ``time``.
 DuckDB builds the windows (see :mod:`dbml.data.series`); the split is by time (the latest
 windows validate); each window is scaled by its own mean and spread in the graph, so a
 network serves series of any level. Outputs ``forecast`` (FLOAT [N, horizon]) and
-``embedding``; the residual spread per step on the validation windows is kept for
-FORECAST's intervals, and each series' end for FORECAST without FROM.
+``embedding``. The metrics keep, besides the errors on the validation windows: the
+split-conformal half-widths per step of FORECAST's intervals (``intervals``, from those
+windows' errors in units of each series' scale: :func:`dbml.data.series.conformal`), the
+seasonal naive baseline (``baseline``), each series' end (``series_end``: its key as JSON
+keeps it, its last time and values, its scale) and the keys' types (``key_types``) for
+FORECAST without FROM; ``residual_scale`` (the residuals' root mean square per step, in
+units of each window's spread) is what versions before the conformal intervals used.
 
 PREDICT gives FLOAT[horizon] from a history list. EVALUATE backtests every complete
 window of the source's series (:func:`dbml.evaluate.forecast_evaluation_sql`), MONITOR
@@ -21,7 +26,7 @@ from typing import Any
 import numpy as np
 from onnx import TensorProto, helper
 
-from dbml.errors import FeatureError, OptionError, TargetError
+from dbml.errors import FeatureError, OptionError, SourceError, TargetError
 from dbml.kinds.common import QUANTILES
 from dbml.kinds.scalar import bin_index, is_number_type
 from dbml.options import Option
@@ -123,6 +128,8 @@ class Forecast(Task):
         # one facts pass: steps, lengths and each series' last values (as many as the window can be)
         facts = forecast.series_facts(con, base, req.params, name, time, keys, target, typed,
                                       last=options["window"] or forecast.MAX_AUTO_WINDOW)  # fmt: skip
+        if not facts["series"]:
+            raise SourceError(f"the source of model '{name}' has no rows; a forecaster learns from the past of its series")
         probe = forecast.check_series(facts, name, options["window"] or 2, horizon)
         season = max(forecast.season_length(s["frequency"]) for s in probe.steps.values())
         if options["window"] == 0:
@@ -131,6 +138,7 @@ class Forecast(Task):
         series = forecast.check_series(facts, name, window, horizon)
         starts = forecast.stored_starts(forecast.ends(series, window), name)
         facts = {"season": season, "series_end": starts, "time_type": series.time_type,
+                 "key_types": [forecast.key_type(typed[k]) for k in keys],
                  "frequencies": sorted({s["frequency"] for s in series.steps.values()})}  # fmt: skip
         features = [FeatureSpec(forecast.HISTORY, _window_kind().kind, f"FLOAT[{window}]")]
         count, total = lineage.fingerprint_sql(columns, window=True, where=present_sql(target, target_type))
@@ -141,7 +149,9 @@ class Forecast(Task):
         return "struct_pack(future := __dbml_future__, order_ := __dbml_order__, series_ := __dbml_series__)"
 
     def prepare(self, model, target, target_type, y, parent):
-        return Target(_futures(y))
+        # each window's series (numbered in key order, as series_end lists them) for its scale in the metrics
+        rows = y.combine_chunks() if hasattr(y, "combine_chunks") else y
+        return Target(_futures(y), extra={"_series": np.asarray(rows.field("series_").to_numpy(zero_copy_only=False), np.int64)})
 
     def split_sql(self, target, key, options):
         """By time, in each series: its latest windows validate, and the ``horizon - 1``
@@ -180,6 +190,8 @@ class Forecast(Task):
         return {"forecast": net.head(embedding) * std + mean, "embedding": embedding}
 
     def metrics(self, net, batch, target, idx):
+        from dbml.data import series as forecast
+
         out = net.outputs(batch)["forecast"].detach().double().cpu().numpy()
         y = target.y[idx]
         history = batch[_key()].detach().double().cpu().numpy()
@@ -204,13 +216,25 @@ class Forecast(Task):
             "smape": float(np.mean(np.where(denom > 0, 2 * np.abs(err) / np.where(denom > 0, denom, 1), 0.0))),
             "mase": float(np.mean(np.abs(err)) / naive_mae) if naive_mae > 0 else None,
             "seasonal_naive_mae": naive_mae,
+            "baseline": {"seasonal_naive": {"mae": naive_mae}},
             "season": m,
             "residual_scale": np.sqrt(np.mean(residual**2, axis=0)).tolist(),
+            "intervals": forecast.conformal(err, history, forecast.INTERVAL_SCALE, self._series_scales(target, idx)),
             "series_end": target.extra.get("series_end", []),
             "time_type": target.extra.get("time_type"),
+            "key_types": target.extra.get("key_types", []),
             "frequencies": target.extra.get("frequencies", []),
             "prediction_distribution": {"edges": edges, "shares": (counts / max(counts.sum(), 1)).tolist()},
         }
+
+    @staticmethod
+    def _series_scales(target, idx) -> list[float | None] | None:
+        """The scale of the series of each window ``idx`` (:attr:`dbml.data.series.Series.scales`)."""
+        numbers, ends = target.extra.get("_series"), target.extra.get("series_end") or []
+        if numbers is None or not len(ends):
+            return None
+        scales = [e.get("scale") for e in ends]
+        return [scales[n - 1] if 1 <= n <= len(scales) else None for n in numbers[idx]]
 
     def graph_outputs(self, target):
         return {"forecast": "float [N, horizon]: the next values after each window, in the target's units",
