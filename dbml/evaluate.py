@@ -314,7 +314,7 @@ def _label_sql(column: str, label: str, label_type: str, model_ref: str) -> str:
 
 
 def anomaly_evaluation_sql(source_sql: str, model_ref: str, label: str | None = None, by: str | None = None,
-                           label_type: str = "BOOLEAN") -> str:  # fmt: skip
+                           label_type: str = "BOOLEAN", robust: list[str] | None = None) -> str:  # fmt: skip
     """SQL that returns the metrics of an anomaly (reconstruction) model on the rows of
     source_sql: one row, or one row per value of column ``by`` (first, named after it).
 
@@ -325,40 +325,58 @@ def anomaly_evaluation_sql(source_sql: str, model_ref: str, label: str | None = 
             0); None: no label, only the score's summary.
         by: a column of the source: one row of metrics per value, ordered (NULL last).
         label_type: the SQL type of ``label``: BOOLEAN or an integer type.
+        robust: with ``label``, SQL expressions over the source (aliased ``"src"``) of
+            the model's scalar inputs as it reads them (numbers, booleans as 0/1, dates
+            as days: :func:`dbml.features.feature_sql`); the robust z-score baseline
+            (:func:`robust_z_sql`) over them, fitted on the rows evaluated (every group
+            together), is ranked against the label too.
 
     Columns: ``rows, flagged, anomaly_rate, mse``, and with ``label`` also ``positives,
-    precision, recall, f1, roc_auc``. See the module's docstring for definitions.
+    precision, recall, f1, roc_auc``, and with ``robust`` (one column or more)
+    ``roc_auc_robust_z`` (the baseline's AUC, same definition) and ``roc_auc_gain``
+    (``roc_auc - roc_auc_robust_z``: above 0 when the model ranks the labelled anomalies
+    better). See the module's docstring for the other definitions.
     """
     ref, src = _string(model_ref), _q("src")
     group, actual, score, flag, rank, n = _q("_group"), _q("_actual"), _q("_score"), _q("_flag"), _q("_r"), _q("_n")
     keep_group = [group] if by is not None else []
     cols = [f"{src}.{_q(by)} AS {group}"] if by is not None else []
     where = ""
+    baseline = label is not None and bool(robust)
+    values = [_q(f"_x{i}") for i in range(len(robust or []))] if baseline else []
     if label is not None:
         column = f"{src}.{_q(label)}"
         cols.append(f"{_label_sql(column, label, label_type, model_ref)} AS {actual}")
         where = f"\n    WHERE {column} IS NOT NULL"
     cols += [f"ANOMALY_SCORE({ref}, *) AS {score}", f"IS_ANOMALY({ref}, *) AS {flag}"]
+    cols += [f"CAST({c} AS DOUBLE) AS {v}" for c, v in zip(robust or [], values)]
     ctes = [
         f"{_q('scored')} AS MATERIALIZED (\n    SELECT\n        " + ",\n        ".join(cols)
         + f"\n    FROM (\n{source_sql}\n) AS {src}{where}\n)"
     ]  # fmt: skip
     aggs = [f"count(*) AS {n}", f"count_if({flag}) AS {_q('_flagged')}", f"avg({score}) AS {_q('_mse')}"]
     relation = _q("scored")
+    if baseline:
+        ctes += robust_z_sql(_q("scored"), values, _q("_z"))
+        relation = _q("_robust")
     if label is not None:
         # ranked: the average rank of each row's score (ties share the mean of their ranks)
         part = f"PARTITION BY {group} " if by is not None else ""
-        same = f"PARTITION BY {', '.join(keep_group + [score])}"
+        ranks = [(score, rank)] + ([(_q("_z"), _q("_zr"))] if baseline else [])
         ctes.append(
-            f"{_q('ranked')} AS (\n    SELECT *,\n        rank() OVER ({part}ORDER BY {score}) + "
-            f"CAST(count(*) OVER ({same}) - 1 AS DOUBLE) / 2 AS {rank}\n    FROM {_q('scored')}\n)"
-        )
+            f"{_q('ranked')} AS (\n    SELECT *,\n        " + ",\n        ".join(
+                f"rank() OVER ({part}ORDER BY {s}) + CAST(count(*) OVER (PARTITION BY {', '.join(keep_group + [s])}) - 1 "
+                f"AS DOUBLE) / 2 AS {r}" for s, r in ranks)
+            + f"\n    FROM {relation}\n)"
+        )  # fmt: skip
         relation = _q("ranked")
         aggs += [
             f"count_if({actual}) AS {_q('_pos')}",
             f"count_if({actual} AND {flag}) AS {_q('_tp')}",
             f"sum(CASE WHEN {actual} THEN {rank} ELSE 0 END) AS {_q('_rs')}",
         ]
+        if baseline:
+            aggs.append(f"sum(CASE WHEN {actual} THEN {_q('_zr')} ELSE 0 END) AS {_q('_zs')}")
     ctes.append(
         f"{_q('totals')} AS (\n    SELECT {', '.join(keep_group + aggs)}\n    FROM {relation}"
         + (f"\n    GROUP BY {group}" if by is not None else "") + "\n)"
@@ -377,14 +395,46 @@ def anomaly_evaluation_sql(source_sql: str, model_ref: str, label: str | None = 
             return f"CASE WHEN {n} = 0 THEN NULL WHEN {den} = 0 THEN 0.0 ELSE CAST({num} AS DOUBLE) / {den} END"
 
         p, q = f"CAST({pos} AS DOUBLE)", f"CAST({n} - {pos} AS DOUBLE)"
+
+        def auc(rank_sum: str) -> str:
+            return f"({rank_sum} - {p} * ({p} + 1) / 2) / NULLIF({p} * {q}, 0)"
+
         metrics += [
             f"CAST(coalesce({pos}, 0) AS BIGINT) AS {_q('positives')}",
             f"{divide(tp, flagged)} AS {_q('precision')}",
             f"{divide(tp, pos)} AS {_q('recall')}",
             f"{divide(f'2 * {tp}', f'({pos} + {flagged})')} AS {_q('f1')}",
-            f"({_q('_rs')} - {p} * ({p} + 1) / 2) / NULLIF({p} * {q}, 0) AS {_q('roc_auc')}",
+            f"{auc(_q('_rs'))} AS {_q('roc_auc')}",
         ]
+        if baseline:
+            metrics += [f"{auc(_q('_zs'))} AS {_q('roc_auc_robust_z')}",
+                        f"{auc(_q('_rs'))} - {auc(_q('_zs'))} AS {_q('roc_auc_gain')}"]  # fmt: skip
     return _final(ctes, metrics, by)
+
+
+def robust_z_sql(relation: str, values: list[str], out: str) -> list[str]:
+    """CTEs (the last one named ``"_robust"``: every column of ``relation`` and ``out``)
+    scoring each row of ``relation`` with the robust z-score baseline of anomaly models
+    (:func:`dbml.tasks.reconstruction.robust_z`): for each DOUBLE column of ``values``
+    (quoted names), ``|x - median| / (1.4826 MAD)`` (where the MAD is 0, ``1.2533 x`` the
+    mean absolute deviation from the median; a column with neither is left out), fitted
+    on every row of ``relation``; ``out`` is their mean over the row's non-NULL columns (0
+    when it has none)."""
+    med, mad, mean = ([_q(f"_{k}{i}") for i in range(len(values))] for k in ("m", "d", "a"))
+    fit = ", ".join(f"median({v}) AS {m}, mad({v}) AS {d}" for v, m, d in zip(values, med, mad))
+    spread = ", ".join(f"avg(abs({v} - {m})) AS {a}" for v, m, a in zip(values, med, mean))
+    terms = [
+        f"abs({v} - {m}) / (CASE WHEN {d} > 0 THEN 1.4826 * {d} WHEN {a} > 0 THEN 1.2533 * {a} END)"
+        for v, m, d, a in zip(values, med, mad, mean)
+    ]
+    total = " + ".join(f"coalesce({t}, 0)" for t in terms)
+    counted = " + ".join(f"CAST({t} IS NOT NULL AS INTEGER)" for t in terms)
+    return [
+        f"{_q('_fit')} AS (\n    SELECT {fit}\n    FROM {relation}\n)",
+        f"{_q('_spread')} AS (\n    SELECT {spread}\n    FROM {relation}, {_q('_fit')}\n)",
+        (f"{_q('_robust')} AS (\n    SELECT {relation}.*,\n        coalesce(({total}) / NULLIF({counted}, 0), 0) AS {out}\n"
+         f"    FROM {relation}, {_q('_fit')}, {_q('_spread')}\n)"),
+    ]
 
 
 def _final(ctes: list[str], metrics: list[str], by: str | None) -> str:

@@ -162,13 +162,13 @@ def gru_reg(lab):
 @pytest.fixture(scope="module")
 def odd(lab):
     lab.train("odd", "TRAIN MODEL odd USING autoencoder FROM (SELECT * EXCLUDE (id, planted) FROM pay) "
-              f"WITH (contamination = 0.05, bottleneck = 3, epochs = 20, {FAST})")  # fmt: skip
+              f"WITH (contamination = 0.05, bottleneck = 3, epochs = 40, lr = 0.01, {FAST})")  # fmt: skip
     return "odd"
 
 
 @pytest.fixture(scope="module")
 def odd_array(lab):
-    lab.train("odd_array", f"TRAIN MODEL odd_array USING autoencoder FROM (SELECT w FROM windows) WITH (epochs = 20, {FAST})")
+    lab.train("odd_array", f"TRAIN MODEL odd_array USING autoencoder FROM (SELECT w FROM windows) WITH (epochs = 40, lr = 0.01, {FAST})")
     return "odd_array"
 
 
@@ -281,7 +281,7 @@ def test_autoencoder_finds_planted_anomalies(lab, odd):
 def test_autoencoder_on_an_array_column(lab, odd_array):
     rows = lab.con.sql("SELECT planted, ANOMALY_SCORE(odd_array, *), EMBED(odd_array, *) FROM windows ORDER BY id").fetchall()
     assert _auc([r[0] for r in rows], [r[1] for r in rows]) > 0.9
-    assert {len(r[2]) for r in rows} == {5}  # 16 inputs: a third, by default
+    assert {len(r[2]) for r in rows} == {2}  # 16 inputs: a third, at most 2, by default
     assert json.loads(lab.one("SELECT features FROM dbml.model_versions WHERE model = 'odd_array'")) == [
         {"name": "w", "kind": "array", "sql_type": "FLOAT[16]"}
     ]

@@ -14,6 +14,7 @@ import dbml
 from dbml.errors import FeatureError, OptionError, TargetError
 from dbml.evaluate import EPS, anomaly_evaluation_sql, confusion_sql, evaluation_sql, forecast_evaluation_sql, positive_label
 from dbml.data.series import describe_series
+from dbml.tasks.reconstruction import robust_z
 
 # the model's float32 probabilities sum to one within ~1e-7, which sklearn's log_loss warns about
 # sklearn's warnings for a group with one class (its AUC is undefined; ours is NULL there)
@@ -372,7 +373,7 @@ def test_sql_shape():
 
 AE = "epochs = 60, progress = false, hidden = [16], seed = 3, lr = 0.01, bottleneck = 2"
 ANOMALY_COLUMNS = ["rows", "flagged", "anomaly_rate", "mse"]
-LABELLED_COLUMNS = ANOMALY_COLUMNS + ["positives", "precision", "recall", "f1", "roc_auc"]
+LABELLED_COLUMNS = ANOMALY_COLUMNS + ["positives", "precision", "recall", "f1", "roc_auc", "roc_auc_robust_z", "roc_auc_gain"]
 
 
 @pytest.fixture(scope="module")
@@ -399,17 +400,20 @@ def odd():
 
 
 def _anomaly_rows(con, source, label=None, by=None):
-    """(label, score, flag, group) arrays of the rows with a label (every row without one)."""
+    """(label, score, flag, group) arrays of the rows with a label (every row without one);
+    ``_anomaly_rows.z``: the robust z-score baseline of those rows (numbers a and b, fitted on them)."""
     where = f" WHERE {_q(label)} IS NOT NULL" if label else ""
     rows = con.sql(
-        f"SELECT {_q(label) if label else 'NULL'}, ANOMALY_SCORE(odd, *), IS_ANOMALY(odd, *), {_q(by) if by else 'NULL'} "
+        f"SELECT {_q(label) if label else 'NULL'}, ANOMALY_SCORE(odd, *), IS_ANOMALY(odd, *), {_q(by) if by else 'NULL'}, a, b "
         f"FROM (\n{source}\n) AS s{where}"
     ).fetchall()
     y, score, flag, group = (np.array([r[k] for r in rows], dtype=object) for k in range(4))
+    scalars = np.array([[r[4], r[5]] for r in rows], dtype=float).reshape(-1, 2)
+    _anomaly_rows.z = robust_z(scalars, scalars)
     return y.astype(bool) if label else y, score.astype(float), flag.astype(bool), group
 
 
-def sklearn_anomaly(y, score, flag):
+def sklearn_anomaly(y, score, flag, z=None):
     out = {"rows": len(score), "flagged": int(flag.sum()), "anomaly_rate": float(flag.mean()), "mse": float(score.mean())}
     if y is None:
         return out
@@ -419,6 +423,10 @@ def sklearn_anomaly(y, score, flag):
         "recall": skm.recall_score(y, flag, zero_division=0),
         "f1": skm.f1_score(y, flag, zero_division=0),
         "roc_auc": _sklearn_or_none(skm.roc_auc_score, y, score),
+        # the robust z-score baseline beside it, and the difference
+        "roc_auc_robust_z": _sklearn_or_none(skm.roc_auc_score, y, z),
+        "roc_auc_gain": (None if _sklearn_or_none(skm.roc_auc_score, y, score) is None
+                         else skm.roc_auc_score(y, score) - skm.roc_auc_score(y, z)),
     }
 
 
@@ -430,13 +438,14 @@ def _statement(con, sql):
 def test_anomaly_metrics_with_a_label_match_sklearn(odd):
     columns, rows, types = _statement(odd, "EVALUATE MODEL odd ON (SELECT * FROM payments -- note\n) WITH (label = fraud)")
     assert columns == LABELLED_COLUMNS
-    assert types == ["BIGINT", "BIGINT", "DOUBLE", "DOUBLE", "BIGINT", "DOUBLE", "DOUBLE", "DOUBLE", "DOUBLE"]
+    assert types == ["BIGINT", "BIGINT", "DOUBLE", "DOUBLE", "BIGINT", "DOUBLE", "DOUBLE", "DOUBLE", "DOUBLE", "DOUBLE", "DOUBLE"]
     y, score, flag, _ = _anomaly_rows(odd, "SELECT * FROM payments", "fraud")
     assert len(set(score)) < len(score) / 4  # rows repeat: many tied scores (average ranks)
     assert len(rows) == 1 and rows[0]["rows"] == 430 and rows[0]["positives"] == 30  # NULL labels left out
-    assert_metrics(rows[0], sklearn_anomaly(y, score, flag))
+    assert_metrics(rows[0], sklearn_anomaly(y, score, flag, _anomaly_rows.z))
     got = rows[0]
     assert got["roc_auc"] > 0.8  # the planted anomalies score high
+    assert got["roc_auc_gain"] > 0.2  # b = 40 - 2a breaks a relation: each value alone is ordinary
     assert got["flagged"] > 0 and got["recall"] > 0.3 and got["precision"] > 0.5
     # IS_ANOMALY is the score above the threshold stored at training
     threshold = odd.registry.get("odd")["metrics"]["threshold"]
@@ -447,10 +456,11 @@ def test_anomaly_metrics_by_group(odd):
     columns, rows, _ = _statement(odd, "EVALUATE MODEL odd ON (SELECT * FROM payments) WITH (label = fraud, by = grp)")
     assert columns == ["grp"] + LABELLED_COLUMNS
     y, score, flag, groups = _anomaly_rows(odd, "SELECT * FROM payments", "fraud", by="grp")
+    z = _anomaly_rows.z  # fitted once on every row, ranked per group
     assert [r["grp"] for r in rows] == ["g0", "g1"]
     for row in rows:
         mask = groups == row["grp"]
-        assert_metrics({k: v for k, v in row.items() if k != "grp"}, sklearn_anomaly(y[mask], score[mask], flag[mask]))
+        assert_metrics({k: v for k, v in row.items() if k != "grp"}, sklearn_anomaly(y[mask], score[mask], flag[mask], z[mask]))
 
 
 def test_anomaly_metrics_without_a_label(odd):

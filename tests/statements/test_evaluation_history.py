@@ -156,7 +156,7 @@ def test_forecast_and_anomaly_runs_store_their_pictures_data():
         CREATE TABLE payments AS SELECT a, b, 0 AS fraud FROM normal
             UNION ALL SELECT (i % 20)::DOUBLE, 40.0 - 2.0 * (i % 20), 1 FROM range(20) AS r(i)
     """)
-    c.sql("TRAIN MODEL odd USING autoencoder FROM normal WITH (epochs = 5, progress = false, seed = 1)")
+    c.sql("TRAIN MODEL odd USING autoencoder FROM normal WITH (epochs = 40, lr = 0.01, progress = false, seed = 1)")
     c.sql("EVALUATE MODEL odd ON (SELECT * FROM payments) WITH (label = fraud)")
     run = _last(c, "odd")
     curves = run["curves"]
