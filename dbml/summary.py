@@ -44,6 +44,9 @@ def versus(task: str | None, metrics: dict[str, Any] | None) -> str | None:
     found = task_of(task)
     name = found.headline if found is not None else ""
     metrics = metrics or {}
+    own = found.versus(metrics) if found is not None else None
+    if own is not None:  # the task says it in its own words (an anomaly model has no labels to compare on)
+        return own
     ours, simple = metrics.get(name), metrics.get("baseline")
     if not name or not _number(ours) or not isinstance(simple, dict):
         return None

@@ -267,6 +267,11 @@ class Task:
         :func:`dbml.summary.versus` compares the headline metric with each."""
         return None
 
+    def versus(self, metrics: dict[str, Any]) -> str | None:
+        """How a version compares with its baselines, in words, when its headline metric
+        cannot be set beside theirs (None: :func:`dbml.summary.versus` compares the headline)."""
+        return None
+
     def graph_outputs(self, target: Target) -> dict[str, str]:
         """{ONNX output name: description}, as stored in the graph's metadata."""
         raise NotImplementedError

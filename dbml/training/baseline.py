@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["MAX_ROWS", "MAX_WIDTH", "linear_inputs", "fit_linear", "classification", "regression"]
+__all__ = ["MAX_ROWS", "MAX_WIDTH", "linear_inputs", "training_sample", "fit_linear", "classification", "regression"]
 
 MAX_ROWS = 50_000  # training rows the linear model fits on
 MAX_WIDTH = 20_000  # dense values a row (a wider preprocessing keeps no linear baseline)
@@ -82,7 +82,7 @@ class _Linear(nn.Module):
         return (self.dense.weight**2).sum() + sum((b.weight**2).sum() for b in self.bags)
 
 
-def _sample(net, train, y_of: Callable[[dict], torch.Tensor], features: bool):
+def training_sample(net, train, y_of: Callable[[dict], torch.Tensor], features: bool):
     """The first training rows of epoch 1's order: (dense, word codes per text column,
     targets), preprocessed; the targets alone (dense and codes None) unless ``features``."""
     width = max(_width(net), 1) if features else 1
@@ -150,7 +150,7 @@ def _rows(train, net, y_of):
     if not hasattr(train, "epoch"):
         return None, "the training rows were read elsewhere (a Spark cluster's processes)"
     why = _why_not(net, train)
-    return _sample(net, train, y_of, why is None), why
+    return training_sample(net, train, y_of, why is None), why
 
 
 def classification(net, train, eval_data, classes: int) -> dict[str, Any]:

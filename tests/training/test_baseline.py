@@ -108,3 +108,9 @@ def test_linear_fits_match_scikit_learns_defaults():
     assert np.allclose(three, linear_model.LogisticRegression(C=1.0).fit(X, y3).coef_, atol=2e-2)
     ridge = fit_linear(torch.from_numpy(X), [], torch.from_numpy(yr)[:, None], [], 1, mse, 1.0).dense.weight.detach().numpy()
     assert np.allclose(ridge[0], linear_model.Ridge(alpha=1.0).fit(X, yr).coef_, atol=1e-3)
+
+
+def test_an_anomaly_model_says_how_it_ranks_beside_a_robust_z_score():
+    said = versus("reconstruction", {"mse": 1.2, "baseline": {"robust_z": {"spearman": 0.5, "anomaly_rate": 0.01}}})
+    assert said.startswith("ranks rows with Spearman 0.50 against a robust z-score") and "roc auc" in said.lower()
+    assert versus("reconstruction", {"mse": 1.2}) is None
