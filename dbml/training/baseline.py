@@ -137,7 +137,19 @@ def fit_linear(dense: torch.Tensor, bags: list[torch.Tensor], y: torch.Tensor, v
     return model.eval()
 
 
-def _why_not(net, train) -> str | None:
+def _predict(net, model: _Linear, eval_data) -> torch.Tensor:
+    """The linear model's outputs on the held-out rows, preprocessed a slice at a time
+    (a wide preprocessing of many rows would not fit whole)."""
+    n = next(iter(eval_data.values())).shape[0]
+    step = max(1, MAX_VALUES // max(_width(net), 1))
+    parts = []
+    for start in range(0, n, step):
+        d, b = linear_inputs(net, {k: v[start : start + step].cpu() for k, v in eval_data.items()})
+        parts.append(model(d, b))
+    return torch.cat(parts) if parts else torch.zeros(0, model.dense.out_features)
+
+
+def _why_not(net) -> str | None:
     """Why a version keeps no linear baseline (None: it does)."""
     width = _width(net)
     if width > MAX_WIDTH:
@@ -149,7 +161,7 @@ def _rows(train, net, y_of):
     """(training sample or None, why no linear model or None); None, reason when the rows are not here."""
     if not hasattr(train, "epoch"):
         return None, "the training rows were read elsewhere (a Spark cluster's processes)"
-    why = _why_not(net, train)
+    why = _why_not(net)
     return training_sample(net, train, y_of, why is None), why
 
 
@@ -168,10 +180,9 @@ def classification(net, train, eval_data, classes: int) -> dict[str, Any]:
             if why is not None:
                 out["linear"] = {"skipped": why}
                 return out
-            d_val, b_val = linear_inputs(net, {k: v.cpu() for k, v in eval_data.items()})
             model = fit_linear(sample[0], sample[1], sample[2], _vocabularies(net), classes,
                                nn.functional.cross_entropy, 1.0 if classes == 2 else 0.5)  # fmt: skip
-            logits = model(d_val, b_val)
+            logits = _predict(net, model, eval_data)
             out["linear"] = {
                 "model": "logistic regression",
                 "accuracy": float((logits.argmax(dim=1) == y_val).float().mean()),
@@ -206,10 +217,9 @@ def regression(net, train, eval_data, y_val: np.ndarray, scale: tuple[float, flo
             if why is not None:
                 out["linear"] = {"skipped": why}
                 return out
-            d_val, b_val = linear_inputs(net, {k: v.cpu() for k, v in eval_data.items()})
             model = fit_linear(sample[0], sample[1], sample[2][:, None], _vocabularies(net), 1,
                                nn.functional.mse_loss, 1.0)  # fmt: skip
-            pred = model(d_val, b_val)[:, 0].double() * std + mean
+            pred = _predict(net, model, eval_data)[:, 0].double() * std + mean
             out["linear"] = {"model": "ridge regression", **measured(pred), "rows": int(sample[2].shape[0])}
             return out
         finally:
