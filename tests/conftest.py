@@ -197,3 +197,22 @@ def foreign_add_model(path) -> None:
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="tests")
     model.ir_version = 8
     save(model, str(path))
+
+
+def local_spark(app: str, config: dict[str, str] | None = None):
+    """A local[2] SparkSession for tests: two shuffle partitions, no UI, bound to the
+    loopback address, quiet logs; ``config``: more settings."""
+    from pyspark.sql import SparkSession
+
+    builder = (
+        SparkSession.builder.master("local[2]").appName(app)
+        .config("spark.sql.shuffle.partitions", "2")
+        .config("spark.ui.enabled", "false")
+        .config("spark.driver.bindAddress", "127.0.0.1")
+        .config("spark.driver.host", "127.0.0.1")
+    )  # fmt: skip
+    for key, value in (config or {}).items():
+        builder = builder.config(key, value)
+    session = builder.getOrCreate()
+    session.sparkContext.setLogLevel("ERROR")
+    return session

@@ -5,17 +5,24 @@ from __future__ import annotations
 import pytest
 
 
+def _on_cuda(con, mixed, name: str, options: str) -> dict:
+    """Train ``name`` on CUDA with ``options``; check what every CUDA version must be (the
+    device recorded, torch and the graph agreeing, well above chance on the CPU's PREDICT)."""
+    row = _train(con, f"TRAIN MODEL {name} FROM (SELECT * EXCLUDE (id) FROM {mixed}) TARGET churned "
+                 f"WITH (device = 'cuda', progress = false, {options})")  # fmt: skip
+    assert row["device"] == "cuda"
+    parity = con.sql(f"SELECT parity_error FROM dbml.model_versions WHERE model = '{name}'").fetchall()[0][0]
+    assert parity < 1e-4
+    accuracy = con.sql(f"SELECT avg((PREDICT({name}, *) = churned)::DOUBLE) FROM {mixed}").fetchall()[0][0]
+    assert accuracy > 0.7
+    return row
+
+
 @pytest.mark.gpu
 def test_train_on_cuda_and_score(con, mixed):
-    row = _train(con, f"TRAIN MODEL g FROM (SELECT * EXCLUDE (id) FROM {mixed}) TARGET churned "
-                 "WITH (device = 'cuda', epochs = 20, progress = false)")  # fmt: skip
-    assert row["device"] == "cuda"
+    _on_cuda(con, mixed, "g", "epochs = 20")
     options = con.sql("SELECT options FROM dbml.model_versions WHERE model = 'g'").fetchall()[0][0]
     assert '"gpu"' in options  # the GPU's name is kept with the version
-    parity = con.sql("SELECT parity_error FROM dbml.model_versions WHERE model = 'g'").fetchall()[0][0]
-    assert parity < 1e-4
-    accuracy = con.sql(f"SELECT avg((PREDICT(g, *) = churned)::DOUBLE) FROM {mixed}").fetchall()[0][0]
-    assert accuracy > 0.7
 
 
 @pytest.mark.gpu
@@ -26,21 +33,12 @@ def test_auto_device_takes_cuda(con, mixed):
 
 @pytest.mark.gpu
 def test_streaming_on_cuda(con, mixed):
-    row = _train(con, f"TRAIN MODEL s FROM (SELECT * EXCLUDE (id) FROM {mixed}) TARGET churned "
-                 "WITH (device = 'cuda', epochs = 10, streaming = true, progress = false)")  # fmt: skip
-    assert row["device"] == "cuda"
-    accuracy = con.sql(f"SELECT avg((PREDICT(s, *) = churned)::DOUBLE) FROM {mixed}").fetchall()[0][0]
-    assert accuracy > 0.7
+    _on_cuda(con, mixed, "s", "epochs = 10, streaming = true")
 
 
 @pytest.mark.gpu
 def test_bf16_on_cuda(con, mixed):
-    row = _train(con, f"TRAIN MODEL b FROM (SELECT * EXCLUDE (id) FROM {mixed}) TARGET churned "
-                 "WITH (device = 'cuda', precision = 'bf16', epochs = 10, progress = false)")  # fmt: skip
-    assert row["device"] == "cuda"
-    parity = con.sql("SELECT parity_error FROM dbml.model_versions WHERE model = 'b'").fetchall()[0][0]
-    assert parity < 1e-4
-    assert con.sql(f"SELECT avg((PREDICT(b, *) = churned)::DOUBLE) FROM {mixed}").fetchall()[0][0] > 0.7
+    _on_cuda(con, mixed, "b", "precision = 'bf16', epochs = 10")
 
 
 def _train(con, sql: str) -> dict:

@@ -22,7 +22,6 @@ import numpy as np
 
 from dbml.errors import DbmlError, FeatureError, RecordError, TargetError
 from dbml.kinds.common import FLOAT_MAX
-from dbml.kinds.scalar import is_number_type
 from dbml.sqltext import quote as _q
 
 __all__ = ["Series", "series_facts", "check_series", "describe_series", "windows_sql", "last_windows", "ends", "season_length",

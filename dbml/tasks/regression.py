@@ -16,7 +16,16 @@ from dbml.kinds.scalar import bin_index, is_number_type
 from dbml.sqltext import quote as _q
 from dbml.tasks import Evaluation, Layout, Panel, Target, Task
 
-__all__ = ["Regression"]
+__all__ = ["Regression", "errors"]
+
+
+def errors(pred, y) -> dict[str, float]:
+    """r2, rmse and mae of predictions ``pred`` against values ``y`` (double tensors): the
+    network's validation metrics and its baselines' are computed alike."""
+    err = pred - y
+    ss_res, ss_tot = float((err**2).sum()), float(((y - y.mean()) ** 2).sum())
+    return {"r2": 1 - ss_res / ss_tot if ss_tot > 0 else 0.0, "rmse": math.sqrt(ss_res / max(len(y), 1)),
+            "mae": float(err.abs().mean())}  # fmt: skip
 
 
 def _scaled_head(width: int, mean: float, std: float):
@@ -105,16 +114,11 @@ class Regression(Task):
         mean, std = target.scale
         pred = net(batch)[:, 0].detach().double().cpu() * std + mean
         y = torch.from_numpy(target.y[idx]).double()
-        err = pred - y
-        ss_res = float((err**2).sum())
-        ss_tot = float(((y - y.mean()) ** 2).sum())
         values = pred.numpy()
         edges = sorted(set(np.quantile(values, QUANTILES).tolist())) if len(values) else []
         counts = np.bincount(bin_index(values, edges), minlength=len(edges) + 1)
         return {
-            "r2": 1 - ss_res / ss_tot if ss_tot > 0 else 0.0,
-            "rmse": math.sqrt(ss_res / max(len(y), 1)),
-            "mae": float(err.abs().mean()),
+            **errors(pred, y),
             "prediction_distribution": {"edges": edges, "shares": (counts / max(counts.sum(), 1)).tolist()},
         }
 

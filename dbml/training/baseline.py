@@ -19,7 +19,6 @@ majority or mean figure alone and says why (``linear.skipped``).
 
 from __future__ import annotations
 
-import math
 from typing import Any, Callable
 
 import numpy as np
@@ -165,62 +164,51 @@ def _rows(train, net, y_of):
     return training_sample(net, train, y_of, why is None), why
 
 
+@torch.no_grad()
 def classification(net, train, eval_data, classes: int) -> dict[str, Any]:
     """``metrics.baseline`` of a classifier: majority class and logistic regression on ``eval_data``."""
-    with torch.no_grad():
-        was = net.training
-        net.eval()
-        try:
-            sample, why = _rows(train, net, lambda b: b["target"])
-            if sample is None:
-                return {"linear": {"skipped": why}}
-            y_val = eval_data["target"].cpu()
-            majority = int(torch.bincount(sample[2], minlength=classes).argmax())
-            out: dict[str, Any] = {"majority": {"accuracy": float((y_val == majority).float().mean())}}
-            if why is not None:
-                out["linear"] = {"skipped": why}
-                return out
-            model = fit_linear(sample[0], sample[1], sample[2], _vocabularies(net), classes,
-                               nn.functional.cross_entropy, 1.0 if classes == 2 else 0.5)  # fmt: skip
-            logits = _predict(net, model, eval_data)
-            out["linear"] = {
-                "model": "logistic regression",
-                "accuracy": float((logits.argmax(dim=1) == y_val).float().mean()),
-                "log_loss": float(nn.functional.cross_entropy(logits, y_val)),
-                "rows": int(sample[2].shape[0]),
-            }
-            return out
-        finally:
-            net.train(was)
+    sample, why = _rows(train, net, lambda b: b["target"])
+    if sample is None:
+        return {"linear": {"skipped": why}}
+    y_val = eval_data["target"].cpu()
+    majority = int(torch.bincount(sample[2], minlength=classes).argmax())
+    out: dict[str, Any] = {"majority": {"accuracy": float((y_val == majority).float().mean())}}
+    if why is not None:
+        out["linear"] = {"skipped": why}
+        return out
+    model = fit_linear(sample[0], sample[1], sample[2], _vocabularies(net), classes,
+                       nn.functional.cross_entropy, 1.0 if classes == 2 else 0.5)  # fmt: skip
+    logits = _predict(net, model, eval_data)
+    out["linear"] = {
+        "model": "logistic regression",
+        "accuracy": float((logits.argmax(dim=1) == y_val).float().mean()),
+        "log_loss": float(nn.functional.cross_entropy(logits, y_val)),
+        "rows": int(sample[2].shape[0]),
+    }
+    return out
 
 
+@torch.no_grad()
 def regression(net, train, eval_data, y_val: np.ndarray, scale: tuple[float, float]) -> dict[str, Any]:
     """``metrics.baseline`` of a regression: the training mean and ridge regression on ``eval_data``
     (``y_val``: the held-out targets in their units; ``scale``: the target's (mean, std))."""
+    from dbml.tasks.regression import errors
+
     mean, std = scale
     y = torch.from_numpy(np.asarray(y_val, np.float64))
 
     def measured(pred: torch.Tensor) -> dict[str, float]:
-        err = pred.double() - y
-        ss_res, ss_tot = float((err**2).sum()), float(((y - y.mean()) ** 2).sum())
-        return {"r2": 1 - ss_res / ss_tot if ss_tot > 0 else 0.0, "rmse": math.sqrt(ss_res / max(len(y), 1)),
-                "mae": float(err.abs().mean())}  # fmt: skip
+        return errors(pred.double(), y)
 
-    with torch.no_grad():
-        was = net.training
-        net.eval()
-        try:
-            sample, why = _rows(train, net, lambda b: b["target"].float())
-            if sample is None:
-                return {"linear": {"skipped": why}}
-            out: dict[str, Any] = {"mean": measured(torch.full_like(y, float(sample[2].double().mean()) * std + mean))}
-            if why is not None:
-                out["linear"] = {"skipped": why}
-                return out
-            model = fit_linear(sample[0], sample[1], sample[2][:, None], _vocabularies(net), 1,
-                               nn.functional.mse_loss, 1.0)  # fmt: skip
-            pred = _predict(net, model, eval_data)[:, 0].double() * std + mean
-            out["linear"] = {"model": "ridge regression", **measured(pred), "rows": int(sample[2].shape[0])}
-            return out
-        finally:
-            net.train(was)
+    sample, why = _rows(train, net, lambda b: b["target"].float())
+    if sample is None:
+        return {"linear": {"skipped": why}}
+    out: dict[str, Any] = {"mean": measured(torch.full_like(y, float(sample[2].double().mean()) * std + mean))}
+    if why is not None:
+        out["linear"] = {"skipped": why}
+        return out
+    model = fit_linear(sample[0], sample[1], sample[2][:, None], _vocabularies(net), 1,
+                       nn.functional.mse_loss, 1.0)  # fmt: skip
+    pred = _predict(net, model, eval_data)[:, 0].double() * std + mean
+    out["linear"] = {"model": "ridge regression", **measured(pred), "rows": int(sample[2].shape[0])}
+    return out

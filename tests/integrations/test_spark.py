@@ -15,7 +15,7 @@ from collections import OrderedDict
 import numpy as np
 import pyarrow as pa
 import pytest
-from conftest import foreign_add_model
+from conftest import foreign_add_model, local_spark
 
 pytest.importorskip("pyspark")
 
@@ -30,19 +30,8 @@ SCHEMA = ("id bigint, age int, spend decimal(6,2), member boolean, joined date, 
 
 @pytest.fixture(scope="module")
 def spark():
-    from pyspark.sql import SparkSession
-
-    session = (
-        SparkSession.builder.master("local[2]").appName("dbml-tests")
-        .config("spark.sql.shuffle.partitions", "2")
-        .config("spark.ui.enabled", "false")
-        .config("spark.driver.bindAddress", "127.0.0.1")
-        .config("spark.driver.host", "127.0.0.1")
-        .config("spark.sql.session.timeZone", ZONE)
-        .config("spark.sql.execution.arrow.maxRecordsPerBatch", "50")  # several Arrow batches per task
-        .getOrCreate()
-    )  # fmt: skip
-    session.sparkContext.setLogLevel("ERROR")
+    session = local_spark("dbml-tests", {"spark.sql.session.timeZone": ZONE,
+                                         "spark.sql.execution.arrow.maxRecordsPerBatch": "50"})  # several Arrow batches per task
     yield session
     session.stop()
 

@@ -9,6 +9,7 @@ import os
 
 import numpy as np
 import pytest
+from conftest import local_spark
 
 pytest.importorskip("pyspark")
 
@@ -19,17 +20,7 @@ from dbml.errors import FeatureError, OptionError, TargetError  # noqa: E402
 
 @pytest.fixture(scope="module")
 def spark():
-    from pyspark.sql import SparkSession
-
-    session = (
-        SparkSession.builder.master("local[2]").appName("dbml-train-tests")
-        .config("spark.sql.shuffle.partitions", "2")
-        .config("spark.ui.enabled", "false")
-        .config("spark.driver.bindAddress", "127.0.0.1")
-        .config("spark.driver.host", "127.0.0.1")
-        .getOrCreate()
-    )  # fmt: skip
-    session.sparkContext.setLogLevel("ERROR")
+    session = local_spark("dbml-train-tests")
     yield session
     session.stop()
 
