@@ -196,21 +196,27 @@ def forecast_curves(ctx, rec: dict[str, Any], source_sql: str, series: Any) -> d
     keys = ", ".join(_q(k) for k in series.keys)
     by = f"PARTITION BY {keys} " if series.keys else ""
     group = f"{keys}, " if series.keys else ""
+    known = list(getattr(series, "covariates", []))
+    lists = "".join(f", list(CAST({_q(c)} AS DOUBLE) ORDER BY {t})" for c in known)
     rows = ctx.db().sql(
-        f"SELECT {group}list(CAST({t} AS VARCHAR) ORDER BY {t}), list(CAST({y} AS DOUBLE) ORDER BY {t}) FROM ("
+        f"SELECT {group}list(CAST({t} AS VARCHAR) ORDER BY {t}), list(CAST({y} AS DOUBLE) ORDER BY {t}){lists} FROM ("
         f"SELECT *, row_number() OVER ({by}ORDER BY {t} DESC) AS __dbml_r FROM (\n{source_sql}\n)) "
         f"WHERE __dbml_r <= {window + horizon} GROUP BY ALL HAVING count(*) = {window + horizon} ORDER BY ALL LIMIT {_SERIES}"
     ).fetchall()  # fmt: skip
     if not rows:
         return {"series": []}
     confidence = 0.9
-    history = np.asarray([[np.nan if v is None else v for v in r[-1][:window]] for r in rows], dtype=np.float32)
-    values = _roll(session(ctx, rec), history, horizon, horizon, window)
+    n = len(series.keys)
+    rows = [(*r[: n + 2], r[n + 2 :]) for r in rows]  # keys, times, values, the covariates' lists
+    history = np.asarray([[np.nan if v is None else v for v in r[-2][:window]] for r in rows], dtype=np.float32)
+    covariates = {c: np.asarray([[np.nan if v is None else v for v in r[-1][j]] for r in rows], dtype=np.float32)
+                  for j, c in enumerate(known)}  # fmt: skip
+    values = _roll(session(ctx, rec), history, horizon, horizon, window, covariates=covariates)
     spreads = half_widths(rec["metrics"], history, horizon, horizon, confidence,
                           [series.scales.get(tuple(r[: len(series.keys)])) for r in rows])  # fmt: skip
     out = []
     for i, r in enumerate(rows):
-        times, ys = r[-2], r[-1]
+        times, ys = r[-3], r[-2]
         f, half = values[i].astype(float), spreads[i].astype(float)
         out.append({
             "key": list(r[: len(series.keys)]) if series.keys else None,

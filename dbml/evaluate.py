@@ -581,7 +581,7 @@ def forecast_evaluation_sql(source_sql: str, model_ref: str, series: Any, window
     ctes.append(
         f"{_q('_windows')} AS MATERIALIZED (\n    SELECT {''.join(x + ', ' for x in groups)}"
         f"{w}.{_q('history')} AS {history}, CAST({w}.{_q('__dbml_future__')} AS DOUBLE[]) AS {actual},\n"
-        f"        CAST(PREDICT({ref}, {w}.{_q('history')}) AS DOUBLE[]) AS {forecast}\n"
+        f"        CAST(PREDICT({ref}, {', '.join(f'{w}.{_q(c)}' for c in ['history', *series.covariates])}) AS DOUBLE[]) AS {forecast}\n"
         f"    FROM (\n{windows}\n) AS {w}{join}\n)"
     )
     f, k, a, nv = _q("_f"), _q("_k"), _q("_a"), _q("_naive")

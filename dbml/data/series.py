@@ -48,10 +48,12 @@ class Series:
     scale (``scales``, the size of its changes, which its interval half-widths are in units of)."""
 
     def __init__(self, time: str, time_type: str, keys: list[str], target: str, steps: dict[tuple, dict[str, Any]],
-                 ends: dict[tuple, tuple[Any, list[float]]] | None = None, scales: dict[tuple, float | None] | None = None):  # fmt: skip
+                 ends: dict[tuple, tuple[Any, list[float]]] | None = None, scales: dict[tuple, float | None] | None = None,
+                 covariates: list[str] | None = None):  # fmt: skip
         self.time, self.time_type, self.keys, self.target, self.steps = time, time_type, keys, target, steps
         self.ends = ends or {}
         self.scales = scales or {}  # key -> the series' mean absolute change from one value to the next
+        self.covariates = list(covariates or [])  # known covariates: each window reads them over window + horizon
 
 
 def season_length(frequency: str) -> int:
@@ -242,7 +244,9 @@ def describe_series(con, source_sql: str, params, model: str, time: str, keys: l
 def windows_sql(source_sql: str, s: Series, window: int, horizon: int, carry: dict[str, str] | None = None) -> str:
     """One row per complete window: ``history`` (the last ``window`` values, DOUBLE[]),
     ``__dbml_future__`` (the next ``horizon``), ``__dbml_order__`` (the window's end
-    time, as a number) and ``__dbml_series__`` (a series number), for the split by time.
+    time, as a number) and ``__dbml_series__`` (a series number), for the split by time;
+    and each of the series' covariates under its own name, over the window and the
+    horizon (``window + horizon`` values, DOUBLE[]; a NULL is a missing value).
 
     ``carry``: {column: window aggregate over the source's rows} computed in the same
     pass and given on every window (TRAIN's fingerprint of the rows it reads)."""
@@ -252,13 +256,17 @@ def windows_sql(source_sql: str, s: Series, window: int, horizon: int, carry: di
     by = f"PARTITION BY {_keys_sql(s.keys)} " if s.keys else ""
     order = t if s.time_type in INT_TYPES else f"epoch(CAST({t} AS TIMESTAMP))"
     rank = f"dense_rank() OVER (ORDER BY {_keys_sql(s.keys)})" if s.keys else "1"
+    covs = "".join(f", {_q(c)}" for c in s.covariates)
+    spans = "".join(f"list(CAST({_q(c)} AS DOUBLE)) OVER (w ROWS BETWEEN {window - 1} PRECEDING AND {horizon} FOLLOWING) "
+                    f"AS {_q(c)}, " for c in s.covariates)  # fmt: skip
+    whole = "".join(f"AND len({_q(c)}) = {window + horizon} " for c in s.covariates)
     return (
-        f"SELECT history, __dbml_future__, __dbml_order__, __dbml_series__{kept} FROM ("
+        f"SELECT history, __dbml_future__, __dbml_order__, __dbml_series__{covs}{kept} FROM ("
         f"SELECT list(CAST({y} AS DOUBLE)) OVER (w ROWS BETWEEN {window - 1} PRECEDING AND CURRENT ROW) AS history, "
-        f"list(CAST({y} AS DOUBLE)) OVER (w ROWS BETWEEN 1 FOLLOWING AND {horizon} FOLLOWING) AS __dbml_future__, "
+        f"list(CAST({y} AS DOUBLE)) OVER (w ROWS BETWEEN 1 FOLLOWING AND {horizon} FOLLOWING) AS __dbml_future__, {spans}"
         f"CAST({order} AS DOUBLE) AS __dbml_order__, {rank} AS __dbml_series__{carried} "
         f"FROM ({source_sql}) WINDOW w AS ({by}ORDER BY {t})) "
-        f"WHERE len(history) = {window} AND len(__dbml_future__) = {horizon} "
+        f"WHERE len(history) = {window} AND len(__dbml_future__) = {horizon} {whole}"
         f"AND len(list_filter(history, lambda v: v IS NOT NULL AND NOT isnan(v))) > 0 "
         f"AND len(list_filter(__dbml_future__, lambda v: v IS NOT NULL AND NOT isnan(v))) = {horizon}"
     )
@@ -332,17 +340,29 @@ def time_sql(last: str, k: str, step: dict[str, Any], time_type: str) -> str:
     return f"CAST({moved} AS {time_type})"
 
 
-def roll(session, history: np.ndarray, horizon: int, trained: int, window: int, what: str = "the forecaster") -> np.ndarray:
+def roll(session, history: np.ndarray, horizon: int, trained: int, window: int, what: str = "the forecaster",
+         covariates: dict[str, np.ndarray] | None = None) -> np.ndarray:  # fmt: skip
     """Forecasts of ``horizon`` steps from each window ([N, horizon]), feeding forecasts
-    back in beyond the trained horizon (:func:`half_widths` gives their intervals)."""
+    back in beyond the trained horizon (:func:`half_widths` gives their intervals).
+
+    ``covariates``: {name: [N, window + horizon]}, each covariate over the windows and the
+    steps to forecast; each round reads ``window + trained`` of them from where it starts
+    (past the last step, the last value repeats: those rounds' forecasts are not kept)."""
     from dbml.runtime import run_bounded
 
     n = history.shape[0]
     out = np.zeros((n, horizon), np.float64)
     current = history.copy()
+    covariates = covariates or {}
+    rounds = -(-horizon // trained)
+    padded = {}
+    for name, values in covariates.items():
+        short = window + rounds * trained - values.shape[1]
+        padded[name] = np.concatenate([values, np.repeat(values[:, -1:], short, axis=1)], axis=1) if short > 0 else values
     done = 0
     while done < horizon:
-        got = run_bounded(session, ["forecast"], {HISTORY: current}, what)[0].astype(np.float64)
+        feeds = {HISTORY: current, **{c: v[:, done : done + window + trained].astype(np.float32) for c, v in padded.items()}}
+        got = run_bounded(session, ["forecast"], feeds, what)[0].astype(np.float64)
         take = min(trained, horizon - done)
         out[:, done : done + take] = got[:, :take]
         current = np.concatenate([current, got[:, :take].astype(np.float32)], axis=1)[:, -window:]

@@ -370,13 +370,13 @@ class Group:
 
 
 def _builtin() -> dict[str, Kind]:
-    from dbml.kinds.array import ArrayKind, SequenceKind
+    from dbml.kinds.array import ArrayKind, CovariateKind, SequenceKind
     from dbml.kinds.category import CategoryKind
     from dbml.kinds.ident import IdKind
     from dbml.kinds.scalar import BooleanKind, DatetimeKind, NumericKind
     from dbml.kinds.text import TextKind
 
-    kinds = (NumericKind(), BooleanKind(), DatetimeKind(), CategoryKind(), TextKind(), ArrayKind(), SequenceKind(), IdKind())
+    kinds = (NumericKind(), BooleanKind(), DatetimeKind(), CategoryKind(), TextKind(), ArrayKind(), SequenceKind(), CovariateKind(), IdKind())
     return {k.name: k for k in kinds}
 
 

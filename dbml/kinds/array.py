@@ -8,6 +8,10 @@
   amounts), for recurrent networks: the last ``max_length`` values are kept (found at
   training), and shorter rows are padded at the front. ONNX input float [N, L]; the
   UDF takes FLOAT[] and pads.
+* ``covariate``: a forecaster's known covariate (a price, a promotion flag, a calendar
+  number) over a window and its horizon, FLOAT[window + horizon], read as one flat
+  vector that joins the network beside the history's state. No column is detected as
+  one: the forecasting task names them. ONNX input float [N, window + horizon].
 
 Elements: NULL and NaN are missing (imputed: 0 after standardisation, and sequences
 carry a "present" channel); infinite or out-of-FLOAT-range elements are refused.
@@ -33,7 +37,7 @@ from dbml.sqltext import quote as _q
 if TYPE_CHECKING:
     from sqlglot import exp  # imported where SQL is built, so Arrow scoring runs without sqlglot
 
-__all__ = ["ArrayKind", "SequenceKind", "list_element", "MAX_LENGTH"]
+__all__ = ["ArrayKind", "SequenceKind", "CovariateKind", "list_element", "MAX_LENGTH"]
 
 MAX_LENGTH = 1_000_000  # elements per row
 _LIST = re.compile(r"^(.+?)(\[(\d*)\])$")
@@ -309,6 +313,22 @@ class SequenceKind(_ListKind):
 
         p = profile[features[0].name]
         return ArrayEncoder(self.length(features[0]), p["mean"], p["std"], channels=2, instance=bool(options.get("time")))
+
+
+class CovariateKind(ArrayKind):
+    """A forecaster's covariate over a window and its horizon (``sql_type`` FLOAT[n]):
+    standardised by the training elements' mean and spread (not each window's own, so a
+    price keeps its level), missing elements 0, flattened beside the other inputs
+    (:class:`dbml.tasks.forecast.Forecast` names these features; detection never does)."""
+
+    name = "covariate"
+    shape = Shape.FLAT
+
+    def claim(self, column):
+        return None
+
+    def group_key(self, feature) -> str:
+        return "covariate:" + feature.name
 
 
 def _lengths(values: pa.Array) -> np.ndarray:

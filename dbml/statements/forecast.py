@@ -3,7 +3,9 @@
 ``FORECAST MODEL m [VERSION n] HORIZON h [FROM <source>] [WITH (confidence = 0.9)]``: one
 row per series and future step (the series keys, the time under its own name,
 ``forecast``, ``lower``, ``upper``). Without FROM, each series goes on from where it ended
-at training; with FROM, from the end of the series given. The series SQL (checks,
+at training; with FROM, from the end of the series given. A forecaster with covariates
+needs FROM: each series' rows after its last value of the target are the steps to
+forecast, which give the covariates' values there. The series SQL (checks,
 windows, ends, times) is :mod:`dbml.data.series`'s; the graph runs in onnxruntime, no torch.
 
 One FORECAST gives at most :data:`MAX_FORECAST_ROWS` rows (series x HORIZON): a larger
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from dbml.sqltext import quote as _quote
 from dbml.statements.base import MLStatement, Statement, options_of, source_query, version_of, with_sql
 
 if TYPE_CHECKING:
@@ -105,6 +108,7 @@ def forecast_model(ctx: "Context", model: str, version: int | None, horizon: int
     from dbml.options import Option, validate_options
     from dbml.sqltext import quote as _q
     from dbml.tasks import get_task
+    from dbml.tasks.forecast import covariates_of
 
     opts = validate_options(options, (Option("confidence", "float", 0.9, "coverage of [lower, upper]",
                                              lambda v: 0 < v < 1, "in (0, 1)"),), f"FORECAST MODEL {model}")  # fmt: skip
@@ -123,6 +127,14 @@ def forecast_model(ctx: "Context", model: str, version: int | None, horizon: int
     series = Series(o["time"], m["time_type"], list(o["series"] or []), rec["target"], {})
     stored = m.get("key_types") or []
     key_types = [key_type(t) for t in stored] if len(stored) == len(series.keys) else [None] * len(series.keys)
+    covariates = covariates_of(rec)
+    future_sql = None
+    if covariates and source_sql is None:
+        raise FeatureError(
+            f"{what} reads known covariates ({', '.join(covariates)}), whose values at the steps it forecasts FORECAST "
+            f"needs: FORECAST MODEL {name} HORIZON {horizon} FROM (<the series with their next {horizon} rows, "
+            f"{', '.join(covariates)} filled and {rec['target']} NULL>)"
+        )
     if source_sql is None:
         starts = m["series_end"]
     else:
@@ -132,12 +144,19 @@ def forecast_model(ctx: "Context", model: str, version: int | None, horizon: int
             cols = dict(zip(rel.columns, [str(t) for t in rel.types]))
         except duckdb.Error as err:
             raise SourceError(f"cannot read the FROM query of FORECAST MODEL {name}: {err}") from None
-        missing = [c for c in [series.time, *series.keys, series.target] if c not in cols]
+        missing = [c for c in [series.time, *series.keys, series.target, *covariates] if c not in cols]
         if missing:
-            raise FeatureError(f"the FROM query of FORECAST MODEL {name} lacks column(s) {', '.join(missing)}; it needs the time, series and target columns")
+            raise FeatureError(f"the FROM query of FORECAST MODEL {name} lacks column(s) {', '.join(missing)}; it needs the "
+                               "time, series and target columns" + (" and the covariates" if covariates else ""))  # fmt: skip
         if not is_number_type(cols[series.target]):
             raise TargetError(f"column '{series.target}' of the FROM query of FORECAST MODEL {name} has type "
                               f"{cols[series.target]}; the forecaster reads numbers: cast it to DOUBLE")  # fmt: skip
+        for c in covariates:
+            if not (is_number_type(cols[c]) or cols[c].upper() == "BOOLEAN"):
+                raise FeatureError(f"covariate '{c}' of the FROM query of FORECAST MODEL {name} has type {cols[c]}; "
+                                   f"{what} reads it as a number: cast it to DOUBLE")  # fmt: skip
+        if covariates:  # the rows after each series' last value of the target are its future: they give the covariates
+            source_sql, future_sql = _history_and_future(source_sql, series)
         series = describe_series(con, source_sql, None, name, series.time, series.keys, series.target, cols, window, 0)
         key_types = [key_type(cols[k]) for k in series.keys]
         starts = last_windows(con, source_sql, None, series, window)
@@ -158,11 +177,126 @@ def forecast_model(ctx: "Context", model: str, version: int | None, horizon: int
     # the keys and times first (a time past its type's range refused before the forecaster runs)
     table, columns = _keys_and_times(ctx.db(), starts, series, key_types, horizon, name)
     history = np.asarray([s["history"] for s in starts], dtype=np.float32)
-    values = roll(ctx.session(rec), history, horizon, trained, window, what)
+    known = None
+    if covariates:
+        con = ctx.scoped()
+        past = _past_covariates(con, source_sql, series, covariates, starts, window, name)
+        ahead = _future_covariates(con, future_sql, series, covariates, table, columns, starts, horizon, name)
+        known = {c: np.concatenate([past[c], ahead[c]], axis=1) for c in covariates}
+    values = roll(ctx.session(rec), history, horizon, trained, window, what, known)
     half = half_widths(m, history, horizon, trained, opts["confidence"], [s.get("scale") for s in starts])
     for column, v in (("forecast", values), ("lower", values - half), ("upper", values + half)):
         table = table.append_column(column, pa.array(v.reshape(-1), pa.float64()))
     return ctx.db().from_arrow(table).project(", ".join([*columns, "forecast", "lower", "upper"]))
+
+
+def _present(series) -> str:
+    y = f"CAST({_quote(series.target)} AS DOUBLE)"
+    return f"{y} IS NOT NULL AND NOT isnan({y})"
+
+
+def _history_and_future(source_sql: str, series) -> tuple[str, str]:
+    """(the rows of each series up to its last value of the target, the rows after it):
+    a forecaster with covariates is given its history and, after it, the steps to
+    forecast with the covariates' values (and no target)."""
+    t = _quote(series.time)
+    by = f"PARTITION BY {', '.join(_quote(k) for k in series.keys)}" if series.keys else ""
+    marked = (f"SELECT * EXCLUDE (__dbml_end), {t} <= __dbml_end AS __dbml_past FROM (SELECT *, max(CASE WHEN "
+              f"{_present(series)} THEN {t} END) OVER ({by}) AS __dbml_end FROM ({source_sql}) AS src) AS src")  # fmt: skip
+    return (f"SELECT * EXCLUDE (__dbml_past) FROM ({marked}) AS src WHERE __dbml_past",
+            f"SELECT * EXCLUDE (__dbml_past) FROM ({marked}) AS src WHERE NOT __dbml_past")
+
+
+def _series_label(series, key) -> str:
+    return f"series {dict(zip(series.keys, key))}" if series.keys else "the series"
+
+
+def _finite(values, covariate: str, where: str, name: str):
+    """Covariate values as float32, NULL as NaN; an infinite one or one past FLOAT's range is refused."""
+    import numpy as np
+
+    from dbml.errors import FeatureError
+    from dbml.kinds.common import FLOAT_MAX
+
+    x = np.asarray([np.nan if v is None else float(v) for v in values], np.float64)
+    bad = np.abs(np.where(np.isnan(x), 0.0, x)) > FLOAT_MAX
+    if bad.any():
+        raise FeatureError(f"covariate '{covariate}' of FORECAST MODEL {name} is {x[np.argmax(bad)]!r} {where}; a "
+                           f"forecaster reads FLOAT values (±{FLOAT_MAX:.4g}): clip or scale it")  # fmt: skip
+    return x.astype(np.float32)
+
+
+def _past_covariates(con, history_sql: str, series, covariates: list[str], starts, window: int, name: str):
+    """{covariate: [series, window]}: each covariate over the last ``window`` rows of each
+    series' history (the rows its forecast starts from); a NULL is a missing value, as at training."""
+    import numpy as np
+
+    from dbml.data.series import plain_key
+
+    t = _quote(series.time)
+    keys = [_quote(k) for k in series.keys]
+    by = f"PARTITION BY {', '.join(keys)} " if keys else ""
+    lists = ", ".join(f"list(CAST({_quote(c)} AS DOUBLE) ORDER BY {t})" for c in covariates)
+    rows = con.execute(
+        f"SELECT {''.join(k + ', ' for k in keys)}{lists} FROM (SELECT *, row_number() OVER ({by}ORDER BY {t} DESC) AS "
+        f"__dbml_r FROM ({history_sql}) AS src) AS src WHERE __dbml_r <= {int(window)} GROUP BY ALL"
+    ).fetchall()  # fmt: skip
+    found = {tuple(plain_key(v) for v in r[: len(keys)]): r[len(keys) :] for r in rows}
+    out = {c: np.zeros((len(starts), window), np.float32) for c in covariates}
+    for i, s in enumerate(starts):
+        lists_of = found[tuple(s["key"])]
+        for c, values in zip(covariates, lists_of):
+            out[c][i] = _finite(values, c, f"in the history of {_series_label(series, s['key'])}", name)
+    return out
+
+
+def _future_covariates(con, future_sql: str, series, covariates: list[str], table, columns: list[str], starts,
+                       horizon: int, name: str):  # fmt: skip
+    """{covariate: [series, horizon]}: each covariate at each step FORECAST gives (the rows of
+    ``table``: the keys and times, series by series), from the rows of ``future_sql`` at
+    those times. A step with no row, or with two, and a NULL covariate there are refused."""
+    import numpy as np
+    import pyarrow as pa
+
+    from dbml.errors import FeatureError
+
+    n = table.num_rows
+    steps = table.append_column("__dbml_row", pa.array(np.arange(n, dtype=np.int64)))
+    keys, t = [_quote(k) for k in series.keys], _quote(series.time)
+    on = " AND ".join([*(f"f.{k} IS NOT DISTINCT FROM e.{k}" for k in keys), f"f.{t} = e.{t}"])
+    firsts = ", ".join(f"first(CAST({_quote(c)} AS DOUBLE)) AS {_quote(c)}" for c in covariates)
+    sql = (f"SELECT e.__dbml_row, f.__dbml_n, {', '.join(f'f.{_quote(c)}' for c in covariates)} FROM "
+           f"(SELECT {', '.join(columns)}, __dbml_row FROM s) AS e LEFT JOIN (SELECT {''.join(k + ', ' for k in keys)}{t}, "
+           f"count(*) AS __dbml_n, {firsts} FROM ({future_sql}) AS src GROUP BY ALL) AS f ON {on} ORDER BY e.__dbml_row")  # fmt: skip
+    got = con.from_arrow(steps).query("s", sql).fetchnumpy()
+    counts = got["__dbml_n"]
+    counts = np.asarray([0 if (v is None or v is np.ma.masked) else int(v) for v in counts.tolist()], np.int64)
+    times = table.column(series.time).to_pylist() if series.time in table.column_names else None
+
+    def at(row: int) -> str:
+        s = starts[row // horizon]
+        when = times[row] if times is not None else f"step {row % horizon + 1}"
+        return f"{_series_label(series, s['key'])} at {series.time} = {when} (step {row % horizon + 1} of {horizon})"
+
+    hint = (f"a forecaster with covariates gives each step from a row of the FROM query after the series' last value of "
+            f"'{series.target}', with {', '.join(covariates)} filled and {series.target} NULL")  # fmt: skip
+    if (counts == 0).any():
+        row = int(np.argmax(counts == 0))
+        raise FeatureError(f"the FROM query of FORECAST MODEL {name} has no row for {at(row)}; {hint}")
+    if (counts > 1).any():
+        row = int(np.argmax(counts > 1))
+        raise FeatureError(f"the FROM query of FORECAST MODEL {name} has {counts[row]} rows for {at(row)}; a series has "
+                           "one row per time")  # fmt: skip
+    out = {}
+    for c in covariates:
+        raw = got[c]
+        values = [None if v is None or v is np.ma.masked else v for v in (raw.tolist() if hasattr(raw, "tolist") else raw)]
+        x = _finite(values, c, "in the rows to forecast", name)
+        if np.isnan(x).any():
+            row = int(np.argmax(np.isnan(x)))
+            raise FeatureError(f"covariate '{c}' of FORECAST MODEL {name} is NULL (or NaN) for {at(row)}; {hint}")
+        out[c] = x.reshape(len(starts), horizon)
+    return out
 
 
 # the key types whose values an Arrow column holds as they are; the others travel as text and are cast back

@@ -238,7 +238,9 @@ class Task:
 
     # -- the module ---------------------------------------------------------------------------
     def head(self, width: int, target: Target, architecture, net_info: dict[str, Any], options: dict[str, Any]):
-        """The head: trunk output [N, width] -> what the loss takes."""
+        """The head: trunk output [N, width] -> what the loss takes. ``net_info``: the
+        model's name, ``target_width`` (the width of the inputs' fixed encoding) and
+        ``inputs`` ({group key: the shape its encoder gives per row})."""
         raise NotImplementedError
 
     def loss(self, net, out, batch):
@@ -251,6 +253,11 @@ class Task:
     def outputs(self, net, batch) -> dict[str, Any]:
         """The graph outputs users see (before :meth:`onnx_tail`), in torch."""
         raise NotImplementedError
+
+    def start(self, net, train, val, options: dict[str, Any]) -> None:
+        """Set weights of a fresh network from the training batches ``train`` (and the
+        validation batches ``val``, or None) before its first step (a forecaster's
+        covariate path from a least-squares fit); nothing by default. Not called for a fine-tune or a transfer, which start from their weights."""
 
     def after_fit(self, net, batch, target: Target, options: dict[str, Any]) -> None:
         """Fix what is learnt after the weights (an anomaly threshold), in the head's buffers."""

@@ -1,5 +1,7 @@
 """Forecasting: the next ``horizon`` values of a target from its last ``window`` values,
-per series (``series`` key columns) ordered by ``time``.
+per series (``series`` key columns) ordered by ``time``, and from known covariates: every
+other column of the source (a number or a boolean), read over the window and the horizon
+as a feature of kind ``covariate`` (FLOAT[window + horizon]) under its own name.
 
 DuckDB builds the windows (see :mod:`dbml.data.series`); the split is by time (the latest
 windows validate); each window is scaled by its own mean and spread in the graph, so a
@@ -30,6 +32,7 @@ from dbml.errors import FeatureError, OptionError, SourceError, TargetError
 from dbml.kinds.common import QUANTILES
 from dbml.kinds.scalar import bin_index, is_number_type
 from dbml.options import Option
+from dbml.sqltext import quote as _q
 from dbml.tasks import Evaluation, Layout, Panel, Target, Task, join_and, trainers
 
 __all__ = ["Forecast"]
@@ -58,10 +61,95 @@ def _futures(y) -> np.ndarray:
     return np.array(future.flatten().to_numpy(zero_copy_only=False), np.float64).reshape(-1, h)
 
 
-def _head(width: int, horizon: int):
+def covariates_of(rec: dict[str, Any]) -> list[str]:
+    """The known covariates of a forecaster's version (its features of kind ``covariate``), in feature order."""
+    return [f["name"] for f in rec.get("features") or [] if f.get("kind") == "covariate"]
+
+
+def _check_covariates(name: str, covariates: list[str], typed: dict[str, str], series_columns: list[str]) -> None:
+    """Each column of a forecaster's source besides the time, keys and target is a known
+    covariate: a number or a boolean, under a name no window column has."""
+    from dbml.data.series import HISTORY
+
+    for c in covariates:
+        if c.lower() == HISTORY or c.lower().startswith("__dbml"):
+            raise FeatureError(
+                f"column '{c}' of model '{name}' has the name of a column a forecaster's windows have ({HISTORY}, __dbml...); "
+                f"rename it in the source (SELECT * RENAME ({c} AS {c}_1) FROM ...)"
+            )
+        sql_type = typed[c].upper()
+        if not (is_number_type(sql_type) or sql_type == "BOOLEAN"):
+            raise FeatureError(
+                f"column '{c}' of model '{name}' has type {typed[c]}; a forecaster reads every column besides its time, "
+                f"series and target ({', '.join(series_columns)}) as a known covariate, a number or a boolean whose future "
+                f"values FORECAST is given: cast it (a category as one 0/1 column per value, CASE WHEN ...), or leave it out "
+                f"(SELECT * EXCLUDE ({c}) FROM ...)"
+            )
+
+
+def _head(width: int, horizon: int, known: list[str] | None = None, spread: float = 1.0, level: float = 0.0):
+    """A linear map of the trunk's output to the ``horizon`` steps, in units of each
+    window's spread. With covariates (their group keys ``known``) the head also gives
+    their direct share of each step (:meth:`Head.known`): from each covariate's value at
+    that step and its mean over the window, by weights every step shares, once in units
+    of the window's spread (an effect that grows with a series' swings) and once in units
+    of ``spread``, the training target's (an effect of a fixed size, which a window's
+    spread would blur); and a pull from the window's mean towards ``level``, the training
+    target's mean (a series that keeps coming back to one level, whose covariates say
+    where it goes from there). The trunk sees every value too, flattened; this direct,
+    linear path is what a few hundred windows teach best (:meth:`Forecast.start` fits it
+    first)."""
+    import torch
     from torch import nn
 
-    return nn.Linear(width, horizon)
+    if not known:
+        return nn.Linear(width, horizon)
+
+    class Head(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.linear = nn.Linear(width, horizon)
+            nn.init.zeros_(self.linear.weight)  # the forecast starts as the direct path's fit (Forecast.start)
+            nn.init.zeros_(self.linear.bias)
+            self.step = nn.Linear(2 * len(known), 2, bias=False)
+            nn.init.zeros_(self.step.weight)
+            self.pull = nn.Parameter(torch.zeros(()))
+            self.register_buffer("spread", torch.tensor(float(spread)))
+            self.register_buffer("level", torch.tensor(float(level)))
+            self.register_buffer("use_level", torch.tensor(1.0))  # 0: no pull (Forecast.start chose so)
+            self.keys, self.horizon = list(known), horizon
+
+        def forward(self, x):
+            return self.linear(x)
+
+        def parts(self, encoded, mean, std):
+            """[N, horizon, 4 x covariates + 1]: what the direct path weighs, in units of each
+            window's spread: each covariate at each step and its mean over the window (as
+            they are, then in units of ``spread``), and the window mean's distance from ``level``."""
+            parts = []
+            for k in self.keys:
+                values = encoded[k]  # [N, window + horizon], standardised
+                ahead, past = values[:, -self.horizon :], values[:, : -self.horizon]
+                parts += [ahead, past.mean(dim=1, keepdim=True).expand_as(ahead)]
+            f = torch.stack(parts, dim=2)
+            ratio = (self.spread / std).unsqueeze(2)  # std: [N, 1]
+            gap = ((self.level - mean) / std).unsqueeze(2).expand(-1, self.horizon, 1) * self.use_level
+            return torch.cat([f, f * ratio, gap], dim=2)
+
+        def weights(self) -> torch.Tensor:
+            return torch.cat([self.step.weight[0], self.step.weight[1], self.pull.reshape(1)])
+
+        def set_weights(self, w: torch.Tensor) -> None:
+            n = self.step.weight.shape[1]
+            with torch.no_grad():
+                self.step.weight.copy_(w[: 2 * n].reshape(2, n))
+                self.pull.copy_(w[2 * n])
+
+        def known(self, encoded, mean, std):
+            """The direct path's share of each step [N, horizon], in units of each window's spread."""
+            return (self.parts(encoded, mean, std) * self.weights()).sum(dim=2)
+
+    return Head()
 
 
 class Forecast(Task):
@@ -116,13 +204,9 @@ class Forecast(Task):
                 f"rename it in the source (SELECT * RENAME ({taken[0]} AS {taken[0]}_1) FROM ...)"
             )
         options["time"], options["series"] = time, keys
-        extra = [c for c in columns if c not in (time, target, *keys)]
-        if extra:
-            raise FeatureError(
-                f"model '{name}' forecasts '{target}' from its own past; the source also has {', '.join(extra)}, and "
-                f"covariates are not taken yet: leave them out (SELECT {', '.join([time, *keys, target])} FROM ...)"
-            )
         typed = dict(zip(columns, types))
+        covariates = [c for c in columns if c not in (time, target, *keys)]
+        _check_covariates(name, covariates, typed, [time, *keys, target])
         base = f"SELECT * FROM (\n{req.source_sql}\n) AS src"
         horizon = options["horizon"]
         # one facts pass: steps, lengths and each series' last values (as many as the window can be)
@@ -140,7 +224,9 @@ class Forecast(Task):
         facts = {"season": season, "series_end": starts, "time_type": series.time_type,
                  "key_types": [forecast.key_type(typed[k]) for k in keys],
                  "frequencies": sorted({s["frequency"] for s in series.steps.values()})}  # fmt: skip
-        features = [FeatureSpec(forecast.HISTORY, _window_kind().kind, f"FLOAT[{window}]")]
+        series.covariates = covariates
+        features = [FeatureSpec(forecast.HISTORY, _window_kind().kind, f"FLOAT[{window}]"),
+                    *(FeatureSpec(c, "covariate", f"FLOAT[{window + horizon}]") for c in covariates)]  # fmt: skip
         count, total = lineage.fingerprint_sql(columns, window=True, where=present_sql(target, target_type))
         windows = forecast.windows_sql(base, series, window, horizon, carry={COUNT: count, SUM: total})
         return windows, features, facts
@@ -168,7 +254,77 @@ class Forecast(Task):
         return torch.from_numpy(_futures(y)).float()
 
     def head(self, width, target, architecture, net_info, options):
-        return _head(width, options["horizon"])
+        known = [k for k in net_info.get("inputs", {}) if k.startswith("covariate:")]
+        y = target.y if target.y is not None and np.size(target.y) else np.zeros(1)
+        spread, level = float(np.nanstd(y)), float(np.nanmean(y))
+        spread = spread if math.isfinite(spread) and spread > 1e-12 else 1.0
+        return _head(width, options["horizon"], known, spread, level if math.isfinite(level) else 0.0)
+
+    def start(self, net, train, val, options):
+        """The covariates' direct path (:func:`_head`) starts from the least-squares fit of
+        the training windows (the first 50,000, ridge-damped), so that the network learns
+        what is left: gradient steps alone reach it slowly, and early stopping halts them
+        once the rest of the network begins to overfit a short series. The pull towards
+        the training level stays only where the validation windows ``val`` are fitted
+        better with it (a series that keeps coming back to a level) than without (one
+        that trends or shifts)."""
+        import torch
+
+        head = net.head
+        if not hasattr(head, "known") or not hasattr(train, "epoch"):
+            return
+
+        def moments(batches, limit):
+            gram = moment = None
+            rows, yy = 0, 0.0
+            with torch.no_grad():
+                for batch in batches:
+                    mean, std = self._stats(batch)
+                    y = ((batch["target"] - mean) / std).double().reshape(-1, 1)  # [n x horizon, 1]
+                    x = head.parts(net.encode(batch), mean, std).double()
+                    x = x.reshape(-1, x.shape[2])
+                    ok = torch.isfinite(y[:, 0]) & torch.isfinite(x).all(dim=1)
+                    x, y = x[ok], y[ok]
+                    gram = x.T @ x if gram is None else gram + x.T @ x
+                    moment = x.T @ y if moment is None else moment + x.T @ y
+                    yy += float((y * y).sum())
+                    rows += len(batch["target"])
+                    if rows >= limit:
+                        break
+            return (gram, moment, yy) if gram is not None else None
+
+        def solve(gram, moment, keep):
+            g, m = gram[keep][:, keep], moment[keep]
+            damp = 1e-2 * float(torch.diagonal(g).mean()) + 1e-8
+            try:
+                w = torch.linalg.solve(g + damp * torch.eye(len(keep), dtype=g.dtype, device=g.device), m)
+            except RuntimeError:  # singular even when damped
+                return None
+            out = torch.zeros_like(moment)
+            out[keep] = w
+            return out if torch.isfinite(out).all() else None
+
+        fitted = moments(train.epoch(1), 50_000)
+        if fitted is None:
+            return
+        gram, moment, _ = fitted
+        n = gram.shape[0]
+        both, without = solve(gram, moment, list(range(n))), solve(gram, moment, list(range(n - 1)))
+        chosen = both
+        checked = moments(iter(val), 50_000) if val is not None and getattr(val, "rows", 0) else None
+        if checked is not None and both is not None and without is not None:
+            vg, vm, vyy = checked
+            sse = lambda w: float(vyy - 2 * (w.T @ vm) + w.T @ vg @ w)  # noqa: E731
+            if sse(without) <= sse(both):
+                chosen = without
+                head.use_level.fill_(0.0)
+        chosen = chosen if chosen is not None else without
+        if chosen is not None:
+            head.set_weights(chosen[:, 0].to(head.step.weight.dtype))
+
+    def _known(self, net, batch, mean, std):
+        """The covariates' share of the forecast, in units of each window's spread ``std``, or 0."""
+        return net.head.known(net.encode(batch), mean, std) if hasattr(net.head, "known") else 0.0
 
     def _stats(self, batch):
         from dbml.kinds.encoders import window_stats
@@ -179,7 +335,7 @@ class Forecast(Task):
         import torch
 
         mean, std = self._stats(batch)
-        return torch.nn.functional.mse_loss(out, (batch["target"] - mean) / std)
+        return torch.nn.functional.mse_loss(out + self._known(net, batch, mean, std), (batch["target"] - mean) / std)
 
     def score(self, net, out, batch):
         return -self.loss(net, out, batch)
@@ -187,7 +343,7 @@ class Forecast(Task):
     def outputs(self, net, batch):
         mean, std = self._stats(batch)
         embedding = net.embed(batch)
-        return {"forecast": net.head(embedding) * std + mean, "embedding": embedding}
+        return {"forecast": (net.head(embedding) + self._known(net, batch, mean, std)) * std + mean, "embedding": embedding}
 
     def metrics(self, net, batch, target, idx):
         from dbml.data import series as forecast
@@ -313,13 +469,21 @@ class Forecast(Task):
         what = f"model '{rec['model']}' version {rec['version']}"
         o, m = rec["options"], rec["metrics"]
         keys = list(o.get("series") or [])
-        needed = {"time": o["time"], "target": rec["target"], **{f"series key '{k}'": k for k in keys}}
+        known = covariates_of(rec)
+        needed = {"time": o["time"], "target": rec["target"], **{f"series key '{k}'": k for k in keys},
+                  **{f"covariate '{c}'": c for c in known}}  # fmt: skip
         lowered, types = columns(ctx, rec, source_sql, source_label, needed, doing)
         time, target, keys = lowered[o["time"].lower()], lowered[rec["target"].lower()], [lowered[k.lower()] for k in keys]
         if not is_number_type(types[target]):
             raise TargetError(f"target column '{target}' of {source_label} has type {types[target]}; {what} forecasts a number")
+        known = [lowered[c.lower()] for c in known]
+        for c in known:
+            if not (is_number_type(types[c]) or types[c].upper() == "BOOLEAN"):
+                raise FeatureError(f"covariate '{c}' of {source_label} has type {types[c]}; {what} reads it as a number: "
+                                   "cast it to DOUBLE")  # fmt: skip
         series = forecast.describe_series(ctx.scoped(), f"SELECT * FROM (\n{source_sql}\n) AS src", None, rec["model"],
                                           time, keys, target, types, int(o["window"]), int(o["horizon"]))  # fmt: skip
+        series.covariates = known
         trained = set(m.get("frequencies") or [])
         for key, step in series.steps.items():
             if trained and step["frequency"] not in trained:
@@ -337,7 +501,8 @@ class Forecast(Task):
         series = self.series_of(ctx, rec, source_sql, source_label, "monitor")
         windows = windows_sql(f"SELECT * FROM (\n{source_sql}\n) AS src", series, int(rec["options"]["window"]),
                               int(rec["options"]["horizon"]))  # fmt: skip
-        return f"SELECT {HISTORY} FROM (\n{windows}\n) AS {HISTORY}_windows"
+        read = ", ".join([HISTORY, *(_q(c) for c in series.covariates)])
+        return f"SELECT {read} FROM (\n{windows}\n) AS {HISTORY}_windows"
 
     def monitor_prediction(self, record, ref):
         """The first forecast value, against the first step's held-out forecasts."""

@@ -212,6 +212,10 @@ def _worker(rank: int, world: int, port: int, recipe: dict[str, Any], results) -
             if recipe["val"] is not None:
                 val = TensorBatches(recipe["val"], max(batch, pl.VALIDATION_BATCH), shuffle=False, shard=rank, shards=world)
                 val.rows = val.total  # every worker validates (a shard may hold none of the rows): the sums are collective
+        if p.parent is None and p.base is None:
+            p.task.start(net, train, val, options)  # on rank 0's shard: every worker starts from rank 0's weights
+            for t in net.state_dict().values():
+                dist.broadcast(t, 0)
         bar = [ProgressBar(recipe["label"], options["verbose"], recipe["prefix"])] if rank == 0 and options["verbose"] else []
         trainer = DistributedTrainer(net, p.task, options, bar, device, schedule=recipe["schedule"], world=world)
         logs = trainer.fit(train, val if val is not None and val.rows else None)

@@ -304,7 +304,8 @@ def build_network(p: Plan, features: list[FeatureSpec], prof: dict[str, Any], ta
     shapes = {g.key: tuple(e.shape) for g, e in zip(grouped, encoders)}
     trunk = p.architecture.build(shapes, p.task.name, p.options)
     target_width = sum(e.target_width() for e in encoders)
-    head = p.task.head(int(trunk.width), target, p.architecture, {"model": p.name, "target_width": target_width}, p.options)
+    head = p.task.head(int(trunk.width), target, p.architecture, {"model": p.name, "target_width": target_width, "inputs": shapes},
+                       p.options)  # fmt: skip
     return Network([g.key for g in grouped], encoders, trunk, head, p.task)
 
 
@@ -372,6 +373,8 @@ def fit_batches(p: Plan, features, prof, target: Target, train: Batches, val: Ba
             return net, logs, time.perf_counter() - started
         with torch.random.fork_rng(devices=[p.device] if p.device.type == "cuda" else []):
             net = start_network(p, features, prof, target).to(p.device)
+            if p.parent is None and p.base is None:
+                p.task.start(net, train, val, options)
             started = time.perf_counter()
             with _cpu_threads(p.device, p.options["threads"], sum(x.numel() for x in net.parameters())):
                 logs = make_trainer(net, p, options, callbacks, schedule).fit(train, val)

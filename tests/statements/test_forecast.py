@@ -268,7 +268,8 @@ BAD = {
                     r"target column 'units'.*VARCHAR.*numeric"),
     "bool_target": ("SELECT store, day, units > 3 AS units FROM ({BASE})".format(BASE=BASE), TargetError,
                     r"target column 'units'.*BOOLEAN"),
-    "covariate": ("SELECT *, units * 2 AS price FROM ({BASE})".format(BASE=BASE), FeatureError, r"also has price.*covariates"),
+    "text_covariate": ("SELECT *, 'x' AS note FROM ({BASE})".format(BASE=BASE), FeatureError,
+                       r"column 'note'.*VARCHAR.*known covariate.*EXCLUDE \(note\)"),
     "text_time": ("SELECT store, day::VARCHAR AS day, units FROM ({BASE})".format(BASE=BASE), FeatureError,
                   r"time column 'day'.*VARCHAR"),
 }  # fmt: skip
