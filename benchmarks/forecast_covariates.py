@@ -38,7 +38,7 @@ with covariates, dbml without and with covariates, each over seasonal naive; the
 of dbml's 0.9 intervals with covariates; training seconds. Then the geometric means over
 the data sets.
 
-Run it from the repository root (``pip install -e .[bench] sktime``)::
+Run it from the repository root (``pip install -e .[bench]``)::
 
     python benchmarks/forecast_covariates.py
     python benchmarks/forecast_covariates.py --data seatbelts --origins 1
