@@ -26,7 +26,7 @@ def headline(task: str | None, metrics: dict[str, Any] | None) -> tuple[str | No
 
 LOWER_IS_BETTER = frozenset({"mae", "mse", "rmse", "mape", "log_loss", "mase"})
 _NAMES = {"majority": "the majority class", "mean": "the mean", "seasonal_naive": "seasonal naive",
-          "robust_z": "a robust z-score"}  # fmt: skip
+          "robust_z": "a robust z-score", "popularity": "the most popular items"}  # fmt: skip
 
 
 def _number(v: Any) -> bool:

@@ -8,6 +8,9 @@ recommender can beat the popularity baseline, which mixes the groups."""
 
 from __future__ import annotations
 
+import json
+import math
+
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -249,3 +252,38 @@ def test_the_split_holds_out_each_users_latest_interactions(con):
                    "struct_pack(t := j::DOUBLE, k := hash(u, j)) AS y FROM range(3) a(u), range(8) b(j))").fetchall()  # fmt: skip
     held = sorted((u, t) for u, t, r in rows if r == 1)
     assert held == [(u, t) for u in range(3) for t in (6.0, 7.0)]
+
+
+def test_a_version_keeps_the_popularity_baseline(rec):
+    """metrics.baseline.popularity: the most popular training items on the same held-out pairs;
+    on grouped tastes the network beats it, and DESCRIBE says by how much."""
+    rec.sql(f"TRAIN MODEL rec_held USING recommender FROM (SELECT user_id, item_id FROM interactions) "
+            f"WITH (user = 'user_id', item = 'item_id', {OPTIONS})")  # fmt: skip
+    m = json.loads(rec.sql("SELECT metrics FROM dbml.model_versions WHERE model = 'rec_held'").fetchall()[0][0])
+    popular = m["baseline"]["popularity"]
+    assert set(popular) == {"hit_rate_at_10", "recall_at_10", "ndcg_at_10"}
+    assert 0 < popular["ndcg_at_10"] < m["ndcg_at_10"] - 0.05, (popular, m["ndcg_at_10"])
+    words = rec.sql("SELECT baseline FROM (DESCRIBE MODEL rec_held)").fetchall()[0][0]
+    assert "over the most popular items" in words and words.startswith("+")
+
+
+def test_the_popularity_baseline_ranks_by_training_counts_without_seen_items(con):
+    """Everyone takes from the same 8 items: whatever a user has not taken yet is among the
+    most popular items they have not seen, so the baseline finds every held-out pair."""
+    con.sql("CREATE TABLE same AS SELECT u AS user_id, 100 + i AS item_id FROM range(40) a(u), range(8) b(i) "
+            "WHERE hash(u, i) % 4 <> 0")  # fmt: skip
+    con.sql(f"TRAIN MODEL same_rec USING recommender FROM same WITH (user = 'user_id', item = 'item_id', {OPTIONS})")
+    m = json.loads(con.sql("SELECT metrics FROM dbml.model_versions WHERE model = 'same_rec'").fetchall()[0][0])
+    assert m["baseline"]["popularity"]["hit_rate_at_10"] == pytest.approx(1.0)
+    assert m["baseline"]["popularity"]["recall_at_10"] == pytest.approx(1.0)
+
+
+def test_a_rating_model_keeps_the_mean_rating(con):
+    con.sql("CREATE TABLE rated AS SELECT u AS user_id, 100 + i AS item_id, ((u + i) % 5 + 1)::DOUBLE AS stars "
+            "FROM range(40) a(u), range(12) b(i)")  # fmt: skip
+    con.sql(f"TRAIN MODEL rated_rec USING recommender FROM rated WITH (user = 'user_id', item = 'item_id', "
+            f"rating = 'stars', {OPTIONS})")  # fmt: skip
+    m = json.loads(con.sql("SELECT metrics FROM dbml.model_versions WHERE model = 'rated_rec'").fetchall()[0][0])
+    mean = m["baseline"]["mean"]
+    assert mean["rmse"] == pytest.approx(math.sqrt(2), abs=0.35)  # ratings 1..5 evenly: their spread is sqrt(2)
+    assert m["rmse"] < mean["rmse"]

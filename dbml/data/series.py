@@ -18,6 +18,7 @@ import warnings
 from statistics import NormalDist
 from typing import Any
 
+import duckdb
 import numpy as np
 
 from dbml.errors import DbmlError, FeatureError, RecordError, TargetError
@@ -135,20 +136,33 @@ def series_facts(con, source_sql: str, params, model: str, time: str, keys: list
     # a value a FLOAT cannot hold (infinite, or past FLOAT's range); NaN is a missing value
     y = f"CAST({_q(target)} AS DOUBLE)"
     huge = f"NOT isnan({y}) AND abs({y}) > {FLOAT_MAX!r}"
-    rows = con.execute(
-        f"SELECT {group}count(*), count(DISTINCT __dbml_d), min(__dbml_d), count(DISTINCT __dbml_m), min(__dbml_m), "
-        f"bool_and(__dbml_mok), bool_and(__dbml_mend), count({_q(target)}), count(*) FILTER (WHERE {t} IS NULL), "
-        f"min({t}) FILTER (WHERE __dbml_k > 1), arg_min(__dbml_k, {t}) FILTER (WHERE __dbml_k > 1), {end}, "
-        f"count(*) FILTER (WHERE {huge}), CAST(min({t}) FILTER (WHERE {huge}) AS VARCHAR), "
-        f"arg_min({y}, {t}) FILTER (WHERE {huge}), fsum(abs({y} - __dbml_py)) FILTER (WHERE NOT isnan({y} - __dbml_py)), "
-        f"count(*) FILTER (WHERE NOT isnan({y} - __dbml_py)), "
-        f"{ends} FROM ("
-        f"SELECT *, {diff} AS __dbml_d, {months} AS __dbml_m, {month_ok} AS __dbml_mok, {month_end} AS __dbml_mend FROM ("
-        f"SELECT *, lag({t}) OVER ({by}ORDER BY {t}) AS __dbml_prev, count(*) OVER (PARTITION BY {group}{t}) AS __dbml_k, "
-        f"lag({y}) OVER ({by}ORDER BY {t}) AS __dbml_py "
-        f"FROM ({source_sql})) s) w GROUP BY ALL ORDER BY ALL",
-        params,
-    ).fetchall()  # fmt: skip
+    try:
+        rows = con.execute(
+            f"SELECT {group}count(*), count(DISTINCT __dbml_d), min(__dbml_d), count(DISTINCT __dbml_m), min(__dbml_m), "
+            f"bool_and(__dbml_mok), bool_and(__dbml_mend), count({_q(target)}), count(*) FILTER (WHERE {t} IS NULL), "
+            f"min({t}) FILTER (WHERE __dbml_k > 1), arg_min(__dbml_k, {t}) FILTER (WHERE __dbml_k > 1), {end}, "
+            f"count(*) FILTER (WHERE {huge}), CAST(min({t}) FILTER (WHERE {huge}) AS VARCHAR), "
+            f"arg_min({y}, {t}) FILTER (WHERE {huge}), fsum(abs({y} - __dbml_py)) FILTER (WHERE NOT isnan({y} - __dbml_py)), "
+            f"count(*) FILTER (WHERE NOT isnan({y} - __dbml_py)), "
+            f"{ends} FROM ("
+            f"SELECT *, {diff} AS __dbml_d, {months} AS __dbml_m, {month_ok} AS __dbml_mok, {month_end} AS __dbml_mend FROM ("
+            f"SELECT *, lag({t}) OVER ({by}ORDER BY {t}) AS __dbml_prev, count(*) OVER (PARTITION BY {group}{t}) AS __dbml_k, "
+            f"lag({y}) OVER ({by}ORDER BY {t}) AS __dbml_py "
+            f"FROM ({source_sql})) s) w GROUP BY ALL ORDER BY ALL",
+            params,
+        ).fetchall()  # fmt: skip
+    except duckdb.ConversionException:
+        if time_type != "DATE":
+            raise
+        # a DATE past TIMESTAMP's range (years -290308 to 294247), in which the steps are measured
+        far = con.execute(f"SELECT CAST({t} AS VARCHAR) FROM ({source_sql}) WHERE {t} IS NOT NULL AND "
+                          f"TRY_CAST({t} AS TIMESTAMP) IS NULL LIMIT 1", params).fetchall()  # fmt: skip
+        if not far:
+            raise
+        raise FeatureError(
+            f"time column '{time}' of model '{model}' holds {far[0][0]}, past the range of dates a forecaster measures "
+            "its steps in (TIMESTAMP's, years -290308 to 294247): leave those rows out or shift the dates"
+        ) from None
     out = []
     for row in rows:
         key = tuple(row[: len(keys)])

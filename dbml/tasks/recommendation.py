@@ -361,8 +361,22 @@ class Recommendation(Task):
             user_vectors = trunk.user_of(net.encode(batch)).index_select(0, rows)
             user_vectors = user_vectors.double().cpu().numpy()
         seen_u, seen_i = target.extra.get("_seen", (np.zeros(0, np.int32), np.zeros(0, np.int32)))
+        simple: dict[str, Any] = {}
+        if net.head.opts["rating"] and len(idx) < len(target.y):  # the training rows' mean rating, for every pair
+            kept = np.ones(len(target.y), bool)
+            kept[idx] = False
+            err = float(np.mean(target.y[kept])) - target.y[idx]
+            simple["mean"] = {"rmse": float(np.sqrt((err**2).mean())), "mae": float(np.abs(err).mean())}
         if target.extra.get("_held_out", True):
             out.update(recommend.ranking_metrics(wanted, user_vectors, all_items, users, items, seen_u, seen_i, CUTOFF))
+            # the most popular items (by training interactions; ties to the lower code), each user's own left out
+            n = all_items.shape[0]
+            counts = np.bincount(np.asarray(seen_i, np.int64), minlength=n + 1)[1 : n + 1].astype(np.float64)
+            popular = recommend.ranking_metrics(wanted, np.ones((len(wanted), 1)), (counts - np.arange(n) / (n + 1))[:, None],
+                                                users, items, seen_u, seen_i, CUTOFF)  # fmt: skip
+            simple["popularity"] = {k: v for k, v in popular.items() if k != "users"}
+        if simple:
+            out["baseline"] = simple
         edges = sorted(set(np.quantile(scores, QUANTILES).tolist())) if len(scores) else []
         counts = np.bincount(bin_index(scores, edges), minlength=len(edges) + 1)
         out["prediction_distribution"] = {"edges": edges, "shares": (counts / max(counts.sum(), 1)).tolist()}

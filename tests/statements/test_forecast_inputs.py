@@ -178,6 +178,16 @@ def test_times_past_python_years_but_in_duckdb_range_are_forecast(con):
                    "+ to_days(i::INTEGER) AS t, 1.0::DOUBLE AS y FROM range(10) r(i)))").fetchall() == [(3,)]  # fmt: skip
 
 
+@pytest.mark.parametrize("first", ["DATE '294240-01-01' + (i * 365)::INTEGER", "DATE '5877640-01-01' + i::INTEGER"])
+def test_a_date_past_timestamps_range_is_refused_naming_it(con, first):
+    """Steps are measured in TIMESTAMP's microseconds: a DATE past its range (year 294247) is named."""
+    before = registry_counts(con)
+    with pytest.raises(FeatureError, match=r"time column 't' of model 'far_date' holds \d+-\d\d-\d\d, past the range.*294247"):
+        con.sql(f"TRAIN MODEL far_date USING gru FROM (SELECT {first} AS t, (i % 5)::DOUBLE AS y FROM range(12) r(i)) "
+                f"TARGET y WITH (time = 't', {TINY})")  # fmt: skip
+    assert registry_counts(con) == before
+
+
 @pytest.mark.parametrize(("name", "time", "horizon", "pattern"), [
     ("period", "(9223372036854775807 - 100 + i)::BIGINT", 500,
      (r"HORIZON 500 of FORECAST MODEL period: the series ends at 9223372036854775736, and its step 72 would be past "
