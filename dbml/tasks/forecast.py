@@ -5,7 +5,8 @@ as a feature of kind ``covariate`` (FLOAT[window + horizon]) under its own name.
 
 DuckDB builds the windows (see :mod:`dbml.data.series`); the split is by time (the latest
 windows validate); each window is scaled by its own mean and spread in the graph, so a
-network serves series of any level. Outputs ``forecast`` (FLOAT [N, horizon]) and
+network serves series of any level, and the loss weighs each window's error in units of
+its series' scale (:meth:`Forecast.loss`). Outputs ``forecast`` (FLOAT [N, horizon]) and
 ``embedding``. The metrics keep, besides the errors on the validation windows: the
 split-conformal half-widths per step of FORECAST's intervals (``intervals``, from those
 windows' errors in units of each series' scale: :func:`dbml.data.series.conformal`), the
@@ -249,9 +250,16 @@ class Forecast(Task):
         return split.by_time(series, order, options["validation"], options["horizon"] - 1), [series, order]
 
     def y_tensor(self, target, y):
+        """[N, horizon + 1]: each window's future values, then its series' scale (NaN where
+        the series has none), which weighs the window in the loss (:meth:`loss`)."""
         import torch
 
-        return torch.from_numpy(_futures(y)).float()
+        futures = _futures(y)
+        rows = y.combine_chunks() if hasattr(y, "combine_chunks") else y
+        numbers = np.asarray(rows.field("series_").to_numpy(zero_copy_only=False), np.int64)
+        scales = [e.get("scale") for e in target.extra.get("series_end") or []]
+        scale = np.array([scales[n - 1] if 1 <= n <= len(scales) and scales[n - 1] else np.nan for n in numbers], np.float64)
+        return torch.from_numpy(np.concatenate([futures, scale[:, None]], axis=1)).float()
 
     def head(self, width, target, architecture, net_info, options):
         known = [k for k in net_info.get("inputs", {}) if k.startswith("covariate:")]
@@ -280,8 +288,10 @@ class Forecast(Task):
             with torch.no_grad():
                 for batch in batches:
                     mean, std = self._stats(batch)
-                    y = ((batch["target"] - mean) / std).double().reshape(-1, 1)  # [n x horizon, 1]
-                    x = head.parts(net.encode(batch), mean, std).double()
+                    future, scale = self._futures(batch)
+                    weight = self._weight(scale, std).double()  # as the loss weighs each window
+                    y = (((future - mean) / std).double() * weight).reshape(-1, 1)  # [n x horizon, 1]
+                    x = head.parts(net.encode(batch), mean, std).double() * weight.unsqueeze(2)
                     x = x.reshape(-1, x.shape[2])
                     ok = torch.isfinite(y[:, 0]) & torch.isfinite(x).all(dim=1)
                     x, y = x[ok], y[ok]
@@ -331,11 +341,34 @@ class Forecast(Task):
 
         return window_stats(batch[_key()])
 
+    @staticmethod
+    def _futures(batch):
+        """(the future values [N, horizon], each window's series scale [N, 1] or NaN) of a batch's target."""
+        t = batch["target"]
+        return t[:, :-1], t[:, -1:]
+
     def loss(self, net, out, batch):
+        """The squared error in units of each window's series scale (its mean absolute change
+        from one value to the next): every series weighs the same whatever its level, and
+        within one, every window as its raw error says; a window of a series without a scale
+        is in units of its own spread. (Each window's own spread as the unit would let the
+        flattest windows rule the fit.)"""
         import torch
 
         mean, std = self._stats(batch)
-        return torch.nn.functional.mse_loss(out + self._known(net, batch, mean, std), (batch["target"] - mean) / std)
+        future, scale = self._futures(batch)
+        pred = out + self._known(net, batch, mean, std)
+        return torch.mean(((pred - (future - mean) / std) * self._weight(scale, std)) ** 2)
+
+    @staticmethod
+    def _weight(scale, std):
+        """[N, 1]: each window's spread over the unit of its error in the loss, its series'
+        scale (1 where the series has none, or where values near FLOAT's largest make the
+        spread infinite)."""
+        import torch
+
+        weight = std / torch.where(torch.isfinite(scale) & (scale > 0), scale, std)
+        return torch.where(torch.isfinite(weight), weight, torch.ones_like(weight))
 
     def score(self, net, out, batch):
         return -self.loss(net, out, batch)
