@@ -88,15 +88,15 @@ def _check_covariates(name: str, covariates: list[str], typed: dict[str, str], s
             )
 
 
-def _head(width: int, horizon: int, known: list[str] | None = None, spread: float = 1.0, level: float = 0.0):
+def _head(width: int, horizon: int, known: list[str] | None = None):
     """A linear map of the trunk's output to the ``horizon`` steps, in units of each
     window's spread. With covariates (their group keys ``known``) the head also gives
     their direct share of each step (:meth:`Head.known`): from each covariate's value at
     that step and its mean over the window, by weights every step shares, once in units
     of the window's spread (an effect that grows with a series' swings) and once in units
-    of ``spread``, the training target's (an effect of a fixed size, which a window's
-    spread would blur); and a pull from the window's mean towards ``level``, the training
-    target's mean (a series that keeps coming back to one level, whose covariates say
+    of ``spread``, the training windows' future values' (an effect of a fixed size, which a
+    window's spread would blur); and a pull from the window's mean towards ``level``, their
+    mean (a series that keeps coming back to one level, whose covariates say
     where it goes from there). The trunk sees every value too, flattened; this direct,
     linear path is what a few hundred windows teach best (:meth:`Forecast.start` fits it
     first)."""
@@ -115,8 +115,8 @@ def _head(width: int, horizon: int, known: list[str] | None = None, spread: floa
             self.step = nn.Linear(2 * len(known), 2, bias=False)
             nn.init.zeros_(self.step.weight)
             self.pull = nn.Parameter(torch.zeros(()))
-            self.register_buffer("spread", torch.tensor(float(spread)))
-            self.register_buffer("level", torch.tensor(float(level)))
+            self.register_buffer("spread", torch.tensor(1.0))  # set from the training windows (Forecast.start)
+            self.register_buffer("level", torch.tensor(0.0))
             self.register_buffer("use_level", torch.tensor(1.0))  # 0: no pull (Forecast.start chose so)
             self.keys, self.horizon = list(known), horizon
 
@@ -263,10 +263,7 @@ class Forecast(Task):
 
     def head(self, width, target, architecture, net_info, options):
         known = [k for k in net_info.get("inputs", {}) if k.startswith("covariate:")]
-        y = target.y if target.y is not None and np.size(target.y) else np.zeros(1)
-        spread, level = float(np.nanstd(y)), float(np.nanmean(y))
-        spread = spread if math.isfinite(spread) and spread > 1e-12 else 1.0
-        return _head(width, options["horizon"], known, spread, level if math.isfinite(level) else 0.0)
+        return _head(width, options["horizon"], known)  # its level and spread: from the training windows (start)
 
     def start(self, net, train, val, options):
         """The covariates' direct path (:func:`_head`) starts from the least-squares fit of
@@ -314,6 +311,20 @@ class Forecast(Task):
             out[keep] = w
             return out if torch.isfinite(out).all() else None
 
+        # the level and spread of the training windows' future values, which the direct path is in units of
+        total = square = count = 0.0
+        for batch in train.epoch(1):
+            future = self._futures(batch)[0].double()
+            ok = torch.isfinite(future)
+            values = torch.where(ok, future, torch.zeros_like(future))
+            total, square, count = total + float(values.sum()), square + float((values**2).sum()), count + float(ok.sum())
+            if count >= 50_000 * future.shape[1]:
+                break
+        if count:
+            level = total / count
+            spread = math.sqrt(max(square / count - level**2, 0.0))
+            head.level.fill_(level if math.isfinite(level) else 0.0)
+            head.spread.fill_(spread if math.isfinite(spread) and spread > 1e-12 else 1.0)
         fitted = moments(train.epoch(1), 50_000)
         if fitted is None:
             return
