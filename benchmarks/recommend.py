@@ -219,6 +219,13 @@ def main():
         print(f"{name:72} {f['hit_rate_at_10']:7.4f} {f['recall_at_10']:9.4f} {f['ndcg_at_10']:8.4f} {f['users']:6d} "
               f"{s:8.1f} {e if e is not None else '':>6}")  # fmt: skip
     print(f"{'published anchor (recommenders-team, BPR, 75/25 per user)':72} {'':7} {0.21:9.4f} {0.44:8.4f}")
+    # what the version itself keeps: its figures and the popularity baseline's, on its own validation pairs
+    stored = con.sql("SELECT metrics->>'ndcg_at_10', metrics->'baseline'->'popularity'->>'ndcg_at_10' "
+                     "FROM dbml.model_versions WHERE model = 'rec_softmax'").fetchall()  # fmt: skip
+    said = con.sql("SELECT baseline FROM (DESCRIBE MODEL rec_softmax)").fetchall()
+    if stored and stored[0][1] is not None:
+        print(f"\nrec_softmax's metrics on its validation pairs: ndcg@10 {float(stored[0][0]):.4f}, popularity "
+              f"{float(stored[0][1]):.4f} (metrics.baseline); DESCRIBE says: {said[0][0]}")  # fmt: skip
 
     if not args.skip_topk:
         timings, agree = topk_timings()

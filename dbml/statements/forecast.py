@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from dbml.sqltext import quote as _quote
+from dbml.sqltext import quote as _q
 from dbml.statements.base import MLStatement, Statement, options_of, source_query, version_of, with_sql
 
 if TYPE_CHECKING:
@@ -106,7 +106,6 @@ def forecast_model(ctx: "Context", model: str, version: int | None, horizon: int
     from dbml.errors import FeatureError, OptionError, SourceError, TargetError
     from dbml.kinds.scalar import is_number_type
     from dbml.options import Option, validate_options
-    from dbml.sqltext import quote as _q
     from dbml.tasks import get_task
     from dbml.tasks.forecast import covariates_of
 
@@ -191,7 +190,7 @@ def forecast_model(ctx: "Context", model: str, version: int | None, horizon: int
 
 
 def _present(series) -> str:
-    y = f"CAST({_quote(series.target)} AS DOUBLE)"
+    y = f"CAST({_q(series.target)} AS DOUBLE)"
     return f"{y} IS NOT NULL AND NOT isnan({y})"
 
 
@@ -199,8 +198,8 @@ def _history_and_future(source_sql: str, series) -> tuple[str, str]:
     """(the rows of each series up to its last value of the target, the rows after it):
     a forecaster with covariates is given its history and, after it, the steps to
     forecast with the covariates' values (and no target)."""
-    t = _quote(series.time)
-    by = f"PARTITION BY {', '.join(_quote(k) for k in series.keys)}" if series.keys else ""
+    t = _q(series.time)
+    by = f"PARTITION BY {', '.join(_q(k) for k in series.keys)}" if series.keys else ""
     marked = (f"SELECT * EXCLUDE (__dbml_end), {t} <= __dbml_end AS __dbml_past FROM (SELECT *, max(CASE WHEN "
               f"{_present(series)} THEN {t} END) OVER ({by}) AS __dbml_end FROM ({source_sql}) AS src) AS src")  # fmt: skip
     return (f"SELECT * EXCLUDE (__dbml_past) FROM ({marked}) AS src WHERE __dbml_past",
@@ -233,10 +232,10 @@ def _past_covariates(con, history_sql: str, series, covariates: list[str], start
 
     from dbml.data.series import plain_key
 
-    t = _quote(series.time)
-    keys = [_quote(k) for k in series.keys]
+    t = _q(series.time)
+    keys = [_q(k) for k in series.keys]
     by = f"PARTITION BY {', '.join(keys)} " if keys else ""
-    lists = ", ".join(f"list(CAST({_quote(c)} AS DOUBLE) ORDER BY {t})" for c in covariates)
+    lists = ", ".join(f"list(CAST({_q(c)} AS DOUBLE) ORDER BY {t})" for c in covariates)
     rows = con.execute(
         f"SELECT {''.join(k + ', ' for k in keys)}{lists} FROM (SELECT *, row_number() OVER ({by}ORDER BY {t} DESC) AS "
         f"__dbml_r FROM ({history_sql}) AS src) AS src WHERE __dbml_r <= {int(window)} GROUP BY ALL"
@@ -262,10 +261,10 @@ def _future_covariates(con, future_sql: str, series, covariates: list[str], tabl
 
     n = table.num_rows
     steps = table.append_column("__dbml_row", pa.array(np.arange(n, dtype=np.int64)))
-    keys, t = [_quote(k) for k in series.keys], _quote(series.time)
+    keys, t = [_q(k) for k in series.keys], _q(series.time)
     on = " AND ".join([*(f"f.{k} IS NOT DISTINCT FROM e.{k}" for k in keys), f"f.{t} = e.{t}"])
-    firsts = ", ".join(f"first(CAST({_quote(c)} AS DOUBLE)) AS {_quote(c)}" for c in covariates)
-    sql = (f"SELECT e.__dbml_row, f.__dbml_n, {', '.join(f'f.{_quote(c)}' for c in covariates)} FROM "
+    firsts = ", ".join(f"first(CAST({_q(c)} AS DOUBLE)) AS {_q(c)}" for c in covariates)
+    sql = (f"SELECT e.__dbml_row, f.__dbml_n, {', '.join(f'f.{_q(c)}' for c in covariates)} FROM "
            f"(SELECT {', '.join(columns)}, __dbml_row FROM s) AS e LEFT JOIN (SELECT {''.join(k + ', ' for k in keys)}{t}, "
            f"count(*) AS __dbml_n, {firsts} FROM ({future_sql}) AS src GROUP BY ALL) AS f ON {on} ORDER BY e.__dbml_row")  # fmt: skip
     got = con.from_arrow(steps).query("s", sql).fetchnumpy()
@@ -320,7 +319,6 @@ def _keys_and_times(con, starts: list[dict[str, Any]], series, key_types: list[s
 
     from dbml.data.series import INT_TYPES, TIME_TYPES, time_sql
     from dbml.errors import OptionError, RecordError
-    from dbml.sqltext import quote as _q
 
     if series.time_type not in (*TIME_TYPES, *INT_TYPES):  # spliced into SQL below: one of the known names only
         raise RecordError(f"the time type of FORECAST MODEL {name}, {series.time_type!r}, is not a DATE, a TIMESTAMP or an "

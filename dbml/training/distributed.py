@@ -32,6 +32,7 @@ from typing import Any
 import torch
 
 from dbml.data.batches import TensorBatches
+from dbml.tasks import Task
 from dbml.training.loop import Trainer
 from dbml.errors import DbmlError, OptionError, TrainingError
 
@@ -212,8 +213,8 @@ def _worker(rank: int, world: int, port: int, recipe: dict[str, Any], results) -
             if recipe["val"] is not None:
                 val = TensorBatches(recipe["val"], max(batch, pl.VALIDATION_BATCH), shuffle=False, shard=rank, shards=world)
                 val.rows = val.total  # every worker validates (a shard may hold none of the rows): the sums are collective
-        if p.parent is None and p.base is None:
-            p.task.start(net, train, val, options)  # on rank 0's shard: every worker starts from rank 0's weights
+        if p.parent is None and p.base is None and type(p.task).start is not Task.start:
+            p.task.start(net, train, val, options)  # on each worker's shard: every worker takes rank 0's weights
             for t in net.state_dict().values():
                 dist.broadcast(t, 0)
         bar = [ProgressBar(recipe["label"], options["verbose"], recipe["prefix"])] if rank == 0 and options["verbose"] else []
