@@ -265,9 +265,9 @@ def _future_covariates(con, future_sql: str, series, covariates: list[str], tabl
     on = " AND ".join([*(f"f.{k} IS NOT DISTINCT FROM e.{k}" for k in keys), f"f.{t} = e.{t}"])
     firsts = ", ".join(f"first(CAST({_q(c)} AS DOUBLE)) AS {_q(c)}" for c in covariates)
     sql = (f"SELECT e.__dbml_row, f.__dbml_n, {', '.join(f'f.{_q(c)}' for c in covariates)} FROM "
-           f"(SELECT {', '.join(columns)}, __dbml_row FROM s) AS e LEFT JOIN (SELECT {''.join(k + ', ' for k in keys)}{t}, "
+           f"(SELECT {', '.join(columns)}, __dbml_row FROM __dbml_steps) AS e LEFT JOIN (SELECT {''.join(k + ', ' for k in keys)}{t}, "
            f"count(*) AS __dbml_n, {firsts} FROM ({future_sql}) AS src GROUP BY ALL) AS f ON {on} ORDER BY e.__dbml_row")  # fmt: skip
-    got = con.from_arrow(steps).query("s", sql).fetchnumpy()
+    got = con.from_arrow(steps).query("__dbml_steps", sql).fetchnumpy()  # a name no user table has
     counts = got["__dbml_n"]
     counts = np.asarray([0 if (v is None or v is np.ma.masked) else int(v) for v in counts.tolist()], np.int64)
     times = table.column(series.time).to_pylist() if series.time in table.column_names else None
@@ -357,19 +357,19 @@ def _keys_and_times(con, starts: list[dict[str, Any]], series, key_types: list[s
         return "CASE __dbml_g " + " ".join(f"WHEN {g} THEN {sql}" for g, sql in parts.items()) + " END"
 
     def first_failing(k: str, where: str = "TRUE") -> int | None:
-        rows = ends.query("e", f"SELECT __dbml_i FROM e WHERE ({where}) AND TRY({at(k)}) IS NULL ORDER BY 1 LIMIT 1").fetchall()
+        rows = ends.query("__dbml_ends", f"SELECT __dbml_i FROM __dbml_ends WHERE ({where}) AND TRY({at(k)}) IS NULL ORDER BY 1 LIMIT 1").fetchall()
         return rows[0][0] if rows else None
 
     def series_name(i: int) -> str:
         return f"series {dict(zip(series.keys, starts[i]['key']))}" if series.keys else "the series"
 
     for k, kt in carried:  # a stored key that is not of its type (a changed registry row)
-        rows = ends.query("e", f"SELECT __dbml_i FROM e WHERE {_q(k)} IS NOT NULL AND TRY(CAST({_q(k)} AS {kt or 'VARCHAR'})) IS NULL "
+        rows = ends.query("__dbml_ends", f"SELECT __dbml_i FROM __dbml_ends WHERE {_q(k)} IS NOT NULL AND TRY(CAST({_q(k)} AS {kt or 'VARCHAR'})) IS NULL "
                                "LIMIT 1").fetchall()  # fmt: skip
         if rows:
             raise RecordError(f"series key {starts[rows[0][0]]['key']!r} of FORECAST MODEL {name} is not a value of "
                               f"its type {kt}: train the version again")  # fmt: skip
-    rows = ends.query("e", f"SELECT __dbml_i FROM e WHERE TRY(CAST(__dbml_last AS {series.time_type})) IS NULL LIMIT 1").fetchall()
+    rows = ends.query("__dbml_ends", f"SELECT __dbml_i FROM __dbml_ends WHERE TRY(CAST(__dbml_last AS {series.time_type})) IS NULL LIMIT 1").fetchall()
     if rows:
         bad = rows[0][0]
         raise RecordError(f"the last time of {series_name(bad)} of FORECAST MODEL {name}, {starts[bad]['last']!r}, "
@@ -388,9 +388,9 @@ def _keys_and_times(con, starts: list[dict[str, Any]], series, key_types: list[s
         )
     times = f"{at('__dbml_k')} AS {_q(series.time)}"
     keys = [_q(k) for k in series.keys]
-    sql = f"SELECT {', '.join([*keys, times])} FROM e, range(1, {int(horizon) + 1}) AS r(__dbml_k) ORDER BY __dbml_i, __dbml_k"
+    sql = f"SELECT {', '.join([*keys, times])} FROM __dbml_ends, range(1, {int(horizon) + 1}) AS r(__dbml_k) ORDER BY __dbml_i, __dbml_k"
     try:
-        table = ends.query("e", sql).arrow().read_all()
+        table = ends.query("__dbml_ends", sql).arrow().read_all()
     except duckdb.Error as err:  # checked above; a guard
         raise OptionError(f"the times of FORECAST MODEL {name} HORIZON {horizon:,} cannot be made: {err}") from None
     return table, [*shown, _q(series.time)]

@@ -178,3 +178,23 @@ def test_two_workers_train_a_forecaster_with_covariates():
         maes.append(_mae(con, _rows(con, f"FORECAST MODEL w{workers} HORIZON 6 FROM ({AHEAD})")))
     assert maes[1] < 1.5 * maes[0] + 0.5, maes
     assert maes[1] < 4.0, maes  # a blind forecaster errs by about 10
+
+
+def test_odd_covariate_names_and_a_shadowing_table(shop, tmp_path):
+    """Covariate names are quoted everywhere (spaces, quotes); a user table named like FORECAST's
+    own relations does not shadow them; EXPORT / IMPORT keeps the covariates."""
+    shop.sql("CREATE OR REPLACE TABLE e AS SELECT 1 AS x")
+    shop.sql("CREATE OR REPLACE TABLE s AS SELECT 1 AS x")
+    odd = f"""SELECT store, t, promo AS "promo day", price AS "it's price", units FROM sales WHERE t < {CUT}"""
+    shop.sql(f"TRAIN MODEL odd_fc USING gru FROM ({odd}) TARGET units WITH (time = 't', series = 'store', window = 8, "
+             f"horizon = 2, epochs = 2, hidden = 4, {FAST})")  # fmt: skip
+    ahead = (f"""SELECT store, t, promo AS "promo day", price AS "it's price", CASE WHEN t < {CUT} THEN units END AS units """
+             f"FROM sales WHERE t < {CUT + 4}")  # fmt: skip
+    rows = _rows(shop, f"FORECAST MODEL odd_fc HORIZON 4 FROM ({ahead})")
+    assert len(rows) == STORES * 4
+    drift = {r["feature"] for r in _rows(shop, f"MONITOR MODEL odd_fc ON ({odd})")}
+    assert {"promo day", "it's price"} <= drift
+    path = tmp_path / "odd.onnx"
+    shop.sql(f"EXPORT MODEL odd_fc TO '{path}'")
+    shop.sql(f"IMPORT MODEL odd_copy FROM '{path}'")
+    assert _rows(shop, f"FORECAST MODEL odd_copy HORIZON 4 FROM ({ahead})") == rows

@@ -289,3 +289,12 @@ def test_a_version_stored_before_conformal_intervals_still_forecasts(con):
     spread = float(np.std(np.asarray(metrics["series_end"][0]["history"], np.float32)))
     for step, r in enumerate(rows[:2]):
         assert r[4] - r[2] == pytest.approx(1.6448536269514722 * sigma[step] * spread, rel=1e-5)
+
+
+def test_user_tables_named_like_forecasts_own_relations_do_not_shadow_them(con):
+    """FORECAST builds its times over in-memory relations it names; a user's table named e or s
+    (what they were once called) must not be read in their place."""
+    con.sql("CREATE TABLE e AS SELECT 1 AS x")
+    con.sql("CREATE TABLE s AS SELECT 1 AS x")
+    _one(con, "shadowed", "DATE '2024-01-01' + i::INTEGER")
+    assert con.sql("SELECT count(*) FROM (FORECAST MODEL shadowed HORIZON 3)").fetchall() == [(3,)]
