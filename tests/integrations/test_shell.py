@@ -28,7 +28,10 @@ EXPECTED = {"id": 1, "n": None, "s": 'a,"b', "st": {"k": 2, "v": "x"}, "l": [1, 
 
 
 def shell(*args: str, stdin: str = "", cwd: pathlib.Path | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "DBML_HISTORY": os.devnull}
+    # the width the shell renders for is its fallback of 120 columns: pytest-xdist's workers carry COLUMNS=80,
+    # which made box mode fold a row that fits in 120
+    env = {**{k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}, "PYTHONPATH": str(ROOT),
+           "DBML_HISTORY": os.devnull}  # fmt: skip
     return subprocess.run([sys.executable, "-m", "dbml", *args], input=stdin, capture_output=True, text=True,
                           env=env, cwd=cwd, timeout=120)  # fmt: skip
 
