@@ -298,3 +298,28 @@ def test_user_tables_named_like_forecasts_own_relations_do_not_shadow_them(con):
     con.sql("CREATE TABLE s AS SELECT 1 AS x")
     _one(con, "shadowed", "DATE '2024-01-01' + i::INTEGER")
     assert con.sql("SELECT count(*) FROM (FORECAST MODEL shadowed HORIZON 3)").fetchall() == [(3,)]
+
+
+def test_the_loss_is_the_raw_error_in_units_of_each_series_scale():
+    """Forecast.loss: the squared error of the forecast in the target's units over each
+    window's series scale (its mean absolute change); a window without one falls back to
+    its own spread, where the loss is the squared error of the scaled values."""
+    import torch
+
+    from dbml.kinds.encoders import window_stats
+    from dbml.tasks.forecast import Forecast, _key
+
+    torch.manual_seed(0)
+    history = torch.randn(5, 8) * 3 + 10
+    future = torch.randn(5, 2) * 3 + 10
+    scale = torch.tensor([[2.0], [0.5], [float("nan")], [4.0], [1.0]])
+    out = torch.randn(5, 2)
+    batch = {_key(): history, "target": torch.cat([future, scale], dim=1)}
+
+    class Net:
+        head = torch.nn.Linear(1, 1)  # no covariates: no direct path
+
+    mean, std = window_stats(history)
+    unit = torch.where(torch.isnan(scale), std, scale)
+    expected = torch.mean(((out * std + mean - future) / unit) ** 2)
+    assert float(Forecast().loss(Net(), out, batch)) == pytest.approx(float(expected), rel=1e-5)
