@@ -107,7 +107,8 @@ def forecast_model(ctx: "Context", model: str, version: int | None, horizon: int
     from dbml.kinds.scalar import is_number_type
     from dbml.options import Option, validate_options
     from dbml.tasks import get_task
-    from dbml.tasks.forecast import covariates_of
+    from dbml.data.source import present_sql
+    from dbml.tasks.forecast import covariate_type, covariates_of
 
     opts = validate_options(options, (Option("confidence", "float", 0.9, "coverage of [lower, upper]",
                                              lambda v: 0 < v < 1, "in (0, 1)"),), f"FORECAST MODEL {model}")  # fmt: skip
@@ -151,11 +152,12 @@ def forecast_model(ctx: "Context", model: str, version: int | None, horizon: int
             raise TargetError(f"column '{series.target}' of the FROM query of FORECAST MODEL {name} has type "
                               f"{cols[series.target]}; the forecaster reads numbers: cast it to DOUBLE")  # fmt: skip
         for c in covariates:
-            if not (is_number_type(cols[c]) or cols[c].upper() == "BOOLEAN"):
+            if not covariate_type(cols[c]):
                 raise FeatureError(f"covariate '{c}' of the FROM query of FORECAST MODEL {name} has type {cols[c]}; "
                                    f"{what} reads it as a number: cast it to DOUBLE")  # fmt: skip
         if covariates:  # the rows after each series' last value of the target are its future: they give the covariates
-            source_sql, future_sql = _history_and_future(source_sql, series)
+            present = present_sql(series.target, cols[series.target])  # a value of the target: not NULL, not NaN
+            source_sql, future_sql = _history_and_future(source_sql, series, present)
         series = describe_series(con, source_sql, None, name, series.time, series.keys, series.target, cols, window, 0)
         key_types = [key_type(cols[k]) for k in series.keys]
         starts = last_windows(con, source_sql, None, series, window)
@@ -189,19 +191,15 @@ def forecast_model(ctx: "Context", model: str, version: int | None, horizon: int
     return ctx.db().from_arrow(table).project(", ".join([*columns, "forecast", "lower", "upper"]))
 
 
-def _present(series) -> str:
-    y = f"CAST({_q(series.target)} AS DOUBLE)"
-    return f"{y} IS NOT NULL AND NOT isnan({y})"
-
-
-def _history_and_future(source_sql: str, series) -> tuple[str, str]:
+def _history_and_future(source_sql: str, series, present: str) -> tuple[str, str]:
     """(the rows of each series up to its last value of the target, the rows after it):
     a forecaster with covariates is given its history and, after it, the steps to
-    forecast with the covariates' values (and no target)."""
+    forecast with the covariates' values (and no target). ``present``: the condition of
+    a row that has a value of the target (:func:`dbml.data.source.present_sql`)."""
     t = _q(series.time)
     by = f"PARTITION BY {', '.join(_q(k) for k in series.keys)}" if series.keys else ""
     marked = (f"SELECT * EXCLUDE (__dbml_end), {t} <= __dbml_end AS __dbml_past FROM (SELECT *, max(CASE WHEN "
-              f"{_present(series)} THEN {t} END) OVER ({by}) AS __dbml_end FROM ({source_sql}) AS src) AS src")  # fmt: skip
+              f"{present} THEN {t} END) OVER ({by}) AS __dbml_end FROM ({source_sql}) AS src) AS src")  # fmt: skip
     return (f"SELECT * EXCLUDE (__dbml_past) FROM ({marked}) AS src WHERE __dbml_past",
             f"SELECT * EXCLUDE (__dbml_past) FROM ({marked}) AS src WHERE NOT __dbml_past")
 

@@ -67,6 +67,11 @@ def covariates_of(rec: dict[str, Any]) -> list[str]:
     return [f["name"] for f in rec.get("features") or [] if f.get("kind") == "covariate"]
 
 
+def covariate_type(sql_type: str) -> bool:
+    """A type a known covariate may have: a number or a boolean."""
+    return is_number_type(sql_type) or sql_type.upper() == "BOOLEAN"
+
+
 def _check_covariates(name: str, covariates: list[str], typed: dict[str, str], series_columns: list[str]) -> None:
     """Each column of a forecaster's source besides the time, keys and target is a known
     covariate: a number or a boolean, under a name no window column has."""
@@ -78,8 +83,7 @@ def _check_covariates(name: str, covariates: list[str], typed: dict[str, str], s
                 f"column '{c}' of model '{name}' has the name of a column a forecaster's windows have ({HISTORY}, __dbml...); "
                 f"rename it in the source (SELECT * RENAME ({c} AS {c}_1) FROM ...)"
             )
-        sql_type = typed[c].upper()
-        if not (is_number_type(sql_type) or sql_type == "BOOLEAN"):
+        if not covariate_type(typed[c]):
             raise FeatureError(
                 f"column '{c}' of model '{name}' has type {typed[c]}; a forecaster reads every column besides its time, "
                 f"series and target ({', '.join(series_columns)}) as a known covariate, a number or a boolean whose future "
@@ -522,7 +526,7 @@ class Forecast(Task):
             raise TargetError(f"target column '{target}' of {source_label} has type {types[target]}; {what} forecasts a number")
         known = [lowered[c.lower()] for c in known]
         for c in known:
-            if not (is_number_type(types[c]) or types[c].upper() == "BOOLEAN"):
+            if not covariate_type(types[c]):
                 raise FeatureError(f"covariate '{c}' of {source_label} has type {types[c]}; {what} reads it as a number: "
                                    "cast it to DOUBLE")  # fmt: skip
         series = forecast.describe_series(ctx.scoped(), f"SELECT * FROM (\n{source_sql}\n) AS src", None, rec["model"],
