@@ -261,8 +261,10 @@ class Forecast(Task):
         futures = _futures(y)
         rows = y.combine_chunks() if hasattr(y, "combine_chunks") else y
         numbers = np.asarray(rows.field("series_").to_numpy(zero_copy_only=False), np.int64)
-        scales = [e.get("scale") for e in target.extra.get("series_end") or []]
-        scale = np.array([scales[n - 1] if 1 <= n <= len(scales) and scales[n - 1] else np.nan for n in numbers], np.float64)
+        # series number n's scale at [n]; [0] and numbers past the stored series: NaN
+        known = [e.get("scale") for e in target.extra.get("series_end") or []]
+        table = np.array([np.nan, *(float(v) if v else np.nan for v in known)], np.float64)
+        scale = table[np.where((numbers >= 1) & (numbers < len(table)), numbers, 0)]
         return torch.from_numpy(np.concatenate([futures, scale[:, None]], axis=1)).float()
 
     def head(self, width, target, architecture, net_info, options):
