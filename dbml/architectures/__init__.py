@@ -45,9 +45,13 @@ class Architecture:
         binned_numbers: whether ``numeric_encoding = 'auto'`` gives its classifiers and
             regressions the piecewise-linear encoding of numbers (measured for the mlp in
             benchmarks/accuracy.py; the others keep standardised numbers until measured).
+        ensembled: whether option ``ensemble``'s default averages several of its
+            networks on a table of the size where that pays (measured for the mlp in
+            benchmarks/accuracy.py; the others train one unless the option asks).
     """
 
     binned_numbers: bool = False
+    ensembled: bool = False
     name: str = ""
     description: str = ""
     options: tuple[Option, ...] = ()

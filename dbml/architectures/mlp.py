@@ -38,6 +38,7 @@ class MLP(Architecture):
     takes = frozenset({Shape.FLAT, Shape.FIXED})
     options = (HIDDEN, DROPOUT)
     binned_numbers = True
+    ensembled = True
 
     def build(self, inputs: dict[str, tuple[int, ...]], task: str, options: dict[str, Any]):
         from torch import nn

@@ -233,6 +233,13 @@ def _section_model(conn: "Connection", rec: dict[str, Any], functions: list[str]
          if foreign and not rec.get("parity_error") else _e(rec.get("parity_error"))),
     ]
     facts += [(label, html.escape(text)) for label, text in (task.card_facts(rec) if task is not None else [])]
+    held = (_json(rec.get("metrics")) or {}).get("ensemble") if isinstance(_json(rec.get("metrics")), dict) else None
+    if isinstance(held, dict) and held.get("members"):
+        first = held.get("first_member") if isinstance(held.get("first_member"), dict) else {}
+        alone = "; ".join(f"{k} {v:.4g}" for k, v in first.items() if isinstance(v, (int, float)))
+        facts.append(("Networks averaged (option ensemble)", html.escape(
+            f"{held['members']}, from seeds {', '.join(str(s) for s in held.get('seeds') or [])}"
+            + (f"; the first alone: {alone}" if alone else ""))))
     out = [_facts(facts)]
     out.append("<h3>Features</h3>")
     if features:

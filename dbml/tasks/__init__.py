@@ -147,6 +147,7 @@ class Task:
     parity_output: str = ""
     trained: bool = True
     refits: bool = False  # option refit: a second network on every training row, for the epochs validation chose
+    ensembles: bool = False  # option ensemble: networks from several seeds, averaged in one graph (dbml.training.network.Ensemble)
     foreign: bool = False
     needs: frozenset[str] = frozenset({"head"})
     priority: int = 100

@@ -57,6 +57,7 @@ def _plain_labels(target: str, labels: list[Any], onnx_type: str) -> list[Any]:
 class Classification(Task):
     name = "classification"
     refits = True
+    ensembles = True
     headline = "accuracy"
     parity_output = "probabilities"
     priority = 30

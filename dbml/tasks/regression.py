@@ -46,6 +46,7 @@ def _scaled_head(width: int, mean: float, std: float):
 class Regression(Task):
     name = "regression"
     refits = True
+    ensembles = True
     headline = "r2"
     parity_output = "value"
     priority = 40

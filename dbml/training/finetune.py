@@ -20,7 +20,7 @@ from dbml.features import FeatureSpec
 from dbml.registry import Registry
 from dbml.runtime import verify_blob
 
-__all__ = ["Parent", "load_parent", "check_compatible", "load_weights"]
+__all__ = ["Parent", "load_parent", "check_compatible", "load_weights", "members_of", "member_weights"]
 
 _PREFIX = "dbml/model."
 
@@ -103,3 +103,26 @@ def load_weights(module: torch.nn.Module, parent: Parent) -> None:
         )
     loaded = {k: torch.from_numpy(np.array(parent.weights[k])).to(v.dtype) if k in parent.weights else v for k, v in state.items()}
     module.load_state_dict(loaded)
+
+
+_MEMBER = "members."
+
+
+def members_of(stored) -> int:
+    """How many networks a stored version (a :class:`Parent` or a transfer's base) holds:
+    an ensemble keeps each one's weights under ``members.<i>.``; 1 otherwise."""
+    found = {k[len(_MEMBER):].split(".", 1)[0] for k in stored.weights if k.startswith(_MEMBER)}
+    return len({int(i) for i in found if i.isdigit()}) or 1
+
+
+def member_weights(stored, member: int):
+    """``stored`` (a :class:`Parent` or a base) with the weights of its network number
+    ``member`` (in turn, when it holds fewer) under one network's names; itself when it
+    is one network."""
+    import dataclasses
+
+    held = members_of(stored)
+    if held == 1 and not any(k.startswith(_MEMBER) for k in stored.weights):
+        return stored
+    prefix = f"{_MEMBER}{member % held}."
+    return dataclasses.replace(stored, weights={k[len(prefix):]: v for k, v in stored.weights.items() if k.startswith(prefix)})

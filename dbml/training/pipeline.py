@@ -20,6 +20,7 @@ import hashlib
 import json
 import math
 import platform
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -41,7 +42,7 @@ from dbml.errors import ExportError, FeatureError, OptionError, TargetError
 from dbml.training.export import PREFIX, build_onnx
 from dbml.features import FeatureSpec, feature_sql
 from dbml.kinds import Shape, detect_columns, groups, kind_of, kind_options, shape_of, statistics_sql
-from dbml.training.network import Network
+from dbml.training.network import Ensemble, Network
 from dbml.options import DISPLAY_OPTIONS, TRAINING_OPTIONS, validate_options, verbosity
 from dbml.registry import Registry, check_model_name
 from dbml.request import TrainRequest
@@ -210,6 +211,7 @@ def plan(con: duckdb.DuckDBPyConnection, registry: Registry, name: str, req: Tra
     if any(k.lower() == "refit" for k in req.options) and options["refit"] and not task.refits:
         raise OptionError(f"option 'refit' of TRAIN MODEL {name}: a {task.name} model keeps the network that its "
                           "validation rows chose; only classification and regression train again on every row")  # fmt: skip
+    _check_ensemble(name, options, req, task, parent)
     row_hash: str | None = lineage.row_hash_sql(columns)
     reshaped = task.source(con, name, req, columns, types, target, target_type, options)
     if reshaped is not None and base is not None:
@@ -296,8 +298,10 @@ def batches(table: pa.Table, features: list[FeatureSpec], prof: dict[str, Any], 
     return out
 
 
-def build_network(p: Plan, features: list[FeatureSpec], prof: dict[str, Any], target: Target) -> Network:
-    torch.manual_seed(p.options["seed"])
+def build_network(p: Plan, features: list[FeatureSpec], prof: dict[str, Any], target: Target, member: int = 0) -> Network:
+    """The network of plan ``p`` with fresh weights, from the seed (plus ``member``: the
+    place of the network in an ensemble)."""
+    torch.manual_seed(p.options["seed"] + member)
     grouped = groups(features)
     settings = {**p.options, **p.architecture.encoding(p.options)}
     encoders = [g.kind.encoder(g.features, prof, settings) for g in grouped]
@@ -358,9 +362,9 @@ def fit_batches(p: Plan, features, prof, target: Target, train: Batches, val: Ba
     if p.options["verbose"]:
         callbacks.append(ProgressBar(f"train {p.name}", p.options["verbose"]))
 
-    def run(options: dict[str, Any], callbacks, train, val, schedule=None):
+    def run(options: dict[str, Any], callbacks, train, val, schedule=None, member: int = 0):
         """A network from its first step (fresh weights, or a parent's or a base's),
-        trained; returns (network, logs, seconds)."""
+        trained; returns (network, logs, seconds). ``member``: its place in an ensemble."""
         if p.req.fit_with is not None:  # the network trains elsewhere (a Spark cluster's processes)
             started = time.perf_counter()
             net, logs = p.req.fit_with(p, features, prof, target, options, train, val, schedule)
@@ -372,7 +376,7 @@ def fit_batches(p: Plan, features, prof, target: Target, train: Batches, val: Ba
                                         "refit " if schedule else "")  # fmt: skip
             return net, logs, time.perf_counter() - started
         with torch.random.fork_rng(devices=[p.device] if p.device.type == "cuda" else []):
-            net = start_network(p, features, prof, target).to(p.device)
+            net = start_network(p, features, prof, target, member).to(p.device)
             if p.parent is None and p.base is None:
                 p.task.start(net, train, val, options)
             started = time.perf_counter()
@@ -380,26 +384,76 @@ def fit_batches(p: Plan, features, prof, target: Target, train: Batches, val: Ba
                 logs = make_trainer(net, p, options, callbacks, schedule).fit(train, val)
             return net, logs, time.perf_counter() - started
 
-    net, logs, seconds = run(p.options, callbacks, train, val)
+    k = members(p, n_train, isinstance(train, TensorBatches))
+    p.options["ensemble"] = k  # resolved once: the version records how many networks it holds
+    nets, runs, seconds = [], [], 0.0
+    for i in range(k):  # each member from the seed plus its place; the first is what ensemble = 1 trains
+        if k > 1 and p.options["verbose"]:
+            print(f"train {p.name}: network {i + 1} of {k} (seed {p.options['seed'] + i})", file=sys.stderr, flush=True)
+        net, logs_i, more = run(p.options, callbacks, train, val, member=i)
+        nets.append(net)
+        runs.append(logs_i)
+        seconds += more
+    logs = runs[0]  # the version's curves are its first network's (each member's epochs are in metrics.ensemble)
+    if k > 1:
+        single = _headline(p, nets[0], eval_data, eval_target, eval_idx)
+        net = Ensemble(nets)
     p.task.after_fit(net, eval_data, target, p.options)
     with torch.no_grad():
         metrics = p.task.metrics(net, eval_data, eval_target, eval_idx)
     metrics["evaluated_on"] = "validation" if n_val else "training"
     metrics["rows"] = int(len(eval_idx))
+    if k > 1:
+        metrics["ensemble"] = {"members": k, "seeds": [p.options["seed"] + i for i in range(k)],
+                               "epochs": [len(r) for r in runs], "first_member": single}  # fmt: skip
     simple = _baseline(p, net, train, eval_data, eval_target, eval_idx)
     if simple:
         metrics["baseline"] = simple
-    schedule = refit_schedule(p, logs, n_train, n_val)
-    if schedule:
+    schedules = [refit_schedule(p, r, n_train, n_val) for r in runs]
+    if any(schedules):
         # the validation rows chose the epochs and measured the network above; the version is a second
-        # network, same seed and start, trained on every training row for those epochs at the same rates
-        del net, train, val
+        # network (per member), same seed and start, trained on every training row for those epochs at the same rates
+        del net, nets, train, val
         both = every()
         bar = [ProgressBar(f"refit {p.name}", p.options["verbose"], "refit ")] if p.options["verbose"] else []
-        net, _, more = run({**p.options, "epochs": len(schedule)}, bar, both, None, schedule)
-        seconds += more
-        metrics["refit"] = {"epochs": len(schedule), "rows": int(both.rows)}
+        nets = []
+        for i, schedule in enumerate(schedules):
+            net, _, more = run({**p.options, "epochs": len(schedule)}, bar, both, None, schedule, member=i)
+            nets.append(net)
+            seconds += more
+        net = Ensemble(nets) if k > 1 else nets[0]
+        metrics["refit"] = {"epochs": len(schedules[0]), "rows": int(both.rows)}
+        if k > 1:
+            metrics["refit"]["member_epochs"] = [len(s) for s in schedules]
     return net.cpu().eval(), logs, seconds, batch_size, metrics
+
+
+def _headline(p: Plan, net: Network, eval_data: Batch, target: Target, idx: np.ndarray) -> dict[str, Any]:
+    """The task's headline metric of one network on the held-out rows (an ensemble's first
+    member, beside the ensemble's own metrics)."""
+    with torch.no_grad():
+        value = p.task.metrics(net, eval_data, target, idx).get(p.task.headline)
+    return {p.task.headline: value}
+
+
+ENSEMBLE_MEMBERS = 5  # option ensemble's default where it applies (benchmarks/accuracy.py --compare 'ensemble = 1')
+ENSEMBLE_ROWS = (1_000, 20_000)  # ... from this many training rows to that many
+
+
+def members(p: Plan, n_train: int, in_memory: bool) -> int:
+    """How many networks the version holds: option ``ensemble`` when given, else
+    :data:`ENSEMBLE_MEMBERS` for a task that ensembles and an architecture measured to
+    gain from it (the mlp), trained here in memory from fresh weights on
+    :data:`ENSEMBLE_ROWS` training rows (a fine-tuned version keeps its
+    parent's count, :func:`plan`), else 1."""
+    given = p.options.get("ensemble")
+    if given is not None:
+        return int(given)
+    here = p.options["workers"] == 1 and p.req.fit_with is None and in_memory
+    low, high = ENSEMBLE_ROWS
+    if p.task.ensembles and p.architecture.ensembled and here and p.base is None and low <= n_train <= high:
+        return ENSEMBLE_MEMBERS
+    return 1
 
 
 def _baseline(p: Plan, net: Network, train: Batches, eval_data: Batch, target: Target, idx: np.ndarray):
@@ -411,14 +465,16 @@ def _baseline(p: Plan, net: Network, train: Batches, eval_data: Batch, target: T
         return {"linear": {"skipped": f"the fit failed: {str(e).splitlines()[0][:200]}"}}
 
 
-def start_network(p: Plan, features, prof, target: Target) -> Network:
+def start_network(p: Plan, features, prof, target: Target, member: int = 0) -> Network:
     """The network of plan ``p`` before its first step: fresh weights from the seed, or a
-    parent's (fine-tune), or a base's trunk, frozen or not (transfer)."""
-    net = build_network(p, features, prof, target)
+    parent's (fine-tune), or a base's trunk, frozen or not (transfer). ``member``: its
+    place in an ensemble, which starts from the seed plus ``member`` and, of a parent or
+    base that is an ensemble itself, from that member's weights (the base's members in turn)."""
+    net = build_network(p, features, prof, target, member)
     if p.parent is not None:
-        finetune.load_weights(net, p.parent)
+        finetune.load_weights(net, finetune.member_weights(p.parent, member))
     if p.base is not None:
-        transfer.load_trunk(net, p.base)
+        transfer.load_trunk(net, finetune.member_weights(p.base, member))
         if p.options["freeze"]:
             transfer.freeze(net)
     return net
@@ -565,6 +621,27 @@ def _check_tune(p: Plan, streams: bool) -> list[str]:
     if searched and not p.task.headline:
         raise OptionError(f"option 'tune' of TRAIN MODEL {p.name}: a {p.task.name} model has no validation metric to judge trials by")
     return searched
+
+def _check_ensemble(name: str, options: dict[str, Any], req: TrainRequest, task: Task, parent) -> None:
+    """Refuse option ``ensemble`` where it cannot apply; a fine-tuned version holds as many
+    networks as its parent (each member goes on from its own weights)."""
+    given = options.get("ensemble")
+    if parent is not None:
+        held = finetune.members_of(parent)
+        if given is not None and given != held:
+            raise OptionError(f"option 'ensemble' cannot change when fine-tuning model '{name}': version "
+                              f"{parent.record['version']} holds {held} network(s)")  # fmt: skip
+        options["ensemble"] = held
+        return
+    if given is None or given == 1:
+        return
+    if not task.ensembles:
+        raise OptionError(f"option 'ensemble' of TRAIN MODEL {name}: a {task.name} model is one network; "
+                          "classification and regression average several")  # fmt: skip
+    if options["workers"] > 1 or req.fit_with is not None:
+        raise OptionError(f"option 'ensemble' of TRAIN MODEL {name} trains its networks one after another in this "
+                          "process; give workers = 1 (or ensemble = 1)")  # fmt: skip
+
 
 def _check_reserved(model: str, req: TrainRequest, columns: list[str], taken: list[str], task: str | None = None,
                     outputs: dict[str, str] | None = None) -> None:  # fmt: skip

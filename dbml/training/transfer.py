@@ -85,7 +85,8 @@ def load_base(registry, reference: Any) -> Base:
             "name a version trained by dbml"
         )
     parent = finetune.load_parent(registry, rec["model"], rec["version"])
-    missing = [p for p in TRUNK_PARTS if not any(k.startswith(p + ".") for k in parent.weights)]
+    first = finetune.member_weights(parent, 0).weights  # an ensemble's members each have a trunk
+    missing = [p for p in TRUNK_PARTS if not any(k.startswith(p + ".") for k in first)]
     if "trunk" in missing:
         raise OptionError(f"option 'base' = '{reference}': the graph of model '{rec['model']}' version {rec['version']} "
                           "has no trunk weights (dbml/model.trunk.*): name a version trained by dbml")  # fmt: skip

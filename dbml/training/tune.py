@@ -155,7 +155,8 @@ def search(p, run: Callable[[Any], tuple], headline: str, lower: bool, chosen: l
         if i and budget is not None and time.perf_counter() - started >= budget:
             stopped = "tune_seconds"
             break
-        trial = dataclasses.replace(p, options={**options, **changes, "refit": False})
+        # one network per trial unless option ensemble asks for more: the best options then train the version
+        trial = dataclasses.replace(p, options={**options, **changes, "refit": False, "ensemble": options.get("ensemble") or 1})
         _, logs, seconds, batch_size, metrics = run(trial)
         score = metrics.get(headline)
         score = float(score) if isinstance(score, (int, float)) and not isinstance(score, bool) else None
