@@ -113,7 +113,7 @@ TRAINING_OPTIONS: tuple[Option, ...] = (
            "train the version again on every training row for that many epochs (metrics stay the first run's, "
            "on rows it never saw); default: when the source has at least 1,000 rows"),
     Option("ensemble", "int", None, "classification and regression: networks trained from seeds seed, seed + 1, ... "
-           "and averaged inside the one ONNX graph; default: 5 for an mlp on 1,000 to 20,000 training rows in memory, else 1",
+           "and averaged inside the one ONNX graph; default: 5 for an mlp on up to 10,000 training rows in memory, else 1",
            lambda v: 1 <= v <= 16, "between 1 and 16"),
     Option("seed", "int", 42, "seed of the split, the initial weights and the shuffling",
            lambda v: 0 <= v < 2**63, "a non-negative integer"),

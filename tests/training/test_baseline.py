@@ -10,7 +10,8 @@ import pytest
 import dbml
 from dbml.summary import versus
 
-FAST = "progress = false, seed = 3"
+# one network: these tests are of the baselines (test_ensemble.py checks them beside an ensemble)
+FAST = "progress = false, seed = 3, ensemble = 1"
 
 
 def _row(rel) -> dict:

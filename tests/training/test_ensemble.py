@@ -1,7 +1,8 @@
 """Option ensemble: classification and regression versions that hold several networks,
 trained from seeds seed, seed + 1, ... and averaged inside the one ONNX graph. By default
-an mlp averages 5 on 1,000 to 20,000 training rows in memory; the first network is the
-one ensemble = 1 trains."""
+an mlp averages 5 on up to 10,000 training rows in memory; the first network is the
+one ensemble = 1 trains. (The rest of the suite trains one network below 1,000 training
+rows, tests/conftest.py; these tests run under the product's rule.)"""
 
 from __future__ import annotations
 
@@ -18,7 +19,14 @@ import dbml
 from dbml.errors import OptionError
 from dbml.tasks import TASKS
 from dbml.training.network import Ensemble, Network
-from conftest import registry_counts
+from conftest import PRODUCT_ENSEMBLE_ROWS, registry_counts
+
+
+@pytest.fixture(autouse=True)
+def _product_rule(monkeypatch):
+    from dbml.training import pipeline
+
+    monkeypatch.setattr(pipeline, "ENSEMBLE_ROWS", PRODUCT_ENSEMBLE_ROWS)
 
 
 def _rows(n: int, seed: int) -> pa.Table:
@@ -129,21 +137,48 @@ def test_ensemble_three_keeps_three_networks_and_the_first_is_what_one_trains(co
     assert con.sql("SELECT len(EMBED(three, a, b, c)) FROM h LIMIT 1").fetchall()[0][0] == 3 * 16
 
 
-def test_by_default_an_mlp_averages_five_networks_from_a_thousand_rows_and_one_below(con):
+def test_by_default_an_mlp_averages_five_networks_and_other_families_one(con):
     con.sql(f"TRAIN MODEL big FROM (SELECT a, b, c, y FROM t) TARGET y WITH ({FAST})")
     big = _version(con, "big")
     assert big["options"]["ensemble"] == 5 and big["metrics"]["ensemble"]["members"] == 5
     # the refit trains every member again on every row, for the epochs its own validation run chose
     assert len(big["metrics"]["refit"]["member_epochs"]) == 5
     assert con.sql("SELECT avg((PREDICT(big, a, b, c) = y)::INT) FROM h").fetchall()[0][0] > 0.8
-    con.sql(f"TRAIN MODEL small FROM (SELECT a, b, c, y FROM t LIMIT 1000) TARGET y WITH ({FAST})")
-    assert _version(con, "small")["options"]["ensemble"] == 1
+    # the baselines are fitted beside an ensemble as beside one network
+    assert big["metrics"]["baseline"]["linear"]["model"] == "logistic regression"
+    # a small table too (a few hundred training rows)
+    con.sql(f"TRAIN MODEL small FROM (SELECT a, b, c, y FROM t LIMIT 300) TARGET y WITH ({FAST})")
+    assert _version(con, "small")["metrics"]["ensemble"]["members"] == 5
     # other families train one network unless asked
     con.sql("TRAIN MODEL ae USING autoencoder FROM (SELECT a, b, c FROM t) WITH (epochs = 3, verbose = 0)")
     assert _version(con, "ae")["options"]["ensemble"] == 1
     # the model card says what the version holds
     card = con.model_card("big")
     assert "Networks averaged (option ensemble)" in card and "5, from seeds 3, 4, 5, 6, 7" in card
+
+
+def test_the_default_count_follows_the_training_rows_the_task_and_the_architecture():
+    from types import SimpleNamespace
+
+    from dbml.architectures import ARCHITECTURES
+    from dbml.training.pipeline import ENSEMBLE_MEMBERS, ENSEMBLE_ROWS, members
+
+    low, high = ENSEMBLE_ROWS
+
+    def plan(task="classification", arch="mlp", base=None, **options):
+        opts = {"ensemble": None, "workers": 1, **options}
+        return SimpleNamespace(options=opts, task=TASKS[task], architecture=ARCHITECTURES[arch], base=base,
+                               req=SimpleNamespace(fit_with=None))  # fmt: skip
+
+    assert (low, high) == (0, 10_000)
+    assert members(plan(), 1, True) == members(plan(), 200, True) == members(plan(), high, True) == ENSEMBLE_MEMBERS
+    assert members(plan(), high + 1, True) == 1
+    assert members(plan("regression"), high, True) == ENSEMBLE_MEMBERS
+    assert members(plan(), high, False) == 1  # streamed
+    assert members(plan(workers=2), high, True) == 1
+    assert members(plan(base="other"), high, True) == 1
+    assert members(plan("reconstruction", "autoencoder"), high, True) == 1
+    assert members(plan(ensemble=3), 10, False) == 3  # asked for: always
 
 
 def test_fine_tuning_an_ensemble_goes_on_from_each_networks_own_weights(con):
