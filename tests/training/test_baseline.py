@@ -10,8 +10,7 @@ import pytest
 import dbml
 from dbml.summary import versus
 
-# one network: these tests are of the baselines (test_ensemble.py checks them beside an ensemble)
-FAST = "progress = false, seed = 3, ensemble = 1"
+FAST = "progress = false, seed = 3"
 
 
 def _row(rel) -> dict:

@@ -1,8 +1,8 @@
 """Option ensemble: classification and regression versions that hold several networks,
 trained from seeds seed, seed + 1, ... and averaged inside the one ONNX graph. By default
 an mlp averages 5 on up to 10,000 training rows in memory; the first network is the
-one ensemble = 1 trains. (The rest of the suite trains one network below 1,000 training
-rows, tests/conftest.py; these tests run under the product's rule.)"""
+one ensemble = 1 trains. (The rest of the suite trains one network unless it asks,
+tests/conftest.py; these tests run under the product's rule.)"""
 
 from __future__ import annotations
 
