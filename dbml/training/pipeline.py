@@ -626,15 +626,15 @@ def _check_tune(p: Plan, streams: bool) -> list[str]:
 
 def _check_ensemble(name: str, options: dict[str, Any], req: TrainRequest, task: Task, parent) -> None:
     """Refuse option ``ensemble`` where it cannot apply; a fine-tuned version holds as many
-    networks as its parent (each member goes on from its own weights)."""
+    networks as its parent (each member goes on from its own weights, so the same refusals
+    apply to the parent's count)."""
     given = options.get("ensemble")
     if parent is not None:
         held = finetune.members_of(parent)
         if given is not None and given != held:
             raise OptionError(f"option 'ensemble' cannot change when fine-tuning model '{name}': version "
                               f"{parent.record['version']} holds {held} network(s)")  # fmt: skip
-        options["ensemble"] = held
-        return
+        options["ensemble"] = given = held
     if given is None or given == 1:
         return
     if not task.ensembles:

@@ -191,6 +191,11 @@ def test_fine_tuning_an_ensemble_goes_on_from_each_networks_own_weights(con):
     assert abs(_r2(con, "m") - before) < 0.05  # a tiny learning rate: it went on from the stored networks
     with pytest.raises(OptionError, match="option 'ensemble' cannot change when fine-tuning model 'm': version 2 holds 2"):
         con.sql("TRAIN MODEL m FROM (SELECT a, b, c, z FROM t) TARGET z WITH (warm_start = true, ensemble = 3)")
+    # each network goes on from its own weights in this process: not with workers
+    counts = registry_counts(con)
+    with pytest.raises(OptionError, match="option 'ensemble' of TRAIN MODEL m trains its networks one after another"):
+        con.sql("TRAIN MODEL m FROM (SELECT a, b, c, z FROM t) TARGET z WITH (warm_start = true, workers = 2)")
+    assert registry_counts(con) == counts
     # a transfer from an ensemble: each new network starts from the base's networks in turn
     con.sql("TRAIN MODEL k FROM (SELECT a, b, c, y FROM t) TARGET y WITH (base = 'm', epochs = 3, ensemble = 3, "
             "verbose = 0)")  # fmt: skip
