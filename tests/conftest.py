@@ -17,15 +17,15 @@ if _threads := os.environ.get("DBML_TEST_TORCH_THREADS"):
 
 # An mlp classifier or regression averages 5 networks by default on every table of up to
 # 10,000 training rows (option ensemble), at 5 times the training time. The tests that
-# train in this process are not about that default, so here it trains one network (an
-# empty range), which keeps the suite inside CI's time: tests/training/test_ensemble.py
-# restores the product's rule (PRODUCT_ENSEMBLE_ROWS) and checks it, and tests that train
+# train in this process are not about that default, so here it trains one network (a
+# bound no table is under), which keeps the suite inside CI's time: tests/training/test_ensemble.py
+# restores the product's rule (PRODUCT_ENSEMBLE_MAX_ROWS) and checks it, and tests that train
 # in a subprocess (notebooks, the shell, the crash tests, the examples) run it as shipped.
 from dbml.training import pipeline as _pipeline  # noqa: E402
 
 # (kept on the module: a test that imports conftest runs this file a second time)
-PRODUCT_ENSEMBLE_ROWS = _pipeline.__dict__.setdefault("_product_ensemble_rows", _pipeline.ENSEMBLE_ROWS)
-_pipeline.ENSEMBLE_ROWS = (1, 0)
+PRODUCT_ENSEMBLE_MAX_ROWS = _pipeline.__dict__.setdefault("_product_ensemble_max_rows", _pipeline.ENSEMBLE_MAX_ROWS)
+_pipeline.ENSEMBLE_MAX_ROWS = -1
 
 
 def pytest_collection_modifyitems(config, items):

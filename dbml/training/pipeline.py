@@ -437,23 +437,22 @@ def _headline(p: Plan, net: Network, eval_data: Batch, target: Target, idx: np.n
 
 
 ENSEMBLE_MEMBERS = 5  # option ensemble's default where it applies (benchmarks/accuracy.py --compare 'ensemble = 1')
-# ... from this many training rows to that many: every small table (measured to gain from 170 training rows up,
-# at a few seconds' cost) up to where five networks would make a TRAIN of minutes five times as long
-ENSEMBLE_ROWS = (0, 10_000)
+# ... on at most this many training rows: every small table (measured to gain from 170 training rows up, at a few
+# seconds' cost) up to where one network already takes tens of seconds
+ENSEMBLE_MAX_ROWS = 10_000
 
 
 def members(p: Plan, n_train: int, in_memory: bool) -> int:
     """How many networks the version holds: option ``ensemble`` when given, else
     :data:`ENSEMBLE_MEMBERS` for a task that ensembles and an architecture measured to
     gain from it (the mlp), trained here in memory from fresh weights on
-    :data:`ENSEMBLE_ROWS` training rows (a fine-tuned version keeps its
+    at most :data:`ENSEMBLE_MAX_ROWS` training rows (a fine-tuned version keeps its
     parent's count, :func:`plan`), else 1."""
     given = p.options.get("ensemble")
     if given is not None:
         return int(given)
     here = p.options["workers"] == 1 and p.req.fit_with is None and in_memory
-    low, high = ENSEMBLE_ROWS
-    if p.task.ensembles and p.architecture.ensembled and here and p.base is None and low <= n_train <= high:
+    if p.task.ensembles and p.architecture.ensembled and here and p.base is None and n_train <= ENSEMBLE_MAX_ROWS:
         return ENSEMBLE_MEMBERS
     return 1
 

@@ -19,14 +19,14 @@ import dbml
 from dbml.errors import OptionError
 from dbml.tasks import TASKS
 from dbml.training.network import Ensemble, Network
-from conftest import PRODUCT_ENSEMBLE_ROWS, registry_counts
+from conftest import PRODUCT_ENSEMBLE_MAX_ROWS, registry_counts
 
 
 @pytest.fixture(autouse=True)
 def _product_rule(monkeypatch):
     from dbml.training import pipeline
 
-    monkeypatch.setattr(pipeline, "ENSEMBLE_ROWS", PRODUCT_ENSEMBLE_ROWS)
+    monkeypatch.setattr(pipeline, "ENSEMBLE_MAX_ROWS", PRODUCT_ENSEMBLE_MAX_ROWS)
 
 
 def _rows(n: int, seed: int) -> pa.Table:
@@ -161,16 +161,16 @@ def test_the_default_count_follows_the_training_rows_the_task_and_the_architectu
     from types import SimpleNamespace
 
     from dbml.architectures import ARCHITECTURES
-    from dbml.training.pipeline import ENSEMBLE_MEMBERS, ENSEMBLE_ROWS, members
+    from dbml.training.pipeline import ENSEMBLE_MAX_ROWS, ENSEMBLE_MEMBERS, members
 
-    low, high = ENSEMBLE_ROWS
+    high = ENSEMBLE_MAX_ROWS
 
     def plan(task="classification", arch="mlp", base=None, **options):
         opts = {"ensemble": None, "workers": 1, **options}
         return SimpleNamespace(options=opts, task=TASKS[task], architecture=ARCHITECTURES[arch], base=base,
                                req=SimpleNamespace(fit_with=None))  # fmt: skip
 
-    assert (low, high) == (0, 10_000)
+    assert high == 10_000
     assert members(plan(), 1, True) == members(plan(), 200, True) == members(plan(), high, True) == ENSEMBLE_MEMBERS
     assert members(plan(), high + 1, True) == 1
     assert members(plan("regression"), high, True) == ENSEMBLE_MEMBERS
