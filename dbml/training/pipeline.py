@@ -410,7 +410,7 @@ def fit_batches(p: Plan, features, prof, target: Target, train: Batches, val: Ba
     if simple:
         metrics["baseline"] = simple
     schedules = [refit_schedule(p, r, n_train, n_val) for r in runs]
-    if any(schedules):
+    if all(schedules):  # every network (a member whose validation loss was never finite keeps its first run: all do)
         # the validation rows chose the epochs and measured the network above; the version is a second
         # network (per member), same seed and start, trained on every training row for those epochs at the same rates
         del net, nets, train, val
